@@ -1,0 +1,103 @@
+/**
+ * Child processes for the harness: each runs in a session of its own (so a
+ * stop reaches its whole process group), logs to a file, and is stopped with
+ * SIGTERM then SIGKILL.
+ * @module
+ */
+
+/** A started child process. */
+export interface ManagedProcess {
+  /** Short name used in messages. */
+  readonly name: string;
+  /** Process id (also its process group id). */
+  readonly pid: number;
+  /** Where its stdout and stderr go. */
+  readonly logPath: string;
+  /** Resolves with the exit code when it exits. */
+  readonly exited: Promise<number>;
+  /** Stops the process group: SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Options for {@linkcode startProcess}. */
+export interface StartOptions {
+  /** File that receives stdout and stderr. */
+  logPath: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Working directory. */
+  cwd?: string;
+}
+
+/** Starts `cmd args...` in a new session with its output in `logPath`. */
+export function startProcess(
+  name: string,
+  argv: string[],
+  opts: StartOptions,
+): ManagedProcess {
+  const child = new Deno.Command("setsid", {
+    args: ["bash", "-c", 'exec "$@" >>"$LPM_LOG" 2>&1 </dev/null', "--", ...argv],
+    env: { ...opts.env, LPM_LOG: opts.logPath },
+    cwd: opts.cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const pid = child.pid;
+  let done = false;
+  const exited = child.status.then((s) => {
+    done = true;
+    return s.code;
+  });
+  return {
+    name,
+    pid,
+    logPath: opts.logPath,
+    exited,
+    async stop(graceMs = 10_000) {
+      if (done) {
+        killGroup(pid, "SIGKILL"); // stragglers of an exited leader
+        return;
+      }
+      killGroup(pid, "SIGTERM");
+      const timer = new Promise<"timeout">((r) => {
+        const t = setTimeout(() => r("timeout"), graceMs);
+        exited.finally(() => clearTimeout(t));
+      });
+      if (await Promise.race([exited, timer]) === "timeout") {
+        killGroup(pid, "SIGKILL");
+        await exited;
+      }
+      killGroup(pid, "SIGKILL");
+    },
+  };
+}
+
+/** Sends `signal` to the process group `pgid`, ignoring a group that is gone. */
+export function killGroup(pgid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pgid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** True when a process with this pid exists (and is not a zombie). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** The last `lines` lines of a log file, for error messages. */
+export async function tailLog(path: string, lines = 20): Promise<string> {
+  try {
+    const text = await Deno.readTextFile(path);
+    return text.trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * `deno task cluster:up` / `cluster:down`: start the local environment in the
+ * background (or the foreground with --foreground) and stop it.
+ *
+ *   deno task cluster:up [--parts kube,minio,registry,docker] [--foreground]
+ *   deno task cluster:down
+ *
+ * State lives in `.lpm/`: `kubeconfig`, `env.json` (endpoints, credentials,
+ * pids), `cluster.pid`, `cluster.log`.
+ * @module
+ */
+import { ALL_PARTS, type Part, startEnvironment } from "./environment.ts";
+import { isAlive } from "./_process.ts";
+
+const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const STATE = `${REPO_ROOT}/.lpm`;
+const PID_FILE = `${STATE}/cluster.pid`;
+const ENV_FILE = `${STATE}/env.json`;
+const KUBECONFIG = `${STATE}/kubeconfig`;
+const LOG_FILE = `${STATE}/cluster.log`;
+
+function say(msg: string): void {
+  console.error(`[lpm cluster] ${msg}`);
+}
+
+function parseParts(args: string[]): Part[] {
+  const i = args.indexOf("--parts");
+  if (i < 0) return [...ALL_PARTS];
+  const parts = (args[i + 1] ?? "").split(",").filter(Boolean);
+  for (const p of parts) {
+    if (!ALL_PARTS.includes(p as Part)) {
+      throw new Error(`Unknown part "${p}" in --parts (known: ${ALL_PARTS.join(", ")})`);
+    }
+  }
+  return parts as Part[];
+}
+
+function runningPid(): number | undefined {
+  try {
+    const pid = Number(Deno.readTextFileSync(PID_FILE).trim());
+    return isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function serve(parts: Part[]): Promise<void> {
+  await Deno.mkdir(STATE, { recursive: true });
+  const env = await startEnvironment({ parts, onProgress: say });
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    say("stopping the environment");
+    await env.stop();
+    for (const f of [ENV_FILE, KUBECONFIG, PID_FILE]) await Deno.remove(f).catch(() => {});
+    say("stopped and cleaned");
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", shutdown);
+  Deno.addSignalListener("SIGTERM", shutdown);
+  if (env.info.kube) await Deno.copyFile(env.info.kube.kubeconfig, KUBECONFIG);
+  await Deno.writeTextFile(PID_FILE, `${Deno.pid}\n`);
+  await Deno.writeTextFile(ENV_FILE, JSON.stringify(env.info, null, 2) + "\n");
+  say(`ready; kubeconfig: ${KUBECONFIG}; environment: ${ENV_FILE}; logs: ${env.info.logDir}`);
+  // Keep the process alive until a signal arrives.
+  await new Promise(() => {});
+}
+
+async function up(args: string[]): Promise<void> {
+  const parts = parseParts(args);
+  const pid = runningPid();
+  if (pid) {
+    say(`already running (pid ${pid}); kubeconfig: ${KUBECONFIG}`);
+    return;
+  }
+  await Deno.mkdir(STATE, { recursive: true });
+  for (const f of [ENV_FILE, KUBECONFIG, PID_FILE]) await Deno.remove(f).catch(() => {});
+  if (args.includes("--foreground")) {
+    await serve(parts);
+    return;
+  }
+  const child = new Deno.Command("setsid", {
+    args: [
+      "bash",
+      "-c",
+      'exec "$@" >"$LPM_LOG" 2>&1 </dev/null',
+      "--",
+      Deno.execPath(),
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "serve",
+      "--parts",
+      parts.join(","),
+    ],
+    env: { LPM_LOG: LOG_FILE },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited: number | undefined;
+  child.status.then((s) => exited = s.code);
+  let shown = 0;
+  const t0 = Date.now();
+  while (true) {
+    const log = await Deno.readTextFile(LOG_FILE).catch(() => "");
+    const lines = log.split("\n").filter(Boolean);
+    for (const l of lines.slice(shown)) console.error(l);
+    shown = lines.length;
+    if (await Deno.stat(ENV_FILE).then(() => true, () => false)) break;
+    if (exited !== undefined) {
+      throw new Error(`The environment failed to start (exit ${exited}); see ${LOG_FILE}`);
+    }
+    if (Date.now() - t0 > 300_000) throw new Error(`Timed out starting the environment; see ${LOG_FILE}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  child.unref();
+  say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s. Try: kubectl --kubeconfig ${KUBECONFIG} get nodes,crd`);
+  say("stop with: deno task cluster:down");
+}
+
+async function down(): Promise<void> {
+  const pid = runningPid();
+  if (!pid) {
+    say("not running");
+    return;
+  }
+  Deno.kill(pid, "SIGTERM");
+  const t0 = Date.now();
+  while (isAlive(pid)) {
+    if (Date.now() - t0 > 90_000) throw new Error(`Environment (pid ${pid}) did not stop in 90 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  say("down");
+}
+
+if (import.meta.main) {
+  const [cmd, ...args] = Deno.args;
+  try {
+    if (cmd === "up") await up(args);
+    else if (cmd === "serve") await serve(parseParts(args));
+    else if (cmd === "down") await down();
+    else {
+      console.error("usage: cli.ts up [--parts kube,minio,registry,docker] [--foreground] | down");
+      Deno.exit(2);
+    }
+  } catch (err) {
+    say(`ERROR: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The local environment: the real parts every integration test and the demo
+ * use, started on free loopback ports with all data in one temp dir, and
+ * stopped and cleaned as a whole (processes, mounts, directories).
+ * @module
+ */
+import { type ManagedProcess } from "./_process.ts";
+import { type ControlPlaneInfo, installCrds, startControlPlane } from "./control_plane.ts";
+import { type MinioInfo, startMinio } from "./minio.ts";
+import { type RegistryInfo, startRegistry } from "./registry.ts";
+import { type DockerInfo, removeAllContainers, startDockerd } from "./dockerd.ts";
+
+/** The parts the environment can start. */
+export type Part = "kube" | "minio" | "registry" | "docker";
+
+/** Every part, in start order. */
+export const ALL_PARTS: readonly Part[] = ["kube", "minio", "registry", "docker"];
+
+/** Serializable description of a running environment (written to `info.json`). */
+export interface EnvironmentInfo {
+  /** Root directory of all data and logs. */
+  dir: string;
+  /** Where each part logs. */
+  logDir: string;
+  /** Parts that run. */
+  parts: Part[];
+  /** pids of the processes started (process-group leaders). */
+  pids: number[];
+  /** Extra directories owned by the environment outside `dir`. */
+  extraDirs: string[];
+  /** Control plane, when "kube" runs. */
+  kube?: ControlPlaneInfo;
+  /** MinIO, when "minio" runs. */
+  minio?: MinioInfo;
+  /** OCI registry, when "registry" runs. */
+  registry?: RegistryInfo;
+  /** Docker engine, when "docker" runs. */
+  docker?: DockerInfo;
+}
+
+/** A running environment. */
+export interface Environment {
+  /** What runs and where. */
+  info: EnvironmentInfo;
+  /** Stops every part and removes all its files; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Options for {@linkcode startEnvironment}. */
+export interface EnvironmentOptions {
+  /** Parts to start (default: all). */
+  parts?: readonly Part[];
+  /** Root dir; default a new temp dir. Removed on stop. */
+  dir?: string;
+  /** Directory of CRDs to install (default: the repo's `crds/`). */
+  crdDir?: string;
+  /** Progress callback. */
+  onProgress?: (msg: string) => void;
+}
+
+const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** Starts the requested parts; on failure stops what started and throws. */
+export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<Environment> {
+  const parts = [...(opts.parts ?? ALL_PARTS)];
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "lpm-env-" });
+  const logDir = `${dir}/logs`;
+  await Deno.mkdir(logDir, { recursive: true });
+  const progress = opts.onProgress ?? (() => {});
+  const info: EnvironmentInfo = { dir, logDir, parts, pids: [], extraDirs: [] };
+  const procs: ManagedProcess[] = [];
+  const stoppers: (() => Promise<void>)[] = [];
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    for (const s of [...stoppers].reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        progress(`warning: ${(err as Error).message}`);
+      }
+    }
+    await cleanupFiles(info);
+  };
+  const track = (p: ManagedProcess) => {
+    procs.push(p);
+    info.pids.push(p.pid);
+  };
+  try {
+    const startKube = async () => {
+      if (!parts.includes("kube")) return;
+      progress("starting etcd + kube-apiserver + kube-controller-manager + kube-scheduler");
+      const cp = await startControlPlane(`${dir}/kube`, { logDir });
+      cp.processes.forEach(track);
+      stoppers.push(cp.stop);
+      info.kube = cp.info;
+      const crds = await installCrds(cp.info.kubeconfig, opts.crdDir ?? `${REPO_ROOT}/crds`);
+      progress(`control plane ready at ${cp.info.server}; CRDs established: ${crds.length}`);
+    };
+    const startOthers = async () => {
+      if (parts.includes("minio")) {
+        const m = await startMinio(`${dir}/minio`, { logDir });
+        track(m.process);
+        stoppers.push(() => m.process.stop());
+        info.minio = m.info;
+        progress(`MinIO ready at ${m.info.endpoint} (bucket ${m.info.bucket})`);
+      }
+      if (parts.includes("registry")) {
+        const r = await startRegistry(`${dir}/registry`, { logDir });
+        track(r.process);
+        stoppers.push(() => r.process.stop());
+        info.registry = r.info;
+        progress(`registry ready at ${r.info.host}`);
+      }
+      if (parts.includes("docker")) {
+        const d = await startDockerd(`${dir}/docker`, { logDir });
+        track(d.process);
+        info.extraDirs.push(d.info.execRoot);
+        stoppers.push(async () => {
+          await removeAllContainers(d.info.socketPath);
+          await d.process.stop(20_000);
+        });
+        info.docker = d.info;
+        progress(`dockerd ready at ${d.info.socketPath}`);
+      }
+    };
+    // The control plane and the rest start side by side.
+    const results = await Promise.allSettled([startKube(), startOthers()]);
+    const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    if (failed) throw failed.reason;
+    await Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
+    return { info, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Unmounts whatever is still mounted under the environment's dirs, then removes them. */
+async function cleanupFiles(info: EnvironmentInfo): Promise<void> {
+  const roots = [info.dir, ...info.extraDirs];
+  const mounts = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m) => m && roots.some((r) => m === r || m.startsWith(r + "/")))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    await new Deno.Command("umount", { args: ["-l", m], stdout: "null", stderr: "null" }).output();
+  }
+  for (const r of roots) {
+    await Deno.remove(r, { recursive: true }).catch(() => {});
+  }
+}

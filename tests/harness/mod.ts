@@ -1,0 +1,16 @@
+/**
+ * The test harness: starts the real parts (etcd + kube-apiserver +
+ * controller-manager + scheduler, MinIO, an OCI registry, a dockerd with
+ * CRIU) for tests, `cluster:up` and the demo.
+ * @module
+ */
+export * from "./environment.ts";
+export { installCrds, kubectl } from "./control_plane.ts";
+export type { ControlPlaneInfo } from "./control_plane.ts";
+export { minioS3Client } from "./minio.ts";
+export type { MinioInfo } from "./minio.ts";
+export type { RegistryInfo } from "./registry.ts";
+export type { DockerInfo } from "./dockerd.ts";
+export { Pki } from "./pki.ts";
+export { cacheDir, tool, toolPath } from "./tools.ts";
+export { freePort, waitFor } from "./_wait.ts";
