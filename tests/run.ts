@@ -16,10 +16,13 @@ function say(msg: string): void {
 }
 
 /** Parses Deno's closing summary line (ANSI stripped) into counts. */
-export function parseSummary(text: string): { passed: number; failed: number; skipped: number } | undefined {
+export function parseSummary(
+  text: string,
+): { passed: number; failed: number; skipped: number } | undefined {
   // deno-lint-ignore no-control-regex
   const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
-  const re = /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \(\d+ steps?\))?(?: \| (\d+) ignored)?/g;
+  const re =
+    /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \(\d+ steps?\))?(?: \| (\d+) ignored)?/g;
   let m: RegExpExecArray | null;
   let last: RegExpExecArray | null = null;
   while ((m = re.exec(plain))) last = m;

@@ -42,7 +42,11 @@ export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
 }
 
 /** Asserts `actual === expected`. */
-export function assertStrictEquals<T>(actual: unknown, expected: T, msg?: string): asserts actual is T {
+export function assertStrictEquals<T>(
+  actual: unknown,
+  expected: T,
+  msg?: string,
+): asserts actual is T {
   rethrow(() => nodeAssert.strictEqual(actual, expected), msg);
 }
 
@@ -158,7 +162,11 @@ export async function assertRejects<E extends Error = Error>(
 }
 
 /** Asserts that `actual` includes every element of `expected`. */
-export function assertArrayIncludes<T>(actual: ArrayLike<T>, expected: ArrayLike<T>, msg?: string): void {
+export function assertArrayIncludes<T>(
+  actual: ArrayLike<T>,
+  expected: ArrayLike<T>,
+  msg?: string,
+): void {
   const a = Array.from(actual);
   const missing = Array.from(expected).filter((e) =>
     !a.some((x) => {

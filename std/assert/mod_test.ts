@@ -1,10 +1,10 @@
 import {
   assert,
   assertEquals,
+  AssertionError,
   assertRejects,
   assertStringIncludes,
   assertThrows,
-  AssertionError,
 } from "./mod.ts";
 
 Deno.test("assertEquals compares deeply and fails with AssertionError", () => {
@@ -18,7 +18,11 @@ Deno.test("assert fails on falsy values", () => {
 });
 
 Deno.test("assertRejects checks the class and message", async () => {
-  const err = await assertRejects(() => Promise.reject(new TypeError("bad bucket")), TypeError, "bucket");
+  const err = await assertRejects(
+    () => Promise.reject(new TypeError("bad bucket")),
+    TypeError,
+    "bucket",
+  );
   assert(err instanceof TypeError);
   await assertRejects(
     () => assertRejects(() => Promise.resolve(1)),

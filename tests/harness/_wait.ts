@@ -37,7 +37,9 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
   }
   const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-  throw new Error(`Timed out after ${opts.timeoutMs ?? 60_000} ms waiting for ${opts.what}${cause}`);
+  throw new Error(
+    `Timed out after ${opts.timeoutMs ?? 60_000} ms waiting for ${opts.what}${cause}`,
+  );
 }
 
 /** A free TCP port on 127.0.0.1 (the kernel picks it). */

@@ -112,11 +112,17 @@ async function up(args: string[]): Promise<void> {
     if (exited !== undefined) {
       throw new Error(`The environment failed to start (exit ${exited}); see ${LOG_FILE}`);
     }
-    if (Date.now() - t0 > 300_000) throw new Error(`Timed out starting the environment; see ${LOG_FILE}`);
+    if (Date.now() - t0 > 300_000) {
+      throw new Error(`Timed out starting the environment; see ${LOG_FILE}`);
+    }
     await new Promise((r) => setTimeout(r, 300));
   }
   child.unref();
-  say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s. Try: kubectl --kubeconfig ${KUBECONFIG} get nodes,crd`);
+  say(
+    `up in ${
+      ((Date.now() - t0) / 1000).toFixed(1)
+    } s. Try: kubectl --kubeconfig ${KUBECONFIG} get nodes,crd`,
+  );
   say("stop with: deno task cluster:down");
 }
 

@@ -4,7 +4,7 @@
  * collection, service-account tokens) and kube-scheduler.
  * @module
  */
-import { startProcess, tailLog, type ManagedProcess } from "./_process.ts";
+import { type ManagedProcess, startProcess, tailLog } from "./_process.ts";
 import { freePort, tcpOpen, waitFor } from "./_wait.ts";
 import { Pki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
@@ -64,12 +64,22 @@ export async function startControlPlane(
       pki.issue("apiserver", {
         cn: "kube-apiserver",
         usage: ["server"],
-        sans: ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "10.96.0.1"],
+        sans: [
+          "127.0.0.1",
+          "localhost",
+          "kubernetes",
+          "kubernetes.default",
+          "kubernetes.default.svc",
+          "10.96.0.1",
+        ],
       }),
       pki.issue("admin", { cn: "lpm-admin", orgs: ["system:masters"] }),
       pki.issue("controller-manager", { cn: "system:kube-controller-manager" }),
       pki.issue("scheduler", { cn: "system:kube-scheduler" }),
-      pki.issue("apiserver-kubelet-client", { cn: "kube-apiserver-kubelet-client", orgs: ["system:masters"] }),
+      pki.issue("apiserver-kubelet-client", {
+        cn: "kube-apiserver-kubelet-client",
+        orgs: ["system:masters"],
+      }),
       pki.signingKey("sa"),
     ]);
     const kubeconfig = `${dir}/admin.kubeconfig`;
@@ -95,7 +105,11 @@ export async function startControlPlane(
       "--log-level=warn",
     ], { logPath: `${opts.logDir}/etcd.log` });
     processes.push(etcd);
-    await waitFor(() => tcpOpen(etcdPort), { what: "etcd", timeoutMs: 30_000, exited: etcd.exited });
+    await waitFor(() => tcpOpen(etcdPort), {
+      what: "etcd",
+      timeoutMs: 30_000,
+      exited: etcd.exited,
+    });
 
     const apiserver = startProcess("kube-apiserver", [
       tool("kube-apiserver"),
@@ -195,7 +209,9 @@ export async function startControlPlane(
       processes.map(async (p) => `--- ${p.name} (${p.logPath}):\n${await tailLog(p.logPath, 15)}`),
     );
     await stop();
-    throw new Error(`Cannot start the control plane: ${(err as Error).message}\n${logs.join("\n")}`);
+    throw new Error(
+      `Cannot start the control plane: ${(err as Error).message}\n${logs.join("\n")}`,
+    );
   }
 }
 
@@ -215,7 +231,9 @@ export async function kubectl(kubeconfig: string, args: string[], stdin?: string
   const out = await cmd.output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
-    throw new Error(`kubectl ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+    throw new Error(
+      `kubectl ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
   }
   return text;
 }
@@ -227,8 +245,15 @@ export async function installCrds(kubeconfig: string, crdDir: string): Promise<s
     if (e.isFile && /\.ya?ml$/.test(e.name)) files.push(`${crdDir}/${e.name}`);
   }
   if (files.length === 0) return [];
-  await kubectl(kubeconfig, ["apply", "--server-side", "--force-conflicts", ...files.flatMap((f) => ["-f", f])]);
-  const names = (await kubectl(kubeconfig, ["get", "crd", "-o", "name"])).trim().split("\n").filter(Boolean);
+  await kubectl(kubeconfig, [
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    ...files.flatMap((f) => ["-f", f]),
+  ]);
+  const names = (await kubectl(kubeconfig, ["get", "crd", "-o", "name"])).trim().split("\n").filter(
+    Boolean,
+  );
   const ours = names.filter((n) => n.endsWith(".lpm.my.domain"));
   if (ours.length) {
     await kubectl(kubeconfig, ["wait", "--for=condition=Established", "--timeout=60s", ...ours]);

@@ -5,7 +5,7 @@
  * bootstrap's wrapper, first in PATH.
  * @module
  */
-import { startProcess, type ManagedProcess } from "./_process.ts";
+import { type ManagedProcess, startProcess } from "./_process.ts";
 import { waitFor } from "./_wait.ts";
 import { tool, toolPath } from "./tools.ts";
 
@@ -82,7 +82,10 @@ export async function removeAllContainers(socketPath: string): Promise<void> {
     const r = await fetch("http://docker/containers/json?all=1", { client });
     const list = await r.json() as { Id: string }[];
     for (const c of list) {
-      const d = await fetch(`http://docker/containers/${c.Id}?force=1&v=1`, { method: "DELETE", client });
+      const d = await fetch(`http://docker/containers/${c.Id}?force=1&v=1`, {
+        method: "DELETE",
+        client,
+      });
       await d.body?.cancel();
     }
   } catch {

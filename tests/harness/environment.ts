@@ -127,7 +127,9 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     };
     // The control plane and the rest start side by side.
     const results = await Promise.allSettled([startKube(), startOthers()]);
-    const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    const failed = results.find((r) => r.status === "rejected") as
+      | PromiseRejectedResult
+      | undefined;
     if (failed) throw failed.reason;
     await Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
     return { info, stop };

@@ -1,6 +1,6 @@
 /** A real MinIO server on loopback with a bucket and credentials. @module */
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { startProcess, type ManagedProcess } from "./_process.ts";
+import { type ManagedProcess, startProcess } from "./_process.ts";
 import { freePort, waitFor } from "./_wait.ts";
 import { tool } from "./tools.ts";
 

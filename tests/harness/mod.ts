@@ -14,3 +14,4 @@ export type { DockerInfo } from "./dockerd.ts";
 export { Pki } from "./pki.ts";
 export { cacheDir, tool, toolPath } from "./tools.ts";
 export { freePort, waitFor } from "./_wait.ts";
+export { buildBusyboxRootfsTar, counterScript } from "./images.ts";

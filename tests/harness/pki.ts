@@ -92,7 +92,9 @@ export class Pki {
       "-subj",
       subj,
     ], this.dir);
-    const usage = (opts.usage ?? ["client"]).map((u) => u === "server" ? "serverAuth" : "clientAuth");
+    const usage = (opts.usage ?? ["client"]).map((u) =>
+      u === "server" ? "serverAuth" : "clientAuth"
+    );
     const lines = [
       "basicConstraints=critical,CA:FALSE",
       "keyUsage=critical,digitalSignature,keyEncipherment",
@@ -112,7 +114,12 @@ export class Pki {
       this.ca.cert,
       "-CAkey",
       this.ca.key,
-      "-CAcreateserial",
+      // A random serial per certificate: issuing in parallel must not share a serial file.
+      "-set_serial",
+      `0x${
+        crypto.getRandomValues(new Uint8Array(16)).reduce((s, b) =>
+          s + b.toString(16).padStart(2, "0"), "").replace(/^./, "1")
+      }`,
       "-out",
       pair.cert,
       "-days",

@@ -1,5 +1,5 @@
 /** A real OCI registry (Debian's docker-registry, distribution 2.8) on loopback. @module */
-import { startProcess, type ManagedProcess } from "./_process.ts";
+import { type ManagedProcess, startProcess } from "./_process.ts";
 import { freePort, waitFor } from "./_wait.ts";
 import { tool } from "./tools.ts";
 

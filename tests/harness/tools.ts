@@ -29,6 +29,8 @@ export function tool(name: string): string {
     }
   }
   throw new Error(
-    `Tool "${name}" is not installed (looked in ${candidates.join(", ")}); run "bash hack/bootstrap.sh"`,
+    `Tool "${name}" is not installed (looked in ${
+      candidates.join(", ")
+    }); run "bash hack/bootstrap.sh"`,
   );
 }
