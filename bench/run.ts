@@ -9,7 +9,10 @@
 const [name, ...rest] = Deno.args;
 const known: string[] = [];
 for await (const e of Deno.readDir(new URL(".", import.meta.url))) {
-  if (e.isFile && e.name.endsWith(".ts") && e.name !== "run.ts" && !e.name.startsWith("_") && !e.name.endsWith("_test.ts")) {
+  if (
+    e.isFile && e.name.endsWith(".ts") && e.name !== "run.ts" && !e.name.startsWith("_") &&
+    !e.name.endsWith("_test.ts")
+  ) {
     known.push(e.name.replace(/\.ts$/, ""));
   }
 }

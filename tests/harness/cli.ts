@@ -5,15 +5,15 @@
  *   deno task cluster:up [--parts kube,minio,registry,docker] [--foreground]
  *   deno task cluster:down
  *
- * State lives in `.lpm/`: `kubeconfig`, `env.json` (endpoints, credentials,
- * pids), `cluster.pid`, `cluster.log`.
+ * State lives in `.lpm/` (or `$LPM_STATE_DIR`): `kubeconfig`, `env.json`
+ * (endpoints, credentials, pids), `cluster.pid`, `cluster.log`.
  * @module
  */
 import { ALL_PARTS, type Part, startEnvironment } from "./environment.ts";
 import { isAlive } from "./_process.ts";
 
 const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const STATE = `${REPO_ROOT}/.lpm`;
+const STATE = Deno.env.get("LPM_STATE_DIR") ?? `${REPO_ROOT}/.lpm`;
 const PID_FILE = `${STATE}/cluster.pid`;
 const ENV_FILE = `${STATE}/env.json`;
 const KUBECONFIG = `${STATE}/kubeconfig`;

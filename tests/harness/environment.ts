@@ -4,7 +4,7 @@
  * stopped and cleaned as a whole (processes, mounts, directories).
  * @module
  */
-import { type ManagedProcess } from "./_process.ts";
+import type { ManagedProcess } from "./_process.ts";
 import { type ControlPlaneInfo, installCrds, startControlPlane } from "./control_plane.ts";
 import { type MinioInfo, startMinio } from "./minio.ts";
 import { type RegistryInfo, startRegistry } from "./registry.ts";
