@@ -1,0 +1,93 @@
+/**
+ * An Event recorder: every phase change and notable step of a reconcile is
+ * told to people through core/v1 Events on the object, as `kubectl describe`
+ * shows them. Repeats of the same event within a short window are counted on
+ * the existing Event instead of creating new ones.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import { Logger } from "./log.ts";
+
+/** The object an event is about. */
+export interface EventTarget {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+}
+
+/** Records Events for one component. */
+export class EventRecorder {
+  readonly #api: k8s.CoreV1Api;
+  readonly #seen = new Map<
+    string,
+    { name: string; namespace: string; count: number; at: number }
+  >();
+
+  /** Creates a recorder that signs events as `component`. */
+  constructor(kc: k8s.KubeConfig, readonly component: string, readonly log: Logger = new Logger()) {
+    this.#api = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  /** Records a Normal event. Never throws: events are best effort. */
+  normal(obj: EventTarget, reason: string, message: string): Promise<void> {
+    return this.#record(obj, "Normal", reason, message);
+  }
+
+  /** Records a Warning event. Never throws. */
+  warning(obj: EventTarget, reason: string, message: string): Promise<void> {
+    return this.#record(obj, "Warning", reason, message);
+  }
+
+  async #record(obj: EventTarget, type: string, reason: string, message: string): Promise<void> {
+    const meta = obj.metadata ?? {};
+    const namespace = meta.namespace || "default";
+    const key = `${meta.uid}/${type}/${reason}/${message}`;
+    const now = new Date();
+    try {
+      const prev = this.#seen.get(key);
+      if (prev && now.getTime() - prev.at < 10 * 60_000) {
+        prev.count++;
+        prev.at = now.getTime();
+        await this.#api.patchNamespacedEvent(
+          {
+            name: prev.name,
+            namespace: prev.namespace,
+            body: { count: prev.count, lastTimestamp: now },
+          },
+          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+        );
+        return;
+      }
+      const name = `${meta.name}.${now.getTime().toString(16)}${
+        Math.floor(Math.random() * 0xffff).toString(16)
+      }`;
+      await this.#api.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { name, namespace },
+          involvedObject: {
+            apiVersion: obj.apiVersion,
+            kind: obj.kind,
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
+            resourceVersion: meta.resourceVersion,
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
+          source: { component: this.component },
+          reportingComponent: this.component,
+          reportingInstance: Deno.hostname(),
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+      this.#seen.set(key, { name, namespace, count: 1, at: now.getTime() });
+      if (this.#seen.size > 5000) this.#seen.delete(this.#seen.keys().next().value!);
+    } catch (err) {
+      this.log.warn("could not record event", { err, reason });
+    }
+  }
+}
