@@ -5,7 +5,7 @@
  * @module
  */
 import { WorkQueue, type WorkQueueOptions } from "./workqueue.ts";
-import { type ControllerMetrics } from "./metrics.ts";
+import type { ControllerMetrics } from "./metrics.ts";
 import { Logger } from "./log.ts";
 
 /** What a reconcile asks for next: nothing, or another look after a delay. */

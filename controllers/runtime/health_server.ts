@@ -1,5 +1,5 @@
 /** The manager's HTTP endpoints: /metrics, /healthz, /readyz. @module */
-import { type MetricsRegistry } from "./metrics.ts";
+import type { MetricsRegistry } from "./metrics.ts";
 
 /** A running endpoint server. */
 export interface HealthServer {
