@@ -149,7 +149,8 @@ export function openBucketFixture(
       );
     },
     async debris() {
-      const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket, Prefix: prefix }));
+      const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket }));
+      const pending = (uploads.Uploads ?? []).filter((u) => u.Key!.startsWith(prefix));
       const manifests = new Set<string>();
       const blobs: string[] = [];
       const objects = await raw.send(new ListObjectsV2Command({ Bucket, Prefix: prefix }));
@@ -164,7 +165,7 @@ export function openBucketFixture(
         const st = manifests.has(key) ? await store.stat(key) : undefined;
         if (!st) orphans++;
       }
-      return (uploads.Uploads?.length ?? 0) + orphans;
+      return pending.length + orphans;
     },
     async cleanup() {
       for (;;) {
@@ -173,8 +174,8 @@ export function openBucketFixture(
         if (!keys.length) break;
         await raw.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys } }));
       }
-      const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket, Prefix: prefix }));
-      for (const u of uploads.Uploads ?? []) {
+      const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket }));
+      for (const u of (uploads.Uploads ?? []).filter((u) => u.Key!.startsWith(prefix))) {
         await raw.send(
           new AbortMultipartUploadCommand({ Bucket, Key: u.Key!, UploadId: u.UploadId! }),
         );

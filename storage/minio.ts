@@ -47,6 +47,7 @@ class MinioAdapter implements BucketAdapter {
   readonly bucket: string;
   readonly client: Client;
   readonly #location: string;
+  readonly #partSize: number;
 
   constructor(opts: MinioStoreOptions) {
     let url: URL;
@@ -61,6 +62,7 @@ class MinioAdapter implements BucketAdapter {
     this.endpoint = opts.endpoint;
     this.bucket = opts.bucket;
     this.#location = `${opts.endpoint.replace(/\/+$/, "")}/${opts.bucket}`;
+    this.#partSize = Math.max(opts.partSize ?? 16 * MIB, 5 * MIB);
     this.client = new Client({
       endPoint: url.hostname.replace(/^\[|\]$/g, ""),
       port: url.port ? Number(url.port) : useSSL ? 443 : 80,
@@ -69,7 +71,7 @@ class MinioAdapter implements BucketAdapter {
       secretKey: opts.secretKey,
       region: opts.region ?? "us-east-1",
       pathStyle: true,
-      partSize: Math.max(opts.partSize ?? 16 * MIB, 5 * MIB),
+      partSize: this.#partSize,
       transportAgent: useSSL && opts.caBundle
         ? new HttpsAgent({ ca: opts.caBundle, keepAlive: true })
         : undefined,
@@ -81,12 +83,48 @@ class MinioAdapter implements BucketAdapter {
     body: ReadableStream<Uint8Array>,
     opts: { size?: number; signal?: AbortSignal },
   ): Promise<void> {
-    // deno-lint-ignore no-explicit-any
-    const node = Readable.fromWeb(body as any, { highWaterMark: 4 });
+    // Without a size hint minio-js always goes multipart, which fails for an empty
+    // body and is slow for small ones: buffer up to one part to find out.
+    const reader = body.getReader();
+    const head: Uint8Array[] = [];
+    let headSize = 0;
+    let ended = false;
+    if (opts.size === undefined) {
+      while (headSize < this.#partSize) {
+        const { done, value } = await reader.read();
+        if (done) {
+          ended = true;
+          break;
+        }
+        head.push(value);
+        headSize += value.length;
+      }
+    }
+    if (ended) {
+      await this.client.putObject(this.bucket, name, Buffer.concat(head), headSize);
+      return;
+    }
+    const node = Readable.from(
+      (async function* () {
+        yield* head;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          yield value;
+        }
+      })(),
+      { objectMode: false, highWaterMark: 4 },
+    );
+    // minio-js pipes the body without listening for its errors; do it here.
+    const sourceFailed = new Promise<never>((_, reject) => node.once("error", reject));
     try {
-      await this.client.putObject(this.bucket, name, node, opts.size);
+      await Promise.race([
+        this.client.putObject(this.bucket, name, node, opts.size),
+        sourceFailed,
+      ]);
     } catch (err) {
       node.destroy();
+      reader.cancel(err).catch(() => {});
       // minio-js leaves the multipart upload behind on failure; remove it now if we can.
       await this.client.removeIncompleteUpload(this.bucket, name).catch(() => {});
       throw err;
@@ -135,10 +173,12 @@ class MinioAdapter implements BucketAdapter {
   }
 
   async *listUploads(prefix: string) {
-    const stream = this.client.listIncompleteUploads(this.bucket, prefix, true);
+    // MinIO lists uploads by exact object name only; list them all and filter here.
+    const stream = this.client.listIncompleteUploads(this.bucket, "", true);
     for await (
       const u of stream as AsyncIterable<{ key: string; uploadId: string; initiated?: Date }>
     ) {
+      if (!u.key.startsWith(prefix)) continue;
       yield { name: u.key, uploadId: u.uploadId, initiated: u.initiated ?? new Date(0) };
     }
   }

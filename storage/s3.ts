@@ -167,14 +167,15 @@ class S3Adapter implements BucketAdapter {
     let idMarker: string | undefined;
     for (;;) {
       const r = await this.client.send(
+        // MinIO lists uploads by exact object name only; list them all and filter here.
         new ListMultipartUploadsCommand({
           Bucket: this.bucket,
-          Prefix: prefix,
           KeyMarker: keyMarker,
           UploadIdMarker: idMarker,
         }),
       );
       for (const u of r.Uploads ?? []) {
+        if (!u.Key?.startsWith(prefix)) continue;
         yield { name: u.Key!, uploadId: u.UploadId!, initiated: u.Initiated ?? new Date(0) };
       }
       if (!r.IsTruncated) return;
