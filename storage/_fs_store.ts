@@ -93,12 +93,18 @@ export class FsStore implements CheckpointStore {
     let file: Deno.FsFile | undefined;
     try {
       await this.#ensureRoot();
-      await Deno.mkdir(dir, { recursive: true }).catch((e) => {
-        throw this.#fsError(e, `create directory "${dir}" for "${key}"`, key);
-      });
-      file = await Deno.open(tmpData, { write: true, createNew: true, mode: 0o600 }).catch((e) => {
-        throw this.#fsError(e, `create "${tmpData}" for "${key}"`, key);
-      });
+      // A concurrent delete may prune the directory between mkdir and open: try twice.
+      for (let attempt = 0; !file; attempt++) {
+        await Deno.mkdir(dir, { recursive: true }).catch((e) => {
+          throw this.#fsError(e, `create directory "${dir}" for "${key}"`, key);
+        });
+        file = await Deno.open(tmpData, { write: true, createNew: true, mode: 0o600 }).catch(
+          (e) => {
+            if (e instanceof Deno.errors.NotFound && attempt === 0) return undefined;
+            throw this.#fsError(e, `create "${tmpData}" for "${key}"`, key);
+          },
+        );
+      }
       const hash = new Sha256Counter();
       for (;;) {
         const { done, value } = await readOrAbort(
@@ -245,6 +251,16 @@ export class FsStore implements CheckpointStore {
     await removeIfExists(path).catch((e) => {
       throw this.#fsError(e, `remove "${path}"`, key);
     });
+    // Prune directories the key leaves empty (rmdir fails harmlessly on non-empty ones).
+    let dir = path.slice(0, path.lastIndexOf("/"));
+    while (dir.length > this.root.length) {
+      try {
+        await Deno.remove(dir);
+      } catch {
+        break;
+      }
+      dir = dir.slice(0, dir.lastIndexOf("/"));
+    }
   }
 
   async cleanDebris(opts: { graceMs: number; signal?: AbortSignal }): Promise<number> {
