@@ -1,0 +1,77 @@
+/**
+ * What the controllers need from a node agent, as an interface: the real
+ * implementation speaks gRPC with mutual TLS to the agent on a node; tests
+ * can script one to inject faults (errors, timeouts, restarts).
+ * @module
+ */
+
+/** Phases of an agent operation. */
+export type OperationPhase = "Pending" | "Running" | "Succeeded" | "Failed";
+
+/** The outcome of a finished checkpoint operation. */
+export interface CheckpointResult {
+  /** Where the archive is stored. */
+  archive: { storageClassName: string; key: string; sha256: string; size: number };
+  /** The pushed checkpoint image. */
+  image: { reference: string; digest: string; tag?: string };
+  /** CRIU statistics from stats-dump. */
+  criuStats?: Record<string, number>;
+  /** Runtime that took the checkpoint. */
+  runtime?: { name: string; version?: string; criuVersion?: string };
+  /** When the checkpoint was taken (RFC 3339). */
+  checkpointTime?: string;
+}
+
+/** State of an operation on an agent. */
+export interface OperationStatus {
+  /** Operation id (the caller's idempotency key). */
+  id: string;
+  /** Where it is. */
+  phase: OperationPhase;
+  /** Step within the operation, for people (e.g. "pushing image"). */
+  step?: string;
+  /** Bytes done so far. */
+  bytesDone?: number;
+  /** Bytes expected in all (0 when unknown). */
+  bytesTotal?: number;
+  /** Error or progress message. */
+  message?: string;
+  /** Set when a checkpoint succeeded. */
+  result?: CheckpointResult;
+}
+
+/** A request to checkpoint one container. */
+export interface CheckpointRequest {
+  /** Idempotency key: the same id twice checkpoints once. */
+  operationId: string;
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
+  /** Container name. */
+  container: string;
+  /** The CheckpointStorageClass to store into (name). */
+  storageClassName: string;
+  /** Leave the container running after the dump. */
+  leaveRunning: boolean;
+  /** JSON of the source pod (travels with the checkpoint as metadata). */
+  podJson?: string;
+}
+
+/** One node's agent. */
+export interface NodeAgent {
+  /** Starts (or finds, by operation id) a checkpoint; returns at once. */
+  checkpoint(req: CheckpointRequest): Promise<OperationStatus>;
+  /** Reads an operation; rejects with an error whose message says "not found" for an unknown id. */
+  getOperation(id: string): Promise<OperationStatus>;
+  /** Starts pre-pulling a checkpoint image on this node; returns at once. */
+  prepareRestore(req: { operationId: string; image: string }): Promise<OperationStatus>;
+}
+
+/** Finds the agent of a node. */
+export interface AgentConnector {
+  /** The agent on `nodeName`; rejects with a clear message when there is none. */
+  forNode(nodeName: string): Promise<NodeAgent>;
+  /** Releases connections. */
+  close?(): void;
+}

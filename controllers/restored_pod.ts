@@ -1,0 +1,135 @@
+/**
+ * The pod that a migration creates on the target node: the source pod's
+ * spec, all of it (init containers, volumes, tolerations, affinity, DNS,
+ * service account, security context, pull secrets...), pinned to the target
+ * node, with each checkpointed container's image replaced by its checkpoint
+ * image. Pure functions: no API calls here.
+ * @module
+ */
+import type * as k8s from "@kubernetes/client-node";
+
+/** Label put on a restored pod: the PodMigration that made it. */
+export const MIGRATION_LABEL = "lpm.my.domain/migration";
+/** Annotation on a restored pod: the pod it was restored from. */
+export const RESTORED_FROM_ANNOTATION = "lpm.my.domain/restored-from";
+/** Annotation Kubernetes' ReplicaSet controller reads to pick pods to delete. */
+export const DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost";
+
+/** Options for {@linkcode buildRestoredPod}. */
+export interface RestoredPodOptions {
+  /** Name of the new pod. */
+  name: string;
+  /** Node to run on. */
+  targetNode: string;
+  /** Checkpoint image per container name. */
+  images: Record<string, string>;
+  /** The PodMigration's name (label). */
+  migrationName: string;
+  /**
+   * Labels to hold back until the restored pod runs: for pods owned by a
+   * ReplicaSet these are the selector's labels, so the owner adopts the pod
+   * only once it is Running (an owner that saw a Pending extra replica
+   * would scale down the new pod, not the old one).
+   */
+  withheldLabels?: string[];
+}
+
+/** A deterministic, DNS-safe name for the restored pod (≤ 63 chars). */
+export function restoredPodName(sourceName: string, migrationUid: string): string {
+  const suffix = `-m${migrationUid.replaceAll("-", "").slice(0, 6)}`;
+  return sourceName.slice(0, 63 - suffix.length).replace(/[-.]+$/, "") + suffix;
+}
+
+/** Builds the restored pod from the source pod. */
+export function buildRestoredPod(source: k8s.V1Pod, opts: RestoredPodOptions): k8s.V1Pod {
+  const spec = structuredClone(source.spec!) as k8s.V1PodSpec;
+  spec.nodeName = opts.targetNode;
+  // Scheduling already happened: the pod is bound to the target at creation.
+  delete spec.schedulingGates;
+  for (const c of spec.containers) {
+    const img = opts.images[c.name];
+    if (img) {
+      c.image = img;
+      // A checkpoint image is immutable and addressed by digest: pull only when missing.
+      c.imagePullPolicy = "IfNotPresent";
+    }
+  }
+  // The projected service-account token volume is re-created by the API server
+  // for the new pod; a copied one would name the old pod's generated volume.
+  const labels = { ...source.metadata?.labels };
+  for (const l of opts.withheldLabels ?? []) delete labels[l];
+  labels[MIGRATION_LABEL] = opts.migrationName;
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(source.metadata?.annotations ?? {})) {
+    if (k === DELETION_COST_ANNOTATION || k.startsWith("kubectl.kubernetes.io/last-applied")) {
+      continue;
+    }
+    annotations[k] = v;
+  }
+  annotations[RESTORED_FROM_ANNOTATION] = `${source.metadata?.namespace}/${source.metadata?.name}`;
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: opts.name,
+      namespace: source.metadata?.namespace,
+      labels,
+      annotations,
+      // Owner references come later, by adoption, for controller-owned pods.
+      ownerReferences: opts.withheldLabels?.length ? undefined : source.metadata?.ownerReferences,
+    },
+    spec,
+  };
+}
+
+/** The controller owner reference of a pod, if any. */
+export function controllerOf(pod: k8s.V1Pod): k8s.V1OwnerReference | undefined {
+  return pod.metadata?.ownerReferences?.find((o) => o.controller);
+}
+
+/** Why a pod cannot be migrated yet, or undefined when it can. */
+export function unsupportedReason(pod: k8s.V1Pod): string | undefined {
+  const owner = controllerOf(pod);
+  if (owner && owner.kind === "StatefulSet") {
+    return `Pod "${pod.metadata?.namespace}/${pod.metadata?.name}" is owned by StatefulSet "${owner.name}": ` +
+      "StatefulSet pods need a stable identity and are not supported yet";
+  }
+  if (owner && owner.kind === "DaemonSet") {
+    return `Pod "${pod.metadata?.namespace}/${pod.metadata?.name}" is owned by DaemonSet "${owner.name}": ` +
+      "a DaemonSet pod belongs to its node and cannot move";
+  }
+  for (const v of pod.spec?.volumes ?? []) {
+    if (v.hostPath) {
+      return `Volume "${v.name}" is a hostPath: node-local data does not move with the pod`;
+    }
+    if (v.emptyDir && v.emptyDir.medium !== "Memory") {
+      return `Volume "${v.name}" is an emptyDir on the node's disk: node-local data does not move with the pod`;
+    }
+  }
+  return undefined;
+}
+
+/** True when the node reports Ready=True. */
+export function nodeReady(node: k8s.V1Node): boolean {
+  return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+/** Checkpointing runtimes and the reason a runtime is refused. */
+export function runtimeSupport(
+  node: k8s.V1Node,
+): { ok: boolean; runtime: string; reason?: string } {
+  const runtime = node.status?.nodeInfo?.containerRuntimeVersion ?? "";
+  const m = /^([a-z-]+):\/\/v?(\d+)\.(\d+)/.exec(runtime);
+  if (!m) return { ok: false, runtime, reason: `Node runtime "${runtime}" is not recognised` };
+  const [, name, major] = m;
+  if (name === "cri-o" || name === "docker") return { ok: true, runtime };
+  if (name === "containerd" && Number(major) >= 2) return { ok: true, runtime };
+  if (name === "containerd") {
+    return {
+      ok: false,
+      runtime,
+      reason: `containerd ${m[2]}.${m[3]} cannot checkpoint through the kubelet (2.0+ needed)`,
+    };
+  }
+  return { ok: false, runtime, reason: `Runtime "${name}" has no checkpoint support lpm knows of` };
+}

@@ -1,0 +1,132 @@
+/**
+ * A scripted node agent for controller tests: it implements the controllers'
+ * AgentConnector in memory and plays back faults on demand (unreachable
+ * nodes, failing calls, failed or lost operations, slow progress). It stands
+ * beside the real agent's tests, never instead of them.
+ * @module
+ */
+import type {
+  AgentConnector,
+  CheckpointRequest,
+  NodeAgent,
+  OperationStatus,
+} from "../controllers/agent_connector.ts";
+
+/** How the scripted agent of one node behaves. */
+export interface NodeScript {
+  /** forNode() rejects: no agent on this node. */
+  unreachable?: boolean;
+  /** The next N checkpoint() calls reject (transient errors). */
+  failCheckpointCalls?: number;
+  /** Checkpoint operations end Failed with this message. */
+  checkpointFailsWith?: string;
+  /** getOperation() answers "not found" (an agent that lost its state). */
+  loseOperations?: boolean;
+  /** getOperation() polls before an operation completes. Default 2. */
+  pollsToFinish?: number;
+  /** prepareRestore operations end Failed with this message. */
+  pullFailsWith?: string;
+}
+
+/** A record of what the controllers asked for. */
+export interface ScriptedCall {
+  node: string;
+  method: "checkpoint" | "getOperation" | "prepareRestore";
+  arg: string;
+}
+
+/** The scripted connector: set `scripts[node]` to change a node's behaviour at any time. */
+export class ScriptedAgents implements AgentConnector {
+  /** Behaviour per node name (missing: a healthy agent). */
+  readonly scripts: Record<string, NodeScript> = {};
+  /** Every call, in order. */
+  readonly calls: ScriptedCall[] = [];
+  /** Operations by id. */
+  readonly operations = new Map<string, OperationStatus & { polls: number; node: string }>();
+
+  /** Creates the connector; `registry` names the image repository in results. */
+  constructor(readonly registry = "127.0.0.1:5000/lpm") {}
+
+  forNode(node: string): Promise<NodeAgent> {
+    const s = () => this.scripts[node] ?? {};
+    if (s().unreachable) return Promise.reject(new Error(`no agent answers on node "${node}"`));
+    const agent: NodeAgent = {
+      checkpoint: (req: CheckpointRequest) => {
+        this.calls.push({ node, method: "checkpoint", arg: req.operationId });
+        if ((s().failCheckpointCalls ?? 0) > 0) {
+          s().failCheckpointCalls!--;
+          return Promise.reject(new Error("connection reset by peer"));
+        }
+        const existing = this.operations.get(req.operationId);
+        if (existing) return Promise.resolve(strip(existing));
+        const digest = `sha256:${req.operationId.replaceAll("-", "").padEnd(64, "0").slice(0, 64)}`;
+        const op = {
+          id: req.operationId,
+          phase: "Running" as const,
+          step: "checkpointing",
+          bytesDone: 0,
+          bytesTotal: 1000,
+          polls: 0,
+          node,
+          result: {
+            archive: {
+              storageClassName: req.storageClassName,
+              key: `${req.namespace}/${req.pod}/${req.operationId}/${req.container}.tar`,
+              sha256: digest.slice(7),
+              size: 1000,
+            },
+            image: { reference: `${this.registry}/${req.pod}-${req.container}@${digest}`, digest },
+            runtime: { name: "scripted", version: "0" },
+            criuStats: { frozenTimeUs: 1234 },
+          },
+        };
+        this.operations.set(req.operationId, op);
+        return Promise.resolve(strip(op));
+      },
+      getOperation: (id: string) => {
+        this.calls.push({ node, method: "getOperation", arg: id });
+        const op = this.operations.get(id);
+        if (!op || s().loseOperations) {
+          return Promise.reject(new Error(`operation "${id}" not found`));
+        }
+        if (op.phase === "Running") {
+          op.polls++;
+          op.bytesDone = Math.min(op.bytesTotal ?? 0, op.polls * 400);
+          if (op.polls >= (s().pollsToFinish ?? 2)) {
+            if (s().checkpointFailsWith && op.result) {
+              op.phase = "Failed";
+              op.message = s().checkpointFailsWith;
+            } else if (s().pullFailsWith && !op.result) {
+              op.phase = "Failed";
+              op.message = s().pullFailsWith;
+            } else {
+              op.phase = "Succeeded";
+              op.bytesDone = op.bytesTotal;
+            }
+          }
+        }
+        return Promise.resolve(strip(op));
+      },
+      prepareRestore: (req) => {
+        this.calls.push({ node, method: "prepareRestore", arg: req.image });
+        let op = this.operations.get(req.operationId);
+        if (!op) {
+          op = { id: req.operationId, phase: "Running", polls: 0, node };
+          this.operations.set(req.operationId, op);
+        }
+        return agent.getOperation(req.operationId);
+      },
+    };
+    return Promise.resolve(agent);
+  }
+
+  /** Calls of one method. */
+  callsOf(method: ScriptedCall["method"]): ScriptedCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+}
+
+function strip(op: OperationStatus & { polls?: number; node?: string }): OperationStatus {
+  const { polls: _p, node: _n, ...rest } = op;
+  return structuredClone(rest);
+}
