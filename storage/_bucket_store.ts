@@ -55,7 +55,11 @@ export interface BucketAdapter {
     name: string,
   ): Promise<{ size: number; lastModified: Date; meta: Record<string, string> } | undefined>;
   /** Streams an object's bytes. */
-  getStream(name: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+  getStream(
+    name: string,
+    signal?: AbortSignal,
+    size?: number,
+  ): Promise<ReadableStream<Uint8Array>>;
   /** Every object under `prefix`. */
   list(prefix: string): AsyncIterable<{ name: string; size: number; lastModified: Date }>;
   /** Removes an object (missing is fine). */
@@ -206,7 +210,11 @@ export class BucketStore implements CheckpointStore {
       if (!m) throw await this.#notFound(key);
       let raw: ReadableStream<Uint8Array>;
       try {
-        raw = await this.adapter.getStream(this.blobName(key, m.blob), opts.signal);
+        raw = await this.adapter.getStream(
+          this.blobName(key, m.blob),
+          opts.signal,
+          m.info.size,
+        );
       } catch (err) {
         const e = this.adapter.mapError(err, `read "${key}"`, key);
         // An overwrite may have replaced the blob between the two requests: look again once.
