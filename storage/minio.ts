@@ -145,8 +145,30 @@ class MinioAdapter implements BucketAdapter {
       return { size: r.size, lastModified: r.lastModified, meta };
     } catch (err) {
       if (isMissing(err)) return undefined;
-      throw err;
+      throw await this.#explainHeadError(err, name);
     }
+  }
+
+  /**
+   * HEAD responses carry no error body, so MinIO's 403 reads as AccessDenied
+   * even for wrong credentials; a one-key listing returns the real code.
+   */
+  async #explainHeadError(err: unknown, prefix: string): Promise<unknown> {
+    if ((err as { code?: string }).code !== "AccessDenied") return err;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const s = this.client.listObjectsV2(this.bucket, prefix, false);
+        s.once("data", () => {
+          s.destroy();
+          resolve();
+        });
+        s.once("end", () => resolve());
+        s.once("error", reject);
+      });
+    } catch (listErr) {
+      return listErr;
+    }
+    return err;
   }
 
   async getStream(name: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
@@ -188,7 +210,11 @@ class MinioAdapter implements BucketAdapter {
   }
 
   async bucketExists(): Promise<boolean> {
-    return await this.client.bucketExists(this.bucket);
+    try {
+      return await this.client.bucketExists(this.bucket);
+    } catch (err) {
+      throw await this.#explainHeadError(err, "");
+    }
   }
 
   async presign(name: string, ttlMs: number): Promise<string> {
