@@ -2,7 +2,7 @@
  * `deno task cluster:up` / `cluster:down`: start the local environment in the
  * background (or the foreground with --foreground) and stop it.
  *
- *   deno task cluster:up [--parts kube,minio,registry,docker] [--foreground]
+ *   deno task cluster:up [--parts kube,minio,registry,docker] [--nodes 2] [--foreground]
  *   deno task cluster:down
  *
  * State lives in `.lpm/` (or `$LPM_STATE_DIR`): `kubeconfig`, `env.json`
@@ -35,6 +35,17 @@ function parseParts(args: string[]): Part[] {
   return parts as Part[];
 }
 
+/** `--nodes N`: worker nodes (kubelet + containerd) to add; 0 when absent. */
+function parseNodes(args: string[]): number {
+  const i = args.indexOf("--nodes");
+  if (i < 0) return 0;
+  const n = Number(args[i + 1]);
+  if (!Number.isInteger(n) || n < 0 || n > 26) {
+    throw new Error(`Bad --nodes value "${args[i + 1]}" (want an integer from 0 to 26)`);
+  }
+  return n;
+}
+
 function runningPid(): number | undefined {
   try {
     const pid = Number(Deno.readTextFileSync(PID_FILE).trim());
@@ -44,9 +55,9 @@ function runningPid(): number | undefined {
   }
 }
 
-async function serve(parts: Part[]): Promise<void> {
+async function serve(parts: Part[], nodes = 0): Promise<void> {
   await Deno.mkdir(STATE, { recursive: true });
-  const env = await startEnvironment({ parts, onProgress: say });
+  const env = await startEnvironment({ parts, nodes, onProgress: say });
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -69,6 +80,7 @@ async function serve(parts: Part[]): Promise<void> {
 
 async function up(args: string[]): Promise<void> {
   const parts = parseParts(args);
+  const nodes = parseNodes(args);
   const pid = runningPid();
   if (pid) {
     say(`already running (pid ${pid}); kubeconfig: ${KUBECONFIG}`);
@@ -77,7 +89,7 @@ async function up(args: string[]): Promise<void> {
   await Deno.mkdir(STATE, { recursive: true });
   for (const f of [ENV_FILE, KUBECONFIG, PID_FILE]) await Deno.remove(f).catch(() => {});
   if (args.includes("--foreground")) {
-    await serve(parts);
+    await serve(parts, nodes);
     return;
   }
   const child = new Deno.Command("setsid", {
@@ -93,6 +105,8 @@ async function up(args: string[]): Promise<void> {
       "serve",
       "--parts",
       parts.join(","),
+      "--nodes",
+      String(nodes),
     ],
     env: { LPM_LOG: LOG_FILE },
     stdin: "null",
@@ -145,10 +159,12 @@ if (import.meta.main) {
   const [cmd, ...args] = Deno.args;
   try {
     if (cmd === "up") await up(args);
-    else if (cmd === "serve") await serve(parseParts(args));
+    else if (cmd === "serve") await serve(parseParts(args), parseNodes(args));
     else if (cmd === "down") await down();
     else {
-      console.error("usage: cli.ts up [--parts kube,minio,registry,docker] [--foreground] | down");
+      console.error(
+        "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--foreground] | down",
+      );
       Deno.exit(2);
     }
   } catch (err) {

@@ -9,6 +9,7 @@ import { type ControlPlaneInfo, installCrds, startControlPlane } from "./control
 import { type MinioInfo, startMinio } from "./minio.ts";
 import { type RegistryInfo, startRegistry } from "./registry.ts";
 import { type DockerInfo, removeAllContainers, startDockerd } from "./dockerd.ts";
+import { type NodeImages, type NodeInfo, startNodes } from "./node.ts";
 
 /** The parts the environment can start. */
 export type Part = "kube" | "minio" | "registry" | "docker";
@@ -36,6 +37,10 @@ export interface EnvironmentInfo {
   registry?: RegistryInfo;
   /** Docker engine, when "docker" runs. */
   docker?: DockerInfo;
+  /** Worker nodes (kubelet + containerd), when `nodes` was asked for. */
+  nodes?: NodeInfo[];
+  /** Images the nodes use (pause, busybox), in the harness registry. */
+  nodeImages?: NodeImages;
 }
 
 /** A running environment. */
@@ -56,6 +61,11 @@ export interface EnvironmentOptions {
   crdDir?: string;
   /** Progress callback. */
   onProgress?: (msg: string) => void;
+  /**
+   * Worker nodes to start (node-a, node-b, ...) once "kube" and "registry"
+   * run (both required); default 0.
+   */
+  nodes?: number;
 }
 
 const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -131,6 +141,23 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       | PromiseRejectedResult
       | undefined;
     if (failed) throw failed.reason;
+    if (opts.nodes) {
+      if (!info.kube || !info.registry) {
+        throw new Error(`Nodes need the "kube" and "registry" parts (parts: ${parts.join(", ")})`);
+      }
+      progress(`starting ${opts.nodes} node(s): kubelet + containerd each`);
+      const n = await startNodes(`${dir}/nodes`, {
+        count: opts.nodes,
+        kube: info.kube,
+        registry: info.registry,
+        logDir,
+        onProgress: progress,
+      });
+      n.processes.forEach(track);
+      stoppers.push(n.stop);
+      info.nodes = n.nodes;
+      info.nodeImages = n.images;
+    }
     await Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
     return { info, stop };
   } catch (err) {

@@ -15,3 +15,7 @@ export { Pki } from "./pki.ts";
 export { cacheDir, tool, toolPath } from "./tools.ts";
 export { freePort, waitFor } from "./_wait.ts";
 export { buildBusyboxRootfsTar, counterScript } from "./images.ts";
+export { nodeName, pushNodeImages, startNodes } from "./node.ts";
+export type { NodeImages, NodeInfo, Nodes, NodesOptions } from "./node.ts";
+export { pushImage } from "./registry_push.ts";
+export type { PushedImage, PushImageOptions } from "./registry_push.ts";

@@ -72,6 +72,15 @@ export class Pki {
     return pki;
   }
 
+  /** Opens the CA already in `dir` (`ca.crt`, `ca.key`) to issue more certificates. */
+  static async open(dir: string): Promise<Pki> {
+    const pki = new Pki(dir);
+    await Deno.stat(pki.ca.key).catch(() => {
+      throw new Error(`Cannot open the CA in "${dir}": "${pki.ca.key}" does not exist`);
+    });
+    return pki;
+  }
+
   /** Issues a certificate signed by this CA; files are named after `file`. */
   async issue(file: string, opts: IssueOptions): Promise<CertPair> {
     const pair = { cert: `${this.dir}/${file}.crt`, key: `${this.dir}/${file}.key` };
