@@ -273,7 +273,7 @@ class S3Adapter implements BucketAdapter {
     let current: ReadableStreamDefaultReader<Uint8Array> | undefined = (await request(0))
       .getReader();
     let next: Promise<ReadableStream<Uint8Array>> | undefined;
-    const adapter = this;
+    const fail = (err: unknown) => this.mapError(err, `read "${name}"`);
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
@@ -296,7 +296,7 @@ class S3Adapter implements BucketAdapter {
             next = undefined;
           }
         } catch (err) {
-          controller.error(adapter.mapError(err, `read "${name}"`));
+          controller.error(fail(err));
         }
       },
       async cancel(reason) {

@@ -11,7 +11,10 @@ const CHILD = new URL("../storage/_put_child.ts", import.meta.url).pathname;
 const SIZE = 2 * 1024 ** 3;
 const LIMIT_KIB = 256 * 1024;
 
-async function runChild(config: unknown, key: string): Promise<{ sha256: string; peakKib: number }> {
+async function runChild(
+  config: unknown,
+  key: string,
+): Promise<{ sha256: string; peakKib: number }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CHILD, JSON.stringify(config), key, String(SIZE), "fast", "get"],
     stdout: "piped",
@@ -19,7 +22,10 @@ async function runChild(config: unknown, key: string): Promise<{ sha256: string;
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   const done = text.match(/^done ([0-9a-f]{64}) (\d+)$/m);
-  assert(out.success && done, `child failed: ${text.slice(-500)} ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
+  assert(
+    out.success && done,
+    `child failed: ${text.slice(-500)} ${new TextDecoder().decode(out.stderr).slice(-2000)}`,
+  );
   return { sha256: done[1], peakKib: Number(done[2]) };
 }
 
@@ -28,7 +34,10 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "lpm-storage-mem-" });
     try {
-      const r = await runChild({ spec: { provider: "local", local: { path: dir } } }, "ns/pod/c/big");
+      const r = await runChild(
+        { spec: { provider: "local", local: { path: dir } } },
+        "ns/pod/c/big",
+      );
       console.error(`peak RSS ${Math.round(r.peakKib / 1024)} MiB`);
       assert(r.peakKib < LIMIT_KIB, `peak RSS ${Math.round(r.peakKib / 1024)} MiB`);
       assertEquals((await Deno.stat(`${dir}/ns/pod/c/big`)).size, SIZE);
