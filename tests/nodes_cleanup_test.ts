@@ -18,6 +18,20 @@ async function processesMentioning(text: string): Promise<string[]> {
   return found;
 }
 
+/** Entries of `dir` (empty when it does not exist). */
+async function entries(dir: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  try {
+    for await (const e of Deno.readDir(dir)) names.add(e.name);
+  } catch {
+    // absent
+  }
+  return names;
+}
+
+/** Host paths outside the environment that containerd, its shims and CNI write to. */
+const HOST_DIRS = ["/run/containerd/s", "/var/lib/cni/results", "/var/log/containers"];
+
 async function ipOutput(args: string[]): Promise<string> {
   const out = await new Deno.Command("ip", { args, stdout: "piped" }).output();
   return new TextDecoder().decode(out.stdout);
@@ -28,6 +42,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
+    const hostBefore = await Promise.all(HOST_DIRS.map(entries));
     const env = await startEnvironment({ parts: ["kube", "registry"], nodes: 1 });
     let stopped = false;
     try {
@@ -84,6 +99,11 @@ Deno.test({
         assert(!left, `cgroup /sys/fs/cgroup/${c}${node.cgroupRoot} left`);
       }
       assert(!(await ipOutput(["link"])).includes(node.bridge), `bridge ${node.bridge} left`);
+      const hostAfter = await Promise.all(HOST_DIRS.map(entries));
+      HOST_DIRS.forEach((d, i) => {
+        const added = [...hostAfter[i]].filter((n) => !hostBefore[i].has(n));
+        assertEquals(added, [], `left in ${d}`);
+      });
       assert(!(await ipOutput(["addr", "show", "dev", "lo"])).includes(`${node.ip}/32`));
       assert(
         !(await Deno.stat(env.info.dir).then(() => true, () => false)),

@@ -120,6 +120,7 @@ export async function startNodes(dir: string, opts: NodesOptions): Promise<Nodes
   let images: NodeImages | undefined;
   const stop = async () => {
     await Promise.all(perNode.map((n) => stopNode(n)));
+    await removeDevicePluginSocket();
   };
   try {
     images = await pushNodeImages(opts.registry.host, `${dir}/images`);
@@ -234,8 +235,10 @@ async function stopNode(
 ): Promise<void> {
   const socket = n.info.containerdSocket;
   await n.kubelet?.stop();
+  const shimSockets = await shimSocketPaths(n.info.containerdState);
+  let ids: string[] = [];
   if (n.containerd) {
-    const ids = await ctr(socket, ["containers", "ls", "-q"]).then(
+    ids = await ctr(socket, ["containers", "ls", "-q"]).then(
       (o) => o.split("\n").filter(Boolean),
       () => [] as string[],
     );
@@ -255,6 +258,8 @@ async function stopNode(
     await n.containerd.stop();
   }
   await killShims(socket);
+  for (const s of shimSockets) await Deno.remove(s).catch(() => {});
+  await removeCniCache(ids);
   await unmountUnder(n.info.dir);
   await removeCgroupRoot(n.info.cgroupRoot);
   await removeBridge(n.info.bridge);
@@ -271,6 +276,61 @@ async function unmountUnder(dir: string): Promise<void> {
   for (const m of mounts) {
     await new Deno.Command("umount", { args: ["-l", m], stdout: "null", stderr: "null" }).output();
   }
+}
+
+/** Sockets of this containerd's shims (under /run/containerd/s), from each task bundle. */
+async function shimSocketPaths(state: string): Promise<string[]> {
+  const paths: string[] = [];
+  const base = `${state}/io.containerd.runtime.v2.task/k8s.io`;
+  try {
+    for await (const e of Deno.readDir(base)) {
+      for (const f of ["bootstrap.json", "address"]) {
+        const text = await Deno.readTextFile(`${base}/${e.name}/${f}`).catch(() => "");
+        const m = text.match(/unix:\/\/(\/[^"\s]+)/);
+        if (m) paths.push(m[1]);
+      }
+    }
+  } catch {
+    // no tasks
+  }
+  return paths;
+}
+
+/**
+ * libcni caches each attachment's result in /var/lib/cni/results (not
+ * configurable through containerd); the forced teardown skips CNI DEL, so drop
+ * the entries of this node's sandboxes.
+ */
+async function removeCniCache(containerIds: string[]): Promise<void> {
+  if (containerIds.length === 0) return;
+  const dir = "/var/lib/cni/results";
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (containerIds.some((id) => e.name.includes(id))) {
+        await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+      }
+    }
+  } catch {
+    // no cache
+  }
+}
+
+/**
+ * Every kubelet's device manager listens on the fixed path
+ * /var/lib/kubelet/device-plugins/kubelet.sock (no flag moves it); once no
+ * kubelet answers there, remove it and the directories if they are empty.
+ */
+async function removeDevicePluginSocket(): Promise<void> {
+  const sock = "/var/lib/kubelet/device-plugins/kubelet.sock";
+  try {
+    const c = await Deno.connect({ transport: "unix", path: sock });
+    c.close();
+    return; // another kubelet (another environment) still serves it
+  } catch {
+    await Deno.remove(sock).catch(() => {});
+  }
+  await Deno.remove("/var/lib/kubelet/device-plugins").catch(() => {});
+  await Deno.remove("/var/lib/kubelet").catch(() => {});
 }
 
 /** Kills shims serving this containerd (they run in process groups of their own). */
