@@ -1,0 +1,299 @@
+/**
+ * The lpm.my.domain/v1 API: TypeScript types of every kind. The CRD schemas
+ * in `crds/` describe the same fields (see api/ schema sources); a test keeps
+ * the two from drifting.
+ * @module
+ */
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+
+/** API group of every lpm kind. */
+export const GROUP = "lpm.my.domain";
+/** Served and stored version. */
+export const VERSION = "v1";
+/** `apiVersion` of every lpm object. */
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+
+/** Object metadata: metav1.ObjectMeta as @kubernetes/client-node types it. */
+export type ObjectMeta = V1ObjectMeta;
+
+/** metav1.Condition. */
+export interface Condition {
+  /** CamelCase type, e.g. "Ready". */
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration?: number;
+  /** RFC 3339. */
+  lastTransitionTime: string;
+  /** CamelCase reason. */
+  reason: string;
+  message: string;
+}
+
+/** A reference to a Secret in a namespace. */
+export interface SecretRef {
+  name: string;
+  namespace: string;
+}
+
+/** Storage providers. */
+export const PROVIDERS = ["local", "pvc", "s3", "minio"] as const;
+/** A storage provider name. */
+export type Provider = typeof PROVIDERS[number];
+
+/** CheckpointStorageClass.spec. */
+export interface CheckpointStorageClassSpec {
+  provider: Provider;
+  /** The class used when a migration or checkpoint names none. At most one. */
+  default?: boolean;
+  local?: { path: string };
+  pvc?: { claimName: string; mountPath: string; subPath?: string };
+  s3?: {
+    endpoint?: string;
+    bucket: string;
+    region?: string;
+    prefix?: string;
+    forcePathStyle?: boolean;
+    /** PEM bundle of CAs for the endpoint. */
+    caBundle?: string;
+    insecureSkipTLSVerify?: boolean;
+  };
+  minio?: { endpoint: string; bucket: string; region?: string; prefix?: string; caBundle?: string };
+  credentialsSecretRef?: SecretRef & { accessKeyIdKey?: string; secretAccessKeyKey?: string };
+  registry?: {
+    /** host[:port]/path, where checkpoint images are pushed. */
+    repository: string;
+    /** A kubernetes.io/dockerconfigjson Secret. */
+    credentialsSecretRef?: SecretRef;
+    /** Plain HTTP (loopback/dev registries only). */
+    insecure?: boolean;
+    caBundle?: string;
+  };
+  retention?: {
+    /** Go duration, e.g. "72h". */
+    maxAge?: string;
+    /** Checkpoints kept per pod. */
+    maxCount?: number;
+  };
+}
+
+/** Phases of a storage class. */
+export const STORAGE_CLASS_PHASES = ["Available", "Unavailable"] as const;
+
+/** CheckpointStorageClass.status. */
+export interface CheckpointStorageClassStatus {
+  phase?: typeof STORAGE_CLASS_PHASES[number];
+  lastValidationTime?: string;
+  message?: string;
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+
+/** Cluster-scoped: where and how checkpoints are stored. */
+export interface CheckpointStorageClass {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec: CheckpointStorageClassSpec;
+  status?: CheckpointStorageClassStatus;
+}
+
+/** Phases of a PodMigration. */
+export const MIGRATION_PHASES = [
+  "Pending",
+  "Checkpointing",
+  "Transferring",
+  "Restoring",
+  "Succeeded",
+  "Failed",
+] as const;
+/** A PodMigration phase. */
+export type MigrationPhase = typeof MIGRATION_PHASES[number];
+
+/** A phase and when it was entered. */
+export interface PhaseTransition {
+  phase: string;
+  phaseTransitionTimestamp: string;
+}
+
+/** PodMigration.spec. */
+export interface PodMigrationSpec {
+  podName: string;
+  targetNode: string;
+  storageClassName?: string;
+  /** What happens to the source pod once the restored pod runs. Default Delete. */
+  sourcePodPolicy?: "Delete" | "Keep";
+  /** Give up after this long. Default 600. */
+  timeoutSeconds?: number;
+  /** Reserved: pre-copy rounds. */
+  preCopy?: { rounds?: number };
+  /** Reserved: transfer bandwidth limit (quantity, e.g. "100Mi"). */
+  bandwidthLimit?: string;
+}
+
+/** PodMigration.status. */
+export interface PodMigrationStatus {
+  phase?: MigrationPhase;
+  phaseTransitionTimestamps?: PhaseTransition[];
+  conditions?: Condition[];
+  observedGeneration?: number;
+  sourceNode?: string;
+  restoredPodName?: string;
+  podCheckpointRef?: { name: string };
+  storageClassName?: string;
+  message?: string;
+  startTime?: string;
+  completionTime?: string;
+  timings?: {
+    checkpointMs?: number;
+    transferMs?: number;
+    restoreMs?: number;
+    totalMs?: number;
+    /** From the checkpoint until the restored pod ran. */
+    downtimeMs?: number;
+  };
+}
+
+/** Namespaced: move a running pod to another node. */
+export interface PodMigration {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec: PodMigrationSpec;
+  status?: PodMigrationStatus;
+}
+
+/** Phases of checkpoints. */
+export const CHECKPOINT_PHASES = ["Pending", "Running", "Succeeded", "Failed"] as const;
+/** A checkpoint phase. */
+export type CheckpointPhase = typeof CHECKPOINT_PHASES[number];
+
+/** PodCheckpoint.spec. */
+export interface PodCheckpointSpec {
+  podName: string;
+  storageClassName?: string;
+  /** Containers to checkpoint; default all. */
+  containers?: string[];
+  /** Leave the pod running. Default true. */
+  leaveRunning?: boolean;
+}
+
+/** PodCheckpoint.status. */
+export interface PodCheckpointStatus {
+  phase?: CheckpointPhase;
+  conditions?: Condition[];
+  observedGeneration?: number;
+  nodeName?: string;
+  containers?: {
+    name: string;
+    containerCheckpointName: string;
+    phase?: string;
+    image?: string;
+    message?: string;
+  }[];
+  completionTime?: string;
+  message?: string;
+}
+
+/** Namespaced: checkpoint every (or some) container of a pod. */
+export interface PodCheckpoint {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec: PodCheckpointSpec;
+  status?: PodCheckpointStatus;
+}
+
+/** ContainerCheckpoint.spec. */
+export interface ContainerCheckpointSpec {
+  podName: string;
+  containerName: string;
+  storageClassName?: string;
+}
+
+/** CRIU statistics from stats-dump. */
+export interface CriuStats {
+  freezingTimeUs?: number;
+  frozenTimeUs?: number;
+  memdumpTimeUs?: number;
+  memwriteTimeUs?: number;
+  pagesScanned?: number;
+  pagesSkippedParent?: number;
+  pagesWritten?: number;
+}
+
+/** ContainerCheckpoint.status. */
+export interface ContainerCheckpointStatus {
+  phase?: CheckpointPhase;
+  conditions?: Condition[];
+  observedGeneration?: number;
+  nodeName?: string;
+  operationId?: string;
+  progress?: { phase?: string; bytesDone?: number; bytesTotal?: number };
+  archive?: { storageClassName: string; key: string; sha256: string; size: number };
+  image?: { reference: string; digest: string; tag?: string };
+  criuStats?: CriuStats;
+  checkpointTime?: string;
+  runtime?: { name: string; version?: string; criuVersion?: string };
+  message?: string;
+  completionTime?: string;
+}
+
+/** Namespaced: checkpoint one container. */
+export interface ContainerCheckpoint {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec: ContainerCheckpointSpec;
+  status?: ContainerCheckpointStatus;
+}
+
+/** Phases of a PodRestore. */
+export const RESTORE_PHASES = ["Pending", "Importing", "Restoring", "Succeeded", "Failed"] as const;
+
+/** PodRestore.spec: exactly one source. */
+export interface PodRestoreSpec {
+  source: {
+    image?: { references: { containerName: string; image: string }[] };
+    storage?: { storageClassName: string; key: string };
+    layout?: { path: string };
+  };
+  podName?: string;
+  nodeName?: string;
+  labels?: Record<string, string>;
+}
+
+/** PodRestore.status. */
+export interface PodRestoreStatus {
+  phase?: typeof RESTORE_PHASES[number];
+  conditions?: Condition[];
+  observedGeneration?: number;
+  restoredPodName?: string;
+  message?: string;
+  phaseTransitionTimestamps?: PhaseTransition[];
+}
+
+/** Namespaced: restore a stored checkpoint as a pod in this cluster. */
+export interface PodRestore {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec: PodRestoreSpec;
+  status?: PodRestoreStatus;
+}
+
+/** Kind, plural and scope of each lpm resource. */
+export const KINDS = {
+  CheckpointStorageClass: {
+    kind: "CheckpointStorageClass",
+    plural: "checkpointstorageclasses",
+    namespaced: false,
+  },
+  PodMigration: { kind: "PodMigration", plural: "podmigrations", namespaced: true },
+  PodCheckpoint: { kind: "PodCheckpoint", plural: "podcheckpoints", namespaced: true },
+  ContainerCheckpoint: {
+    kind: "ContainerCheckpoint",
+    plural: "containercheckpoints",
+    namespaced: true,
+  },
+  PodRestore: { kind: "PodRestore", plural: "podrestores", namespaced: true },
+} as const;

@@ -1,0 +1,149 @@
+/**
+ * `deno task migrate <pod> --to <node> [-n ns] [--storage-class c] [--wait]`
+ *
+ * Creates a PodMigration for a running pod and, with --wait, follows it
+ * with live progress (phase, bytes checkpointed, elapsed) until it ends;
+ * exits 1 with the reason when it fails. Prints the phase timings and the
+ * measured downtime on success.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
+import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
+import { kubeconfigPath, parseArgs } from "./_args.ts";
+import { Progress } from "./_progress.ts";
+
+const USAGE = `usage: deno task migrate <pod> --to <node> [-n <namespace>] [--storage-class <class>]
+                          [--name <migration name>] [--timeout <seconds>] [--keep-source]
+                          [--wait] [--kubeconfig <path>]
+
+Creates a PodMigration that moves the running pod <pod> to node <node>.
+  --to             target node (required)
+  -n, --namespace  the pod's namespace (default: "default")
+  --storage-class  CheckpointStorageClass to use (default: the default class)
+  --name           name of the PodMigration (default: <pod>-<random>)
+  --timeout        give up after this many seconds (spec.timeoutSeconds)
+  --keep-source    keep the source pod after the restored pod runs
+  --wait           follow the migration with live progress until it ends
+  --kubeconfig     kubeconfig (default: $KUBECONFIG, .lpm/kubeconfig, ~/.kube/config)`;
+
+/** Follows a PodMigration until it ends; returns it. Progress goes to `progress`. */
+export async function followMigration(
+  lpm: LpmClient,
+  namespace: string,
+  name: string,
+  progress: Progress,
+  opts: { pollMs?: number; signal?: AbortSignal } = {},
+): Promise<PodMigration> {
+  while (true) {
+    opts.signal?.throwIfAborted();
+    const pm = await lpm.get<PodMigration>("podmigrations", namespace, name);
+    if (!pm) throw new Error(`PodMigration "${namespace}/${name}" was deleted`);
+    const phase = pm.status?.phase ?? "Pending";
+    let bytesDone = 0;
+    let bytesTotal = 0;
+    if (phase === "Checkpointing") {
+      const ccs = await lpm.list<ContainerCheckpoint>("containercheckpoints", namespace);
+      for (const cc of ccs) {
+        if (!cc.metadata?.name?.startsWith(`${name}-`)) continue;
+        bytesDone += cc.status?.progress?.bytesDone ?? 0;
+        bytesTotal += cc.status?.progress?.bytesTotal ?? 0;
+      }
+    }
+    if (phase === "Succeeded" || phase === "Failed") return pm;
+    progress.update({ phase, bytesDone, bytesTotal, detail: pm.status?.message });
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
+  }
+}
+
+/** Human summary of a finished migration's timings. */
+export function timingSummary(pm: PodMigration): string {
+  const t = pm.status?.timings ?? {};
+  const s = (ms?: number) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
+  return `checkpoint ${s(t.checkpointMs)}, transfer ${s(t.transferMs)}, restore ${
+    s(t.restoreMs)
+  }, ` +
+    `total ${s(t.totalMs)}, downtime ${s(t.downtimeMs)}`;
+}
+
+async function main(args: string[]): Promise<number> {
+  let a;
+  try {
+    a = parseArgs(args, {
+      known: [
+        "to",
+        "namespace",
+        "storage-class",
+        "name",
+        "timeout",
+        "keep-source",
+        "wait",
+        "kubeconfig",
+        "help",
+      ],
+      booleans: ["keep-source", "wait", "help"],
+      aliases: { n: "namespace", h: "help" },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (a.flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const pod = a.positional[0];
+  const target = a.flags.to;
+  if (!pod || !target || a.positional.length > 1) {
+    console.error(
+      `${
+        !pod ? "Missing <pod>" : !target ? "Missing --to <node>" : "Too many arguments"
+      }\n\n${USAGE}`,
+    );
+    return 2;
+  }
+  const ns = a.flags.namespace ?? "default";
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
+  const lpm = new LpmClient(kc);
+  const name = a.flags.name ?? `${pod.slice(0, 40)}-${crypto.randomUUID().slice(0, 5)}`;
+  const timeout = a.flags.timeout ? Number(a.flags.timeout) : undefined;
+  if (timeout !== undefined && !(timeout > 0)) {
+    console.error(`--timeout must be a positive number of seconds, not "${a.flags.timeout}"`);
+    return 2;
+  }
+  const pm: PodMigration = {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodMigration",
+    metadata: { name, namespace: ns },
+    spec: {
+      podName: pod,
+      targetNode: target,
+      ...(a.flags["storage-class"] ? { storageClassName: a.flags["storage-class"] } : {}),
+      ...(timeout ? { timeoutSeconds: timeout } : {}),
+      ...(a.flags["keep-source"] ? { sourcePodPolicy: "Keep" as const } : {}),
+    },
+  } as PodMigration;
+  try {
+    await lpm.create("podmigrations", ns, pm);
+  } catch (err) {
+    console.error(`Cannot create PodMigration "${ns}/${name}": ${apiMessage(err)}`);
+    return 1;
+  }
+  console.error(`PodMigration "${ns}/${name}" created: pod "${pod}" -> node "${target}"`);
+  if (!a.flags.wait) {
+    console.error(`Follow it with: kubectl get podmigration -n ${ns} ${name} -w`);
+    return 0;
+  }
+  const progress = new Progress();
+  const done = await followMigration(lpm, ns, name, progress);
+  if (done.status?.phase === "Succeeded") {
+    progress.done(`Succeeded: ${done.status.message ?? ""}`);
+    console.error(`Timings: ${timingSummary(done)}`);
+    return 0;
+  }
+  progress.done(`Failed: ${done.status?.message ?? "no message"}`);
+  return 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

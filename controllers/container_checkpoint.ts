@@ -1,0 +1,236 @@
+/**
+ * The ContainerCheckpoint reconciler: asks the agent on the pod's node to
+ * checkpoint one container, then follows the agent's operation until it ends,
+ * copying progress and the result (archive, image, CRIU statistics) into the
+ * status. It never waits on the agent inside a reconcile: it starts the
+ * operation, records its id, and comes back.
+ * @module
+ */
+import type { ContainerCheckpoint } from "../api/mod.ts";
+import { apiMessage, apiStatus } from "./lpm_client.ts";
+import type { ReconcilerDeps } from "./deps.ts";
+import type { OperationStatus } from "./agent_connector.ts";
+import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
+import type { Logger } from "./runtime/log.ts";
+import { type Condition, isTerminal, setCondition } from "./_status.ts";
+
+type Status = NonNullable<ContainerCheckpoint["status"]>;
+
+/** Condition types this reconciler owns. */
+export const CC_CONDITIONS = { agentReachable: "AgentReachable", completed: "Completed" } as const;
+
+/** Builds the ContainerCheckpoint reconcile function. */
+export function containerCheckpointReconciler(deps: ReconcilerDeps) {
+  return async (key: string, log: Logger): Promise<ReconcileResult> => {
+    const { namespace, name } = splitKey(key);
+    const cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, name);
+    if (!cc || cc.metadata?.deletionTimestamp) return;
+    const before = JSON.stringify(cc.status ?? {});
+    const status: Status = structuredClone(cc.status ?? {}) as Status;
+    if (isTerminal(status.phase)) return;
+    let result: ReconcileResult;
+    try {
+      result = status.operationId
+        ? await follow(deps, cc, status, log)
+        : await start(deps, cc, status, log);
+    } finally {
+      status.observedGeneration = cc.metadata?.generation;
+      if (JSON.stringify(status) !== before) {
+        await deps.lpm.patchStatus("containercheckpoints", namespace, name, status);
+      }
+    }
+    return result;
+  };
+}
+
+function fail(
+  deps: ReconcilerDeps,
+  cc: ContainerCheckpoint,
+  status: Status,
+  reason: string,
+  message: string,
+) {
+  const now = deps.now();
+  status.phase = "Failed";
+  status.message = message;
+  status.completionTime = now.toISOString();
+  setCondition((status.conditions ??= []) as Condition[], {
+    type: CC_CONDITIONS.completed,
+    status: "False",
+    reason,
+    message,
+    observedGeneration: cc.metadata?.generation,
+  }, now);
+  deps.events.warning(cc, reason, message);
+}
+
+async function start(
+  deps: ReconcilerDeps,
+  cc: ContainerCheckpoint,
+  status: Status,
+  log: Logger,
+): Promise<ReconcileResult> {
+  const ns = cc.metadata!.namespace!;
+  const { podName, containerName, storageClassName } = cc.spec;
+  status.phase ??= "Pending";
+  let pod;
+  try {
+    pod = await deps.core.readNamespacedPod({ name: podName, namespace: ns });
+  } catch (err) {
+    if (apiStatus(err) === 404) {
+      fail(deps, cc, status, "PodNotFound", `Pod "${ns}/${podName}" does not exist`);
+      return;
+    }
+    throw err;
+  }
+  const nodeName = pod.spec?.nodeName;
+  if (!nodeName) {
+    fail(deps, cc, status, "PodNotScheduled", `Pod "${ns}/${podName}" is not scheduled to a node`);
+    return;
+  }
+  if (!pod.spec?.containers.some((c) => c.name === containerName)) {
+    fail(
+      deps,
+      cc,
+      status,
+      "ContainerNotFound",
+      `Pod "${ns}/${podName}" has no container "${containerName}"`,
+    );
+    return;
+  }
+  const cs = pod.status?.containerStatuses?.find((c) => c.name === containerName);
+  if (!cs?.state?.running) {
+    fail(
+      deps,
+      cc,
+      status,
+      "ContainerNotRunning",
+      `Container "${containerName}" of pod "${ns}/${podName}" is not running`,
+    );
+    return;
+  }
+  if (!storageClassName) {
+    fail(
+      deps,
+      cc,
+      status,
+      "NoStorageClass",
+      "spec.storageClassName is empty and no class was resolved",
+    );
+    return;
+  }
+  status.nodeName = nodeName;
+  let op: OperationStatus;
+  try {
+    const agent = await deps.agents.forNode(nodeName);
+    // The object's uid is the idempotency key: a retry after a lost reply
+    // finds the same operation instead of checkpointing twice.
+    op = await agent.checkpoint({
+      operationId: cc.metadata!.uid!,
+      namespace: ns,
+      pod: podName,
+      container: containerName,
+      storageClassName,
+      leaveRunning: true,
+      podJson: JSON.stringify({ metadata: pod.metadata, spec: pod.spec }),
+    });
+  } catch (err) {
+    const message = `Cannot start the checkpoint on the agent of node "${nodeName}": ${
+      apiMessage(err)
+    }`;
+    setCondition((status.conditions ??= []) as Condition[], {
+      type: CC_CONDITIONS.agentReachable,
+      status: "False",
+      reason: "AgentCallFailed",
+      message,
+    }, deps.now());
+    status.message = message;
+    throw new Error(message); // retried with backoff; the migration's timeout bounds it
+  }
+  setCondition((status.conditions ??= []) as Condition[], {
+    type: CC_CONDITIONS.agentReachable,
+    status: "True",
+    reason: "OperationStarted",
+    message: `Operation "${op.id}" started on node "${nodeName}"`,
+  }, deps.now());
+  status.operationId = op.id;
+  status.phase = "Running";
+  status.message = `Checkpointing container "${containerName}" on node "${nodeName}"`;
+  deps.events.normal(cc, "CheckpointStarted", status.message);
+  log.info("checkpoint operation started", { node: nodeName, operation: op.id });
+  return apply(deps, cc, status, op);
+}
+
+async function follow(
+  deps: ReconcilerDeps,
+  cc: ContainerCheckpoint,
+  status: Status,
+  _log: Logger,
+): Promise<ReconcileResult> {
+  let op: OperationStatus;
+  try {
+    const agent = await deps.agents.forNode(status.nodeName!);
+    op = await agent.getOperation(status.operationId!);
+  } catch (err) {
+    const msg = apiMessage(err);
+    if (/not found/i.test(msg)) {
+      fail(
+        deps,
+        cc,
+        status,
+        "OperationLost",
+        `The agent on node "${status.nodeName}" no longer knows operation "${status.operationId}": ${msg}`,
+      );
+      return;
+    }
+    setCondition((status.conditions ??= []) as Condition[], {
+      type: CC_CONDITIONS.agentReachable,
+      status: "False",
+      reason: "AgentCallFailed",
+      message: `Cannot read operation "${status.operationId}" on node "${status.nodeName}": ${msg}`,
+    }, deps.now());
+    throw err;
+  }
+  return apply(deps, cc, status, op);
+}
+
+function apply(
+  deps: ReconcilerDeps,
+  cc: ContainerCheckpoint,
+  status: Status,
+  op: OperationStatus,
+): ReconcileResult {
+  status.progress = {
+    phase: op.step ?? op.phase,
+    bytesDone: op.bytesDone ?? 0,
+    bytesTotal: op.bytesTotal ?? 0,
+  };
+  if (op.phase === "Failed") {
+    fail(deps, cc, status, "CheckpointFailed", op.message || `Operation "${op.id}" failed`);
+    return;
+  }
+  if (op.phase !== "Succeeded") return { requeueAfterMs: deps.pollMs };
+  const r = op.result;
+  if (!r) {
+    fail(deps, cc, status, "NoResult", `Operation "${op.id}" succeeded without a result`);
+    return;
+  }
+  const now = deps.now();
+  status.archive = r.archive;
+  status.image = r.image;
+  if (r.criuStats) status.criuStats = r.criuStats;
+  if (r.runtime) status.runtime = r.runtime;
+  status.checkpointTime = r.checkpointTime ?? now.toISOString();
+  status.phase = "Succeeded";
+  status.completionTime = now.toISOString();
+  status.message = `Checkpoint image ${r.image.reference}`;
+  setCondition((status.conditions ??= []) as Condition[], {
+    type: CC_CONDITIONS.completed,
+    status: "True",
+    reason: "CheckpointStored",
+    message:
+      `Archive "${r.archive.key}" (${r.archive.size} bytes) stored; image ${r.image.reference} pushed`,
+    observedGeneration: cc.metadata?.generation,
+  }, now);
+  deps.events.normal(cc, "CheckpointSucceeded", status.message);
+}

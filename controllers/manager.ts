@@ -1,0 +1,215 @@
+/**
+ * The controller manager: shared informers for lpm's kinds and the pods of
+ * migrations, one controller per kind, leader election on a Lease, and the
+ * /metrics, /healthz, /readyz endpoints. Informer events only enqueue keys
+ * (of the object, or of its owner); reconcilers do the work.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import type { AgentConnector } from "./agent_connector.ts";
+import { newReconcilerDeps, type ReconcilerDeps } from "./deps.ts";
+import { LpmClient, type LpmPlural } from "./lpm_client.ts";
+import { Controller, keyOf } from "./runtime/controller.ts";
+import { Informer, type KubeObject } from "./runtime/informer.ts";
+import { LeaderElector } from "./runtime/leader_election.ts";
+import { Logger } from "./runtime/log.ts";
+import { type ControllerMetrics, newControllerMetrics } from "./runtime/metrics.ts";
+import { type HealthServer, serveHealth } from "./runtime/health_server.ts";
+import { containerCheckpointReconciler } from "./container_checkpoint.ts";
+import { podCheckpointReconciler } from "./pod_checkpoint.ts";
+import { podMigrationReconciler } from "./pod_migration.ts";
+import { storageClassReconciler } from "./storage_class.ts";
+import { MIGRATION_LABEL } from "./restored_pod.ts";
+
+/** Options for {@linkcode startManager}. */
+export interface ManagerOptions {
+  /** Cluster access. */
+  kubeConfig: k8s.KubeConfig;
+  /** How to reach node agents. */
+  agents: AgentConnector;
+  /** Lease for leader election; omit to run without election (one replica, tests). */
+  leaderElection?: { namespace: string; name?: string; identity?: string };
+  /** Port for /metrics, /healthz, /readyz (0 = any; undefined = no server). */
+  healthPort?: number;
+  /** Host for the health server. Default 127.0.0.1. */
+  healthHost?: string;
+  /** Agent operation poll period. Default 1000 ms. */
+  pollMs?: number;
+  /** Storage class validation period. Default 60 s. */
+  validationPeriodMs?: number;
+  /** Workers per controller. Default 2. */
+  workers?: number;
+  /** Logger. */
+  logger?: Logger;
+  /** Override the dependencies (tests: a clock). */
+  deps?: Partial<ReconcilerDeps>;
+}
+
+/** A running manager. */
+export interface Manager {
+  /** Metrics of all controllers. */
+  metrics: ControllerMetrics;
+  /** The health server's port, when one runs. */
+  healthPort?: number;
+  /** Resolves when this replica leads (at once without election). */
+  leading: Promise<void>;
+  /** Stops controllers, informers, election and the server. */
+  stop(): Promise<void>;
+}
+
+/** Starts the manager; controllers run once this replica leads. */
+export async function startManager(opts: ManagerOptions): Promise<Manager> {
+  const log = opts.logger ?? new Logger({ component: "lpm-controller" });
+  const kc = opts.kubeConfig;
+  const metrics = newControllerMetrics();
+  const deps: ReconcilerDeps = {
+    ...newReconcilerDeps(kc, opts.agents, { metrics, pollMs: opts.pollMs }),
+    ...opts.deps,
+  };
+  const lpm = new LpmClient(kc);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const common = { metrics, logger: log, workers: opts.workers ?? 2 };
+  const controllers = {
+    pm: new Controller({
+      name: "podmigration",
+      reconcile: podMigrationReconciler(deps),
+      ...common,
+    }),
+    pc: new Controller({
+      name: "podcheckpoint",
+      reconcile: podCheckpointReconciler(deps),
+      ...common,
+    }),
+    cc: new Controller({
+      name: "containercheckpoint",
+      reconcile: containerCheckpointReconciler(deps),
+      ...common,
+    }),
+    csc: new Controller({
+      name: "checkpointstorageclass",
+      reconcile: storageClassReconciler(deps, { validationPeriodMs: opts.validationPeriodMs }),
+      ...common,
+    }),
+  };
+  const onError = (what: string) => (err: unknown) =>
+    log.warn("watch error; restarting", { informer: what, err: String(err) });
+  const crInformer = (plural: LpmPlural) =>
+    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, () => lpm.listRaw(plural), {
+      onError: onError(plural),
+    });
+  const informers = {
+    pm: crInformer("podmigrations"),
+    pc: crInformer("podcheckpoints"),
+    cc: crInformer("containercheckpoints"),
+    csc: crInformer("checkpointstorageclasses"),
+    pods: new Informer<k8s.V1Pod>(
+      kc,
+      "/api/v1/pods",
+      () => core.listPodForAllNamespaces({ labelSelector: MIGRATION_LABEL }),
+      {
+        labelSelector: MIGRATION_LABEL,
+        onError: onError("pods"),
+      },
+    ),
+  };
+  const ownerKey = (o: KubeObject, kind: string) => {
+    const ref = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === kind);
+    return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
+  };
+  informers.pm.onChange((o) => controllers.pm.enqueue(keyOf(o)));
+  informers.pc.onChange((o) => {
+    controllers.pc.enqueue(keyOf(o));
+    const pm = ownerKey(o, "PodMigration");
+    if (pm) controllers.pm.enqueue(pm);
+  });
+  informers.cc.onChange((o) => {
+    controllers.cc.enqueue(keyOf(o));
+    const pc = ownerKey(o, "PodCheckpoint");
+    if (pc) controllers.pc.enqueue(pc);
+  });
+  informers.csc.onChange((o) => controllers.csc.enqueue(keyOf(o)));
+  informers.pods.onChange((p) => {
+    const m = p.metadata?.labels?.[MIGRATION_LABEL];
+    if (m) controllers.pm.enqueue(`${p.metadata?.namespace}/${m}`);
+  });
+
+  let running = false;
+  let ready = false;
+  const startControllers = async () => {
+    if (running) return;
+    running = true;
+    for (const [name, inf] of Object.entries(informers)) {
+      try {
+        await inf.start();
+      } catch (err) {
+        throw new Error(
+          `Cannot list ${name === "pods" ? "pods" : `lpm resources (${inf.path})`}: ${
+            String(err).split("\n")[0]
+          }` +
+            " (are the CRDs in crds/ installed, and does the controller's ServiceAccount have RBAC for them?)",
+        );
+      }
+    }
+    for (const c of Object.values(controllers)) c.start();
+    ready = true;
+    log.info("controllers started");
+  };
+  const stopControllers = async () => {
+    ready = false;
+    if (!running) return;
+    running = false;
+    await Promise.all(Object.values(informers).map((i) => i.stop()));
+    await Promise.all(Object.values(controllers).map((c) => c.stop()));
+  };
+  const health: HealthServer | undefined = opts.healthPort !== undefined
+    ? serveHealth(metrics.registry, {
+      hostname: opts.healthHost,
+      port: opts.healthPort,
+      ready: () => ready,
+    })
+    : undefined;
+
+  // Recount migrations by phase for the gauge, from the informer cache.
+  const gaugeTimer = setInterval(() => {
+    metrics.migrationsByPhase.reset();
+    const counts: Record<string, number> = {};
+    for (const o of informers.pm.list()) {
+      const p = (o as { status?: { phase?: string } }).status?.phase ?? "Pending";
+      counts[p] = (counts[p] ?? 0) + 1;
+    }
+    for (const [phase, n] of Object.entries(counts)) metrics.migrationsByPhase.set({ phase }, n);
+  }, 5000);
+
+  let elector: LeaderElector | undefined;
+  let leading: Promise<void>;
+  if (opts.leaderElection) {
+    elector = new LeaderElector(kc, {
+      namespace: opts.leaderElection.namespace,
+      name: opts.leaderElection.name ?? "lpm-controller",
+      identity: opts.leaderElection.identity ??
+        `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`,
+      logger: log,
+    });
+    leading = new Promise((resolve, reject) => {
+      elector!.run({
+        onStartedLeading: () => startControllers().then(resolve, reject),
+        // Another replica may already act: stop at once.
+        onStoppedLeading: () => void stopControllers(),
+      });
+    });
+  } else {
+    leading = startControllers();
+  }
+  return {
+    metrics,
+    healthPort: health?.port,
+    leading,
+    async stop() {
+      clearInterval(gaugeTimer);
+      await elector?.stop();
+      await stopControllers();
+      await health?.shutdown();
+      opts.agents.close?.();
+    },
+  };
+}

@@ -1,0 +1,352 @@
+/**
+ * PodMigration phases, one step per call: Pending (validate) ->
+ * Checkpointing (a PodCheckpoint) -> Transferring (pre-pull the checkpoint
+ * images on the target) -> Restoring (the restored pod, then the source's
+ * hand-over) -> Succeeded | Failed. Every failure before the restored pod
+ * runs leaves the source pod running and says why.
+ * @module
+ */
+import type * as k8s from "@kubernetes/client-node";
+import type { CheckpointStorageClass, PodCheckpoint, PodMigration } from "../api/mod.ts";
+import { apiMessage, apiStatus, controllerRef } from "./lpm_client.ts";
+import type { ReconcilerDeps } from "./deps.ts";
+import type { ReconcileResult } from "./runtime/controller.ts";
+import type { Logger } from "./runtime/log.ts";
+import { type Condition, phaseTime, setCondition, setPhase } from "./_status.ts";
+import { nodeReady, runtimeSupport, unsupportedReason } from "./restored_pod.ts";
+import { stepRestoring } from "./pod_migration_restore.ts";
+
+/** The PodMigration status as the reconciler edits it. */
+export type MigrationStatus = NonNullable<PodMigration["status"]>;
+
+/** Condition types the PodMigration reconciler owns. */
+export const PM_CONDITIONS = {
+  validated: "Validated",
+  checkpointed: "Checkpointed",
+  transferred: "Transferred",
+  restored: "Restored",
+  sourceDeleted: "SourceDeleted",
+  succeeded: "Succeeded",
+} as const;
+
+const DEFAULT_TIMEOUT_S = 600;
+
+/** A failure that ends the migration, with a machine reason and a message for people. */
+export class MigrationFailure extends Error {
+  /** Creates the failure. */
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+/** Runs the step of the current phase. */
+export async function runPhase(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  log: Logger,
+): Promise<ReconcileResult> {
+  const now = deps.now();
+  if (!status.phase) setPhase(status, "Pending", now);
+  if (status.phase === "Succeeded" || status.phase === "Failed") return;
+  try {
+    const timeoutS = pm.spec.timeoutSeconds ?? DEFAULT_TIMEOUT_S;
+    const started = status.startTime ? new Date(status.startTime) : undefined;
+    if (started && now.getTime() - started.getTime() > timeoutS * 1000) {
+      throw new MigrationFailure(
+        "Timeout",
+        `Migration did not finish within ${timeoutS}s (spec.timeoutSeconds); it stopped in phase ${status.phase}`,
+      );
+    }
+    switch (status.phase) {
+      case "Pending":
+        return await stepPending(deps, pm, status);
+      case "Checkpointing":
+        return await stepCheckpointing(deps, pm, status);
+      case "Transferring":
+        return await stepTransferring(deps, pm, status);
+      case "Restoring":
+        return await stepRestoring(deps, pm, status, log);
+    }
+  } catch (err) {
+    if (!(err instanceof MigrationFailure)) throw err;
+    await failMigration(deps, pm, status, err, log);
+  }
+}
+
+function cond(
+  status: MigrationStatus,
+  pm: PodMigration,
+  now: Date,
+  c: Omit<Condition, "lastTransitionTime">,
+) {
+  setCondition((status.conditions ??= []) as Condition[], {
+    observedGeneration: pm.metadata?.generation,
+    ...c,
+  }, now);
+}
+
+/** Marks the migration Failed, removing a restored pod that is not serving. */
+export async function failMigration(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  f: MigrationFailure,
+  log: Logger,
+): Promise<void> {
+  const now = deps.now();
+  const ns = pm.metadata!.namespace!;
+  if (status.restoredPodName) {
+    try {
+      await deps.core.deleteNamespacedPod({ name: status.restoredPodName, namespace: ns });
+    } catch (err) {
+      if (apiStatus(err) !== 404) log.warn("could not delete the restored pod", { err });
+    }
+  }
+  status.message = f.message;
+  status.completionTime = now.toISOString();
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.succeeded,
+    status: "False",
+    reason: f.reason,
+    message: f.message,
+  });
+  setPhase(status, "Failed", now);
+  deps.metrics?.migrationDuration.observe(
+    { result: "failed" },
+    (now.getTime() - new Date(status.startTime ?? now).getTime()) / 1000,
+  );
+  log.warn("migration failed", { reason: f.reason, message: f.message });
+}
+
+async function readOrFail<T>(read: () => Promise<T>, reason: string, message: string): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (apiStatus(err) === 404) throw new MigrationFailure(reason, message);
+    throw err;
+  }
+}
+
+/** Resolves the storage class: the named one, else the single default one. */
+async function resolveStorageClass(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+): Promise<CheckpointStorageClass> {
+  const named = pm.spec.storageClassName;
+  if (named) {
+    const c = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", named);
+    if (!c) {
+      throw new MigrationFailure(
+        "UnknownStorageClass",
+        `CheckpointStorageClass "${named}" does not exist`,
+      );
+    }
+    return c;
+  }
+  const defaults = (await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses"))
+    .filter((c) => c.spec.default);
+  if (defaults.length === 0) {
+    throw new MigrationFailure(
+      "NoStorageClass",
+      "spec.storageClassName is empty and no CheckpointStorageClass is marked default",
+    );
+  }
+  if (defaults.length > 1) {
+    throw new MigrationFailure(
+      "AmbiguousDefaultStorageClass",
+      `More than one default CheckpointStorageClass (${
+        defaults.map((c) => `"${c.metadata?.name}"`).join(", ")
+      }); ` +
+        "set spec.storageClassName",
+    );
+  }
+  return defaults[0];
+}
+
+async function stepPending(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+): Promise<ReconcileResult> {
+  const now = deps.now();
+  const ns = pm.metadata!.namespace!;
+  const { podName, targetNode } = pm.spec;
+  status.startTime ??= now.toISOString();
+  const pod: k8s.V1Pod = await readOrFail(
+    () => deps.core.readNamespacedPod({ name: podName, namespace: ns }),
+    "PodNotFound",
+    `Pod "${ns}/${podName}" does not exist`,
+  );
+  if (pod.metadata?.deletionTimestamp) {
+    throw new MigrationFailure("PodTerminating", `Pod "${ns}/${podName}" is being deleted`);
+  }
+  if (pod.status?.phase !== "Running") {
+    throw new MigrationFailure(
+      "PodNotRunning",
+      `Pod "${ns}/${podName}" is ${
+        pod.status?.phase ?? "in no phase"
+      }, not Running: only a running pod can be migrated`,
+    );
+  }
+  const unsupported = unsupportedReason(pod);
+  if (unsupported) throw new MigrationFailure("Unsupported", unsupported);
+  const sourceNode = pod.spec?.nodeName ?? "";
+  if (sourceNode === targetNode) {
+    throw new MigrationFailure(
+      "SameNode",
+      `Pod "${ns}/${podName}" already runs on node "${targetNode}"`,
+    );
+  }
+  const target: k8s.V1Node = await readOrFail(
+    () => deps.core.readNode({ name: targetNode }),
+    "UnknownTargetNode",
+    `Target node "${targetNode}" does not exist`,
+  );
+  if (!nodeReady(target)) {
+    throw new MigrationFailure("TargetNodeNotReady", `Target node "${targetNode}" is not Ready`);
+  }
+  if (target.spec?.unschedulable) {
+    throw new MigrationFailure(
+      "TargetNodeUnschedulable",
+      `Target node "${targetNode}" is cordoned (unschedulable)`,
+    );
+  }
+  const source = await deps.core.readNode({ name: sourceNode });
+  for (const [role, node] of [["Source", source], ["Target", target]] as const) {
+    const rt = runtimeSupport(node);
+    if (!rt.ok) {
+      throw new MigrationFailure(
+        "RuntimeUnsupported",
+        `${role} node "${node.metadata?.name}": ${rt.reason}`,
+      );
+    }
+  }
+  const cls = await resolveStorageClass(deps, pm);
+  const clsName = cls.metadata!.name!;
+  if (cls.status?.phase === "Unavailable") {
+    throw new MigrationFailure(
+      "StorageClassUnavailable",
+      `CheckpointStorageClass "${clsName}" is Unavailable: ${cls.status.message ?? "no message"}`,
+    );
+  }
+  if (!cls.spec.registry?.repository) {
+    throw new MigrationFailure(
+      "StorageClassWithoutRegistry",
+      `CheckpointStorageClass "${clsName}" has no registry: the target node restores from a checkpoint image`,
+    );
+  }
+  if (cls.status?.phase !== "Available") {
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.validated,
+      status: "Unknown",
+      reason: "WaitingForStorageClass",
+      message: `Waiting for CheckpointStorageClass "${clsName}" to be validated`,
+    });
+    return { requeueAfterMs: 2000 };
+  }
+  status.sourceNode = sourceNode;
+  status.storageClassName = clsName;
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.validated,
+    status: "True",
+    reason: "Valid",
+    message:
+      `Pod "${ns}/${podName}" on "${sourceNode}" can move to "${targetNode}" via class "${clsName}"`,
+  });
+  setPhase(status, "Checkpointing", now);
+}
+
+async function stepCheckpointing(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+): Promise<ReconcileResult> {
+  const now = deps.now();
+  const ns = pm.metadata!.namespace!;
+  const name = pm.metadata!.name!;
+  let pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, name);
+  if (!pc) {
+    pc = await deps.lpm.create<PodCheckpoint>("podcheckpoints", ns, {
+      apiVersion: "lpm.my.domain/v1",
+      kind: "PodCheckpoint",
+      metadata: { name, namespace: ns, ownerReferences: [controllerRef(pm)] },
+      spec: {
+        podName: pm.spec.podName,
+        storageClassName: status.storageClassName,
+        leaveRunning: true,
+      },
+    } as PodCheckpoint);
+  }
+  status.podCheckpointRef = { name };
+  if (pc.status?.phase === "Failed") {
+    throw new MigrationFailure(
+      "CheckpointFailed",
+      `Checkpoint failed, the source pod keeps running: ${pc.status.message ?? "no message"}`,
+    );
+  }
+  if (pc.status?.phase !== "Succeeded") return { requeueAfterMs: 5000 };
+  const started = phaseTime(status, "Checkpointing") ?? now;
+  status.timings = { ...status.timings, checkpointMs: now.getTime() - started.getTime() };
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.checkpointed,
+    status: "True",
+    reason: "CheckpointImagesPushed",
+    message: (pc.status.containers ?? []).map((c) => `${c.name}=${c.image}`).join(", "),
+  });
+  setPhase(status, "Transferring", now);
+}
+
+async function stepTransferring(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+): Promise<ReconcileResult> {
+  const now = deps.now();
+  const ns = pm.metadata!.namespace!;
+  const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
+  if (!pc) {
+    throw new MigrationFailure(
+      "CheckpointGone",
+      `PodCheckpoint "${ns}/${pm.metadata!.name}" disappeared`,
+    );
+  }
+  let agent;
+  try {
+    agent = await deps.agents.forNode(pm.spec.targetNode);
+  } catch (err) {
+    throw new Error(
+      `Cannot reach the agent of target node "${pm.spec.targetNode}": ${apiMessage(err)}`,
+    );
+  }
+  let pending = 0;
+  for (const c of pc.status?.containers ?? []) {
+    if (!c.image) {
+      throw new MigrationFailure(
+        "NoCheckpointImage",
+        `Container "${c.name}" has no checkpoint image`,
+      );
+    }
+    const op = await agent.prepareRestore({
+      operationId: `${pm.metadata!.uid}-${c.name}`,
+      image: c.image,
+    });
+    if (op.phase === "Failed") {
+      throw new MigrationFailure(
+        "ImagePullFailed",
+        `Target node "${pm.spec.targetNode}" cannot pull ${c.image}: ${op.message ?? "no message"}`,
+      );
+    }
+    if (op.phase !== "Succeeded") pending++;
+  }
+  if (pending > 0) return { requeueAfterMs: deps.pollMs };
+  const started = phaseTime(status, "Transferring") ?? now;
+  status.timings = { ...status.timings, transferMs: now.getTime() - started.getTime() };
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.transferred,
+    status: "True",
+    reason: "ImagesOnTarget",
+    message: `Checkpoint images are on node "${pm.spec.targetNode}"`,
+  });
+  setPhase(status, "Restoring", now);
+}

@@ -1,0 +1,251 @@
+/**
+ * The Restoring phase: create the restored pod on the target node from the
+ * checkpoint images, wait until it runs, then hand over from the source.
+ *
+ * Hand-over for a pod owned by a ReplicaSet (a Deployment's): the restored
+ * pod is created without the selector's labels, so the ReplicaSet ignores
+ * it while it starts. Once it runs, the source gets the lowest
+ * pod-deletion-cost and the restored pod gets the labels; the ReplicaSet
+ * adopts it, and only after that adoption is the source deleted, so the
+ * ReplicaSet never sees a missing replica and never starts a cold one.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import type { PodCheckpoint, PodMigration } from "../api/mod.ts";
+import { apiStatus } from "./lpm_client.ts";
+import type { ReconcilerDeps } from "./deps.ts";
+import type { ReconcileResult } from "./runtime/controller.ts";
+import type { Logger } from "./runtime/log.ts";
+import { type Condition, phaseTime, setCondition, setPhase } from "./_status.ts";
+import {
+  buildRestoredPod,
+  controllerOf,
+  DELETION_COST_ANNOTATION,
+  restoredPodName,
+} from "./restored_pod.ts";
+import { MigrationFailure, type MigrationStatus, PM_CONDITIONS } from "./pod_migration_phases.ts";
+
+const BAD_WAITING = new Set([
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "InvalidImageName",
+  "CrashLoopBackOff",
+  "CreateContainerError",
+  "CreateContainerConfigError",
+  "RunContainerError",
+]);
+
+const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+
+function cond(
+  status: MigrationStatus,
+  pm: PodMigration,
+  now: Date,
+  c: Omit<Condition, "lastTransitionTime">,
+) {
+  setCondition((status.conditions ??= []) as Condition[], {
+    observedGeneration: pm.metadata?.generation,
+    ...c,
+  }, now);
+}
+
+/** Why a restored pod will not come up, or undefined while it still may. */
+export function restoreFailure(pod: k8s.V1Pod): string | undefined {
+  if (pod.status?.phase === "Failed") {
+    return `pod phase Failed: ${pod.status.message ?? pod.status.reason ?? ""}`;
+  }
+  for (const cs of pod.status?.containerStatuses ?? []) {
+    const w = cs.state?.waiting;
+    if (w?.reason && BAD_WAITING.has(w.reason)) {
+      return `container "${cs.name}" ${w.reason}: ${w.message ?? ""}`;
+    }
+    const t = cs.state?.terminated;
+    if (t) {
+      return `container "${cs.name}" terminated (${t.reason ?? "exit " + t.exitCode}): ${
+        t.message ?? ""
+      }`;
+    }
+  }
+  return undefined;
+}
+
+/** True when the pod runs with every container started (and ready, if it has probes). */
+export function podRunning(pod: k8s.V1Pod): boolean {
+  if (pod.status?.phase !== "Running") return false;
+  const statuses = pod.status.containerStatuses ?? [];
+  if (statuses.length !== (pod.spec?.containers.length ?? 0)) return false;
+  return statuses.every((cs) => cs.state?.running && cs.ready !== false);
+}
+
+async function readPod(
+  deps: ReconcilerDeps,
+  ns: string,
+  name: string,
+): Promise<k8s.V1Pod | undefined> {
+  try {
+    return await deps.core.readNamespacedPod({ name, namespace: ns });
+  } catch (err) {
+    if (apiStatus(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/** One step of the Restoring phase. */
+export async function stepRestoring(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  log: Logger,
+): Promise<ReconcileResult> {
+  const now = deps.now();
+  const ns = pm.metadata!.namespace!;
+  const srcName = pm.spec.podName;
+  const name = status.restoredPodName ??= restoredPodName(srcName, pm.metadata!.uid!);
+  const source = await readPod(deps, ns, srcName);
+  let restored = await readPod(deps, ns, name);
+  const owner = source ? controllerOf(source) : undefined;
+
+  if (!restored) {
+    if (getCond(status, PM_CONDITIONS.restored)?.status === "True") {
+      throw new MigrationFailure(
+        "RestoredPodGone",
+        `The restored pod "${ns}/${name}" disappeared during hand-over`,
+      );
+    }
+    if (!source) {
+      throw new MigrationFailure(
+        "SourcePodGone",
+        `Source pod "${ns}/${srcName}" disappeared before the restore`,
+      );
+    }
+    const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
+    const images: Record<string, string> = {};
+    for (const c of pc?.status?.containers ?? []) if (c.image) images[c.name] = c.image;
+    const withheld = owner?.kind === "ReplicaSet"
+      ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
+      : [];
+    const body = buildRestoredPod(source, {
+      name,
+      targetNode: pm.spec.targetNode,
+      images,
+      migrationName: pm.metadata!.name!,
+      withheldLabels: withheld,
+    });
+    await deps.core.createNamespacedPod({ namespace: ns, body });
+    deps.events.normal(
+      pm,
+      "RestoredPodCreated",
+      `Created pod "${name}" on node "${pm.spec.targetNode}"`,
+    );
+    log.info("restored pod created", { pod: name, node: pm.spec.targetNode });
+    return { requeueAfterMs: 1000 };
+  }
+
+  const failure = restoreFailure(restored);
+  if (failure && getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
+    throw new MigrationFailure(
+      "RestoreFailed",
+      `Restored pod "${ns}/${name}" did not start: ${failure}`,
+    );
+  }
+  if (getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
+    if (!podRunning(restored)) return { requeueAfterMs: 1000 };
+    const restoreStart = phaseTime(status, "Restoring") ?? now;
+    const checkpointStart = phaseTime(status, "Checkpointing") ?? restoreStart;
+    status.timings = {
+      ...status.timings,
+      restoreMs: now.getTime() - restoreStart.getTime(),
+      // Whatever the source did after its checkpoint is not carried over: the
+      // service's state was frozen from the checkpoint until the restored pod ran.
+      downtimeMs: now.getTime() - checkpointStart.getTime(),
+    };
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.restored,
+      status: "True",
+      reason: "RestoredPodRunning",
+      message: `Pod "${name}" runs on node "${pm.spec.targetNode}" from the checkpoint`,
+    });
+    deps.events.normal(
+      pm,
+      "RestoredPodRunning",
+      `Pod "${name}" is running on "${pm.spec.targetNode}"`,
+    );
+  }
+
+  // Hand-over.
+  if (source && owner?.kind === "ReplicaSet") {
+    const adopted = controllerOf(restored)?.uid === owner.uid;
+    if (!adopted) {
+      await deps.core.patchNamespacedPod(
+        {
+          name: srcName,
+          namespace: ns,
+          body: { metadata: { annotations: { [DELETION_COST_ANNOTATION]: "-2147483648" } } },
+        },
+        mergePatch,
+      );
+      restored = await deps.core.patchNamespacedPod(
+        { name, namespace: ns, body: { metadata: { labels: source.metadata?.labels ?? {} } } },
+        mergePatch,
+      );
+      return { requeueAfterMs: 500 }; // wait for the ReplicaSet to adopt it
+    }
+  }
+  const policy = pm.spec.sourcePodPolicy ?? "Delete";
+  if (source && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
+    try {
+      await deps.core.deleteNamespacedPod({ name: srcName, namespace: ns });
+    } catch (err) {
+      if (apiStatus(err) !== 404) throw err;
+    }
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.sourceDeleted,
+      status: "True",
+      reason: "SourceDeleted",
+      message: `Source pod "${srcName}" deleted from node "${status.sourceNode}"`,
+    });
+  } else if (policy === "Keep") {
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.sourceDeleted,
+      status: "False",
+      reason: "SourceKept",
+      message: `Source pod "${srcName}" kept (sourcePodPolicy Keep)`,
+    });
+  }
+  const start = new Date(status.startTime ?? now);
+  status.timings = { ...status.timings, totalMs: now.getTime() - start.getTime() };
+  status.completionTime = now.toISOString();
+  status.message =
+    `Pod "${srcName}" moved from "${status.sourceNode}" to "${pm.spec.targetNode}" as "${name}"`;
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.succeeded,
+    status: "True",
+    reason: "Migrated",
+    message: status.message,
+  });
+  setPhase(status, "Succeeded", now);
+  deps.metrics?.migrationDuration.observe(
+    { result: "succeeded" },
+    (status.timings.totalMs ?? 0) / 1000,
+  );
+  deps.metrics?.migrationDowntime.observe({}, (status.timings.downtimeMs ?? 0) / 1000);
+}
+
+function getCond(status: MigrationStatus, type: string): Condition | undefined {
+  return (status.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+}
+
+async function selectorOf(
+  deps: ReconcilerDeps,
+  ns: string,
+  rsName: string,
+): Promise<Record<string, string> | undefined> {
+  try {
+    const apps = deps.kc.makeApiClient(k8s.AppsV1Api);
+    const rs = await apps.readNamespacedReplicaSet({ name: rsName, namespace: ns });
+    return rs.spec?.selector?.matchLabels;
+  } catch (err) {
+    if (apiStatus(err) === 404) return undefined;
+    throw err;
+  }
+}

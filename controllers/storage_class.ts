@@ -1,0 +1,97 @@
+/**
+ * The CheckpointStorageClass reconciler, after Velero's
+ * BackupStorageLocation: probe the backend (write, read back, delete) every
+ * `validationPeriodMs`, and report Available/Unavailable with the time and a
+ * message that says what to fix. At most one class may be the default: when
+ * several claim it, each is told so.
+ * @module
+ */
+import type { CheckpointStorageClass } from "../api/mod.ts";
+import { decodeSecretData, defaultClassConflicts, validateStorageClass } from "../storage/mod.ts";
+import { apiMessage, apiStatus } from "./lpm_client.ts";
+import type { ReconcilerDeps } from "./deps.ts";
+import type { ReconcileResult } from "./runtime/controller.ts";
+import type { Logger } from "./runtime/log.ts";
+import { type Condition, setCondition } from "./_status.ts";
+
+type Status = NonNullable<CheckpointStorageClass["status"]>;
+
+/** Options of the storage class reconciler. */
+export interface StorageClassOptions {
+  /** Time between validations of one class. Default 60 s. */
+  validationPeriodMs?: number;
+}
+
+/** Builds the CheckpointStorageClass reconcile function. */
+export function storageClassReconciler(deps: ReconcilerDeps, opts: StorageClassOptions = {}) {
+  const period = opts.validationPeriodMs ?? 60_000;
+  return async (name: string, log: Logger): Promise<ReconcileResult> => {
+    const cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
+    if (!cls || cls.metadata?.deletionTimestamp) return;
+    const now = deps.now();
+    const last = cls.status?.lastValidationTime
+      ? new Date(cls.status.lastValidationTime).getTime()
+      : 0;
+    const fresh = cls.status?.observedGeneration === cls.metadata?.generation &&
+      now.getTime() - last < period;
+    if (fresh) return { requeueAfterMs: period - (now.getTime() - last) };
+
+    const status: Status = structuredClone(cls.status ?? {}) as Status;
+    const conditions = (status.conditions ??= []) as Condition[];
+    let secret: Record<string, string> | undefined;
+    let result: { available: boolean; message: string };
+    const ref = cls.spec.credentialsSecretRef;
+    try {
+      if (ref) {
+        secret = decodeSecretData(
+          await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
+        );
+      }
+      result = await validateStorageClass(cls.spec, secret, { timeoutMs: 20_000 });
+    } catch (err) {
+      const why = apiStatus(err) === 404
+        ? `credentials Secret "${ref?.namespace}/${ref?.name}" does not exist`
+        : apiMessage(err);
+      result = { available: false, message: `Cannot validate class "${name}": ${why}` };
+    }
+    const classes = await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+    const defaults = defaultClassConflicts(
+      classes.map((c) => ({
+        metadata: { name: c.metadata?.name },
+        spec: { default: c.spec.default },
+      })),
+    );
+    const wasPhase = status.phase;
+    status.phase = result.available ? "Available" : "Unavailable";
+    status.message = result.message;
+    status.lastValidationTime = now.toISOString();
+    status.observedGeneration = cls.metadata?.generation;
+    setCondition(conditions, {
+      type: "Available",
+      status: result.available ? "True" : "False",
+      reason: result.available ? "ProbeSucceeded" : "ProbeFailed",
+      message: result.message,
+      observedGeneration: cls.metadata?.generation,
+    }, now);
+    if (cls.spec.default) {
+      setCondition(conditions, {
+        type: "DefaultConflict",
+        status: defaults.conflict ? "True" : "False",
+        reason: defaults.conflict ? "SeveralDefaults" : "SingleDefault",
+        message: defaults.conflict ? defaults.message : "This is the only default class",
+        observedGeneration: cls.metadata?.generation,
+      }, now);
+      if (defaults.conflict) deps.events.warning(cls, "SeveralDefaults", defaults.message);
+    }
+    await deps.lpm.patchStatus("checkpointstorageclasses", "", name, status);
+    if (wasPhase !== status.phase) {
+      log.info("storage class phase changed", {
+        from: wasPhase ?? "",
+        to: status.phase,
+        message: result.message,
+      });
+      deps.events[result.available ? "normal" : "warning"](cls, status.phase!, result.message);
+    }
+    return { requeueAfterMs: period };
+  };
+}

@@ -1,0 +1,573 @@
+/**
+ * The controllers against the real API server, with a scripted agent for
+ * fault injection. The default environment has no kubelets, so the test
+ * plays the kubelet's part where one is needed: it registers Ready nodes and
+ * reports pod status. The same flow on real nodes is in tests/e2e_*.
+ */
+import * as k8s from "@kubernetes/client-node";
+import { assert, assertEquals, assertExists, assertStringIncludes } from "@std/assert";
+import { requirePart } from "./env.ts";
+import { waitFor } from "./harness/mod.ts";
+import { ScriptedAgents } from "./scripted_agent.ts";
+import { startManager } from "../controllers/manager.ts";
+import { LpmClient } from "../controllers/lpm_client.ts";
+import { Logger } from "../controllers/runtime/log.ts";
+import type { ContainerCheckpoint, PodCheckpoint, PodMigration } from "../api/mod.ts";
+
+const quiet = new Logger({}, "error", () => {});
+const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+
+interface World {
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+  lpm: LpmClient;
+  ns: string;
+  nodeA: string;
+  nodeB: string;
+  cls: string;
+  agents: ScriptedAgents;
+}
+
+async function makeNode(
+  core: k8s.CoreV1Api,
+  name: string,
+  runtime = "containerd://2.2.9",
+  ready = true,
+) {
+  await core.createNode({
+    body: { metadata: { name, labels: { "kubernetes.io/hostname": name } } },
+  });
+  await core.patchNodeStatus({
+    name,
+    body: {
+      status: {
+        conditions: [{
+          type: "Ready",
+          status: ready ? "True" : "False",
+          reason: "Test",
+          message: "set by the test",
+          lastHeartbeatTime: new Date(),
+          lastTransitionTime: new Date(),
+        }],
+        nodeInfo: {
+          containerRuntimeVersion: runtime,
+          architecture: "amd64",
+          operatingSystem: "linux",
+          bootID: "",
+          kernelVersion: "",
+          kubeProxyVersion: "",
+          kubeletVersion: "v1.34.4",
+          machineID: "",
+          osImage: "",
+          systemUUID: "",
+        },
+      },
+    },
+  }, mergePatch);
+}
+
+/** Plays the kubelet: marks a pod Running with all containers running and ready. */
+async function markRunning(core: k8s.CoreV1Api, ns: string, name: string) {
+  const pod = await core.readNamespacedPod({ name, namespace: ns });
+  const now = new Date();
+  await core.patchNamespacedPodStatus({
+    name,
+    namespace: ns,
+    body: {
+      status: {
+        phase: "Running",
+        conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }],
+        containerStatuses: pod.spec!.containers.map((c) => ({
+          name: c.name,
+          image: c.image!,
+          imageID: "",
+          ready: true,
+          restartCount: 0,
+          started: true,
+          state: { running: { startedAt: now } },
+        })),
+      },
+    },
+  }, mergePatch);
+}
+
+async function withWorld(fn: (w: World) => Promise<void>, opts: { pollsToFinish?: number } = {}) {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(requirePart("kube").kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const id = crypto.randomUUID().slice(0, 6);
+  const w: World = {
+    kc,
+    core,
+    apps: kc.makeApiClient(k8s.AppsV1Api),
+    lpm: new LpmClient(kc),
+    ns: `ctl-${id}`,
+    nodeA: `a-${id}`,
+    nodeB: `b-${id}`,
+    cls: `local-${id}`,
+    agents: new ScriptedAgents(),
+  };
+  w.agents.scripts[w.nodeA] = { pollsToFinish: opts.pollsToFinish ?? 2 };
+  const dir = await Deno.makeTempDir({ prefix: "lpm-ctl-store-" });
+  await core.createNamespace({ body: { metadata: { name: w.ns } } });
+  await makeNode(core, w.nodeA);
+  await makeNode(core, w.nodeB);
+  await w.lpm.create("checkpointstorageclasses", "", {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "CheckpointStorageClass",
+    metadata: { name: w.cls },
+    spec: {
+      provider: "local",
+      local: { path: dir },
+      registry: { repository: "127.0.0.1:5000/lpm", insecure: true },
+    },
+  });
+  try {
+    await fn(w);
+  } finally {
+    await core.deleteNamespace({ name: w.ns }).catch(() => {});
+    await core.deleteNode({ name: w.nodeA }).catch(() => {});
+    await core.deleteNode({ name: w.nodeB }).catch(() => {});
+    await w.lpm.delete("checkpointstorageclasses", "", w.cls).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function counterPod(
+  w: World,
+  name: string,
+  extra: Partial<k8s.V1Pod> = {},
+  containers = ["app"],
+) {
+  await w.core.createNamespacedPod({
+    namespace: w.ns,
+    body: {
+      metadata: { name, labels: { app: name }, ...extra.metadata },
+      spec: {
+        nodeName: w.nodeA,
+        containers: containers.map((c) => ({
+          name: c,
+          image: "localhost/lpm/busybox:latest",
+          command: ["sh", "-c", "sleep 1d"],
+        })),
+        ...extra.spec,
+      },
+    },
+  });
+  await markRunning(w.core, w.ns, name);
+}
+
+function manager(w: World) {
+  return startManager({ kubeConfig: w.kc, agents: w.agents, pollMs: 100, logger: quiet });
+}
+
+async function migrate(w: World, name: string, spec: Record<string, unknown>) {
+  await w.lpm.create("podmigrations", w.ns, {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodMigration",
+    metadata: { name, namespace: w.ns },
+    spec: { storageClassName: w.cls, ...spec },
+  });
+}
+
+async function phaseOf(w: World, name: string): Promise<PodMigration | undefined> {
+  return await w.lpm.get<PodMigration>("podmigrations", w.ns, name);
+}
+
+async function waitPhase(
+  w: World,
+  name: string,
+  phases: string[],
+  timeoutMs = 30_000,
+): Promise<PodMigration> {
+  return await waitFor(async () => {
+    const pm = await phaseOf(w, name);
+    return pm && phases.includes(pm.status?.phase ?? "") ? pm : undefined;
+  }, { what: `PodMigration "${name}" to reach ${phases.join("|")}`, timeoutMs, intervalMs: 100 });
+}
+
+async function podExists(w: World, name: string): Promise<boolean> {
+  try {
+    await w.core.readNamespacedPod({ name, namespace: w.ns });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  name:
+    "controllers: a two-container pod migrates; checkpoint once per container, restored pod keeps the spec, source deleted",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter", {
+          spec: {
+            containers: [],
+            tolerations: [{ key: "k", operator: "Exists" }],
+            dnsConfig: { options: [{ name: "ndots", value: "2" }] },
+          },
+        }, ["app", "sidecar"]);
+        await migrate(w, "move", { podName: "counter", targetNode: w.nodeB });
+        const restoring = await waitPhase(w, "move", ["Restoring", "Failed"]);
+        assertEquals(restoring.status?.phase, "Restoring", restoring.status?.message);
+        const restoredName = await waitFor(
+          async () => (await phaseOf(w, "move"))?.status?.restoredPodName,
+          {
+            what: "restoredPodName",
+          },
+        );
+        const restored = await waitFor(
+          () =>
+            w.core.readNamespacedPod({ name: restoredName, namespace: w.ns }).catch(() =>
+              undefined
+            ),
+          {
+            what: "the restored pod",
+          },
+        );
+        assertEquals(restored.spec?.nodeName, w.nodeB);
+        assertEquals(restored.spec?.tolerations, [{ key: "k", operator: "Exists" }]);
+        assertEquals(restored.spec?.dnsConfig?.options, [{ name: "ndots", value: "2" }]);
+        for (const c of restored.spec!.containers) {
+          assertStringIncludes(c.image!, `counter-${c.name}@sha256:`);
+        }
+        await markRunning(w.core, w.ns, restoredName);
+        const done = await waitPhase(w, "move", ["Succeeded", "Failed"]);
+        assertEquals(done.status?.phase, "Succeeded", done.status?.message);
+        assertEquals(done.status?.sourceNode, w.nodeA);
+        const t = done.status?.timings;
+        assertExists(t?.totalMs);
+        assertExists(t?.downtimeMs);
+        assert((t.downtimeMs ?? -1) >= 0 && t.totalMs >= (t.checkpointMs ?? 0));
+        const phases = done.status?.phaseTransitionTimestamps?.map((p) => p.phase);
+        assertEquals(phases, [
+          "Pending",
+          "Checkpointing",
+          "Transferring",
+          "Restoring",
+          "Succeeded",
+        ]);
+        assertEquals(done.status?.observedGeneration, done.metadata?.generation);
+        assertEquals(done.metadata?.finalizers ?? [], [], "finalizer removed once finished");
+        await waitFor(async () => !(await podExists(w, "counter")), {
+          what: "the source pod to be deleted",
+        });
+        // One checkpoint operation per container, however many reconciles ran.
+        const started = new Set(w.agents.callsOf("checkpoint").map((c) => c.arg));
+        assertEquals(started.size, 2);
+        const pc = await w.lpm.get<PodCheckpoint>("podcheckpoints", w.ns, "move");
+        assertEquals(pc?.metadata?.ownerReferences?.[0].kind, "PodMigration");
+        assertEquals(pc?.status?.phase, "Succeeded");
+        const cc = await w.lpm.get<ContainerCheckpoint>("containercheckpoints", w.ns, "move-app");
+        assertEquals(cc?.status?.phase, "Succeeded");
+        assertEquals(cc?.metadata?.ownerReferences?.[0].kind, "PodCheckpoint");
+        assertStringIncludes(cc?.status?.image?.reference ?? "", "@sha256:");
+        assertEquals(cc?.status?.nodeName, w.nodeA);
+        const events = await w.core.listNamespacedEvent({
+          namespace: w.ns,
+          fieldSelector: `involvedObject.name=move`,
+        });
+        const reasons = events.items.map((e) => e.reason);
+        for (const r of ["PhaseCheckpointing", "PhaseRestoring", "PhaseSucceeded"]) {
+          assert(reasons.includes(r), `${r} in ${reasons}`);
+        }
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "controllers: bad input fails with a condition that names the problem, and nothing is touched",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      const core = w.core;
+      await makeNode(core, `${w.nodeB}-nr`, "containerd://2.2.9", false);
+      await makeNode(core, `${w.nodeB}-old`, "containerd://1.7.24");
+      const m = await manager(w);
+      try {
+        await counterPod(w, "ok");
+        await core.createNamespacedPod({
+          namespace: w.ns,
+          body: {
+            metadata: { name: "pending" },
+            spec: { nodeName: w.nodeA, containers: [{ name: "app", image: "x" }] },
+          },
+        });
+        await counterPod(w, "hostpath", {
+          spec: { containers: [], volumes: [{ name: "data", hostPath: { path: "/srv" } }] },
+        });
+        const cases: [string, Record<string, unknown>, string, string][] = [
+          [
+            "missing-pod",
+            { podName: "nope", targetNode: w.nodeB },
+            "PodNotFound",
+            '"nope" does not exist',
+          ],
+          [
+            "not-running",
+            { podName: "pending", targetNode: w.nodeB },
+            "PodNotRunning",
+            "not Running",
+          ],
+          [
+            "unknown-node",
+            { podName: "ok", targetNode: "no-such-node" },
+            "UnknownTargetNode",
+            '"no-such-node" does not exist',
+          ],
+          [
+            "not-ready",
+            { podName: "ok", targetNode: `${w.nodeB}-nr` },
+            "TargetNodeNotReady",
+            "is not Ready",
+          ],
+          ["same-node", { podName: "ok", targetNode: w.nodeA }, "SameNode", "already runs on"],
+          [
+            "old-runtime",
+            { podName: "ok", targetNode: `${w.nodeB}-old` },
+            "RuntimeUnsupported",
+            "2.0+",
+          ],
+          [
+            "bad-class",
+            { podName: "ok", targetNode: w.nodeB, storageClassName: "no-such-class" },
+            "UnknownStorageClass",
+            '"no-such-class" does not exist',
+          ],
+          [
+            "hostpath",
+            { podName: "hostpath", targetNode: w.nodeB },
+            "Unsupported",
+            'Volume "data" is a hostPath',
+          ],
+        ];
+        for (const [name, spec] of cases) await migrate(w, name, spec);
+        for (const [name, , reason, text] of cases) {
+          const pm = await waitPhase(w, name, ["Failed", "Succeeded", "Checkpointing"]);
+          assertEquals(pm.status?.phase, "Failed", `${name}: ${pm.status?.message}`);
+          const c = pm.status?.conditions?.find((c) => c.type === "Succeeded");
+          assertEquals(c?.reason, reason, name);
+          assertStringIncludes(pm.status?.message ?? "", text, name);
+        }
+        assertEquals(w.agents.callsOf("checkpoint").length, 0, "no agent was asked to checkpoint");
+        assert(await podExists(w, "ok"), "the pods are untouched");
+        await core.deleteNode({ name: `${w.nodeB}-nr` });
+        await core.deleteNode({ name: `${w.nodeB}-old` });
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name: "controllers: a failing checkpoint fails the migration and leaves the source running",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      w.agents.scripts[w.nodeA] = {
+        checkpointFailsWith: "criu: dump failed: Can't dump ghost file",
+      };
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter");
+        await migrate(w, "move", { podName: "counter", targetNode: w.nodeB });
+        const pm = await waitPhase(w, "move", ["Failed", "Succeeded"]);
+        assertEquals(pm.status?.phase, "Failed");
+        assertStringIncludes(pm.status?.message ?? "", "Can't dump ghost file");
+        assertStringIncludes(pm.status?.message ?? "", "source pod keeps running");
+        const src = await w.core.readNamespacedPod({ name: "counter", namespace: w.ns });
+        assertEquals(src.status?.phase, "Running");
+        assertEquals(src.metadata?.deletionTimestamp, undefined);
+        assertEquals(pm.status?.restoredPodName, undefined, "no restored pod was made");
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "controllers: transient agent errors are retried with backoff and the migration still succeeds",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      w.agents.scripts[w.nodeA] = { failCheckpointCalls: 2 };
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter");
+        await migrate(w, "move", { podName: "counter", targetNode: w.nodeB });
+        const pm = await waitPhase(w, "move", ["Restoring", "Failed"]);
+        assertEquals(pm.status?.phase, "Restoring", pm.status?.message);
+        assertEquals(w.agents.callsOf("checkpoint").length, 3, "two failures, then one success");
+        assertEquals(w.agents.operations.size >= 1, true);
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "controllers: a restored pod that cannot start fails the migration; it is removed and the source stays",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter");
+        await migrate(w, "move", { podName: "counter", targetNode: w.nodeB });
+        await waitPhase(w, "move", ["Restoring"]);
+        const name = await waitFor(
+          async () => (await phaseOf(w, "move"))?.status?.restoredPodName,
+          { what: "name" },
+        );
+        await waitFor(() => podExists(w, name), { what: "the restored pod" });
+        await w.core.patchNamespacedPodStatus({
+          name,
+          namespace: w.ns,
+          body: {
+            status: {
+              phase: "Pending",
+              containerStatuses: [{
+                name: "app",
+                image: "x",
+                imageID: "",
+                ready: false,
+                restartCount: 0,
+                state: { waiting: { reason: "ImagePullBackOff", message: "pull access denied" } },
+              }],
+            },
+          },
+        }, mergePatch);
+        const pm = await waitPhase(w, "move", ["Failed", "Succeeded"]);
+        assertEquals(pm.status?.phase, "Failed");
+        assertStringIncludes(pm.status?.message ?? "", "ImagePullBackOff");
+        await waitFor(async () => !(await podExists(w, name)), {
+          what: "the restored pod to be removed",
+        });
+        assert(await podExists(w, "counter"), "source pod must survive");
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "controllers: a controller restarted mid-migration resumes without duplicate checkpoints or pods",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      let m = await manager(w);
+      await counterPod(w, "counter");
+      await migrate(w, "move", { podName: "counter", targetNode: w.nodeB });
+      await waitFor(async () => (await phaseOf(w, "move"))?.status?.phase === "Checkpointing", {
+        what: "Checkpointing",
+      });
+      await m.stop();
+      m = await manager(w); // a new process would start with empty memory
+      try {
+        await waitPhase(w, "move", ["Restoring"]);
+        const name = await waitFor(
+          async () => (await phaseOf(w, "move"))?.status?.restoredPodName,
+          { what: "name" },
+        );
+        await waitFor(() => podExists(w, name), { what: "the restored pod" });
+        await m.stop();
+        m = await manager(w);
+        await markRunning(w.core, w.ns, name);
+        const pm = await waitPhase(w, "move", ["Succeeded", "Failed"]);
+        assertEquals(pm.status?.phase, "Succeeded", pm.status?.message);
+        assertEquals(w.agents.operations.size, 2, "one checkpoint + one pre-pull operation");
+        const pods = await w.core.listNamespacedPod({ namespace: w.ns });
+        assertEquals(pods.items.map((p) => p.metadata?.name), [name]);
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "controllers: a ReplicaSet pod migrates and the ReplicaSet ends with exactly its replica count",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      const m = await manager(w);
+      try {
+        await w.apps.createNamespacedReplicaSet({
+          namespace: w.ns,
+          body: {
+            metadata: { name: "web" },
+            spec: {
+              replicas: 1,
+              selector: { matchLabels: { app: "web" } },
+              template: {
+                metadata: { labels: { app: "web" } },
+                spec: {
+                  nodeSelector: { "kubernetes.io/hostname": w.nodeA },
+                  tolerations: [{ operator: "Exists" }],
+                  containers: [{ name: "app", image: "localhost/lpm/busybox:latest" }],
+                },
+              },
+            },
+          },
+        });
+        const src = await waitFor(async () => {
+          const l = await w.core.listNamespacedPod({ namespace: w.ns, labelSelector: "app=web" });
+          return l.items.find((p) => p.spec?.nodeName === w.nodeA);
+        }, { what: "the ReplicaSet's pod to be scheduled", timeoutMs: 30_000 });
+        const srcName = src.metadata!.name!;
+        await markRunning(w.core, w.ns, srcName);
+        await migrate(w, "move", { podName: srcName, targetNode: w.nodeB });
+        await waitPhase(w, "move", ["Restoring"]);
+        const name = await waitFor(
+          async () => (await phaseOf(w, "move"))?.status?.restoredPodName,
+          { what: "name" },
+        );
+        const restored = await waitFor(
+          () => w.core.readNamespacedPod({ name, namespace: w.ns }).catch(() => undefined),
+          {
+            what: "the restored pod",
+          },
+        );
+        assertEquals(
+          restored.metadata?.labels?.app,
+          undefined,
+          "selector labels withheld while it starts",
+        );
+        await markRunning(w.core, w.ns, name);
+        const pm = await waitPhase(w, "move", ["Succeeded", "Failed"], 60_000);
+        assertEquals(pm.status?.phase, "Succeeded", pm.status?.message);
+        await waitFor(async () => {
+          const l = await w.core.listNamespacedPod({ namespace: w.ns, labelSelector: "app=web" });
+          const live = l.items.filter((p) => !p.metadata?.deletionTimestamp);
+          return live.length === 1 && live[0].metadata?.name === name;
+        }, { what: "the ReplicaSet to hold exactly the restored pod", timeoutMs: 30_000 });
+        const adopted = await w.core.readNamespacedPod({ name, namespace: w.ns });
+        assertEquals(
+          adopted.metadata?.ownerReferences?.[0].name,
+          "web",
+          "adopted by the ReplicaSet",
+        );
+        // Give the ReplicaSet time to (wrongly) create a cold replica, then check it did not.
+        await new Promise((r) => setTimeout(r, 2000));
+        const all = await w.core.listNamespacedPod({ namespace: w.ns, labelSelector: "app=web" });
+        assertEquals(
+          all.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name),
+          [name],
+        );
+      } finally {
+        await m.stop();
+      }
+    }),
+});
