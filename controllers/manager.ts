@@ -198,7 +198,9 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       });
     });
   } else {
+    // Without election, start now so that errors (CRDs missing, RBAC) reach the caller.
     leading = startControllers();
+    await leading;
   }
   return {
     metrics,
