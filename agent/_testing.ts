@@ -1,0 +1,101 @@
+/**
+ * Test helpers for the agent: a PKI with server and client certificates
+ * (including ones from a foreign CA and of a wrong identity), a fake runtime
+ * driver that writes a small archive, and a server+client pair on 127.0.0.1.
+ * The fake driver stands beside the real-driver tests, never instead of them.
+ * @module
+ */
+import { Pki } from "../tests/harness/pki.ts";
+import { AgentClient } from "./client.ts";
+import { type AgentServer, type AgentServerOptions, startAgentServer } from "./server.ts";
+import type { CheckpointDriver, CheckpointTarget } from "./runtime/_types.ts";
+import type { TlsFiles } from "./tls.ts";
+
+/** Certificates for mTLS tests. */
+export interface TestCerts {
+  /** Directory holding them (remove when done). */
+  dir: string;
+  /** The agent's serving files (CA = the client CA). */
+  server: TlsFiles;
+  /** The controller (CN lpm-controller). */
+  controller: TlsFiles;
+  /** Valid chain, wrong identity (CN intruder). */
+  wrongIdentity: TlsFiles;
+  /** A certificate from another CA, CN lpm-controller. */
+  foreign: TlsFiles;
+}
+
+/** Mints a CA, the agent's serving cert and three client certs. */
+export async function makeTestCerts(): Promise<TestCerts> {
+  const dir = await Deno.makeTempDir({ prefix: "lpm-agent-pki-" });
+  const pki = await Pki.create(`${dir}/ca`, "lpm-agent-test-ca");
+  const other = await Pki.create(`${dir}/other`, "some-other-ca");
+  const srv = await pki.issue("agent", {
+    cn: "lpm-agent",
+    sans: ["lpm-agent", "127.0.0.1"],
+    usage: ["server"],
+  });
+  const ctl = await pki.issue("controller", { cn: "lpm-controller", usage: ["client"] });
+  const bad = await pki.issue("intruder", { cn: "intruder", usage: ["client"] });
+  const foreign = await other.issue("controller", { cn: "lpm-controller", usage: ["client"] });
+  const ca = pki.ca.cert;
+  return {
+    dir,
+    server: { cert: srv.cert, key: srv.key, ca },
+    controller: { cert: ctl.cert, key: ctl.key, ca },
+    wrongIdentity: { cert: bad.cert, key: bad.key, ca },
+    foreign: { cert: foreign.cert, key: foreign.key, ca },
+  };
+}
+
+/** A driver that writes `size` bytes as the archive and counts its calls. */
+export class FakeDriver implements CheckpointDriver {
+  readonly name = "fake";
+  /** Every checkpoint call. */
+  readonly calls: CheckpointTarget[] = [];
+  /** Delay before the archive is written, ms. */
+  delayMs = 0;
+
+  /** Creates the driver. */
+  constructor(readonly size = 64 * 1024) {}
+
+  async checkpoint(ref: CheckpointTarget, opts: { workDir: string; signal?: AbortSignal }) {
+    this.calls.push(ref);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    opts.signal?.throwIfAborted();
+    const archivePath = `${opts.workDir}/fake.tar`;
+    const data = new Uint8Array(this.size);
+    for (let i = 0; i < data.length; i += 65536) {
+      crypto.getRandomValues(data.subarray(i, Math.min(i + 65536, data.length)));
+    }
+    await Deno.writeFile(archivePath, data);
+    return { archivePath, runtime: { name: "fake", version: "1" }, stats: { frozen_time: 7 } };
+  }
+}
+
+/** Starts a server over mTLS on 127.0.0.1 with `certs`. */
+export async function startTestServer(
+  certs: TestCerts,
+  opts: Partial<AgentServerOptions> & Pick<AgentServerOptions, "driver" | "resolveClass">,
+): Promise<{ server: AgentServer; stateDir: string; address: string }> {
+  const stateDir = opts.stateDir ?? await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
+  const server = await startAgentServer({
+    nodeName: "test-node",
+    listen: "127.0.0.1:0",
+    security: {
+      mode: "mtls",
+      files: certs.server,
+      allowedClients: ["lpm-controller"],
+      watch: false,
+    },
+    stateDir,
+    log: () => {},
+    ...opts,
+  });
+  return { server, stateDir, address: `127.0.0.1:${server.port}` };
+}
+
+/** A client with the given files. */
+export function clientWith(address: string, files: TlsFiles): Promise<AgentClient> {
+  return AgentClient.connect(address, { security: { mode: "mtls", files }, timeoutMs: 10_000 });
+}

@@ -1,0 +1,231 @@
+/**
+ * The agent's gRPC client for the controller: one {@linkcode AgentClient} per
+ * node agent, and {@linkcode GrpcAgentConnector}, the controllers'
+ * `AgentConnector` that finds each node's agent (see `discovery.ts`) and
+ * talks to it over mutual TLS.
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import type {
+  AgentConnector,
+  CheckpointRequest,
+  NodeAgent,
+  OperationStatus,
+} from "../controllers/agent_connector.ts";
+import {
+  agentService,
+  type CheckpointRequestMsg,
+  type HealthResponseMsg,
+  type OperationMsg,
+  type PrepareRestoreRequestMsg,
+  type RestoreContainerRequestMsg,
+} from "./_proto.ts";
+import { type PodLister, resolveAgent, type ResolveAgentOptions } from "./discovery.ts";
+import { type ClientTlsOptions, createClientTls, type TlsFiles } from "./tls.ts";
+
+/** How a client authenticates. */
+export type ClientSecurity =
+  | { mode: "mtls"; files: TlsFiles; serverName?: string }
+  | { mode: "insecure-dev" };
+
+/** Options for {@linkcode AgentClient.connect}. */
+export interface AgentClientOptions {
+  /** Client security. */
+  security: ClientSecurity;
+  /** Deadline of unary calls, ms (default 30 s; work runs as operations). */
+  timeoutMs?: number;
+}
+
+/** Converts a wire Operation into the controllers' OperationStatus. */
+export function toOperationStatus(m: OperationMsg): OperationStatus {
+  const r = m.result;
+  return {
+    id: m.id,
+    phase: m.phase as OperationStatus["phase"],
+    step: m.step || undefined,
+    bytesDone: m.bytesDone,
+    bytesTotal: m.bytesTotal,
+    message: m.message || undefined,
+    result: r && r.archive
+      ? {
+        archive: r.archive,
+        image: {
+          reference: r.image?.reference ?? "",
+          digest: r.image?.digest ?? "",
+          tag: r.image?.tag || undefined,
+        },
+        criuStats: r.criuStats && Object.keys(r.criuStats).length ? r.criuStats : undefined,
+        runtime: r.runtime
+          ? {
+            name: r.runtime.name,
+            version: r.runtime.version || undefined,
+            criuVersion: r.runtime.criuVersion || undefined,
+          }
+          : undefined,
+        checkpointTime: r.checkpointTime || undefined,
+      }
+      : undefined,
+  };
+}
+
+/** A client of one agent. */
+export class AgentClient {
+  private constructor(
+    readonly address: string,
+    private readonly client: grpc.Client,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Connects (lazily) to the agent at `address` (`host:port`). */
+  static async connect(address: string, opts: AgentClientOptions): Promise<AgentClient> {
+    const Service = agentService();
+    let client: grpc.Client;
+    if (opts.security.mode === "mtls") {
+      const tlsOpts: ClientTlsOptions = { serverName: opts.security.serverName };
+      const tls = await createClientTls(opts.security.files, tlsOpts);
+      client = new Service(address, tls.credentials, tls.channelOptions);
+    } else {
+      client = new Service(address, grpc.credentials.createInsecure());
+    }
+    return new AgentClient(address, client, opts.timeoutMs ?? 30_000);
+  }
+
+  #unary<Res>(method: string, req: unknown): Promise<Res> {
+    const deadline = new Date(Date.now() + this.timeoutMs);
+    return new Promise((resolve, reject) => {
+      // deno-lint-ignore no-explicit-any
+      (this.client as any)[method](req, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) {
+          reject(
+            Object.assign(
+              new Error(`Agent ${this.address} ${method} failed: ${err.details || err.message}`),
+              { code: err.code },
+            ),
+          );
+        } else resolve(res);
+      });
+    });
+  }
+
+  /** Starts (or finds) a checkpoint operation. */
+  checkpoint(req: CheckpointRequestMsg): Promise<OperationMsg> {
+    return this.#unary("Checkpoint", req);
+  }
+
+  /** Reads an operation. */
+  getOperation(operationId: string): Promise<OperationMsg> {
+    return this.#unary("GetOperation", { operationId });
+  }
+
+  /** Follows an operation until it is final; yields every state. */
+  async *watchOperation(
+    operationId: string,
+    opts: { signal?: AbortSignal } = {},
+  ): AsyncGenerator<OperationMsg> {
+    // deno-lint-ignore no-explicit-any
+    const call = (this.client as any).WatchOperation({ operationId }) as grpc.ClientReadableStream<
+      OperationMsg
+    >;
+    const onAbort = () => call.cancel();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const m of call) yield m as OperationMsg;
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      throw Object.assign(
+        new Error(`Agent ${this.address} WatchOperation failed: ${e.details || e.message}`),
+        { code: e.code },
+      );
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      call.cancel();
+    }
+  }
+
+  /** Starts pre-pulling a checkpoint image on the node. */
+  prepareRestore(req: PrepareRestoreRequestMsg): Promise<OperationMsg> {
+    return this.#unary("PrepareRestore", req);
+  }
+
+  /** Starts restoring a stored checkpoint into a new container (Docker hosts). */
+  restoreContainer(req: RestoreContainerRequestMsg): Promise<OperationMsg> {
+    return this.#unary("RestoreContainer", req);
+  }
+
+  /** Removes node-local files of a finished operation. */
+  deleteCheckpoint(operationId: string): Promise<{ bytesFreed: number }> {
+    return this.#unary("DeleteCheckpoint", { operationId });
+  }
+
+  /** Health of the agent. */
+  health(): Promise<HealthResponseMsg> {
+    return this.#unary("Health", {});
+  }
+
+  /** Closes the channel. */
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Options for {@linkcode GrpcAgentConnector}. */
+export interface GrpcAgentConnectorOptions extends AgentClientOptions, ResolveAgentOptions {
+  /** Lists agent pods (CoreV1Api); may be omitted when every node has an override. */
+  kube?: PodLister;
+}
+
+/** The controllers' {@linkcode AgentConnector} over gRPC + mutual TLS. */
+export class GrpcAgentConnector implements AgentConnector {
+  readonly #clients = new Map<string, AgentClient>();
+
+  /** Creates the connector. */
+  constructor(private readonly opts: GrpcAgentConnectorOptions) {}
+
+  /** The raw client of a node's agent (connections are cached per address). */
+  async clientFor(nodeName: string): Promise<AgentClient> {
+    const address = await resolveAgent(this.opts.kube, nodeName, this.opts);
+    let c = this.#clients.get(address);
+    if (!c) {
+      c = await AgentClient.connect(address, this.opts);
+      this.#clients.set(address, c);
+    }
+    return c;
+  }
+
+  async forNode(nodeName: string): Promise<NodeAgent> {
+    const c = await this.clientFor(nodeName);
+    return {
+      checkpoint: async (req: CheckpointRequest) =>
+        toOperationStatus(
+          await c.checkpoint({
+            operationId: req.operationId,
+            namespace: req.namespace,
+            pod: req.pod,
+            container: req.container,
+            storageClass: { name: req.storageClassName },
+            leaveRunning: req.leaveRunning,
+            podJson: req.podJson,
+          }),
+        ),
+      getOperation: async (id: string) => {
+        try {
+          return toOperationStatus(await c.getOperation(id));
+        } catch (err) {
+          if ((err as { code?: number }).code === grpc.status.NOT_FOUND) {
+            throw new Error(`operation "${id}" not found on node "${nodeName}"`);
+          }
+          throw err;
+        }
+      },
+      prepareRestore: async (req) =>
+        toOperationStatus(
+          await c.prepareRestore({ operationId: req.operationId, image: req.image }),
+        ),
+    };
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+}

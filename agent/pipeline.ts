@@ -1,0 +1,295 @@
+/**
+ * The checkpoint pipeline of one container: runtime checkpoint -> archive ->
+ * store the archive in the class's backend (streamed, sha256 computed on the
+ * way) -> OCI checkpoint image pushed by digest to the class's registry ->
+ * metadata JSON -> image tag -> remove the node-local archive.
+ *
+ * Publication is ordered so that a failure (or a killed agent) leaves nothing
+ * half-published: the store publishes an object only when its stream ends,
+ * the image manifest is pushed by digest (untagged, unreachable by name)
+ * until the very end, and any step that fails after the archive was stored
+ * deletes it again.
+ * @module
+ */
+import type { CheckpointStore } from "../storage/mod.ts";
+import { checkpointKey } from "../storage/mod.ts";
+import type { CheckpointDriver, CheckpointOutcome } from "./runtime/_types.ts";
+import type { CheckpointResult, Operation, OperationPatch } from "./operations.ts";
+
+/** The class settings the pipeline needs. */
+export interface ResolvedClass {
+  /** CheckpointStorageClass name. */
+  name: string;
+  /** The store of the class. */
+  store: CheckpointStore;
+  /** The class's registry, when it has one. */
+  registry?: RegistrySettings;
+}
+
+/** Where and how checkpoint images are pushed. */
+export interface RegistrySettings {
+  /** Repository, e.g. `registry.example.com/lpm/checkpoints`. */
+  repository: string;
+  /** Plain HTTP. */
+  insecure?: boolean;
+  /** PEM CA bundle of the registry. */
+  caBundle?: string;
+  /** `username`/`password` (or `.dockerconfigjson`) of the registry Secret. */
+  credentials?: Record<string, string>;
+}
+
+/** A pushed (not yet tagged) image. */
+export interface PushedImage {
+  /** Manifest digest. */
+  digest: string;
+  /** `repository@digest`. */
+  reference: string;
+  /** Makes the image reachable by `tag` (the last publish step). */
+  tag(): Promise<void>;
+}
+
+/** Builds and pushes OCI checkpoint images (implemented over `oci/`). */
+export interface ImagePublisher {
+  /** Builds the checkpoint image of `archivePath` and pushes blobs and manifest by digest. */
+  push(archivePath: string, opts: {
+    registry: RegistrySettings;
+    tag: string;
+    containerName: string;
+    annotations: Record<string, string>;
+    sha256?: string;
+    size?: number;
+    signal?: AbortSignal;
+    onProgress?: (bytes: number) => void;
+  }): Promise<PushedImage>;
+}
+
+/** One checkpoint job. */
+export interface CheckpointJob {
+  /** Operation id (also the checkpoint id in storage keys). */
+  operationId: string;
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
+  /** Container name. */
+  container: string;
+  /** Runtime container name or id (Docker). */
+  containerRef?: string;
+  /** Leave the container running. */
+  leaveRunning?: boolean;
+  /** Source pod JSON, kept in the metadata. */
+  podJson?: string;
+  /** Runtime timeout, seconds. */
+  timeoutSeconds?: number;
+  /** Keep the node-local archive when the pipeline fails. */
+  keepArchiveOnFailure?: boolean;
+}
+
+/** What the pipeline is given. */
+export interface PipelineDeps {
+  /** The runtime driver. */
+  driver: CheckpointDriver;
+  /** Builds the class (store + registry) for the job. */
+  resolveClass: () => Promise<ResolvedClass>;
+  /** Image publisher (required when the class has a registry). */
+  images?: ImagePublisher;
+  /** Reads CRIU stats from an archive when the driver did not. */
+  readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
+  /** Work directory of the operation (temp files). */
+  workDir: string;
+  /** Where archives kept after a failure go. */
+  keptDir: string;
+  /** Records progress. */
+  report: (patch: OperationPatch) => Promise<Operation | void>;
+  /** Cancels the job. */
+  signal?: AbortSignal;
+  /** Node name and agent version for the metadata. */
+  agent: { nodeName: string; version: string };
+  /** Structured log. */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Timings of one run (ms), for logs and the benchmark. */
+export interface PipelineTimings {
+  /** Runtime checkpoint. */
+  checkpointMs: number;
+  /** From checkpoint end to everything stored and tagged. */
+  publishMs: number;
+  /** Archive size in bytes. */
+  archiveBytes: number;
+}
+
+/** A storage key segment from any string (keys allow letters, digits, ".", "_", "-"). */
+export function keySegment(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "x").slice(0, 200);
+}
+
+/** Image tag of a checkpoint (at most 128 characters, OCI tag grammar). */
+export function imageTag(job: Pick<CheckpointJob, "pod" | "container" | "operationId">): string {
+  const raw = `${job.pod}-${job.container}-${job.operationId}`;
+  return raw.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9_]+/, "").slice(0, 128);
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  await Deno.remove(path, { recursive: true }).catch(() => {});
+}
+
+/** Runs the pipeline; resolves with the result, rejects with a clear error and nothing published. */
+export async function runCheckpoint(
+  job: CheckpointJob,
+  deps: PipelineDeps,
+): Promise<{ result: CheckpointResult; timings: PipelineTimings }> {
+  const what = `container "${job.container}" of pod "${job.namespace}/${job.pod}"`;
+  const log = deps.log ?? (() => {});
+  await Deno.mkdir(deps.workDir, { recursive: true });
+  await deps.report({ phase: "Running", step: "resolving storage class" });
+  const cls = await deps.resolveClass();
+  if (cls.registry && !deps.images) {
+    throw new Error(
+      `Cannot publish a checkpoint image of ${what}: this agent has no image builder`,
+    );
+  }
+
+  await deps.report({ step: "checkpointing", bytesDone: 0, bytesTotal: 0 });
+  const t0 = performance.now();
+  let outcome: CheckpointOutcome;
+  try {
+    outcome = await deps.driver.checkpoint(
+      { namespace: job.namespace, pod: job.pod, container: job.container, id: job.containerRef },
+      {
+        workDir: deps.workDir,
+        signal: deps.signal,
+        leaveRunning: job.leaveRunning,
+        timeoutSeconds: job.timeoutSeconds,
+      },
+    );
+  } catch (err) {
+    throw new Error(
+      `Checkpoint of ${what} failed in the ${deps.driver.name} driver: ${(err as Error).message}`,
+    );
+  }
+  const t1 = performance.now();
+  const archivePath = outcome.archivePath;
+  const localPaths = outcome.ownsArchive ? [archivePath] : [];
+  await deps.report({ localPaths });
+  const size = (await Deno.stat(archivePath)).size;
+  log("checkpoint taken", { archivePath, size, ms: Math.round(t1 - t0) });
+
+  const checkpointId = keySegment(job.operationId);
+  const key = checkpointKey({
+    namespace: job.namespace,
+    pod: job.pod,
+    checkpointId,
+    file: `${keySegment(job.container)}.tar`,
+  });
+  const metaKey = checkpointKey({
+    namespace: job.namespace,
+    pod: job.pod,
+    checkpointId,
+    file: `${keySegment(job.container)}.checkpoint.json`,
+  });
+  const published: string[] = [];
+  const total = size * (cls.registry ? 2 : 1);
+  try {
+    // 1. The archive into the store: one streamed read, sha256 on the way.
+    await deps.report({ step: "storing archive", bytesDone: 0, bytesTotal: total });
+    const file = await Deno.open(archivePath, { read: true });
+    const checkpointTime = new Date().toISOString();
+    const info = await cls.store.put(key, file.readable, {
+      size,
+      signal: deps.signal,
+      metadata: {
+        "lpm-operation-id": job.operationId,
+        "lpm-container": job.container,
+        "lpm-runtime": outcome.runtime.name,
+      },
+      onProgress: (b) => void deps.report({ bytesDone: b }),
+    });
+    published.push(key);
+    const stats = outcome.stats ?? await deps.readStats?.(archivePath).catch(() => undefined);
+
+    // 2. The image, pushed by digest only.
+    let image: CheckpointResult["image"] = { reference: "", digest: "" };
+    let pushed: PushedImage | undefined;
+    if (cls.registry && deps.images) {
+      await deps.report({ step: "pushing image", bytesDone: size });
+      const tag = imageTag(job);
+      pushed = await deps.images.push(archivePath, {
+        registry: cls.registry,
+        tag,
+        containerName: job.container,
+        sha256: info.sha256,
+        size,
+        signal: deps.signal,
+        annotations: {
+          "io.kubernetes.cri-o.annotations.checkpoint.name": job.container,
+          "org.criu.checkpoint.container.name": job.container,
+          "io.kubernetes.cri-o.annotations.criu.version": outcome.runtime.criuVersion ?? "",
+          "dev.lpm.checkpoint.pod": `${job.namespace}/${job.pod}`,
+          "dev.lpm.checkpoint.operation": job.operationId,
+        },
+        onProgress: (b) => void deps.report({ bytesDone: size + b }),
+      });
+      image = { reference: pushed.reference, digest: pushed.digest, tag };
+    }
+
+    // 3. Metadata, then the tag: the checkpoint becomes visible by name last.
+    await deps.report({ step: "storing metadata", bytesDone: total });
+    const result: CheckpointResult = {
+      archive: { storageClassName: cls.name, key, sha256: info.sha256, size: info.size },
+      image,
+      criuStats: stats,
+      runtime: outcome.runtime,
+      checkpointTime,
+    };
+    const metadata = {
+      operationId: job.operationId,
+      namespace: job.namespace,
+      pod: job.pod,
+      container: job.container,
+      node: deps.agent.nodeName,
+      agentVersion: deps.agent.version,
+      ...result,
+      sourcePod: job.podJson ? JSON.parse(job.podJson) : undefined,
+    };
+    const metaBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2));
+    await cls.store.put(metaKey, new Blob([metaBytes]).stream(), {
+      signal: deps.signal,
+      metadata: { "lpm-operation-id": job.operationId },
+    });
+    published.push(metaKey);
+    if (pushed) {
+      await deps.report({ step: "tagging image" });
+      await pushed.tag();
+    }
+    const t2 = performance.now();
+
+    // 4. The node-local archive is no longer needed (the kubelet never removes it).
+    await removeQuietly(archivePath);
+    await removeQuietly(deps.workDir);
+    await deps.report({ localPaths: [] });
+    return {
+      result,
+      timings: { checkpointMs: t1 - t0, publishMs: t2 - t1, archiveBytes: size },
+    };
+  } catch (err) {
+    for (const k of published) await cls.store.delete(k).catch(() => {});
+    let kept = "";
+    if (job.keepArchiveOnFailure) {
+      await Deno.mkdir(deps.keptDir, { recursive: true });
+      kept = `${deps.keptDir}/${keySegment(job.operationId)}.tar`;
+      await Deno.rename(archivePath, kept).catch(() => kept = archivePath);
+      await deps.report({ localPaths: [kept] });
+    } else {
+      await removeQuietly(archivePath);
+      await deps.report({ localPaths: [] });
+    }
+    await removeQuietly(deps.workDir);
+    throw new Error(
+      `Cannot publish the checkpoint of ${what}: ${(err as Error).message}; nothing was published` +
+        (kept ? `, the archive is kept at "${kept}"` : ", the local archive was removed"),
+    );
+  } finally {
+    cls.store.close?.();
+  }
+}

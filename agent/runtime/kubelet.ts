@@ -1,0 +1,160 @@
+/**
+ * The kubelet driver: checkpoints a container with the kubelet checkpoint API
+ * (`POST /checkpoint/{namespace}/{pod}/{container}?timeout=<s>`), either
+ * directly on the node's kubelet with the agent's own client certificate
+ * (verifying the kubelet's serving certificate against a configured CA), or
+ * through the API server's node proxy with the agent's kubeconfig. The kubelet
+ * writes the archive under its root dir, which the agent reads (and removes:
+ * the kubelet never does). Works for CRI-O and containerd 2.x nodes.
+ * @module
+ */
+import type { KubeHttp } from "../_kube_http.ts";
+import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
+
+/** How the driver reaches the kubelet. */
+export type KubeletAccess =
+  | {
+    /** Direct HTTPS to the kubelet. */
+    mode: "direct";
+    /** e.g. `https://10.0.0.5:10250`. */
+    url: string;
+    /** PEM CA that signed the kubelet's serving certificate. */
+    caCert: string;
+    /** PEM client certificate of the agent (a user with `nodes/checkpoint`). */
+    clientCert: string;
+    /** PEM client key. */
+    clientKey: string;
+  }
+  | {
+    /** Through `/api/v1/nodes/{node}/proxy/...`. */
+    mode: "proxy";
+    /** API server client (the agent's kubeconfig or service account). */
+    kube: KubeHttp;
+  };
+
+/** Options for {@linkcode createKubeletDriver}. */
+export interface KubeletDriverOptions {
+  /** Node this agent runs on. */
+  nodeName: string;
+  /** How to reach the kubelet. */
+  access: KubeletAccess;
+  /** The kubelet's `--root-dir` as the kubelet sees it (default `/var/lib/kubelet`). */
+  kubeletRootDir?: string;
+  /** Where that directory is mounted in the agent (default: the same path). */
+  kubeletRootMount?: string;
+  /** Runtime name and version from the node (`containerd://2.2.9`). */
+  runtimeVersion?: string;
+  /** Default checkpoint timeout in seconds (default 300). */
+  timeoutSeconds?: number;
+}
+
+/** A runtime driver backed by the kubelet checkpoint API. */
+export interface KubeletDriver {
+  /** "kubelet". */
+  readonly name: string;
+  /** Checkpoints one container; returns the archive path as seen by the agent. */
+  checkpoint(ref: CheckpointTarget, opts: CheckpointOptions): Promise<CheckpointOutcome>;
+  /** Releases the HTTP client. */
+  close(): void;
+}
+
+/** Why a kubelet status failed, as a hint for people. */
+export function kubeletHint(status: number): string {
+  if (status === 404) {
+    return "feature gate ContainerCheckpoint off or runtime without checkpoint support?";
+  }
+  if (status === 401 || status === 403) {
+    return 'the agent lacks RBAC: it needs "create" and "get" on "nodes/checkpoint" (direct) ' +
+      'or "nodes/proxy" (through the API server)';
+  }
+  if (status >= 500) return "the container runtime failed the checkpoint";
+  return "unexpected answer";
+}
+
+/** Creates the kubelet driver. */
+export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
+  const access = opts.access;
+  const client = access.mode === "direct"
+    ? Deno.createHttpClient({
+      caCerts: [access.caCert],
+      cert: access.clientCert,
+      key: access.clientKey,
+    })
+    : undefined;
+  const rootDir = (opts.kubeletRootDir ?? "/var/lib/kubelet").replace(/\/$/, "");
+  const mount = (opts.kubeletRootMount ?? rootDir).replace(/\/$/, "");
+  const [runtimeName, runtimeVersion] = (opts.runtimeVersion ?? "").split("://");
+
+  const post = (path: string, signal?: AbortSignal): Promise<Response> => {
+    if (access.mode === "direct") {
+      return fetch(`${access.url.replace(/\/$/, "")}${path}`, { method: "POST", client, signal });
+    }
+    return access.kube.request(`/api/v1/nodes/${encodeURIComponent(opts.nodeName)}/proxy${path}`, {
+      method: "POST",
+      signal,
+    });
+  };
+
+  return {
+    name: "kubelet",
+    async checkpoint(ref, copts) {
+      const what = `container "${ref.container}" of pod "${ref.namespace}/${ref.pod}"`;
+      const timeout = copts.timeoutSeconds || opts.timeoutSeconds || 300;
+      const path = `/checkpoint/${encodeURIComponent(ref.namespace)}/${
+        encodeURIComponent(ref.pod)
+      }/${encodeURIComponent(ref.container)}?timeout=${timeout}`;
+      const via = access.mode === "direct"
+        ? `kubelet ${access.url}`
+        : `the API server's proxy to node "${opts.nodeName}"`;
+      let res: Response;
+      try {
+        res = await post(path, copts.signal);
+      } catch (err) {
+        throw new Error(
+          `Cannot checkpoint ${what}: ${via} is unreachable: ${(err as Error).message}`,
+        );
+      }
+      const body = await res.text();
+      if (!res.ok) {
+        throw new Error(
+          `Cannot checkpoint ${what}: ${via} returned ${res.status} (${kubeletHint(res.status)}): ${
+            body.trim().slice(0, 500)
+          }`,
+        );
+      }
+      let items: unknown;
+      try {
+        items = (JSON.parse(body) as { items?: unknown }).items;
+      } catch {
+        items = undefined;
+      }
+      if (!Array.isArray(items) || typeof items[0] !== "string") {
+        throw new Error(
+          `Cannot checkpoint ${what}: ${via} answered without an archive path: ${
+            body.slice(0, 300)
+          }`,
+        );
+      }
+      const reported = items[0] as string;
+      const archivePath = reported.startsWith(`${rootDir}/`)
+        ? `${mount}${reported.slice(rootDir.length)}`
+        : reported;
+      try {
+        await Deno.stat(archivePath);
+      } catch {
+        throw new Error(
+          `Checkpoint of ${what} was written to "${reported}" but the agent cannot read ` +
+            `"${archivePath}": is the kubelet root dir "${rootDir}" mounted at "${mount}"?`,
+        );
+      }
+      return {
+        archivePath,
+        runtime: { name: runtimeName || "kubelet", version: runtimeVersion },
+        ownsArchive: true,
+      };
+    },
+    close() {
+      client?.close();
+    },
+  };
+}

@@ -1,0 +1,488 @@
+/**
+ * The agent's gRPC server: mutual TLS with a client identity allow-list, the
+ * `lpm.agent.v1.Agent` service, and operations that run in the background and
+ * persist in the state dir.
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  agentService,
+  type CheckpointRequestMsg,
+  type HealthResponseMsg,
+  type OperationMsg,
+  type PrepareRestoreRequestMsg,
+  type RestoreContainerRequestMsg,
+  type StorageClassRefMsg,
+} from "./_proto.ts";
+import {
+  isFinal,
+  type Operation,
+  OperationConflictError,
+  type OperationKind,
+  type OperationPatch,
+  OperationStore,
+} from "./operations.ts";
+import { type ImagePublisher, type ResolvedClass, runCheckpoint } from "./pipeline.ts";
+import type { CheckpointDriver } from "./runtime/_types.ts";
+import { createServerTls, describeIdentity, identityOf, isAllowed, type TlsFiles } from "./tls.ts";
+
+/** Agent version reported by Health and recorded in metadata. */
+export const AGENT_VERSION = "0.1.0";
+
+/** A structured logger: one JSON line per call. */
+export type Logger = (level: "info" | "warn" | "error", msg: string, fields?: object) => void;
+
+/** Logs JSON lines to stderr. */
+export const jsonLogger: Logger = (level, msg, fields = {}) => {
+  console.error(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
+};
+
+/** Security of the listener. */
+export type AgentSecurity =
+  | {
+    /** Mutual TLS (the only production mode). */
+    mode: "mtls";
+    /** Serving certificate, key and the CA that signs client certificates. */
+    files: TlsFiles;
+    /** Allowed client identities: a CN, or a URI SAN such as `spiffe://lpm/controller`. */
+    allowedClients: string[];
+    /** Re-read the files when they change (Secret rotation). Default true. */
+    watch?: boolean;
+  }
+  | {
+    /** Plain HTTP/2: development only (`--insecure-dev`). */
+    mode: "insecure-dev";
+  };
+
+/** Resolves a request's storage class into a store and registry. */
+export type ClassResolver = (ref: StorageClassRefMsg) => Promise<ResolvedClass>;
+
+/** Options for {@linkcode startAgentServer}. */
+export interface AgentServerOptions {
+  /** Node this agent serves. */
+  nodeName: string;
+  /** `host:port` to listen on (port 0 picks one). */
+  listen: string;
+  /** Listener security. */
+  security: AgentSecurity;
+  /** State dir (operations, work files). */
+  stateDir: string;
+  /** Runtime driver. */
+  driver: CheckpointDriver;
+  /** Storage class resolver. */
+  resolveClass: ClassResolver;
+  /** Image publisher for checkpoint images. */
+  images?: ImagePublisher;
+  /** Reads CRIU stats from an archive. */
+  readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
+  /** Makes an image available on this node (PrepareRestore). */
+  prepareImage?: (
+    req: PrepareRestoreRequestMsg,
+    signal: AbortSignal,
+  ) => Promise<{ image: string }>;
+  /** Logger (default JSON lines on stderr). */
+  log?: Logger;
+}
+
+/** A running agent server. */
+export interface AgentServer {
+  /** Bound port. */
+  port: number;
+  /** The operations. */
+  operations: OperationStore;
+  /** Re-reads the TLS files now (also done on file change and SIGHUP in main). */
+  reloadTls(): Promise<void>;
+  /** Stops accepting calls, cancels running work, waits for state writes. */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+function toMsg(op: Operation): OperationMsg {
+  return {
+    id: op.id,
+    kind: op.kind,
+    phase: op.phase,
+    step: op.step,
+    bytesDone: op.bytesDone,
+    bytesTotal: op.bytesTotal,
+    message: op.message,
+    result: op.result
+      ? {
+        archive: op.result.archive,
+        image: { tag: "", ...op.result.image },
+        criuStats: op.result.criuStats ?? {},
+        runtime: {
+          name: op.result.runtime?.name ?? "",
+          version: op.result.runtime?.version ?? "",
+          criuVersion: op.result.runtime?.criuVersion ?? "",
+        },
+        checkpointTime: op.result.checkpointTime ?? "",
+      }
+      : null,
+    restore: op.restore
+      ? { containerId: op.restore.containerId ?? "", image: op.restore.image ?? "" }
+      : null,
+    created: op.created,
+    updated: op.updated,
+  };
+}
+
+async function fingerprint(value: unknown): Promise<string> {
+  const bytes = new TextEncoder().encode(JSON.stringify(value));
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function grpcError(code: grpc.status, message: string): grpc.ServiceError {
+  return Object.assign(new Error(message), {
+    code,
+    details: message,
+    metadata: new grpc.Metadata(),
+  });
+}
+
+/** Starts the agent's gRPC server. */
+export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
+  const log = opts.log ?? jsonLogger;
+  const operations = await OperationStore.open(opts.stateDir, {
+    onRecovered: (op) =>
+      log("warn", "operation failed by restart", { operation: op.id, message: op.message }),
+  });
+  const work = new AbortController();
+  const running = new Set<Promise<void>>();
+  const security = opts.security;
+  let tls: Awaited<ReturnType<typeof createServerTls>> | undefined;
+  let credentials: grpc.ServerCredentials;
+  if (security.mode === "mtls") {
+    if (security.allowedClients.length === 0) {
+      throw new Error(
+        "Cannot start the agent: mutual TLS needs at least one allowed client identity",
+      );
+    }
+    tls = await createServerTls(security.files);
+    credentials = tls.credentials;
+    if (security.watch !== false) {
+      tls.watch({
+        signal: work.signal,
+        onReload: (err) =>
+          err
+            ? log("error", "TLS reload failed; keeping the old certificates", {
+              error: err.message,
+            })
+            : log("info", "TLS certificates reloaded"),
+      });
+    }
+  } else {
+    log(
+      "warn",
+      "!!! INSECURE DEVELOPMENT MODE: the agent serves WITHOUT TLS and WITHOUT client " +
+        "authentication; anyone who reaches this port can checkpoint containers. Never use " +
+        "--insecure-dev outside a development machine. !!!",
+      { listen: opts.listen },
+    );
+    credentials = grpc.ServerCredentials.createInsecure();
+  }
+
+  /** The refusal for a caller that is not allowed, or undefined when it is. */
+  const refusal = (call: { getPeer(): string }) => {
+    if (security.mode !== "mtls") return undefined;
+    const ctx = (call as { getAuthContext?: () => { sslPeerCertificate?: unknown } | null })
+      .getAuthContext?.();
+    const identity = identityOf(
+      ctx?.sslPeerCertificate as Parameters<typeof identityOf>[0],
+    );
+    if (isAllowed(identity, security.allowedClients)) return undefined;
+    log("warn", "client refused", { peer: call.getPeer(), identity: describeIdentity(identity) });
+    return grpcError(
+      grpc.status.PERMISSION_DENIED,
+      `Client ${describeIdentity(identity)} is not allowed to call this agent ` +
+        `(allowed: ${security.allowedClients.map((a) => `"${a}"`).join(", ")})`,
+    );
+  };
+
+  const start = (id: string, kind: OperationKind, body: (signal: AbortSignal) => Promise<void>) => {
+    const p = (async () => {
+      try {
+        await body(work.signal);
+      } catch (err) {
+        const message = (err as Error).message;
+        log("error", "operation failed", { operation: id, kind, error: message });
+        await operations.update(id, { phase: "Failed", message }).catch(() => {});
+      }
+    })();
+    running.add(p);
+    p.finally(() => running.delete(p));
+  };
+
+  const report = (id: string) => (patch: OperationPatch) => operations.update(id, patch);
+
+  // deno-lint-ignore no-explicit-any
+  type Unary<Req> = (call: grpc.ServerUnaryCall<Req, any>, cb: grpc.sendUnaryData<any>) => void;
+  const unary =
+    <Req>(name: string, fn: (req: Req) => Promise<unknown>): Unary<Req> => (call, cb) => {
+      const refused = refusal(call);
+      if (refused) return cb(refused);
+      fn(call.request).then((v) => cb(null, v), (err) => {
+        const e = err as Error & { code?: number };
+        if (!(typeof e.code === "number")) log("error", `${name} failed`, { error: e.message });
+        cb(
+          typeof e.code === "number" ? e as grpc.ServiceError : grpcError(
+            err instanceof OperationConflictError
+              ? grpc.status.ALREADY_EXISTS
+              : /invalid|required|must/i.test(e.message)
+              ? grpc.status.INVALID_ARGUMENT
+              : grpc.status.INTERNAL,
+            e.message,
+          ),
+        );
+      });
+    };
+
+  const required = (fields: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(fields)) {
+      if (!v) throw grpcError(grpc.status.INVALID_ARGUMENT, `Field "${k}" is required`);
+    }
+  };
+
+  const handlers: grpc.UntypedServiceImplementation = {
+    Checkpoint: unary<CheckpointRequestMsg>("Checkpoint", async (req) => {
+      required({
+        operation_id: req.operationId,
+        namespace: req.namespace,
+        pod: req.pod,
+        container: req.container,
+        "storage_class.name": req.storageClass?.name,
+      });
+      const fp = await fingerprint({
+        ns: req.namespace,
+        pod: req.pod,
+        container: req.container,
+        cls: req.storageClass?.name,
+        leaveRunning: !!req.leaveRunning,
+        ref: req.containerRef ?? "",
+      });
+      const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
+      if (!created) return toMsg(op);
+      log("info", "checkpoint started", {
+        operation: op.id,
+        pod: `${req.namespace}/${req.pod}`,
+        container: req.container,
+      });
+      start(op.id, "checkpoint", async (signal) => {
+        const { result, timings } = await runCheckpoint({
+          operationId: req.operationId,
+          namespace: req.namespace,
+          pod: req.pod,
+          container: req.container,
+          containerRef: req.containerRef || undefined,
+          leaveRunning: req.leaveRunning,
+          podJson: req.podJson || undefined,
+          timeoutSeconds: req.timeoutSeconds || undefined,
+          keepArchiveOnFailure: req.keepArchiveOnFailure,
+        }, {
+          driver: opts.driver,
+          resolveClass: () => opts.resolveClass(req.storageClass!),
+          images: opts.images,
+          readStats: opts.readStats,
+          workDir: operations.workDir(op.id),
+          keptDir: `${opts.stateDir}/kept`,
+          report: report(op.id),
+          signal,
+          agent: { nodeName: opts.nodeName, version: AGENT_VERSION },
+          log: (msg, fields) => log("info", msg, { operation: op.id, ...fields }),
+        });
+        await operations.update(op.id, {
+          phase: "Succeeded",
+          step: "done",
+          result,
+          message: `Stored ${timings.archiveBytes} bytes; checkpoint ${
+            Math.round(timings.checkpointMs)
+          } ms, publish ${Math.round(timings.publishMs)} ms`,
+        });
+        log("info", "checkpoint succeeded", { operation: op.id, ...timings });
+      });
+      return toMsg(operations.get(op.id)!);
+    }),
+
+    GetOperation: unary<{ operationId: string }>("GetOperation", (req) => {
+      const op = operations.get(req.operationId);
+      if (!op) {
+        return Promise.reject(
+          grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`),
+        );
+      }
+      return Promise.resolve(toMsg(op));
+    }),
+
+    WatchOperation: (call: grpc.ServerWritableStream<{ operationId: string }, OperationMsg>) => {
+      const refused = refusal(call);
+      if (refused) return call.destroy(refused);
+      const id = call.request.operationId;
+      const op = operations.get(id);
+      if (!op) return call.destroy(grpcError(grpc.status.NOT_FOUND, `Operation "${id}" not found`));
+      call.write(toMsg(op));
+      if (isFinal(op.phase)) return call.end();
+      const stop = operations.watch(id, (o) => {
+        call.write(toMsg(o));
+        if (isFinal(o.phase)) {
+          stop();
+          call.end();
+        }
+      });
+      call.on("cancelled", stop);
+      call.on("close", stop);
+    },
+
+    PrepareRestore: unary<PrepareRestoreRequestMsg>("PrepareRestore", async (req) => {
+      required({ operation_id: req.operationId, image: req.image });
+      if (!opts.prepareImage) {
+        throw grpcError(grpc.status.UNIMPLEMENTED, "This agent cannot prepare restores");
+      }
+      const fp = await fingerprint({ image: req.image });
+      const { op, created } = await operations.begin(req.operationId, "prepareRestore", fp);
+      if (created) {
+        start(op.id, "prepareRestore", async (signal) => {
+          await operations.update(op.id, { phase: "Running", step: "pulling image" });
+          const r = await opts.prepareImage!(req, signal);
+          await operations.update(op.id, { phase: "Succeeded", step: "done", restore: r });
+        });
+      }
+      return toMsg(operations.get(op.id)!);
+    }),
+
+    RestoreContainer: unary<RestoreContainerRequestMsg>("RestoreContainer", async (req) => {
+      required({
+        operation_id: req.operationId,
+        archive_key: req.archiveKey,
+        name: req.name,
+        "storage_class.name": req.storageClass?.name,
+      });
+      const driver = opts.driver;
+      if (!driver.restore) {
+        throw grpcError(
+          grpc.status.FAILED_PRECONDITION,
+          `The "${driver.name}" driver cannot restore containers; only Docker hosts restore ` +
+            "through the agent (Kubernetes nodes restore from the checkpoint image)",
+        );
+      }
+      const fp = await fingerprint({ key: req.archiveKey, name: req.name });
+      const { op, created } = await operations.begin(req.operationId, "restoreContainer", fp);
+      if (created) {
+        start(op.id, "restoreContainer", async (signal) => {
+          await operations.update(op.id, { phase: "Running", step: "downloading archive" });
+          const cls = await opts.resolveClass(req.storageClass!);
+          const dir = operations.workDir(op.id);
+          await Deno.mkdir(dir, { recursive: true });
+          const path = `${dir}/checkpoint.tar`;
+          try {
+            const info = await cls.store.stat(req.archiveKey);
+            if (!info) {
+              throw new Error(
+                `Checkpoint archive "${req.archiveKey}" does not exist in class "${cls.name}"`,
+              );
+            }
+            await operations.update(op.id, { bytesTotal: info.size });
+            const body = await cls.store.get(req.archiveKey, { signal });
+            const file = await Deno.open(path, { write: true, create: true, truncate: true });
+            let done = 0;
+            await body.pipeThrough(
+              new TransformStream<Uint8Array, Uint8Array>({
+                transform(chunk, c) {
+                  done += chunk.length;
+                  void operations.update(op.id, { bytesDone: done });
+                  c.enqueue(chunk);
+                },
+              }),
+            ).pipeTo(file.writable);
+            await operations.update(op.id, { step: "restoring" });
+            const r = await driver.restore!(path, { name: req.name, signal });
+            const containerId = typeof r === "string" ? r : r.containerId;
+            await operations.update(op.id, {
+              phase: "Succeeded",
+              step: "done",
+              restore: { containerId },
+            });
+          } finally {
+            cls.store.close?.();
+            await Deno.remove(dir, { recursive: true }).catch(() => {});
+          }
+        });
+      }
+      return toMsg(operations.get(op.id)!);
+    }),
+
+    DeleteCheckpoint: unary<{ operationId: string }>("DeleteCheckpoint", async (req) => {
+      required({ operation_id: req.operationId });
+      const op = operations.get(req.operationId);
+      if (!op) throw grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`);
+      if (!isFinal(op.phase)) {
+        throw grpcError(
+          grpc.status.FAILED_PRECONDITION,
+          `Operation "${op.id}" is still ${op.phase}; delete it when it has finished`,
+        );
+      }
+      let freed = 0;
+      for (const p of [...(op.localPaths ?? []), operations.workDir(op.id)]) {
+        const st = await Deno.stat(p).catch(() => undefined);
+        if (!st) continue;
+        freed += st.isFile ? st.size : 0;
+        await Deno.remove(p, { recursive: true }).catch(() => {});
+      }
+      await operations.remove(op.id);
+      log("info", "checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
+      return { bytesFreed: freed };
+    }),
+
+    Health: unary<Record<string, never>>("Health", () =>
+      Promise.resolve(
+        {
+          status: "SERVING",
+          nodeName: opts.nodeName,
+          version: AGENT_VERSION,
+          runtime: opts.driver.name,
+          runningOperations: operations.running(),
+        } satisfies HealthResponseMsg,
+      )),
+  };
+
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });
+  server.addService(agentService().service, handlers);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      opts.listen,
+      credentials,
+      (err, p) =>
+        err ? reject(new Error(`Cannot listen on "${opts.listen}": ${err.message}`)) : resolve(p),
+    )
+  );
+  log("info", "agent listening", {
+    listen: opts.listen,
+    port,
+    node: opts.nodeName,
+    runtime: opts.driver.name,
+    security: security.mode,
+  });
+
+  return {
+    port,
+    operations,
+    reloadTls: async () => {
+      await tls?.reload();
+    },
+    async close({ graceMs = 5000 } = {}) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      work.abort(new Error("Agent shutting down"));
+      await Promise.allSettled([...running]);
+      await operations.flush();
+      opts.driver.close?.();
+    },
+  };
+}

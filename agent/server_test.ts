@@ -1,0 +1,216 @@
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { agentService } from "./_proto.ts";
+import { createLocalStore } from "../storage/mod.ts";
+import { clientWith, FakeDriver, makeTestCerts, startTestServer } from "./_testing.ts";
+import type { ResolvedClass } from "./pipeline.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function localClass(dir: string): () => Promise<ResolvedClass> {
+  return () => Promise.resolve({ name: "local-test", store: createLocalStore({ path: dir }) });
+}
+
+Deno.test({
+  name: "agent mTLS: the controller's certificate is accepted; Health answers",
+  ...opts,
+  async fn() {
+    const certs = await makeTestCerts();
+    const storeDir = await Deno.makeTempDir();
+    const { server, stateDir, address } = await startTestServer(certs, {
+      driver: new FakeDriver(),
+      resolveClass: localClass(storeDir),
+    });
+    const c = await clientWith(address, certs.controller);
+    try {
+      const h = await c.health();
+      assertEquals(h.status, "SERVING");
+      assertEquals(h.nodeName, "test-node");
+      assertEquals(h.runtime, "fake");
+    } finally {
+      c.close();
+      await server.close();
+      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "agent mTLS: refused without a certificate, with a foreign CA, with a wrong identity",
+  ...opts,
+  async fn() {
+    const certs = await makeTestCerts();
+    const storeDir = await Deno.makeTempDir();
+    const driver = new FakeDriver();
+    const { server, stateDir, address } = await startTestServer(certs, {
+      driver,
+      resolveClass: localClass(storeDir),
+    });
+    try {
+      // 1. No client certificate at all: the TLS handshake is refused.
+      const Service = agentService();
+      const noCert = new Service(
+        address,
+        grpc.credentials.createSsl(Buffer.from(await Deno.readFile(certs.server.ca))),
+        { "grpc.ssl_target_name_override": "lpm-agent" },
+      );
+      const noCertErr = await new Promise<grpc.ServiceError>((resolve) =>
+        // deno-lint-ignore no-explicit-any
+        (noCert as any).Health({}, { deadline: Date.now() + 5000 }, (e: grpc.ServiceError) =>
+          resolve(e))
+      );
+      noCert.close();
+      assert(noCertErr, "a client without a certificate got an answer");
+      assertEquals(noCertErr.code, grpc.status.UNAVAILABLE, noCertErr.message);
+
+      // 2. A certificate from another CA (same CN): the chain does not verify.
+      const foreign = await clientWith(address, certs.foreign);
+      const e2 = await assertRejects(() => foreign.health());
+      foreign.close();
+      assertEquals((e2 as { code?: number }).code, grpc.status.UNAVAILABLE, String(e2));
+
+      // 3. A valid chain with the wrong identity: TLS passes, the call is denied.
+      const intruder = await clientWith(address, certs.wrongIdentity);
+      const e3 = await assertRejects(() =>
+        intruder.checkpoint({
+          operationId: "op-intruder",
+          namespace: "default",
+          pod: "p",
+          container: "c",
+          storageClass: { name: "x" },
+        })
+      );
+      const e3b = await assertRejects(() => intruder.health());
+      intruder.close();
+      assertEquals((e3 as { code?: number }).code, grpc.status.PERMISSION_DENIED);
+      assertEquals((e3b as { code?: number }).code, grpc.status.PERMISSION_DENIED);
+      assertMatch((e3 as Error).message, /CN "intruder" is not allowed/);
+      assertEquals(driver.calls.length, 0, "a refused client made the driver run");
+      assertEquals(server.operations.list().length, 0);
+    } finally {
+      await server.close();
+      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "agent: the same Checkpoint request twice makes one operation and one checkpoint",
+  ...opts,
+  async fn() {
+    const certs = await makeTestCerts();
+    const storeDir = await Deno.makeTempDir();
+    const driver = new FakeDriver(256 * 1024);
+    driver.delayMs = 200;
+    const { server, stateDir, address } = await startTestServer(certs, {
+      driver,
+      resolveClass: localClass(storeDir),
+    });
+    const c = await clientWith(address, certs.controller);
+    try {
+      const req = {
+        operationId: "op-idem-1",
+        namespace: "default",
+        pod: "counter",
+        container: "app",
+        storageClass: { name: "local-test" },
+        leaveRunning: true,
+      };
+      // Concurrent duplicates and a later retry.
+      const [a, b] = await Promise.all([c.checkpoint(req), c.checkpoint(req)]);
+      assertEquals(a.id, "op-idem-1");
+      assertEquals(b.id, "op-idem-1");
+      let last;
+      for await (const op of c.watchOperation("op-idem-1")) last = op;
+      assertEquals(last?.phase, "Succeeded", last?.message);
+      const again = await c.checkpoint(req);
+      assertEquals(again.phase, "Succeeded");
+      assertEquals(again.result?.archive?.sha256, last?.result?.archive?.sha256);
+      assertEquals(driver.calls.length, 1, "the driver ran more than once");
+      assertEquals(server.operations.list().length, 1);
+      // One archive (and its metadata) in the store.
+      const store = createLocalStore({ path: storeDir });
+      const objs = [];
+      for await (const o of store.list("default/counter/")) objs.push(o.key);
+      assertEquals(objs.sort(), [
+        "default/counter/op-idem-1/app.checkpoint.json",
+        "default/counter/op-idem-1/app.tar",
+      ]);
+      assertEquals(last?.result?.archive?.size, 256 * 1024);
+      assertEquals(last?.result?.criuStats?.frozen_time, 7);
+      // A different request under the same id is refused.
+      const conflict = await assertRejects(() => c.checkpoint({ ...req, container: "other" }));
+      assertMatch((conflict as Error).message, /already exists with different parameters/);
+      assertEquals(driver.calls.length, 1);
+      // Local cleanup of a finished operation.
+      const del = await c.deleteCheckpoint("op-idem-1");
+      assertEquals(del.bytesFreed, 0, "the pipeline already removed the local archive");
+      await assertRejects(() => c.getOperation("op-idem-1"), Error, "not found");
+    } finally {
+      c.close();
+      await server.close();
+      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "agent: a failing store publishes nothing and the operation fails with a clear message",
+  ...opts,
+  async fn() {
+    const certs = await makeTestCerts();
+    const storeDir = await Deno.makeTempDir();
+    const driver = new FakeDriver();
+    const { server, stateDir, address } = await startTestServer(certs, {
+      driver,
+      resolveClass: () => {
+        const store = createLocalStore({ path: storeDir });
+        // A store whose metadata write fails after the archive was stored.
+        return Promise.resolve({
+          name: "flaky",
+          store: {
+            ...store,
+            provider: store.provider,
+            location: store.location,
+            put: (key, body, o) =>
+              key.endsWith(".json")
+                ? Promise.reject(new Error("disk full"))
+                : store.put(key, body, o),
+            stat: (k) => store.stat(k),
+            list: (p) => store.list(p),
+            delete: (k) => store.delete(k),
+            get: (k) => store.get(k),
+            cleanDebris: (o) => store.cleanDebris(o),
+          },
+        });
+      },
+    });
+    const c = await clientWith(address, certs.controller);
+    try {
+      await c.checkpoint({
+        operationId: "op-fail-1",
+        namespace: "default",
+        pod: "p",
+        container: "c",
+        storageClass: { name: "flaky" },
+        keepArchiveOnFailure: true,
+      });
+      let last;
+      for await (const op of c.watchOperation("op-fail-1")) last = op;
+      assertEquals(last?.phase, "Failed");
+      assertMatch(last!.message, /disk full; nothing was published, the archive is kept at/);
+      const store = createLocalStore({ path: storeDir });
+      for await (const o of store.list("default/")) throw new Error(`left behind: ${o.key}`);
+      const kept = `${stateDir}/kept/op-fail-1.tar`;
+      assert((await Deno.stat(kept)).size > 0);
+      const del = await c.deleteCheckpoint("op-fail-1");
+      assertEquals(del.bytesFreed, 64 * 1024);
+      await assertRejects(() => Deno.stat(kept));
+    } finally {
+      c.close();
+      await server.close();
+      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,117 @@
+/**
+ * Resolving a request's storage class into a store and registry settings:
+ * from the spec and credentials the caller passed inline, or by reading the
+ * CheckpointStorageClass and its Secrets from the cluster with the agent's
+ * own credentials (RBAC limits those Secrets to the `lpm-system` namespace).
+ * @module
+ */
+import { API_VERSION, type CheckpointStorageClassSpec } from "../api/mod.ts";
+import { createStore, decodeSecretData } from "../storage/mod.ts";
+import type { KubeHttp } from "./_kube_http.ts";
+import type { StorageClassRefMsg } from "./_proto.ts";
+import type { RegistrySettings, ResolvedClass } from "./pipeline.ts";
+
+/** Options for {@linkcode resolveStorageClass}. */
+export interface ResolveClassOptions {
+  /** API server client; needed when the request names a class without its spec. */
+  kube?: KubeHttp;
+}
+
+async function getJson<T>(kube: KubeHttp, path: string, what: string): Promise<T> {
+  const res = await kube.request(path);
+  const body = await res.text();
+  if (!res.ok) {
+    throw new Error(`Cannot read ${what}: the API server returned ${res.status}: ${body.trim()}`);
+  }
+  return JSON.parse(body) as T;
+}
+
+async function readSecret(
+  kube: KubeHttp,
+  ref: { name: string; namespace: string },
+): Promise<Record<string, string>> {
+  const s = await getJson<{ data?: Record<string, string> }>(
+    kube,
+    `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets/${
+      encodeURIComponent(ref.name)
+    }`,
+    `Secret "${ref.namespace}/${ref.name}"`,
+  );
+  return decodeSecretData(s);
+}
+
+/**
+ * Registry credentials from Secret data: `username`/`password`, or a
+ * `.dockerconfigjson` entry for the repository's host.
+ */
+export function registryCredentials(
+  repository: string,
+  data: Record<string, string> | undefined,
+): Record<string, string> | undefined {
+  if (!data || Object.keys(data).length === 0) return undefined;
+  if (data.username) return { username: data.username, password: data.password ?? "" };
+  const cfg = data[".dockerconfigjson"];
+  if (!cfg) return undefined;
+  const host = repository.split("/")[0];
+  const auths = (JSON.parse(cfg) as { auths?: Record<string, Record<string, string>> }).auths ?? {};
+  const entry = auths[host] ?? auths[`https://${host}`] ?? auths[`http://${host}`];
+  if (!entry) return undefined;
+  if (entry.username) return { username: entry.username, password: entry.password ?? "" };
+  if (entry.auth) {
+    const [username, ...rest] = atob(entry.auth).split(":");
+    return { username, password: rest.join(":") };
+  }
+  return undefined;
+}
+
+/** Builds the class a request names. */
+export async function resolveStorageClass(
+  ref: StorageClassRefMsg,
+  opts: ResolveClassOptions = {},
+): Promise<ResolvedClass> {
+  let spec: CheckpointStorageClassSpec;
+  let credentials = ref.credentials && Object.keys(ref.credentials).length
+    ? ref.credentials
+    : undefined;
+  let regData = ref.registryCredentials && Object.keys(ref.registryCredentials).length
+    ? ref.registryCredentials
+    : undefined;
+  if (ref.specJson) {
+    try {
+      spec = JSON.parse(ref.specJson) as CheckpointStorageClassSpec;
+    } catch (err) {
+      throw new Error(
+        `Storage class "${ref.name}" spec is invalid JSON: ${(err as Error).message}`,
+      );
+    }
+  } else {
+    if (!opts.kube) {
+      throw new Error(
+        `Cannot resolve storage class "${ref.name}": the request has no spec and the agent ` +
+          "has no cluster access (--kubeconfig or in-cluster)",
+      );
+    }
+    const cls = await getJson<{ spec: CheckpointStorageClassSpec }>(
+      opts.kube,
+      `/apis/${API_VERSION}/checkpointstorageclasses/${encodeURIComponent(ref.name)}`,
+      `CheckpointStorageClass "${ref.name}"`,
+    );
+    spec = cls.spec;
+    if (!credentials && spec.credentialsSecretRef) {
+      credentials = await readSecret(opts.kube, spec.credentialsSecretRef);
+    }
+    if (!regData && spec.registry?.credentialsSecretRef) {
+      regData = await readSecret(opts.kube, spec.registry.credentialsSecretRef);
+    }
+  }
+  const store = createStore(spec as Parameters<typeof createStore>[0], { secret: credentials });
+  const registry: RegistrySettings | undefined = spec.registry?.repository
+    ? {
+      repository: spec.registry.repository,
+      insecure: spec.registry.insecure,
+      caBundle: spec.registry.caBundle,
+      credentials: registryCredentials(spec.registry.repository, regData),
+    }
+    : undefined;
+  return { name: ref.name, store, registry };
+}
