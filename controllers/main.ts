@@ -1,0 +1,113 @@
+/**
+ * The lpm controller manager process.
+ *
+ *   deno task controller [--kubeconfig path] [--agent node=host:port ...]
+ *     --tls-cert controller.crt --tls-key controller.key --tls-ca agents-ca.crt
+ *     [--leader-elect --leader-elect-namespace lpm-system]
+ *     [--health-addr 127.0.0.1:8080] [--poll-ms 1000] [--validation-period-s 60]
+ *     [--insecure-dev]
+ *
+ * In a cluster it reads the in-cluster configuration; elsewhere a kubeconfig.
+ * Agents are found by node name (agent DaemonSet pods), or by --agent
+ * overrides for agents that run as host processes.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import { GrpcAgentConnector } from "../agent/client.ts";
+import { parseOverrides } from "../agent/discovery.ts";
+import { parseArgs } from "../cli/_args.ts";
+import { startManager } from "./manager.ts";
+import { Logger } from "./runtime/log.ts";
+
+const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
+       --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name>]
+       [--leader-elect] [--leader-elect-namespace <ns>] [--health-addr <host:port>]
+       [--poll-ms <ms>] [--validation-period-s <s>] [--insecure-dev]`;
+
+/** Runs the manager until SIGINT/SIGTERM. */
+export async function main(args: string[]): Promise<number> {
+  const agentFlags: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--agent") agentFlags.push(args[++i] ?? "");
+    else if (args[i].startsWith("--agent=")) agentFlags.push(args[i].slice(8));
+    else rest.push(args[i]);
+  }
+  let a;
+  try {
+    a = parseArgs(rest, {
+      known: [
+        "kubeconfig",
+        "tls-cert",
+        "tls-key",
+        "tls-ca",
+        "tls-server-name",
+        "leader-elect",
+        "leader-elect-namespace",
+        "health-addr",
+        "poll-ms",
+        "validation-period-s",
+        "insecure-dev",
+        "help",
+      ],
+      booleans: ["leader-elect", "insecure-dev", "help"],
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (a.flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = new Logger({ component: "lpm-controller" });
+  const insecure = a.flags["insecure-dev"] === "true";
+  if (!insecure && !(a.flags["tls-cert"] && a.flags["tls-key"] && a.flags["tls-ca"])) {
+    console.error(
+      `--tls-cert, --tls-key and --tls-ca are required (agents only accept mutual TLS)\n\n${USAGE}`,
+    );
+    return 2;
+  }
+  if (insecure) {
+    log.warn("--insecure-dev: talking to agents WITHOUT TLS; never use this outside development");
+  }
+  const kc = new k8s.KubeConfig();
+  if (a.flags.kubeconfig) kc.loadFromFile(a.flags.kubeconfig);
+  else if (Deno.env.get("KUBERNETES_SERVICE_HOST")) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  const agents = new GrpcAgentConnector({
+    security: insecure ? { mode: "insecure-dev" } : {
+      mode: "mtls",
+      files: { cert: a.flags["tls-cert"], key: a.flags["tls-key"], ca: a.flags["tls-ca"] },
+      serverName: a.flags["tls-server-name"],
+    },
+    overrides: parseOverrides(agentFlags),
+    kube: kc.makeApiClient(k8s.CoreV1Api),
+  });
+  const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(/:(?=\d+$)/);
+  const manager = await startManager({
+    kubeConfig: kc,
+    agents,
+    logger: log,
+    healthHost: host,
+    healthPort: Number(port),
+    pollMs: a.flags["poll-ms"] ? Number(a.flags["poll-ms"]) : undefined,
+    validationPeriodMs: a.flags["validation-period-s"]
+      ? Number(a.flags["validation-period-s"]) * 1000
+      : undefined,
+    leaderElection: a.flags["leader-elect"] === "true"
+      ? { namespace: a.flags["leader-elect-namespace"] ?? "lpm-system" }
+      : undefined,
+  });
+  log.info("manager running", { health: `${host}:${manager.healthPort}`, agents: agentFlags });
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+  log.info("shutting down");
+  await manager.stop();
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
