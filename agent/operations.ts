@@ -115,6 +115,7 @@ export class OperationStore {
   readonly #watchers = new Map<string, Set<(op: Operation) => void>>();
   readonly #lastWrite = new Map<string, number>();
   readonly #writing = new Map<string, Promise<void>>();
+  readonly #finalizing = new Set<string>();
   readonly #progressWriteMs: number;
 
   private constructor(readonly stateDir: string, opts: OperationStoreOptions) {
@@ -231,13 +232,20 @@ export class OperationStore {
   async update(id: string, patch: OperationPatch): Promise<Operation> {
     const op = this.#ops.get(id);
     if (!op) throw new Error(`Operation "${id}" not found`);
-    if (isFinal(op.phase)) return structuredClone(op);
+    if (isFinal(op.phase) || this.#finalizing.has(id)) return structuredClone(op);
+    // Nothing may be written after the final state, even while its write is in flight.
+    if (patch.phase && isFinal(patch.phase)) this.#finalizing.add(id);
     const progressOnly = Object.keys(patch).every((k) => k === "bytesDone" || k === "bytesTotal");
-    Object.assign(op, patch, { updated: new Date().toISOString() });
+    const next: Operation = { ...op, ...patch, updated: new Date().toISOString() };
+    const last = this.#lastWrite.get(id) ?? 0;
+    // A phase or step change is durable before anyone can see it: what a
+    // client was told is what a restarted agent reports.
+    if (!progressOnly) await this.#write(next);
+    else if (Date.now() - last >= this.#progressWriteMs) void this.#write(next);
+    this.#finalizing.delete(id);
+    Object.assign(op, next);
     const snapshot = structuredClone(op);
     for (const w of this.#watchers.get(id) ?? []) w(snapshot);
-    const last = this.#lastWrite.get(id) ?? 0;
-    if (!progressOnly || Date.now() - last >= this.#progressWriteMs) await this.#write(op);
     return snapshot;
   }
 

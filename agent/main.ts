@@ -1,0 +1,264 @@
+/**
+ * The node agent process:
+ *
+ *   deno task agent --node-name node-a --listen 127.0.0.1:7443 \
+ *     --tls-cert agent.crt --tls-key agent.key --client-ca ca.crt \
+ *     --allowed-client lpm-controller --state-dir /var/lib/lpm-agent \
+ *     [--kubeconfig kc] [--kubelet-url https://10.0.0.5:10250 --kubelet-ca ca.crt \
+ *      --kubelet-client-cert c.crt --kubelet-client-key c.key] [--docker-socket /run/docker.sock] \
+ *     [--runtime kubelet|docker] [--health-listen 127.0.0.1:7444] [--insecure-dev]
+ *
+ * Logs JSON lines on stderr; SIGHUP re-reads the TLS files (they are also
+ * watched); SIGTERM/SIGINT stop gracefully.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type KubeHttp, kubeHttp, loadKubeConfig } from "./_kube_http.ts";
+import { type AgentSecurity, jsonLogger, type Logger, startAgentServer } from "./server.ts";
+import type { ImagePublisher } from "./pipeline.ts";
+import { createKubeletDriver } from "./runtime/kubelet.ts";
+import { type DriverName, selectDriver } from "./runtime/select.ts";
+import type { CheckpointDriver } from "./runtime/_types.ts";
+import { resolveStorageClass } from "./storage_class.ts";
+import { prepareImage } from "./prepare.ts";
+import { loadOptionalModules } from "./_optional.ts";
+
+const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
+  (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
+  --state-dir <dir> [--kubeconfig <file>] [--runtime kubelet|docker] [--docker-socket <path>]
+  [--kubelet-url <https://ip:port> --kubelet-ca <file> --kubelet-client-cert <file>
+   --kubelet-client-key <file>] [--kubelet-root-dir <dir>] [--kubelet-root-mount <dir>]
+  [--health-listen <host:port>]`;
+
+/** Parsed command line. */
+export interface AgentArgs {
+  nodeName: string;
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
+  allowedClients: string[];
+  stateDir: string;
+  dockerSocket?: string;
+  kubeletUrl?: string;
+  kubeletCa?: string;
+  kubeletClientCert?: string;
+  kubeletClientKey?: string;
+  kubeletRootDir?: string;
+  kubeletRootMount?: string;
+  kubeconfig?: string;
+  runtime?: DriverName;
+  healthListen?: string;
+  insecureDev: boolean;
+}
+
+/** Parses and validates the command line; throws with the usage on error. */
+export function parseAgentArgs(args: string[]): AgentArgs {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      "node-name": { type: "string" },
+      listen: { type: "string", default: "127.0.0.1:7443" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "client-ca": { type: "string" },
+      "allowed-client": { type: "string", multiple: true },
+      "state-dir": { type: "string", default: "/var/lib/lpm-agent" },
+      "docker-socket": { type: "string" },
+      "kubelet-url": { type: "string" },
+      "kubelet-ca": { type: "string" },
+      "kubelet-client-cert": { type: "string" },
+      "kubelet-client-key": { type: "string" },
+      "kubelet-root-dir": { type: "string" },
+      "kubelet-root-mount": { type: "string" },
+      kubeconfig: { type: "string" },
+      runtime: { type: "string" },
+      "health-listen": { type: "string" },
+      "insecure-dev": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const fail = (m: string): never => {
+    throw new Error(`${m}\n${USAGE}`);
+  };
+  const a: AgentArgs = {
+    nodeName: v["node-name"] ?? Deno.env.get("NODE_NAME") ?? fail("--node-name is required"),
+    listen: v.listen!,
+    tlsCert: v["tls-cert"],
+    tlsKey: v["tls-key"],
+    clientCa: v["client-ca"],
+    allowedClients: (v["allowed-client"] ?? []).flatMap((s) => s.split(",")).filter(Boolean),
+    stateDir: v["state-dir"]!,
+    dockerSocket: v["docker-socket"],
+    kubeletUrl: v["kubelet-url"],
+    kubeletCa: v["kubelet-ca"],
+    kubeletClientCert: v["kubelet-client-cert"],
+    kubeletClientKey: v["kubelet-client-key"],
+    kubeletRootDir: v["kubelet-root-dir"],
+    kubeletRootMount: v["kubelet-root-mount"],
+    kubeconfig: v.kubeconfig,
+    runtime: v.runtime as DriverName | undefined,
+    healthListen: v["health-listen"],
+    insecureDev: v["insecure-dev"]!,
+  };
+  if (a.runtime && a.runtime !== "kubelet" && a.runtime !== "docker") {
+    fail(`--runtime "${a.runtime}" is invalid: use "kubelet" or "docker"`);
+  }
+  if (!a.insecureDev) {
+    if (!a.tlsCert || !a.tlsKey || !a.clientCa) {
+      fail(
+        "Mutual TLS is mandatory: give --tls-cert, --tls-key and --client-ca (or --insecure-dev)",
+      );
+    }
+    if (a.allowedClients.length === 0) {
+      fail("Give at least one --allowed-client identity (a certificate CN or a URI SAN)");
+    }
+  }
+  if (a.kubeletUrl && !(a.kubeletCa && a.kubeletClientCert && a.kubeletClientKey)) {
+    fail("--kubelet-url needs --kubelet-ca, --kubelet-client-cert and --kubelet-client-key");
+  }
+  return a;
+}
+
+async function nodeRuntimeVersion(kube: KubeHttp, node: string): Promise<string | undefined> {
+  const res = await kube.request(`/api/v1/nodes/${encodeURIComponent(node)}`);
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`Cannot read node "${node}": the API server returned ${res.status}`);
+  }
+  const n = await res.json() as { status?: { nodeInfo?: { containerRuntimeVersion?: string } } };
+  return n.status?.nodeInfo?.containerRuntimeVersion;
+}
+
+/** Builds the runtime driver the node needs. */
+export async function buildDriver(
+  a: AgentArgs,
+  kube: KubeHttp | undefined,
+  log: Logger,
+): Promise<{ driver: CheckpointDriver; images?: ImagePublisher; readStats?: OptionalStats }> {
+  const runtimeVersion = kube && !a.runtime
+    ? await nodeRuntimeVersion(kube, a.nodeName)
+    : undefined;
+  const choice = selectDriver({
+    override: a.runtime,
+    containerRuntimeVersion: runtimeVersion,
+    dockerSocket: a.dockerSocket,
+  });
+  log("info", "runtime driver chosen", { driver: choice.driver, reason: choice.reason });
+  const optional = await loadOptionalModules();
+  if (choice.driver === "docker") {
+    if (!optional.createDockerDriver) {
+      throw new Error("The Docker driver (agent/runtime/docker.ts) is not available");
+    }
+    return {
+      driver: optional.createDockerDriver(a.dockerSocket ?? "/var/run/docker.sock"),
+      images: optional.images,
+      readStats: optional.readStats,
+    };
+  }
+  let access: Parameters<typeof createKubeletDriver>[0]["access"];
+  if (a.kubeletUrl) {
+    access = {
+      mode: "direct",
+      url: a.kubeletUrl,
+      caCert: await Deno.readTextFile(a.kubeletCa!),
+      clientCert: await Deno.readTextFile(a.kubeletClientCert!),
+      clientKey: await Deno.readTextFile(a.kubeletClientKey!),
+    };
+  } else if (kube) {
+    access = { mode: "proxy", kube };
+  } else {
+    throw new Error(
+      "The kubelet driver needs --kubelet-url (direct) or cluster access (--kubeconfig or in-cluster)",
+    );
+  }
+  return {
+    driver: createKubeletDriver({
+      nodeName: a.nodeName,
+      access,
+      runtimeVersion,
+      kubeletRootDir: a.kubeletRootDir,
+      kubeletRootMount: a.kubeletRootMount,
+    }),
+    images: optional.images,
+    readStats: optional.readStats,
+  };
+}
+
+type OptionalStats = (archivePath: string) => Promise<Record<string, number> | undefined>;
+
+/** Runs the agent until SIGTERM/SIGINT. */
+export async function main(args: string[]): Promise<number> {
+  const log = jsonLogger;
+  let a: AgentArgs;
+  try {
+    a = parseAgentArgs(args);
+  } catch (err) {
+    console.error((err as Error).message);
+    return 2;
+  }
+  const inCluster = !!Deno.env.get("KUBERNETES_SERVICE_HOST");
+  const kube = a.kubeconfig || inCluster ? kubeHttp(loadKubeConfig(a.kubeconfig)) : undefined;
+  const { driver, images, readStats } = await buildDriver(a, kube, log);
+  const security: AgentSecurity = a.insecureDev ? { mode: "insecure-dev" } : {
+    mode: "mtls",
+    files: { cert: a.tlsCert!, key: a.tlsKey!, ca: a.clientCa! },
+    allowedClients: a.allowedClients,
+  };
+  const server = await startAgentServer({
+    nodeName: a.nodeName,
+    listen: a.listen,
+    security,
+    stateDir: a.stateDir,
+    driver,
+    images,
+    readStats,
+    resolveClass: (ref) => resolveStorageClass(ref, { kube }),
+    prepareImage: (req, signal) => prepareImage(req, { signal }),
+    log,
+  });
+  let health: Deno.HttpServer | undefined;
+  if (a.healthListen) {
+    const [host, port] = [
+      a.healthListen.slice(0, a.healthListen.lastIndexOf(":")),
+      Number(a.healthListen.slice(a.healthListen.lastIndexOf(":") + 1)),
+    ];
+    health = Deno.serve({ hostname: host, port, onListen: () => {} }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/healthz" || path === "/readyz") return new Response("ok\n");
+      return new Response("not found\n", { status: 404 });
+    });
+  }
+  const done = Promise.withResolvers<void>();
+  const stop = (sig: string) => () => {
+    log("info", "shutting down", { signal: sig });
+    done.resolve();
+  };
+  const onTerm = stop("SIGTERM");
+  const onInt = stop("SIGINT");
+  const onHup = () => {
+    server.reloadTls().then(
+      () => log("info", "TLS certificates reloaded (SIGHUP)"),
+      (e) => log("error", "TLS reload failed", { error: (e as Error).message }),
+    );
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGHUP", onHup);
+  await done.promise;
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGHUP", onHup);
+  await health?.shutdown();
+  await server.close({ graceMs: 10_000 });
+  kube?.close();
+  log("info", "agent stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  main(Deno.args).then((code) => Deno.exit(code), (err) => {
+    jsonLogger("error", "agent failed", { error: (err as Error).message });
+    Deno.exit(1);
+  });
+}

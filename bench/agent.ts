@@ -1,0 +1,105 @@
+/**
+ * `deno task bench agent [--size-mib N]`: the agent pipeline's throughput from
+ * "checkpoint ended" to "stored" (archive streamed to the store with its
+ * sha256, checkpoint image pushed to the registry by digest, metadata, tag,
+ * local archive removed), as a ratio to a raw `cp` + `sync` of the same
+ * archive on this machine, measured in the same run. The archive is random
+ * data (incompressible, like CRIU page images mostly are).
+ * @module
+ */
+import { startEnvironment } from "../tests/harness/mod.ts";
+import { createImagePublisher } from "../agent/image_push.ts";
+import { runCheckpoint } from "../agent/pipeline.ts";
+import type { CheckpointDriver } from "../agent/runtime/_types.ts";
+import { createStore } from "../storage/mod.ts";
+
+const MIB = 1024 * 1024;
+
+async function sh(cmd: string): Promise<number> {
+  const t0 = performance.now();
+  const out = await new Deno.Command("sh", { args: ["-c", cmd], stderr: "piped" }).output();
+  if (!out.success) throw new Error(`"${cmd}" failed: ${new TextDecoder().decode(out.stderr)}`);
+  return (performance.now() - t0) / 1000;
+}
+
+/** A driver whose "checkpoint" is an archive already on disk: only the pipeline is timed. */
+function readyArchive(path: string): CheckpointDriver {
+  return {
+    name: "bench",
+    checkpoint: () => Promise.resolve({ archivePath: path, runtime: { name: "bench" } }),
+  };
+}
+
+/** Runs the benchmark and prints a table. */
+export async function main(args: string[]): Promise<void> {
+  const i = args.indexOf("--size-mib");
+  const sizeMiB = i >= 0 ? Number(args[i + 1]) : 512;
+  const dir = await Deno.makeTempDir({ prefix: "lpm-bench-agent-" });
+  const env = await startEnvironment({
+    parts: ["minio", "registry"],
+    onProgress: (m) => console.error(`[bench] ${m}`),
+  });
+  try {
+    const src = `${dir}/archive.tar`;
+    console.error(`[bench] writing a ${sizeMiB} MiB archive`);
+    await sh(`head -c ${sizeMiB * MIB} /dev/urandom > ${src} && sync`);
+    const m = env.info.minio!;
+    const classes = {
+      minio: {
+        provider: "minio" as const,
+        minio: { endpoint: m.endpoint, bucket: m.bucket, region: m.region, prefix: "bench" },
+        credentialsSecretRef: { name: "x", namespace: "x" },
+      },
+      local: { provider: "local" as const, local: { path: `${dir}/store` } },
+    };
+    const secret = { accessKeyId: m.accessKey, secretAccessKey: m.secretKey };
+    const rows: string[] = [];
+    const cpSeconds: number[] = [];
+    for (const [name, spec] of Object.entries(classes)) {
+      for (const withImage of [false, true]) {
+        const copy = `${dir}/run.tar`;
+        // The copy the run consumes doubles as the baseline: cp + sync of the same archive.
+        const cpS = await sh(`cp ${src} ${copy} && sync`);
+        cpSeconds.push(cpS);
+        const { timings } = await runCheckpoint({
+          operationId: `bench-${name}-${withImage ? "img" : "noimg"}-${Date.now()}`,
+          namespace: "bench",
+          pod: "bench",
+          container: "app",
+        }, {
+          driver: readyArchive(copy),
+          resolveClass: () =>
+            Promise.resolve({
+              name,
+              store: createStore(spec, { secret }),
+              registry: withImage
+                ? { repository: `${env.info.registry!.host}/bench/checkpoints`, insecure: true }
+                : undefined,
+            }),
+          images: createImagePublisher(),
+          workDir: `${dir}/work`,
+          keptDir: `${dir}/kept`,
+          report: () => Promise.resolve(),
+          agent: { nodeName: "bench", version: "bench" },
+        });
+        const s = timings.publishMs / 1000;
+        const cpMiBs = sizeMiB / cpS;
+        const mibs = sizeMiB / s;
+        rows.push(
+          `${(name + (withImage ? " + registry push" : "")).padEnd(24)} ${
+            mibs.toFixed(0).padStart(6)
+          } MiB/s   cp+sync ${cpMiBs.toFixed(0).padStart(6)} MiB/s   ratio ${
+            (mibs / cpMiBs).toFixed(2)
+          }`,
+        );
+      }
+    }
+    console.log(`agent pipeline, ${sizeMiB} MiB archive, checkpoint end -> stored:`);
+    for (const r of rows) console.log(`  ${r}`);
+  } finally {
+    await env.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

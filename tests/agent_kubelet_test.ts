@@ -1,0 +1,416 @@
+/**
+ * The agent's kubelet driver end to end on the harness's real nodes
+ * (kubelet 1.34 + containerd 2.2): a counter on node-a is checkpointed through
+ * the agent's gRPC API over mutual TLS (the driver goes through the API
+ * server's node proxy), the archive lands in MinIO with the sha256 the
+ * operation reported, the checkpoint image is in the registry by digest and
+ * by tag, the kubelet's node-local archive is removed, PrepareRestore on
+ * node-b finds the image, and a pod on node-b started from it continues the
+ * count. A second test kills an agent process (SIGKILL) mid-checkpoint.
+ * @module
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { requirePart, testEnv } from "./env.ts";
+import { counterScript, kubectl, minioS3Client, waitFor } from "./harness/mod.ts";
+import type { NodeInfo } from "./harness/mod.ts";
+import { kubeHttp, loadKubeConfig } from "../agent/_kube_http.ts";
+import { createImagePublisher } from "../agent/image_push.ts";
+import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
+import { startAgentServer } from "../agent/server.ts";
+import { resolveStorageClass } from "../agent/storage_class.ts";
+import { prepareImage } from "../agent/prepare.ts";
+import { clientWith, makeTestCerts } from "../agent/_testing.ts";
+import type { AgentClient } from "../agent/client.ts";
+
+const REPO = new URL("../", import.meta.url).pathname;
+
+function requireNodes(count: number): { nodes: NodeInfo[]; busybox: string } {
+  const env = testEnv();
+  if (!env.nodes || env.nodes.length < count || !env.nodeImages) {
+    throw new Error(
+      `This test needs ${count} real nodes, the environment has ${env.nodes?.length ?? 0}: ` +
+        `run it with "deno task test" (which starts 2) or "deno task cluster:up --nodes 2"`,
+    );
+  }
+  return { nodes: env.nodes, busybox: env.nodeImages.busybox };
+}
+
+/** The inline class (spec + credentials) for the harness MinIO and registry. */
+function minioClass(prefix: string) {
+  const m = requirePart("minio");
+  const r = requirePart("registry");
+  return {
+    name: "agent-test-minio",
+    specJson: JSON.stringify({
+      provider: "minio",
+      minio: { endpoint: m.endpoint, bucket: m.bucket, region: m.region, prefix },
+      credentialsSecretRef: { name: "unused", namespace: "lpm-system" },
+      registry: { repository: `${r.host}/lpm-agent-test/checkpoints`, insecure: true },
+    }),
+    credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey },
+  };
+}
+
+/** Creates a namespace and waits for its default ServiceAccount (pods need it). */
+async function createNamespace(kc: string, ns: string): Promise<void> {
+  await kubectl(kc, ["create", "namespace", ns]);
+  await waitFor(
+    () => kubectl(kc, ["-n", ns, "get", "serviceaccount", "default"]).then(() => true, () => false),
+    { what: `the default ServiceAccount of "${ns}"`, timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
+async function counterPod(kc: string, ns: string, name: string, node: string, image: string) {
+  await kubectl(
+    kc,
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: ns },
+      spec: {
+        nodeName: node,
+        automountServiceAccountToken: false,
+        terminationGracePeriodSeconds: 0,
+        restartPolicy: "Never",
+        containers: [{
+          name: "counter",
+          image,
+          ...(image.includes("@sha256") ? {} : { command: ["/bin/sh", "-c", counterScript(0.2)] }),
+        }],
+      },
+    }),
+  );
+  await waitFor(async () => {
+    const p = JSON.parse(await kubectl(kc, ["-n", ns, "get", "pod", name, "-o", "json"]));
+    return p.status?.containerStatuses?.[0]?.state?.running !== undefined;
+  }, { what: `pod "${ns}/${name}" running`, timeoutMs: 90_000, intervalMs: 300 });
+}
+
+async function counterValues(kc: string, ns: string, pod: string): Promise<number[]> {
+  const out = await kubectl(kc, ["-n", ns, "logs", pod]);
+  return out.split("\n").map(Number).filter((n) => Number.isFinite(n) && n > 0);
+}
+
+async function watchToEnd(c: AgentClient, id: string) {
+  let last;
+  const steps = new Set<string>();
+  for await (const op of c.watchOperation(id)) {
+    steps.add(op.step);
+    last = op;
+  }
+  return { last: last!, steps };
+}
+
+Deno.test({
+  name: "agent kubelet driver: checkpoint on real node-a via gRPC+mTLS, MinIO + registry, " +
+    "restore on node-b continues",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const kube = requirePart("kube");
+    const r = requirePart("registry");
+    const { nodes, busybox } = requireNodes(2);
+    const [a, b] = nodes;
+    const kc = kube.kubeconfig;
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const ns = `lpm-agent-${suffix}`;
+    const prefix = `agent-kubelet-${suffix}`;
+    const certs = await makeTestCerts();
+    const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
+    const http = kubeHttp(loadKubeConfig(kc));
+    const s3 = minioS3Client(requirePart("minio"));
+    await createNamespace(kc, ns);
+    const server = await startAgentServer({
+      nodeName: a.name,
+      listen: "127.0.0.1:0",
+      security: {
+        mode: "mtls",
+        files: certs.server,
+        allowedClients: ["lpm-controller"],
+        watch: false,
+      },
+      stateDir,
+      driver: createKubeletDriver({
+        nodeName: a.name,
+        access: { mode: "proxy", kube: http },
+        kubeletRootDir: a.rootDir,
+        runtimeVersion: "containerd://2.2",
+      }),
+      images: createImagePublisher(),
+      resolveClass: (ref) => resolveStorageClass(ref),
+      prepareImage: (req, signal) => prepareImage(req, { signal }),
+      log: () => {},
+    });
+    const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
+    try {
+      await counterPod(kc, ns, "counter", a.name, busybox);
+      await waitFor(async () => (await counterValues(kc, ns, "counter")).length >= 5, {
+        what: "5 counter values",
+        timeoutMs: 30_000,
+      });
+      const before = new Set([...Deno.readDirSync(a.checkpointDir)].map((e) => e.name));
+
+      const opId = `kubelet-${suffix}`;
+      const started = await c.checkpoint({
+        operationId: opId,
+        namespace: ns,
+        pod: "counter",
+        container: "counter",
+        storageClass: minioClass(prefix),
+        leaveRunning: true,
+        podJson: JSON.stringify({ metadata: { name: "counter", namespace: ns } }),
+      });
+      assert(["Pending", "Running"].includes(started.phase), started.phase);
+      const { last, steps } = await watchToEnd(c, opId);
+      assertEquals(last.phase, "Succeeded", last.message);
+      for (const s of ["checkpointing", "storing archive", "pushing image", "tagging image"]) {
+        assert(steps.has(s), `step "${s}" was not reported: ${[...steps]}`);
+      }
+      const archive = last.result!.archive!;
+      assertEquals(archive.key, `${ns}/counter/${opId}/counter.tar`);
+      assertEquals(last.result!.runtime!.name, "containerd");
+
+      // The archive in MinIO hashes to what the operation reported.
+      const m = requirePart("minio");
+      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+      assert((objs.Contents ?? []).length > 0, "nothing in MinIO under the class prefix");
+      const { createStore } = await import("../storage/mod.ts");
+      const store = createStore(JSON.parse(minioClass(prefix).specJson), {
+        secret: minioClass(prefix).credentials,
+      });
+      const h = createHash("sha256");
+      let n = 0;
+      for await (const chunk of await store.get(archive.key)) {
+        h.update(chunk);
+        n += chunk.length;
+      }
+      assertEquals(h.digest("hex"), archive.sha256);
+      assertEquals(n, archive.size);
+      const meta = JSON.parse(
+        new TextDecoder().decode(
+          await new Response(await store.get(`${ns}/counter/${opId}/counter.checkpoint.json`))
+            .arrayBuffer(),
+        ),
+      );
+      assertEquals(meta.archive.sha256, archive.sha256);
+      assertEquals(meta.node, a.name);
+      assertEquals(meta.sourcePod.metadata.name, "counter");
+      store.close?.();
+
+      // The image by digest and by tag.
+      const image = last.result!.image!;
+      assertMatch(image.reference, new RegExp(`^${r.host}/lpm-agent-test/checkpoints@sha256:`));
+      const byDigest = await fetch(
+        `http://${r.host}/v2/lpm-agent-test/checkpoints/manifests/${image.digest}`,
+        { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
+      );
+      const manifest = await byDigest.json();
+      assertEquals(byDigest.status, 200);
+      assertEquals(manifest.layers[0].digest, `sha256:${archive.sha256}`);
+      assertEquals(
+        manifest.annotations["io.kubernetes.cri-o.annotations.checkpoint.name"],
+        "counter",
+      );
+      const byTag = await fetch(
+        `http://${r.host}/v2/lpm-agent-test/checkpoints/manifests/${image.tag}`,
+        { method: "HEAD", headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
+      );
+      assertEquals(byTag.headers.get("docker-content-digest"), image.digest);
+
+      // The kubelet's archive is gone from node-a (the kubelet never removes it).
+      const after = [...Deno.readDirSync(a.checkpointDir)].map((e) => e.name)
+        .filter((n) => !before.has(n) && n.includes(ns));
+      assertEquals(after, [], "the node-local archive was left behind");
+
+      // PrepareRestore for node-b finds the image; a bogus digest fails clearly.
+      const prep = await c.prepareRestore({
+        operationId: `prep-${suffix}`,
+        image: image.reference,
+        insecure: true,
+      });
+      assert(prep.id);
+      const p1 = await watchToEnd(c, `prep-${suffix}`);
+      assertEquals(p1.last.phase, "Succeeded", p1.last.message);
+      await c.prepareRestore({
+        operationId: `prep-bad-${suffix}`,
+        image: `${r.host}/lpm-agent-test/checkpoints@sha256:${"0".repeat(64)}`,
+        insecure: true,
+      });
+      const p2 = await watchToEnd(c, `prep-bad-${suffix}`);
+      assertEquals(p2.last.phase, "Failed");
+      assertMatch(p2.last.message, /is not available: the registry answered 404/);
+
+      // The image restores on node-b and the count continues.
+      const checkpointed = Math.max(...await counterValues(kc, ns, "counter"));
+      await counterPod(kc, ns, "restored", b.name, image.reference);
+      let restored: number[] = [];
+      await waitFor(async () => {
+        restored = await counterValues(kc, ns, "restored");
+        return restored.some((v) => v > checkpointed);
+      }, { what: "the restored counter to pass the checkpointed value", timeoutMs: 30_000 });
+      const resumedFrom = restored.find((v) => v > checkpointed - 50 && v <= checkpointed + 5);
+      assert(resumedFrom !== undefined, `restored values ${restored.slice(-5)} do not continue`);
+    } finally {
+      c.close();
+      await server.close();
+      http.close();
+      await kubectl(kc, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
+      const m = requirePart("minio");
+      const { DeleteObjectsCommand } = await import("@aws-sdk/client-s3");
+      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+      if (objs.Contents?.length) {
+        await s3.send(
+          new DeleteObjectsCommand({
+            Bucket: m.bucket,
+            Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
+          }),
+        );
+      }
+      s3.destroy();
+      for (const d of [certs.dir, stateDir]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "agent process killed (SIGKILL) mid-checkpoint: Failed after restart, nothing published",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const kube = requirePart("kube");
+    const r = requirePart("registry");
+    const m = requirePart("minio");
+    const { nodes, busybox } = requireNodes(1);
+    const a = nodes[0];
+    const kc = kube.kubeconfig;
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const ns = `lpm-agent-kill-${suffix}`;
+    const prefix = `agent-kill-${suffix}`;
+    const certs = await makeTestCerts();
+    const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
+    const { freePort } = await import("./harness/mod.ts");
+    const port = await freePort();
+    const spawn = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${REPO}agent/main.ts`,
+          "--node-name",
+          a.name,
+          "--listen",
+          `127.0.0.1:${port}`,
+          "--tls-cert",
+          certs.server.cert,
+          "--tls-key",
+          certs.server.key,
+          "--client-ca",
+          certs.server.ca,
+          "--allowed-client",
+          "lpm-controller",
+          "--state-dir",
+          stateDir,
+          "--kubeconfig",
+          kc,
+          "--kubelet-root-dir",
+          a.rootDir,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+    const logs: string[] = [];
+    const drain = (p: Deno.ChildProcess) =>
+      p.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+        new WritableStream({ write: (t) => void logs.push(t) }),
+      ).catch(() => {});
+    await createNamespace(kc, ns);
+    let agent = spawn();
+    drain(agent);
+    let c: AgentClient | undefined;
+    try {
+      await counterPod(kc, ns, "counter", a.name, busybox);
+      await waitFor(async () => {
+        try {
+          c ??= await clientWith(`127.0.0.1:${port}`, certs.controller);
+          return (await c.health()).status === "SERVING";
+        } catch {
+          return false;
+        }
+      }, { what: "the agent process to serve", timeoutMs: 60_000, intervalMs: 300 });
+      const opId = `kill-${suffix}`;
+      const cls = minioClass(prefix);
+      await c!.checkpoint({
+        operationId: opId,
+        namespace: ns,
+        pod: "counter",
+        container: "counter",
+        storageClass: cls,
+        leaveRunning: true,
+      });
+      // Kill as soon as the runtime checkpoint is under way.
+      await waitFor(async () => (await c!.getOperation(opId)).step === "checkpointing", {
+        what: "the checkpoint step",
+        timeoutMs: 20_000,
+        intervalMs: 20,
+      });
+      agent.kill("SIGKILL");
+      await agent.status;
+      c!.close();
+      c = undefined;
+
+      agent = spawn();
+      drain(agent);
+      let op;
+      await waitFor(async () => {
+        try {
+          c ??= await clientWith(`127.0.0.1:${port}`, certs.controller);
+          op = await c.getOperation(opId);
+          return true;
+        } catch {
+          return false;
+        }
+      }, { what: "the restarted agent to answer", timeoutMs: 60_000, intervalMs: 300 });
+      assertEquals(op!.phase, "Failed");
+      assertMatch(op!.message, /Agent restarted during "checkpointing"/);
+      // Nothing published: no object under the class prefix, no tag in the registry.
+      const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+      const s3 = minioS3Client(m);
+      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+      s3.destroy();
+      assertEquals((objs.Contents ?? []).map((o) => o.Key), []);
+      const tags = await fetch(`http://${r.host}/v2/lpm-agent-test/checkpoints/tags/list`);
+      const tagList = tags.ok ? ((await tags.json()).tags ?? []) as string[] : [];
+      assertEquals(tagList.filter((t) => t.includes(opId)), []);
+      // The work dir of the killed operation is gone.
+      await Deno.stat(`${stateDir}/work/${opId}`).then(
+        () => {
+          throw new Error("the work dir survived the restart");
+        },
+        () => {},
+      );
+      // The same id again is not re-run: the caller must choose a new id.
+      const again = await c!.checkpoint({
+        operationId: opId,
+        namespace: ns,
+        pod: "counter",
+        container: "counter",
+        storageClass: cls,
+        leaveRunning: true,
+      });
+      assertEquals(again.phase, "Failed");
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nagent logs:\n${logs.join("").slice(-3000)}`);
+    } finally {
+      c?.close();
+      try {
+        agent.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await agent.status;
+      await kubectl(kc, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
+      for (const d of [certs.dir, stateDir]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,73 @@
+/**
+ * The agent's manifests against the real API server: the whole kustomization
+ * passes a server-side dry run (the DaemonSet is validated by the API server
+ * but not created), the RBAC objects are applied for real, and
+ * `kubectl auth can-i` proves the ServiceAccount can do what the agent needs
+ * and nothing more (no Secrets outside lpm-system, no pod deletes).
+ * @module
+ */
+import { assertEquals, assertStringIncludes } from "@std/assert";
+import { requirePart } from "./env.ts";
+import { kubectl } from "./harness/mod.ts";
+
+const DIR = new URL("../config/agent/", import.meta.url).pathname;
+const SA = "system:serviceaccount:lpm-system:lpm-agent";
+
+async function canI(kc: string, args: string[]): Promise<string> {
+  // "no" exits 1, which kubectl() turns into an error carrying the output.
+  return await kubectl(kc, ["auth", "can-i", "--as", SA, ...args]).catch((e) =>
+    String((e as Error).message)
+  );
+}
+
+Deno.test("agent manifests: server dry-run of the kustomization, real RBAC, least privilege", async () => {
+  const { kubeconfig: kc } = requirePart("kube");
+  const nsExisted = await kubectl(kc, ["get", "namespace", "lpm-system"]).then(
+    () => true,
+    () => false,
+  );
+  await kubectl(kc, ["apply", "-f", `${DIR}namespace.yaml`, "-f", `${DIR}rbac.yaml`]);
+  try {
+    const dry = await kubectl(kc, ["apply", "-k", DIR, "--dry-run=server"]);
+    assertStringIncludes(dry, "daemonset.apps/lpm-agent");
+    assertStringIncludes(dry, "(server dry run)");
+    const rendered = await kubectl(kc, ["kustomize", DIR]);
+    for (
+      const forbidden of ["cluster-admin", "hostPath:\n            path: /\n", "hostPID: true"]
+    ) {
+      assertEquals(rendered.includes(forbidden), false, `manifests contain "${forbidden}"`);
+    }
+
+    const expectations: [string[], boolean][] = [
+      [["get", "nodes"], true],
+      [["create", "nodes", "--subresource=proxy"], true],
+      [["create", "nodes", "--subresource=checkpoint"], true],
+      [["get", "nodes", "--subresource=proxy"], true],
+      [["get", "checkpointstorageclasses.lpm.my.domain"], true],
+      [["get", "secrets", "-n", "lpm-system"], true],
+      [["get", "secrets", "-n", "default"], false],
+      [["list", "secrets", "--all-namespaces"], false],
+      [["list", "secrets", "-n", "lpm-system"], false],
+      [["delete", "pods", "-n", "default"], false],
+      [["list", "pods", "--all-namespaces"], false],
+      [["delete", "nodes"], false],
+      [["update", "nodes"], false],
+      [["create", "pods", "-n", "default"], false],
+      [["delete", "checkpointstorageclasses.lpm.my.domain"], false],
+    ];
+    const wrong: string[] = [];
+    for (const [args, want] of expectations) {
+      const out = await canI(kc, args);
+      const got = /(^|\n)yes\b/.test(out.trim());
+      if (got !== want) {
+        wrong.push(`can-i ${args.join(" ")}: got ${got}, want ${want} (${out.trim().slice(-200)})`);
+      }
+    }
+    assertEquals(wrong, []);
+  } finally {
+    await kubectl(kc, ["delete", "--ignore-not-found", "-f", `${DIR}rbac.yaml`]).catch(() => {});
+    if (!nsExisted) {
+      await kubectl(kc, ["delete", "namespace", "lpm-system", "--wait=false"]).catch(() => {});
+    }
+  }
+});
