@@ -10,7 +10,7 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { requirePart, testEnv } from "./env.ts";
 import { counterScript, kubectl, minioS3Client, waitFor } from "./harness/mod.ts";
