@@ -1,0 +1,75 @@
+/**
+ * PodCheckpoint schema: checkpoint every (or some) container of a pod.
+ * @module
+ */
+import { CHECKPOINT_PHASES, KINDS } from "../types.ts";
+import {
+  arr,
+  bool,
+  dateTime,
+  type JsonSchema,
+  labelName,
+  obj,
+  str,
+  subdomainName,
+} from "./_helpers.ts";
+import type { KindDefinition } from "./kind.ts";
+import {
+  conditionsSchema,
+  messageSchema,
+  observedGenerationSchema,
+  phaseSchema,
+} from "./common.ts";
+
+const specSchema: JsonSchema = obj("The pod to checkpoint.", {
+  podName: subdomainName("Pod to checkpoint, in this namespace."),
+  storageClassName: subdomainName("CheckpointStorageClass; the default class when unset."),
+  containers: arr(
+    "Containers to checkpoint; all of the pod's containers when unset.",
+    labelName("Container name."),
+    {
+      minItems: 1,
+      maxItems: 64,
+      set: true,
+    },
+  ),
+  leaveRunning: bool("Leave the pod running after the checkpoint.", { default: true }),
+}, { required: ["podName"] });
+
+const statusSchema: JsonSchema = obj("Progress and per-container results.", {
+  phase: phaseSchema(CHECKPOINT_PHASES),
+  conditions: conditionsSchema,
+  observedGeneration: observedGenerationSchema,
+  nodeName: str("Node the pod runs on.", { maxLength: 253 }),
+  containers: arr(
+    "One entry per checkpointed container.",
+    obj("A container's checkpoint.", {
+      name: str("Container name.", { maxLength: 63 }),
+      containerCheckpointName: str("The ContainerCheckpoint object.", { maxLength: 253 }),
+      phase: str("Its phase.", { maxLength: 64 }),
+      image: str("Checkpoint image reference (with digest).", { maxLength: 1024 }),
+      message: messageSchema,
+    }, { required: ["name", "containerCheckpointName"] }),
+    { mapKeys: ["name"], maxItems: 64 },
+  ),
+  completionTime: dateTime("When every container's checkpoint finished."),
+  message: messageSchema,
+});
+
+/** The PodCheckpoint kind. */
+export const podCheckpointKind: KindDefinition = {
+  ...KINDS.PodCheckpoint,
+  singular: "podcheckpoint",
+  shortNames: ["pckpt"],
+  description: "PodCheckpoint checkpoints the containers of a pod into a storage class.",
+  spec: specSchema,
+  status: statusSchema,
+  maxNameLength: 63,
+  printerColumns: [
+    { name: "Pod", type: "string", jsonPath: ".spec.podName" },
+    { name: "Node", type: "string", jsonPath: ".status.nodeName" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Completed", type: "date", jsonPath: ".status.completionTime", priority: 1 },
+    { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+  ],
+};
