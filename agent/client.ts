@@ -219,7 +219,12 @@ export class GrpcAgentConnector implements AgentConnector {
       },
       prepareRestore: async (req) =>
         toOperationStatus(
-          await c.prepareRestore({ operationId: req.operationId, image: req.image }),
+          await c.prepareRestore({
+            operationId: req.operationId,
+            image: req.image,
+            insecure: req.insecure ?? false,
+            caBundle: req.caBundle ?? "",
+          }),
         ),
     };
   }

@@ -58,6 +58,18 @@ export interface CheckpointRequest {
   podJson?: string;
 }
 
+/** A request to make a checkpoint image available on a node. */
+export interface PrepareRestoreRequest {
+  /** Idempotency key. */
+  operationId: string;
+  /** Image reference, by digest. */
+  image: string;
+  /** The registry speaks plain HTTP (the storage class's `registry.insecure`). */
+  insecure?: boolean;
+  /** PEM CAs of the registry (`registry.caBundle`). */
+  caBundle?: string;
+}
+
 /** One node's agent. */
 export interface NodeAgent {
   /** Starts (or finds, by operation id) a checkpoint; returns at once. */
@@ -65,7 +77,7 @@ export interface NodeAgent {
   /** Reads an operation; rejects with an error whose message says "not found" for an unknown id. */
   getOperation(id: string): Promise<OperationStatus>;
   /** Starts pre-pulling a checkpoint image on this node; returns at once. */
-  prepareRestore(req: { operationId: string; image: string }): Promise<OperationStatus>;
+  prepareRestore(req: PrepareRestoreRequest): Promise<OperationStatus>;
 }
 
 /** Finds the agent of a node. */

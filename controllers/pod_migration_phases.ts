@@ -319,6 +319,12 @@ async function stepTransferring(
       `Cannot reach the agent of target node "${pm.spec.targetNode}": ${apiMessage(err)}`,
     );
   }
+  const cls = await deps.lpm.get<CheckpointStorageClass>(
+    "checkpointstorageclasses",
+    "",
+    status.storageClassName ?? "",
+  );
+  const registry = cls?.spec.registry;
   let pending = 0;
   for (const c of pc.status?.containers ?? []) {
     if (!c.image) {
@@ -330,6 +336,8 @@ async function stepTransferring(
     const op = await agent.prepareRestore({
       operationId: `${pm.metadata!.uid}-${c.name}`,
       image: c.image,
+      insecure: registry?.insecure,
+      caBundle: registry?.caBundle,
     });
     if (op.phase === "Failed") {
       throw new MigrationFailure(

@@ -2,7 +2,9 @@
  * `deno task cluster:up` / `cluster:down`: start the local environment in the
  * background (or the foreground with --foreground) and stop it.
  *
- *   deno task cluster:up [--parts kube,minio,registry,docker] [--nodes 2] [--foreground]
+ *   deno task cluster:up [--parts kube,minio,registry,docker] [--nodes 2] [--with-lpm] [--foreground]
+ *
+ * `--with-lpm` also runs an lpm agent per node and the controller (needs --nodes).
  *   deno task cluster:down
  *
  * State lives in `.lpm/` (or `$LPM_STATE_DIR`): `kubeconfig`, `env.json`
@@ -55,9 +57,9 @@ function runningPid(): number | undefined {
   }
 }
 
-async function serve(parts: Part[], nodes = 0): Promise<void> {
+async function serve(parts: Part[], nodes = 0, lpm = false): Promise<void> {
   await Deno.mkdir(STATE, { recursive: true });
-  const env = await startEnvironment({ parts, nodes, onProgress: say });
+  const env = await startEnvironment({ parts, nodes, lpm, onProgress: say });
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -89,7 +91,7 @@ async function up(args: string[]): Promise<void> {
   await Deno.mkdir(STATE, { recursive: true });
   for (const f of [ENV_FILE, KUBECONFIG, PID_FILE]) await Deno.remove(f).catch(() => {});
   if (args.includes("--foreground")) {
-    await serve(parts, nodes);
+    await serve(parts, nodes, args.includes("--with-lpm"));
     return;
   }
   const child = new Deno.Command("setsid", {
@@ -107,6 +109,7 @@ async function up(args: string[]): Promise<void> {
       parts.join(","),
       "--nodes",
       String(nodes),
+      ...(args.includes("--with-lpm") ? ["--with-lpm"] : []),
     ],
     env: { LPM_LOG: LOG_FILE },
     stdin: "null",
@@ -159,11 +162,12 @@ if (import.meta.main) {
   const [cmd, ...args] = Deno.args;
   try {
     if (cmd === "up") await up(args);
-    else if (cmd === "serve") await serve(parseParts(args), parseNodes(args));
-    else if (cmd === "down") await down();
+    else if (cmd === "serve") {
+      await serve(parseParts(args), parseNodes(args), args.includes("--with-lpm"));
+    } else if (cmd === "down") await down();
     else {
       console.error(
-        "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--foreground] | down",
+        "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm] [--foreground] | down",
       );
       Deno.exit(2);
     }

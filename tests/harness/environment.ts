@@ -8,6 +8,7 @@ import type { ManagedProcess } from "./_process.ts";
 import { type ControlPlaneInfo, installCrds, startControlPlane } from "./control_plane.ts";
 import { type MinioInfo, startMinio } from "./minio.ts";
 import { type RegistryInfo, startRegistry } from "./registry.ts";
+import { type LpmInfo, startLpm } from "./lpm.ts";
 import { type DockerInfo, removeAllContainers, startDockerd } from "./dockerd.ts";
 import { type NodeImages, type NodeInfo, startNodes } from "./node.ts";
 
@@ -37,6 +38,8 @@ export interface EnvironmentInfo {
   registry?: RegistryInfo;
   /** Docker engine, when "docker" runs. */
   docker?: DockerInfo;
+  /** lpm's agents and controller, when `lpm` was asked for. */
+  lpm?: LpmInfo;
   /** Worker nodes (kubelet + containerd), when `nodes` was asked for. */
   nodes?: NodeInfo[];
   /** Images the nodes use (pause, busybox), in the harness registry. */
@@ -61,6 +64,8 @@ export interface EnvironmentOptions {
   crdDir?: string;
   /** Progress callback. */
   onProgress?: (msg: string) => void;
+  /** Also run lpm: an agent per node and the controller (needs `nodes`). */
+  lpm?: boolean;
   /**
    * Worker nodes to start (node-a, node-b, ...) once "kube" and "registry"
    * run (both required); default 0.
@@ -157,6 +162,17 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       stoppers.push(n.stop);
       info.nodes = n.nodes;
       info.nodeImages = n.images;
+    }
+    if (opts.lpm) {
+      if (!info.nodes?.length) throw new Error("lpm (agents + controller) needs nodes: set nodes");
+      progress("starting lpm: an agent per node and the controller");
+      const l = await startLpm(info, `${dir}/lpm`, { logDir });
+      l.processes.forEach(track);
+      stoppers.push(l.stop);
+      info.lpm = l.info;
+      progress(
+        `lpm ready: agents ${l.info.agents.map((a) => `${a.node}=${a.address}`).join(", ")}`,
+      );
     }
     await Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
     return { info, stop };
