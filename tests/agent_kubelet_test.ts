@@ -414,3 +414,104 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "agent kubelet driver, direct to the real kubelet with the agent's own certificate: " +
+    "403 with an RBAC hint, then an archive with the lpm-agent ClusterRole; 404 says what is missing",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const kube = requirePart("kube");
+    const { nodes, busybox } = requireNodes(1);
+    const a = nodes[0];
+    const kc = kube.kubeconfig;
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const ns = `lpm-agent-direct-${suffix}`;
+    const user = `lpm-agent-direct-${suffix}`;
+    // The agent's own client certificate from the cluster CA (no control-plane PKI is mounted).
+    const dir = await Deno.makeTempDir({ prefix: "lpm-agent-direct-" });
+    await Deno.copyFile(kube.caCert, `${dir}/ca.crt`);
+    await Deno.copyFile(kube.caKey, `${dir}/ca.key`);
+    const { Pki } = await import("./harness/mod.ts");
+    const pki = await Pki.open(dir);
+    // Two identities: the kubelet caches authorization answers (30 s for a denial),
+    // so the refused one and the allowed one are different users.
+    const cert = await pki.issue("agent", { cn: user });
+    const deniedCert = await pki.issue("denied", { cn: `${user}-denied` });
+    await Deno.remove(`${dir}/ca.key`);
+    const direct = async (c: { cert: string; key: string }) =>
+      createKubeletDriver({
+        nodeName: a.name,
+        access: {
+          mode: "direct",
+          url: `https://${a.ip}:${a.kubeletPort}`,
+          caCert: await Deno.readTextFile(kube.caCert),
+          clientCert: await Deno.readTextFile(c.cert),
+          clientKey: await Deno.readTextFile(c.key),
+        },
+        kubeletRootDir: a.rootDir,
+        runtimeVersion: "containerd://2.2",
+      });
+    const driver = await direct(cert);
+    const deniedDriver = await direct(deniedCert);
+    const rbac = `${REPO}config/agent/rbac.yaml`;
+    const exists = (args: string[]) => kubectl(kc, ["get", ...args]).then(() => true, () => false);
+    const roleExisted = await exists(["clusterrole", "lpm-agent"]);
+    const nsExisted = await exists(["namespace", "lpm-system"]);
+    await createNamespace(kc, ns);
+    const work = `${dir}/work`;
+    try {
+      await counterPod(kc, ns, "counter", a.name, busybox);
+      const ref = { namespace: ns, pod: "counter", container: "counter" };
+      const denied = await deniedDriver.checkpoint(ref, { workDir: work }).then(
+        () => new Error("no error"),
+        (e) => e as Error,
+      );
+      assertMatch(denied.message, /returned 403 \(the agent lacks RBAC: .*nodes\/checkpoint/);
+
+      // The shipped ClusterRole, bound to this user.
+      await kubectl(kc, ["apply", "-f", `${REPO}config/agent/namespace.yaml`, "-f", rbac]);
+      await kubectl(kc, [
+        "create",
+        "clusterrolebinding",
+        user,
+        "--clusterrole=lpm-agent",
+        `--user=${user}`,
+      ]);
+      let out: Awaited<ReturnType<typeof driver.checkpoint>> | undefined;
+      let lastError = "";
+      await waitFor(async () => {
+        out = await driver.checkpoint(ref, { workDir: work, timeoutSeconds: 60 }).catch((e) => {
+          lastError = (e as Error).message;
+          return undefined;
+        });
+        return out !== undefined;
+      }, { what: "a checkpoint once RBAC allows it", timeoutMs: 30_000, intervalMs: 500 })
+        .catch((e) => {
+          throw new Error(`${(e as Error).message}; last error: ${lastError}`);
+        });
+      assert(out!.archivePath.startsWith(`${a.checkpointDir}/checkpoint-counter_${ns}-counter-`));
+      assert((await Deno.stat(out!.archivePath)).size > 0);
+      assertEquals(out!.runtime.name, "containerd");
+      await Deno.remove(out!.archivePath);
+
+      const missing = await driver.checkpoint({ ...ref, container: "nope" }, { workDir: work })
+        .then(() => new Error("no error"), (e) => e as Error);
+      assertMatch(missing.message, /returned 404 \(the pod or container does not exist/);
+    } finally {
+      driver.close();
+      deniedDriver.close();
+      await kubectl(kc, ["delete", "clusterrolebinding", user, "--ignore-not-found"]).catch(
+        () => {},
+      );
+      if (!roleExisted) {
+        await kubectl(kc, ["delete", "--ignore-not-found", "-f", rbac]).catch(() => {});
+      }
+      if (!nsExisted) {
+        await kubectl(kc, ["delete", "namespace", "lpm-system"]).catch(() => {});
+      }
+      await kubectl(kc, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

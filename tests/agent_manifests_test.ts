@@ -67,7 +67,8 @@ Deno.test("agent manifests: server dry-run of the kustomization, real RBAC, leas
   } finally {
     await kubectl(kc, ["delete", "--ignore-not-found", "-f", `${DIR}rbac.yaml`]).catch(() => {});
     if (!nsExisted) {
-      await kubectl(kc, ["delete", "namespace", "lpm-system", "--wait=false"]).catch(() => {});
+      // Waits: a namespace still terminating would refuse the next test's objects.
+      await kubectl(kc, ["delete", "namespace", "lpm-system"]).catch(() => {});
     }
   }
 });

@@ -58,9 +58,12 @@ export interface KubeletDriver {
   close(): void;
 }
 
-/** Why a kubelet status failed, as a hint for people. */
-export function kubeletHint(status: number): string {
+/** Why a kubelet status failed, as a hint for people (`body` tells a missing pod from a missing route). */
+export function kubeletHint(status: number, body = ""): string {
   if (status === 404) {
+    if (/does not exist|not found:/i.test(body) && !/404 page not found/.test(body)) {
+      return "the pod or container does not exist on this node";
+    }
     return "feature gate ContainerCheckpoint off or runtime without checkpoint support?";
   }
   if (status === 401 || status === 403) {
@@ -117,9 +120,9 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
       const body = await res.text();
       if (!res.ok) {
         throw new Error(
-          `Cannot checkpoint ${what}: ${via} returned ${res.status} (${kubeletHint(res.status)}): ${
-            body.trim().slice(0, 500)
-          }`,
+          `Cannot checkpoint ${what}: ${via} returned ${res.status} (${
+            kubeletHint(res.status, body)
+          }): ${body.trim().slice(0, 500)}`,
         );
       }
       let items: unknown;
