@@ -17,3 +17,5 @@ export * from "./types.ts";
 export * from "./conditions.ts";
 export { CATEGORY, crdFor } from "./crd.ts";
 export * from "./schema/mod.ts";
+export { FULL_OBJECTS } from "./samples.ts";
+export type { Complete } from "./samples.ts";
