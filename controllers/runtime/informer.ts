@@ -33,15 +33,32 @@ export class Informer<T extends KubeObject> {
     for (const ev of ["add", "update", "delete"] as const) {
       this.#inner.on(ev, (obj) => this.#handlers.forEach((h) => h(obj, ev)));
     }
-    // The client's ListWatch stops on a watch error; restart it after a pause
-    // unless we were stopped on purpose.
+    // The client's ListWatch stops on a watch error and a failed re-list
+    // raises no new event: keep restarting (list + watch) with backoff until
+    // it works, unless we were stopped on purpose.
+    this.#onError = opts.onError;
     this.#inner.on("error", (err) => {
       opts.onError?.(err);
-      if (this.#stopped) return;
-      setTimeout(() => {
-        if (!this.#stopped) this.#inner.start().catch((e) => opts.onError?.(e));
-      }, 1000);
+      this.#restart(1000);
     });
+  }
+
+  #onError?: (err: unknown) => void;
+  #restarting = false;
+
+  #restart(delayMs: number): void {
+    if (this.#stopped || this.#restarting) return;
+    this.#restarting = true;
+    setTimeout(async () => {
+      this.#restarting = false;
+      if (this.#stopped) return;
+      try {
+        await this.#inner.start();
+      } catch (err) {
+        this.#onError?.(err);
+        this.#restart(Math.min(delayMs * 2, 30_000));
+      }
+    }, delayMs);
   }
 
   /** Registers a handler for add/update/delete. */
