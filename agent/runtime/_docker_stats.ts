@@ -17,8 +17,12 @@ export interface CriuFileCapture {
   finish(dir: string): Promise<string[]>;
 }
 
-/** Starts capturing from the task directory `taskDir` (missing: captures nothing). */
-export function captureCriuFiles(taskDir: string): CriuFileCapture {
+/**
+ * Starts capturing from the task directory `taskDir` (missing: captures
+ * nothing), linking into `linkDir`, which must be on the same filesystem and
+ * outlive the task (its directory goes when a stopped task is deleted).
+ */
+export function captureCriuFiles(taskDir: string, linkDir: string): CriuFileCapture {
   const nonce = crypto.randomUUID().slice(0, 8);
   const linked = new Map<string, string>();
   let watcher: Deno.FsWatcher | undefined;
@@ -30,7 +34,7 @@ export function captureCriuFiles(taskDir: string): CriuFileCapture {
   const tryLink = (path: string) => {
     const base = path.split("/").pop()!;
     if (!WANTED.includes(base) || linked.has(base) || !path.includes("/criu-work/")) return;
-    const target = `${taskDir}/.lpm-${nonce}-${base}`;
+    const target = `${linkDir}/.lpm-${nonce}-${base}`;
     try {
       Deno.linkSync(path, target);
       linked.set(base, target);
@@ -61,6 +65,8 @@ export function captureCriuFiles(taskDir: string): CriuFileCapture {
         try {
           await Deno.copyFile(link, `${dir}/${base}`);
           out.push(base);
+        } catch {
+          // Best effort: no copy of this file.
         } finally {
           await Deno.remove(link).catch(() => {});
         }

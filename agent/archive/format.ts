@@ -1,0 +1,61 @@
+/**
+ * The CRI-O / Podman checkpoint archive layout (read by `checkpointctl`):
+ * file names and the JSON shapes of `config.dump`.
+ * @module
+ */
+
+/** Entry names at the root of a checkpoint archive. */
+export const ARCHIVE_FILES = {
+  /** Container metadata (JSON, {@linkcode ConfigDump}). */
+  config: "config.dump",
+  /** OCI runtime spec of the container (JSON). */
+  spec: "spec.dump",
+  /** Directory of CRIU image files. */
+  checkpointDir: "checkpoint",
+  /** Tar of the files the container added or changed in its root filesystem. */
+  rootfsDiff: "rootfs-diff.tar",
+  /** JSON list of paths the container deleted from its root filesystem. */
+  deletedFiles: "deleted.files",
+  /** Network status of the container (JSON). */
+  networkStatus: "network.status",
+  /** CRIU dump statistics (CRIU image, `STATS` magic). */
+  statsDump: "stats-dump",
+  /** CRIU's dump log. */
+  dumpLog: "dump.log",
+} as const;
+
+/**
+ * `config.dump`: the fields `checkpointctl` reads (a reduced copy of
+ * Podman's container config; CRI-O writes the same keys).
+ */
+export interface ConfigDump {
+  /** Container id. */
+  id: string;
+  /** Container name. */
+  name: string;
+  /** Image id the container was created from. */
+  rootfsImage?: string;
+  /** Image reference (id or digest reference) the container was created from. */
+  rootfsImageRef?: string;
+  /** Image name the container was created from (what a restore pulls). */
+  rootfsImageName?: string;
+  /** OCI runtime name, e.g. `runc`. */
+  runtime?: string;
+  /** RFC 3339 creation time. */
+  createdTime: string;
+  /** RFC 3339 checkpoint time. */
+  checkpointedTime?: string;
+  /** RFC 3339 restore time (zero time when never restored). */
+  restoredTime?: string;
+  /** True once restored. */
+  restored?: boolean;
+}
+
+/** A checkpoint archive that cannot be used, with the reason. */
+export class CheckpointArchiveError extends Error {
+  /** Creates the error for archive `path`. */
+  constructor(readonly path: string, message: string) {
+    super(message);
+    this.name = "CheckpointArchiveError";
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * The CRI-O / Podman checkpoint archive: layout, validation, metadata and
+ * CRIU statistics, packing and unpacking.
+ * @module
+ */
+export { ARCHIVE_FILES, CheckpointArchiveError } from "./format.ts";
+export type { ConfigDump } from "./format.ts";
+export { readArchive, readArchiveStats, validateArchive } from "./read.ts";
+export type { ArchiveInfo } from "./read.ts";
+export { encodeCriuStats, parseCriuStats } from "./stats.ts";
+export type { CriuStats } from "./stats.ts";
+export { packArchive, unpackArchive } from "./write.ts";
+export { tarEntries } from "./_tar.ts";
+export type { TarEntry } from "./_tar.ts";
