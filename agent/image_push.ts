@@ -85,24 +85,14 @@ class Registry {
     return res.status === 200;
   }
 
+  /** Uploads a small blob in one request. */
   async putBlob(
     digest: string,
-    body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>,
+    body: Uint8Array<ArrayBuffer>,
     signal?: AbortSignal,
   ): Promise<void> {
-    if (await this.hasBlob(digest)) {
-      if (body instanceof ReadableStream) await body.cancel();
-      return;
-    }
-    const start = await this.fetch(
-      `/${this.repo}/blobs/uploads/`,
-      { method: "POST", signal },
-      "start a blob upload",
-      [202],
-    );
-    await start.body?.cancel();
-    const loc = start.headers.get("location");
-    if (!loc) throw new Error("Cannot upload a blob: the registry sent no upload location");
+    if (await this.hasBlob(digest)) return;
+    const loc = await this.startUpload(signal);
     const url = new URL(loc, this.base);
     url.searchParams.set("digest", digest);
     const res = await this.fetch(
@@ -117,6 +107,51 @@ class Registry {
       [201],
     );
     await res.body?.cancel();
+  }
+
+  /**
+   * Streams a blob whose digest is known only when the stream has ended (it
+   * is computed elsewhere, e.g. by the store reading the same file at the
+   * same time): PATCH the data, then PUT the digest to close the upload.
+   */
+  async streamBlob(
+    body: ReadableStream<Uint8Array>,
+    digest: Promise<string>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const loc = await this.startUpload(signal);
+    const patch = await this.fetch(
+      new URL(loc, this.base).toString(),
+      {
+        method: "PATCH",
+        body,
+        signal,
+        headers: { "content-type": "application/octet-stream" },
+      },
+      "stream a blob",
+      [202],
+    );
+    await patch.body?.cancel();
+    const next = patch.headers.get("location") ?? loc;
+    const url = new URL(next, this.base);
+    url.searchParams.set("digest", await digest);
+    const res = await this.fetch(url.toString(), { method: "PUT", signal }, "close a blob upload", [
+      201,
+    ]);
+    await res.body?.cancel();
+  }
+
+  async startUpload(signal?: AbortSignal): Promise<string> {
+    const start = await this.fetch(
+      `/${this.repo}/blobs/uploads/`,
+      { method: "POST", signal },
+      "start a blob upload",
+      [202],
+    );
+    await start.body?.cancel();
+    const loc = start.headers.get("location");
+    if (!loc) throw new Error("Cannot upload a blob: the registry sent no upload location");
+    return loc;
   }
 
   async putManifest(
@@ -145,11 +180,9 @@ export function createImagePublisher(): ImagePublisher {
     async push(archivePath, opts): Promise<PushedImage> {
       const reg = new Registry(opts.registry);
       const size = opts.size ?? (await Deno.stat(archivePath)).size;
-      const layerHex = opts.sha256 ?? await sha256File(archivePath);
-      const layerDigest = `sha256:${layerHex}`;
-      const file = await Deno.open(archivePath);
+      const layerHex = Promise.resolve(opts.sha256 ?? sha256File(archivePath));
       let sent = 0;
-      const counted = file.readable.pipeThrough(
+      const counted = (await Deno.open(archivePath)).readable.pipeThrough(
         new TransformStream<Uint8Array, Uint8Array>({
           transform(chunk, c) {
             sent += chunk.length;
@@ -158,7 +191,8 @@ export function createImagePublisher(): ImagePublisher {
           },
         }),
       );
-      await reg.putBlob(layerDigest, counted, opts.signal);
+      await reg.streamBlob(counted, layerHex.then((h) => `sha256:${h}`), opts.signal);
+      const layerDigest = `sha256:${await layerHex}`;
       const config = new TextEncoder().encode(JSON.stringify({
         architecture: Deno.build.arch === "x86_64" ? "amd64" : "arm64",
         os: "linux",

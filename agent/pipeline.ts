@@ -56,7 +56,8 @@ export interface ImagePublisher {
     tag: string;
     containerName: string;
     annotations: Record<string, string>;
-    sha256?: string;
+    /** The archive's sha256 (hex), possibly still being computed by the store. */
+    sha256?: string | Promise<string>;
     size?: number;
     signal?: AbortSignal;
     onProgress?: (bytes: number) => void;
@@ -191,36 +192,55 @@ export async function runCheckpoint(
   const published: string[] = [];
   const total = size * (cls.registry ? 2 : 1);
   try {
-    // 1. The archive into the store: one streamed read, sha256 on the way.
-    await deps.report({ step: "storing archive", bytesDone: 0, bytesTotal: total });
-    const file = await Deno.open(archivePath, { read: true });
+    // 1+2. The archive into the store (sha256 computed on the way) and, at the
+    // same time, into the registry as the image layer, which is the archive
+    // itself: its digest is the store's sha256, handed over when the store is
+    // done. The manifest is pushed by digest only. Either failing cancels the other.
+    await deps.report({
+      step: cls.registry ? "storing archive and pushing image" : "storing archive",
+      bytesDone: 0,
+      bytesTotal: total,
+    });
+    const both = new AbortController();
+    const onOuterAbort = () => both.abort(deps.signal?.reason);
+    deps.signal?.addEventListener("abort", onOuterAbort, { once: true });
     const checkpointTime = new Date().toISOString();
-    const info = await cls.store.put(key, file.readable, {
+    let storedBytes = 0;
+    let pushedBytes = 0;
+    const progress = () => void deps.report({ bytesDone: storedBytes + pushedBytes });
+    const sha = Promise.withResolvers<string>();
+    sha.promise.catch(() => {});
+    const file = await Deno.open(archivePath, { read: true });
+    const storing = cls.store.put(key, file.readable, {
       size,
-      signal: deps.signal,
+      signal: both.signal,
       metadata: {
         "lpm-operation-id": job.operationId,
         "lpm-container": job.container,
         "lpm-runtime": outcome.runtime.name,
       },
-      onProgress: (b) => void deps.report({ bytesDone: b }),
+      onProgress: (b) => {
+        storedBytes = b;
+        progress();
+      },
+    }).then((info) => {
+      published.push(key);
+      sha.resolve(info.sha256);
+      return info;
+    }, (err) => {
+      sha.reject(err);
+      both.abort(err);
+      throw err;
     });
-    published.push(key);
-    const stats = outcome.stats ?? await deps.readStats?.(archivePath).catch(() => undefined);
-
-    // 2. The image, pushed by digest only.
-    let image: CheckpointResult["image"] = { reference: "", digest: "" };
-    let pushed: PushedImage | undefined;
-    if (cls.registry && deps.images) {
-      await deps.report({ step: "pushing image", bytesDone: size });
-      const tag = imageTag(job);
-      pushed = await deps.images.push(archivePath, {
+    const tag = imageTag(job);
+    const pushing = cls.registry && deps.images
+      ? deps.images.push(archivePath, {
         registry: cls.registry,
         tag,
         containerName: job.container,
-        sha256: info.sha256,
+        sha256: sha.promise,
         size,
-        signal: deps.signal,
+        signal: both.signal,
         annotations: {
           "io.kubernetes.cri-o.annotations.checkpoint.name": job.container,
           "org.criu.checkpoint.container.name": job.container,
@@ -228,10 +248,31 @@ export async function runCheckpoint(
           "dev.lpm.checkpoint.pod": `${job.namespace}/${job.pod}`,
           "dev.lpm.checkpoint.operation": job.operationId,
         },
-        onProgress: (b) => void deps.report({ bytesDone: size + b }),
-      });
-      image = { reference: pushed.reference, digest: pushed.digest, tag };
+        onProgress: (b) => {
+          pushedBytes = b;
+          progress();
+        },
+      }).catch((err) => {
+        both.abort(err);
+        throw new Error(`Cannot push the checkpoint image: ${(err as Error).message}`);
+      })
+      : undefined;
+    let info: Awaited<typeof storing>;
+    let pushed: PushedImage | undefined;
+    try {
+      // allSettled first: never leave one side running while reporting the other's error.
+      const [s1, s2] = await Promise.allSettled([storing, pushing]);
+      if (s1.status === "rejected") throw s1.reason;
+      if (s2.status === "rejected") throw s2.reason;
+      info = s1.value;
+      pushed = s2.value;
+    } finally {
+      deps.signal?.removeEventListener("abort", onOuterAbort);
     }
+    const image: CheckpointResult["image"] = pushed
+      ? { reference: pushed.reference, digest: pushed.digest, tag }
+      : { reference: "", digest: "" };
+    const stats = outcome.stats ?? await deps.readStats?.(archivePath).catch(() => undefined);
 
     // 3. Metadata, then the tag: the checkpoint becomes visible by name last.
     await deps.report({ step: "storing metadata", bytesDone: total });

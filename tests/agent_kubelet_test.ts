@@ -166,7 +166,7 @@ Deno.test({
       assert(["Pending", "Running"].includes(started.phase), started.phase);
       const { last, steps } = await watchToEnd(c, opId);
       assertEquals(last.phase, "Succeeded", last.message);
-      for (const s of ["checkpointing", "storing archive", "pushing image", "tagging image"]) {
+      for (const s of ["checkpointing", "storing archive and pushing image", "tagging image"]) {
         assert(steps.has(s), `step "${s}" was not reported: ${[...steps]}`);
       }
       const archive = last.result!.archive!;
