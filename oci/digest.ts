@@ -1,0 +1,51 @@
+/**
+ * Streaming sha256 digests (never a whole blob in memory).
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** A pass-through stream that hashes and counts what flows through it. */
+export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
+  #hash = createHash("sha256");
+  #size = 0;
+  #hex?: string;
+  /** Creates the stream. */
+  constructor() {
+    super({
+      transform: (chunk, ctl) => {
+        this.#hash.update(chunk);
+        this.#size += chunk.length;
+        ctl.enqueue(chunk);
+      },
+    });
+  }
+  /** Bytes seen so far. */
+  get size(): number {
+    return this.#size;
+  }
+  /** `sha256:<hex>` of everything seen (call after the stream ended). */
+  get digest(): string {
+    this.#hex ??= this.#hash.digest("hex");
+    return `sha256:${this.#hex}`;
+  }
+}
+
+/** `sha256:<hex>` of bytes. */
+export function digestBytes(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/** `sha256:<hex>` and size of a file, streamed. */
+export async function digestFile(path: string): Promise<{ digest: string; size: number }> {
+  const d = new DigestStream();
+  const f = await Deno.open(path);
+  await f.readable.pipeThrough(d).pipeTo(new WritableStream());
+  return { digest: d.digest, size: d.size };
+}
+
+/** Checks a digest string's form; returns its hex part. */
+export function digestHex(digest: string): string {
+  const m = /^sha256:([a-f0-9]{64})$/.exec(digest);
+  if (!m) throw new Error(`Unsupported or malformed digest "${digest}" (want sha256:<64 hex>)`);
+  return m[1];
+}
