@@ -21,7 +21,9 @@ import { type DriverName, selectDriver } from "./runtime/select.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
 import { resolveStorageClass } from "./storage_class.ts";
 import { prepareImage } from "./prepare.ts";
-import { loadOptionalModules } from "./_optional.ts";
+import { createDockerDriver } from "./runtime/docker.ts";
+import { readArchiveStats } from "./archive/mod.ts";
+import { createImagePublisher } from "./image_push.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
@@ -145,15 +147,12 @@ export async function buildDriver(
     dockerSocket: a.dockerSocket,
   });
   log("info", "runtime driver chosen", { driver: choice.driver, reason: choice.reason });
-  const optional = await loadOptionalModules();
+  const images = createImagePublisher();
   if (choice.driver === "docker") {
-    if (!optional.createDockerDriver) {
-      throw new Error("The Docker driver (agent/runtime/docker.ts) is not available");
-    }
     return {
-      driver: optional.createDockerDriver(a.dockerSocket ?? "/var/run/docker.sock"),
-      images: optional.images,
-      readStats: optional.readStats,
+      driver: createDockerDriver({ socketPath: a.dockerSocket ?? "/var/run/docker.sock" }),
+      images,
+      readStats: readArchiveStats,
     };
   }
   let access: Parameters<typeof createKubeletDriver>[0]["access"];
@@ -180,8 +179,8 @@ export async function buildDriver(
       kubeletRootDir: a.kubeletRootDir,
       kubeletRootMount: a.kubeletRootMount,
     }),
-    images: optional.images,
-    readStats: optional.readStats,
+    images,
+    readStats: readArchiveStats,
   };
 }
 

@@ -21,6 +21,7 @@ import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
 import { startAgentServer } from "../agent/server.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { prepareImage } from "../agent/prepare.ts";
+import { readArchiveStats } from "../agent/archive/mod.ts";
 import { clientWith, makeTestCerts } from "../agent/_testing.ts";
 import type { AgentClient } from "../agent/client.ts";
 
@@ -140,6 +141,7 @@ Deno.test({
         runtimeVersion: "containerd://2.2",
       }),
       images: createImagePublisher(),
+      readStats: readArchiveStats,
       resolveClass: (ref) => resolveStorageClass(ref),
       prepareImage: (req, signal) => prepareImage(req, { signal }),
       log: () => {},
@@ -172,6 +174,8 @@ Deno.test({
       const archive = last.result!.archive!;
       assertEquals(archive.key, `${ns}/counter/${opId}/counter.tar`);
       assertEquals(last.result!.runtime!.name, "containerd");
+      const stats = last.result!.criuStats ?? {};
+      assert((stats.frozenTime ?? 0) > 0, `CRIU stats from the archive: ${JSON.stringify(stats)}`);
 
       // The archive in MinIO hashes to what the operation reported.
       const m = requirePart("minio");

@@ -1,0 +1,201 @@
+/**
+ * The agent end to end on a Docker host through its gRPC API over mutual
+ * TLS, with real CRIU (harness dockerd), the harness registry and MinIO: a
+ * counter container is checkpointed, the checkpoint image is pulled back from
+ * the registry by digest, the archive object in MinIO hashes to the sha256
+ * the operation reported, and RestoreContainer brings the counter back in a
+ * new container, where it continues above the checkpointed value.
+ * @module
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import Docker from "dockerode";
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { requirePart } from "./env.ts";
+import { buildBusyboxRootfsTar, counterScript, minioS3Client, waitFor } from "./harness/mod.ts";
+import { createDockerDriver } from "../agent/runtime/docker.ts";
+import { readArchiveStats } from "../agent/archive/mod.ts";
+import { createImagePublisher } from "../agent/image_push.ts";
+import { startAgentServer } from "../agent/server.ts";
+import { resolveStorageClass } from "../agent/storage_class.ts";
+import { clientWith, makeTestCerts } from "../agent/_testing.ts";
+
+async function importBusybox(docker: Docker): Promise<string> {
+  const tag = `lpm-agent-test/busybox:${crypto.randomUUID().slice(0, 8)}`;
+  const tar = await Deno.makeTempFile({ suffix: ".tar" });
+  try {
+    await buildBusyboxRootfsTar(tar);
+    const [repo, t] = tag.split(":");
+    const stream = await docker.importImage(tar, { repo, tag: t });
+    await new Promise((res, rej) =>
+      docker.modem.followProgress(stream, (e: unknown) => e ? rej(e) : res(null))
+    );
+  } finally {
+    await Deno.remove(tar).catch(() => {});
+  }
+  return tag;
+}
+
+/** The numbers a container printed (Docker's multiplexed log frames). */
+async function numbers(c: Docker.Container): Promise<number[]> {
+  const buf = await c.logs({ stdout: true, stderr: false, follow: false }) as unknown as Uint8Array;
+  let text = "";
+  for (let i = 0; i + 8 <= buf.length;) {
+    const len = (buf[i + 4] << 24) | (buf[i + 5] << 16) | (buf[i + 6] << 8) | buf[i + 7];
+    text += new TextDecoder().decode(buf.subarray(i + 8, i + 8 + len));
+    i += 8 + len;
+  }
+  return text.split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+Deno.test({
+  name: "agent docker driver: checkpoint a counter via gRPC+mTLS -> registry + MinIO, " +
+    "RestoreContainer continues the count",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const d = requirePart("docker");
+    const m = requirePart("minio");
+    const r = requirePart("registry");
+    const docker = new Docker({ socketPath: d.socketPath });
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const prefix = `agent-docker-${suffix}`;
+    const name = `lpm-agent-counter-${suffix}`;
+    const restoredName = `${name}-restored`;
+    const certs = await makeTestCerts();
+    const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
+    const s3 = minioS3Client(m);
+    const image = await importBusybox(docker);
+    const storageClass = {
+      name: "agent-docker-test",
+      specJson: JSON.stringify({
+        provider: "minio",
+        minio: { endpoint: m.endpoint, bucket: m.bucket, region: m.region, prefix },
+        credentialsSecretRef: { name: "unused", namespace: "lpm-system" },
+        registry: { repository: `${r.host}/lpm-agent-test/docker`, insecure: true },
+      }),
+      credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey },
+    };
+    const server = await startAgentServer({
+      nodeName: "docker-host",
+      listen: "127.0.0.1:0",
+      security: {
+        mode: "mtls",
+        files: certs.server,
+        allowedClients: ["lpm-controller"],
+        watch: false,
+      },
+      stateDir,
+      driver: createDockerDriver({ socketPath: d.socketPath, execRoot: d.execRoot }),
+      images: createImagePublisher(),
+      readStats: readArchiveStats,
+      resolveClass: (ref) => resolveStorageClass(ref),
+      log: () => {},
+    });
+    const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
+    try {
+      const counter = await docker.createContainer({
+        name,
+        Image: image,
+        Cmd: ["sh", "-c", counterScript(0.1)],
+        HostConfig: { NetworkMode: "none" },
+      });
+      await counter.start();
+      await waitFor(async () => (await numbers(counter)).length >= 5, {
+        what: "5 counter values",
+        timeoutMs: 30_000,
+      });
+
+      const opId = `docker-${suffix}`;
+      await c.checkpoint({
+        operationId: opId,
+        namespace: "docker",
+        pod: name,
+        container: "counter",
+        containerRef: name,
+        storageClass,
+        leaveRunning: false,
+      });
+      let last;
+      for await (const op of c.watchOperation(opId)) last = op;
+      assertEquals(last?.phase, "Succeeded", last?.message);
+      const res = last!.result!;
+      assertEquals(res.runtime!.name, "docker");
+      assert((res.criuStats?.frozenTime ?? 0) > 0, `CRIU stats: ${JSON.stringify(res.criuStats)}`);
+      const checkpointed = Math.max(...await numbers(counter));
+      assertEquals((await counter.inspect()).State.Running, false, "the source kept running");
+
+      // The image, pulled back by digest.
+      const manifestRes = await fetch(
+        `http://${r.host}/v2/lpm-agent-test/docker/manifests/${res.image!.digest}`,
+        { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
+      );
+      assertEquals(manifestRes.status, 200);
+      const manifestBytes = new Uint8Array(await manifestRes.arrayBuffer());
+      assertEquals(
+        `sha256:${createHash("sha256").update(manifestBytes).digest("hex")}`,
+        res.image!.digest,
+      );
+      const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+      assertEquals(manifest.layers[0].digest, `sha256:${res.archive!.sha256}`);
+      const layer = await fetch(
+        `http://${r.host}/v2/lpm-agent-test/docker/blobs/${manifest.layers[0].digest}`,
+      );
+      assertEquals(
+        createHash("sha256").update(new Uint8Array(await layer.arrayBuffer())).digest("hex"),
+        res.archive!.sha256,
+      );
+
+      // The archive object in MinIO, read back and hashed (the store's own layout).
+      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+      const sizes = (objs.Contents ?? []).map((o) => o.Size);
+      assert(
+        sizes.includes(res.archive!.size),
+        `no object of ${res.archive!.size} bytes: ${sizes}`,
+      );
+      const big = objs.Contents!.find((o) => o.Size === res.archive!.size)!;
+      const body = await s3.send(new GetObjectCommand({ Bucket: m.bucket, Key: big.Key! }));
+      const h = createHash("sha256");
+      for await (const chunk of body.Body as AsyncIterable<Uint8Array>) h.update(chunk);
+      assertEquals(h.digest("hex"), res.archive!.sha256);
+
+      // RestoreContainer: a new container continues the count.
+      await c.restoreContainer({
+        operationId: `restore-${suffix}`,
+        storageClass,
+        archiveKey: res.archive!.key,
+        name: restoredName,
+      });
+      let restoredOp;
+      for await (const op of c.watchOperation(`restore-${suffix}`)) restoredOp = op;
+      assertEquals(restoredOp?.phase, "Succeeded", restoredOp?.message);
+      const restored = docker.getContainer(restoredOp!.restore!.containerId);
+      let values: number[] = [];
+      await waitFor(async () => {
+        values = await numbers(restored);
+        return values.some((v) => v > checkpointed + 2);
+      }, { what: "the restored counter to count on", timeoutMs: 30_000 });
+      const firstNew = values.find((v) => v > checkpointed);
+      assertEquals(firstNew, checkpointed + 1, `restored values: ${values.slice(0, 10)}`);
+      assertMatch((await restored.inspect()).Name, new RegExp(restoredName));
+    } finally {
+      c.close();
+      await server.close();
+      for (const n of [name, restoredName]) {
+        await docker.getContainer(n).remove({ force: true }).catch(() => {});
+      }
+      await docker.getImage(image).remove({ force: true }).catch(() => {});
+      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+      if (objs.Contents?.length) {
+        await s3.send(
+          new DeleteObjectsCommand({
+            Bucket: m.bucket,
+            Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
+          }),
+        );
+      }
+      s3.destroy();
+      for (const dir of [certs.dir, stateDir]) await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
