@@ -8,7 +8,7 @@
 import { readArchive } from "../agent/archive/mod.ts";
 import { checkpointAnnotations } from "./annotations.ts";
 import { compressStream } from "./compress.ts";
-import { DigestStream } from "./digest.ts";
+import { DigestStream, fileStream } from "./digest.ts";
 import { OciLayout } from "./layout.ts";
 import {
   type Compression,
@@ -80,10 +80,10 @@ export async function buildCheckpointImage(
   const layout = await OciLayout.open(layoutDir, { create: true });
 
   const archiveHash = new DigestStream();
-  const file = await Deno.open(archivePath);
+  const source = await fileStream(archivePath);
   let read = 0;
   const counted = opts.onProgress
-    ? file.readable.pipeThrough(
+    ? source.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(c, ctl) {
           read += c.length;
@@ -92,7 +92,7 @@ export async function buildCheckpointImage(
         },
       }),
     )
-    : file.readable;
+    : source;
   const layer = await layout.writeBlob(
     compressStream(counted.pipeThrough(archiveHash), compression, { builtin: opts.builtinGzip }),
   );

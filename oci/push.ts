@@ -7,6 +7,7 @@
  * @module
  */
 import type { CheckpointImage } from "./build.ts";
+import { fileStream } from "./digest.ts";
 import { readManifest } from "./extract.ts";
 import { OciLayout } from "./layout.ts";
 import { MANIFEST_MEDIA_TYPE } from "./media_types.ts";
@@ -77,15 +78,16 @@ export async function pushImage(
       }
       if (!present) {
         const base = done;
-        await client.uploadBlob(repo, b, async (offset) => {
-          const f = await Deno.open(layout.blobPath(b.digest));
-          if (offset) await f.seek(offset, Deno.SeekMode.Start);
-          return f.readable;
-        }, {
-          chunkSize: opts.chunkSize,
-          signal: opts.signal,
-          onProgress: (n) => opts.onProgress?.(base + n, total),
-        });
+        await client.uploadBlob(
+          repo,
+          b,
+          (offset) => fileStream(layout.blobPath(b.digest), { offset }),
+          {
+            chunkSize: opts.chunkSize,
+            signal: opts.signal,
+            onProgress: (n) => opts.onProgress?.(base + n, total),
+          },
+        );
         uploaded += b.size;
       }
       done += b.size;

@@ -19,7 +19,44 @@ export interface TarEntry {
   bytes(): Promise<Uint8Array>;
 }
 
-class Reader {
+/** Where tar bytes come from. */
+interface Source {
+  read(n: number): Promise<Uint8Array | undefined>;
+  skip(n: number): Promise<void>;
+  cancel(): Promise<void>;
+}
+
+/** A seekable file: skipped entry data is never read. */
+class FileSource implements Source {
+  #pos = 0;
+  constructor(private file: Deno.FsFile, private size: number) {}
+  async read(n: number): Promise<Uint8Array | undefined> {
+    if (this.#pos >= this.size) return undefined;
+    const out = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      const k = await this.file.read(out.subarray(got));
+      if (k === null) break;
+      got += k;
+    }
+    this.#pos += got;
+    if (got < n) throw new Error(`Truncated tar stream: wanted ${n} bytes, got ${got}`);
+    return out;
+  }
+  async skip(n: number): Promise<void> {
+    if (this.#pos + n > this.size) {
+      throw new Error(`Truncated tar stream: ${this.#pos + n - this.size} bytes missing`);
+    }
+    this.#pos += n;
+    await this.file.seek(this.#pos, Deno.SeekMode.Start);
+  }
+  cancel(): Promise<void> {
+    this.file.close();
+    return Promise.resolve();
+  }
+}
+
+class Reader implements Source {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #buf: Uint8Array = new Uint8Array(0);
   #off = 0;
@@ -111,8 +148,18 @@ function pad(n: number): number {
 }
 
 /** Iterates the entries of a tar stream; throws on a truncated or corrupt stream. */
-export async function* tarEntries(stream: ReadableStream<Uint8Array>): AsyncGenerator<TarEntry> {
-  const r = new Reader(stream);
+export function tarEntries(stream: ReadableStream<Uint8Array>): AsyncGenerator<TarEntry> {
+  return entries(new Reader(stream));
+}
+
+/** Iterates the entries of an uncompressed tar file, seeking over entry data. */
+export async function tarFileEntries(path: string): Promise<AsyncGenerator<TarEntry>> {
+  const file = await Deno.open(path);
+  const size = (await file.stat()).size;
+  return entries(new FileSource(file, size));
+}
+
+async function* entries(r: Source): AsyncGenerator<TarEntry> {
   let longName: string | undefined;
   let pax: Record<string, string> = {};
   try {

@@ -10,5 +10,5 @@ export type { ArchiveInfo } from "./read.ts";
 export { encodeCriuStats, parseCriuStats } from "./stats.ts";
 export type { CriuStats } from "./stats.ts";
 export { packArchive, unpackArchive } from "./write.ts";
-export { tarEntries } from "./_tar.ts";
+export { tarEntries, tarFileEntries } from "./_tar.ts";
 export type { TarEntry } from "./_tar.ts";

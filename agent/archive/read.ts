@@ -3,7 +3,7 @@
  * streaming pass over the tar, holding only the small metadata entries.
  * @module
  */
-import { tarEntries } from "./_tar.ts";
+import { tarEntries, type TarEntry, tarFileEntries } from "./_tar.ts";
 import { ARCHIVE_FILES, CheckpointArchiveError, type ConfigDump } from "./format.ts";
 import { type CriuStats, parseCriuStats } from "./stats.ts";
 
@@ -28,7 +28,7 @@ export interface ArchiveInfo {
 }
 
 async function openArchive(path: string): Promise<{
-  stream: ReadableStream<Uint8Array>;
+  entries: AsyncGenerator<TarEntry>;
   compressed: boolean;
 }> {
   let file: Deno.FsFile;
@@ -53,11 +53,12 @@ async function openArchive(path: string): Promise<{
   }
   if (n !== null && n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
     return {
-      stream: file.readable.pipeThrough(new DecompressionStream("gzip")),
+      entries: tarEntries(file.readable.pipeThrough(new DecompressionStream("gzip"))),
       compressed: true,
     };
   }
-  return { stream: file.readable, compressed: false };
+  file.close();
+  return { entries: await tarFileEntries(path), compressed: false };
 }
 
 function parseJson<T>(path: string, entry: string, bytes: Uint8Array): T {
@@ -77,7 +78,7 @@ function parseJson<T>(path: string, entry: string, bytes: Uint8Array): T {
  * (with CRIU's `inventory.img`), `config.dump` or `spec.dump`.
  */
 export async function readArchive(path: string): Promise<ArchiveInfo> {
-  const { stream, compressed } = await openArchive(path);
+  const { entries: iter, compressed } = await openArchive(path);
   const top = new Set<string>();
   let config: ConfigDump | undefined;
   let spec: ArchiveInfo["spec"] | undefined;
@@ -88,7 +89,7 @@ export async function readArchive(path: string): Promise<ArchiveInfo> {
   let inventory = false;
   let entries = 0;
   try {
-    for await (const e of tarEntries(stream)) {
+    for await (const e of iter) {
       entries++;
       if (!e.name) continue;
       top.add(e.name.split("/")[0]);
