@@ -273,6 +273,10 @@ export class DockerDriver implements RuntimeDriver {
           }`,
         );
       }
+      // Docker tars this directory into containerd's content store on start and
+      // fails when that exact blob is still there (e.g. the checkpoint's own
+      // upload, restored on the host that took it): a nonce file makes it unique.
+      await Deno.writeTextFile(`${store}/${cpName}/.lpm-restore-${crypto.randomUUID()}`, "");
       opts.signal?.throwIfAborted();
       try {
         // `_body: {}` keeps docker-modem from also sending the query as a JSON body.
