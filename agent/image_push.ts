@@ -191,7 +191,10 @@ export function createImagePublisher(): ImagePublisher {
           },
         }),
       );
-      await reg.streamBlob(counted, layerHex.then((h) => `sha256:${h}`), opts.signal);
+      const layerDigestP = layerHex.then((h) => `sha256:${h}`);
+      // Awaited only after the data went up: an earlier failure must not leave it unhandled.
+      layerDigestP.catch(() => {});
+      await reg.streamBlob(counted, layerDigestP, opts.signal);
       const layerDigest = `sha256:${await layerHex}`;
       const config = new TextEncoder().encode(JSON.stringify({
         architecture: Deno.build.arch === "x86_64" ? "amd64" : "arm64",

@@ -24,13 +24,14 @@ import { prepareImage } from "./prepare.ts";
 import { createDockerDriver } from "./runtime/docker.ts";
 import { readArchiveStats } from "./archive/mod.ts";
 import { createImagePublisher } from "./image_push.ts";
+import { createOciImagePublisher } from "./image_oci.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
   --state-dir <dir> [--kubeconfig <file>] [--runtime kubelet|docker] [--docker-socket <path>]
   [--kubelet-url <https://ip:port> --kubelet-ca <file> --kubelet-client-cert <file>
    --kubelet-client-key <file>] [--kubelet-root-dir <dir>] [--kubelet-root-mount <dir>]
-  [--health-listen <host:port>]`;
+  [--health-listen <host:port>] [--image-compression none|gzip|zstd]`;
 
 /** Parsed command line. */
 export interface AgentArgs {
@@ -51,6 +52,8 @@ export interface AgentArgs {
   kubeconfig?: string;
   runtime?: DriverName;
   healthListen?: string;
+  /** Checkpoint image layer compression ("none": streamed while storing). */
+  imageCompression: "none" | "gzip" | "zstd";
   insecureDev: boolean;
 }
 
@@ -76,6 +79,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
       kubeconfig: { type: "string" },
       runtime: { type: "string" },
       "health-listen": { type: "string" },
+      "image-compression": { type: "string", default: "none" },
       "insecure-dev": { type: "boolean", default: false },
     },
     strict: true,
@@ -101,10 +105,14 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     kubeconfig: v.kubeconfig,
     runtime: v.runtime as DriverName | undefined,
     healthListen: v["health-listen"],
+    imageCompression: v["image-compression"] as AgentArgs["imageCompression"],
     insecureDev: v["insecure-dev"]!,
   };
   if (a.runtime && a.runtime !== "kubelet" && a.runtime !== "docker") {
     fail(`--runtime "${a.runtime}" is invalid: use "kubelet" or "docker"`);
+  }
+  if (!["none", "gzip", "zstd"].includes(a.imageCompression)) {
+    fail(`--image-compression "${a.imageCompression}" is invalid: use none, gzip or zstd`);
   }
   if (!a.insecureDev) {
     if (!a.tlsCert || !a.tlsKey || !a.clientCa) {
@@ -147,7 +155,9 @@ export async function buildDriver(
     dockerSocket: a.dockerSocket,
   });
   log("info", "runtime driver chosen", { driver: choice.driver, reason: choice.reason });
-  const images = createImagePublisher();
+  const images = a.imageCompression === "none"
+    ? createImagePublisher()
+    : createOciImagePublisher({ compression: a.imageCompression });
   if (choice.driver === "docker") {
     return {
       driver: createDockerDriver({ socketPath: a.dockerSocket ?? "/var/run/docker.sock" }),

@@ -209,6 +209,8 @@ export async function runCheckpoint(
     let pushedBytes = 0;
     const progress = () => void deps.report({ bytesDone: storedBytes + pushedBytes });
     const sha = Promise.withResolvers<string>();
+    // The side that fails first is the cause; the other one only saw the abort.
+    let firstError: unknown;
     sha.promise.catch(() => {});
     const file = await Deno.open(archivePath, { read: true });
     const storing = cls.store.put(key, file.readable, {
@@ -228,6 +230,7 @@ export async function runCheckpoint(
       sha.resolve(info.sha256);
       return info;
     }, (err) => {
+      firstError ??= err;
       sha.reject(err);
       both.abort(err);
       throw err;
@@ -253,8 +256,10 @@ export async function runCheckpoint(
           progress();
         },
       }).catch((err) => {
-        both.abort(err);
-        throw new Error(`Cannot push the checkpoint image: ${(err as Error).message}`);
+        const e = new Error(`Cannot push the checkpoint image: ${(err as Error).message}`);
+        firstError ??= e;
+        both.abort(e);
+        throw e;
       })
       : undefined;
     let info: Awaited<typeof storing>;
@@ -262,10 +267,9 @@ export async function runCheckpoint(
     try {
       // allSettled first: never leave one side running while reporting the other's error.
       const [s1, s2] = await Promise.allSettled([storing, pushing]);
-      if (s1.status === "rejected") throw s1.reason;
-      if (s2.status === "rejected") throw s2.reason;
-      info = s1.value;
-      pushed = s2.value;
+      if (s1.status === "rejected" || s2.status === "rejected") throw firstError;
+      info = (s1 as PromiseFulfilledResult<Awaited<typeof storing>>).value;
+      pushed = (s2 as PromiseFulfilledResult<PushedImage | undefined>).value;
     } finally {
       deps.signal?.removeEventListener("abort", onOuterAbort);
     }

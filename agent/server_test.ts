@@ -214,3 +214,59 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "agent mTLS rotation: a changed client CA file is picked up without a restart",
+  ...opts,
+  async fn() {
+    const certs = await makeTestCerts();
+    const storeDir = await Deno.makeTempDir();
+    // The server reads its files from a directory we rewrite, as a Secret volume update would.
+    const tlsDir = await Deno.makeTempDir();
+    const files = { cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key`, ca: `${tlsDir}/ca.crt` };
+    await Deno.copyFile(certs.server.cert, files.cert);
+    await Deno.copyFile(certs.server.key, files.key);
+    await Deno.copyFile(certs.server.ca, files.ca);
+    const { Pki } = await import("../tests/harness/pki.ts");
+    const newCa = await Pki.create(`${certs.dir}/new-ca`, "rotated-ca");
+    const newCtl = await newCa.issue("controller", { cn: "lpm-controller", usage: ["client"] });
+    const newClientFiles = { cert: newCtl.cert, key: newCtl.key, ca: certs.server.ca };
+    const { startAgentServer } = await import("./server.ts");
+    const stateDir = await Deno.makeTempDir();
+    const reloads: string[] = [];
+    const server = await startAgentServer({
+      nodeName: "rot",
+      listen: "127.0.0.1:0",
+      security: { mode: "mtls", files, allowedClients: ["lpm-controller"], watch: true },
+      stateDir,
+      driver: new FakeDriver(),
+      resolveClass: localClass(storeDir),
+      log: (_l, msg) => void reloads.push(msg),
+    });
+    const address = `127.0.0.1:${server.port}`;
+    try {
+      const before = await clientWith(address, newClientFiles);
+      await assertRejects(() => before.health());
+      before.close();
+      // Rotate: the client CA is now the new CA (written atomically, like the kubelet does).
+      await Deno.copyFile(newCa.ca.cert, `${files.ca}.new`);
+      await Deno.rename(`${files.ca}.new`, files.ca);
+      const { waitFor } = await import("../tests/harness/mod.ts");
+      await waitFor(() => reloads.includes("TLS certificates reloaded"), {
+        what: "the TLS reload",
+        timeoutMs: 10_000,
+      });
+      const after = await clientWith(address, newClientFiles);
+      assertEquals((await after.health()).status, "SERVING");
+      after.close();
+      const old = await clientWith(address, certs.controller);
+      await assertRejects(() => old.health());
+      old.close();
+    } finally {
+      await server.close();
+      for (const d of [certs.dir, storeDir, stateDir, tlsDir]) {
+        await Deno.remove(d, { recursive: true });
+      }
+    }
+  },
+});

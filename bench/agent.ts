@@ -9,6 +9,8 @@
  */
 import { startEnvironment } from "../tests/harness/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
+import { createOciImagePublisher } from "../agent/image_oci.ts";
+import type { ImagePublisher } from "../agent/pipeline.ts";
 import { runCheckpoint } from "../agent/pipeline.ts";
 import type { CheckpointDriver } from "../agent/runtime/_types.ts";
 import { createStore } from "../storage/mod.ts";
@@ -56,7 +58,13 @@ export async function main(args: string[]): Promise<void> {
     const rows: string[] = [];
     const cpSeconds: number[] = [];
     for (const [name, spec] of Object.entries(classes)) {
-      for (const withImage of [false, true]) {
+      const variants: [string, ImagePublisher | undefined][] = [
+        ["", undefined],
+        [" + registry (streamed)", createImagePublisher()],
+        [" + registry (oci gzip)", createOciImagePublisher({ compression: "gzip" })],
+      ];
+      for (const [label, publisher] of variants) {
+        const withImage = publisher !== undefined;
         const copy = `${dir}/run.tar`;
         // The copy the run consumes doubles as the baseline: cp + sync of the same archive.
         const cpS = await sh(`cp ${src} ${copy} && sync`);
@@ -64,7 +72,7 @@ export async function main(args: string[]): Promise<void> {
         // A fresh first block per run: the registry must not find the layer already there.
         await sh(`head -c 4096 /dev/urandom | dd of=${copy} conv=notrunc status=none && sync`);
         const { timings } = await runCheckpoint({
-          operationId: `bench-${name}-${withImage ? "img" : "noimg"}-${Date.now()}`,
+          operationId: `bench-${name}-${Date.now()}`,
           namespace: "bench",
           pod: "bench",
           container: "app",
@@ -78,7 +86,7 @@ export async function main(args: string[]): Promise<void> {
                 ? { repository: `${env.info.registry!.host}/bench/checkpoints`, insecure: true }
                 : undefined,
             }),
-          images: createImagePublisher(),
+          images: publisher,
           workDir: `${dir}/work`,
           keptDir: `${dir}/kept`,
           report: () => Promise.resolve(),
@@ -88,11 +96,9 @@ export async function main(args: string[]): Promise<void> {
         const cpMiBs = sizeMiB / cpS;
         const mibs = sizeMiB / s;
         rows.push(
-          `${(name + (withImage ? " + registry push" : "")).padEnd(24)} ${
-            mibs.toFixed(0).padStart(6)
-          } MiB/s   cp+sync ${cpMiBs.toFixed(0).padStart(6)} MiB/s   ratio ${
-            (mibs / cpMiBs).toFixed(2)
-          }`,
+          `${(name + label).padEnd(30)} ${mibs.toFixed(0).padStart(6)} MiB/s   cp+sync ${
+            cpMiBs.toFixed(0).padStart(6)
+          } MiB/s   ratio ${(mibs / cpMiBs).toFixed(2)}`,
         );
       }
     }

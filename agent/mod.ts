@@ -1,0 +1,53 @@
+/**
+ * The lpm node agent: a gRPC service (`agent.proto`, `lpm.agent.v1.Agent`)
+ * served only over mutual TLS, persistent operations, the checkpoint
+ * pipeline, runtime drivers, and the controller-side client and discovery.
+ * The process entry point is `main.ts` (`deno task agent`).
+ * @module
+ */
+export { AgentClient, GrpcAgentConnector, toOperationStatus } from "./client.ts";
+export type { AgentClientOptions, ClientSecurity, GrpcAgentConnectorOptions } from "./client.ts";
+export {
+  AGENT_LABEL,
+  AGENT_NAMESPACE,
+  AGENT_PORT,
+  parseOverrides,
+  resolveAgent,
+} from "./discovery.ts";
+export type { AgentPod, PodLister, ResolveAgentOptions } from "./discovery.ts";
+export { AGENT_VERSION, jsonLogger, startAgentServer } from "./server.ts";
+export type {
+  AgentSecurity,
+  AgentServer,
+  AgentServerOptions,
+  ClassResolver,
+  Logger,
+} from "./server.ts";
+export { isFinal, OperationConflictError, OperationStore } from "./operations.ts";
+export type { CheckpointResult, Operation, OperationKind, OperationPhase } from "./operations.ts";
+export { imageTag, runCheckpoint } from "./pipeline.ts";
+export type {
+  CheckpointJob,
+  ImagePublisher,
+  PipelineDeps,
+  PushedImage,
+  RegistrySettings,
+  ResolvedClass,
+} from "./pipeline.ts";
+export { createImagePublisher } from "./image_push.ts";
+export { createOciImagePublisher } from "./image_oci.ts";
+export type { OciImagePublisherOptions } from "./image_oci.ts";
+export { registryCredentials, resolveStorageClass } from "./storage_class.ts";
+export { parseImageRef, prepareImage } from "./prepare.ts";
+export {
+  createClientTls,
+  createServerTls,
+  DEFAULT_SERVER_NAME,
+  identityOf,
+  isAllowed,
+} from "./tls.ts";
+export type { PeerIdentity, TlsFiles } from "./tls.ts";
+export { createKubeletDriver, kubeletHint } from "./runtime/kubelet.ts";
+export type { KubeletAccess, KubeletDriverOptions } from "./runtime/kubelet.ts";
+export { selectDriver } from "./runtime/select.ts";
+export type { DriverChoice, DriverName } from "./runtime/select.ts";
