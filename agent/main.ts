@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { type KubeHttp, kubeHttp, loadKubeConfig } from "./_kube_http.ts";
 import { type AgentSecurity, jsonLogger, type Logger, startAgentServer } from "./server.ts";
 import type { ImagePublisher } from "./pipeline.ts";
-import { createKubeletDriver } from "./runtime/kubelet.ts";
+import { createKubeletDriver, type KubeletDriver } from "./runtime/kubelet.ts";
 import { type DriverName, selectDriver } from "./runtime/select.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
 import { resolveStorageClass } from "./storage_class.ts";
@@ -226,6 +226,18 @@ export async function main(args: string[]): Promise<number> {
     prepareImage: (req, signal) => prepareImage(req, { signal }),
     log,
   });
+  // The kubelet never removes checkpoint archives: sweep the ones no operation owns.
+  const sweep = () => {
+    const kubelet = driver as Partial<KubeletDriver>;
+    if (!kubelet.sweepArchives) return;
+    const keep = new Set(server.operations.list().flatMap((o) => o.localPaths ?? []));
+    kubelet.sweepArchives({ olderThanMs: 30 * 60_000, keep }).then(
+      (removed) => removed.length && log("info", "removed stale kubelet archives", { removed }),
+      (e) => log("warn", "archive sweep failed", { error: (e as Error).message }),
+    );
+  };
+  sweep();
+  const sweeper = setInterval(sweep, 10 * 60_000);
   let health: Deno.HttpServer | undefined;
   if (a.healthListen) {
     const [host, port] = [
@@ -258,6 +270,7 @@ export async function main(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGTERM", onTerm);
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGHUP", onHup);
+  clearInterval(sweeper);
   await health?.shutdown();
   await server.close({ graceMs: 10_000 });
   kube?.close();

@@ -54,6 +54,13 @@ export interface KubeletDriver {
   readonly name: string;
   /** Checkpoints one container; returns the archive path as seen by the agent. */
   checkpoint(ref: CheckpointTarget, opts: CheckpointOptions): Promise<CheckpointOutcome>;
+  /**
+   * Removes archives in the kubelet's checkpoint dir older than `olderThanMs`
+   * that are not in `keep` (the kubelet never removes them; an agent killed
+   * mid-checkpoint leaves the one the kubelet finished after it died).
+   * Returns the removed paths.
+   */
+  sweepArchives(opts: { olderThanMs: number; keep?: Set<string> }): Promise<string[]>;
   /** Releases the HTTP client. */
   close(): void;
 }
@@ -155,6 +162,26 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
         runtime: { name: runtimeName || "kubelet", version: runtimeVersion },
         ownsArchive: true,
       };
+    },
+    async sweepArchives({ olderThanMs, keep = new Set() }) {
+      const dir = `${mount}/checkpoints`;
+      const removed: string[] = [];
+      const cutoff = Date.now() - olderThanMs;
+      let entries: Deno.DirEntry[];
+      try {
+        entries = [...Deno.readDirSync(dir)];
+      } catch {
+        return removed;
+      }
+      for (const e of entries) {
+        if (!e.isFile || !/^checkpoint-.*\.tar$/.test(e.name)) continue;
+        const path = `${dir}/${e.name}`;
+        if (keep.has(path)) continue;
+        const st = await Deno.stat(path).catch(() => undefined);
+        if (!st?.mtime || st.mtime.getTime() > cutoff) continue;
+        await Deno.remove(path).then(() => removed.push(path), () => {});
+      }
+      return removed;
     },
     close() {
       client?.close();
