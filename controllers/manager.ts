@@ -5,10 +5,10 @@
  * (of the object, or of its owner); reconcilers do the work.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import type { AgentConnector } from "./agent_connector.ts";
 import { newReconcilerDeps, type ReconcilerDeps } from "./deps.ts";
-import { LpmClient, type LpmPlural } from "./lpm_client.ts";
+import type { LpmPlural } from "./lpm_client.ts";
 import { Controller, keyOf } from "./runtime/controller.ts";
 import { Informer, type KubeObject } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader_election.ts";
@@ -66,8 +66,6 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     ...newReconcilerDeps(kc, opts.agents, { metrics, pollMs: opts.pollMs }),
     ...opts.deps,
   };
-  const lpm = new LpmClient(kc);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
   const common = { metrics, logger: log, workers: opts.workers ?? 2 };
   const controllers = {
     pm: new Controller({
@@ -94,23 +92,16 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
   const onError = (what: string) => (err: unknown) =>
     log.warn("watch error; restarting", { informer: what, err: String(err) });
   const crInformer = (plural: LpmPlural) =>
-    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, () => lpm.listRaw(plural), {
-      onError: onError(plural),
-    });
+    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, { onError: onError(plural) });
   const informers = {
     pm: crInformer("podmigrations"),
     pc: crInformer("podcheckpoints"),
     cc: crInformer("containercheckpoints"),
     csc: crInformer("checkpointstorageclasses"),
-    pods: new Informer<k8s.V1Pod>(
-      kc,
-      "/api/v1/pods",
-      () => core.listPodForAllNamespaces({ labelSelector: MIGRATION_LABEL }),
-      {
-        labelSelector: MIGRATION_LABEL,
-        onError: onError("pods"),
-      },
-    ),
+    pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", {
+      labelSelector: MIGRATION_LABEL,
+      onError: onError("pods"),
+    }),
   };
   const ownerKey = (o: KubeObject, kind: string) => {
     const ref = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === kind);

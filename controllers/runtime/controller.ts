@@ -124,6 +124,10 @@ export class Controller {
       m?.reconcileDuration.observe({ controller: this.name }, (performance.now() - t0) / 1000);
     }
     this.queue.forget(key);
+    log.debug("reconciled", {
+      ms: Math.round(performance.now() - t0),
+      requeueAfterMs: result?.requeueAfterMs,
+    });
     if (result?.requeueAfterMs !== undefined) {
       m?.reconcileTotal.inc({ controller: this.name, result: "requeue" });
       this.queue.addAfter(key, result.requeueAfterMs);

@@ -1,10 +1,16 @@
 /**
  * Shared informers: a list + watch per resource kept in a local cache, with
- * handlers called on every add, update and delete. Reconcilers read from the
- * cache; handlers only enqueue keys.
+ * handlers called on every add, update and delete. Reconcilers read the
+ * world themselves; handlers only enqueue keys.
+ *
+ * The watch is a plain HTTP stream of JSON lines on Deno's fetch: after the
+ * first list it follows `resourceVersion`, re-lists when the server says the
+ * version is gone (410) or on any error (with backoff), and emits deletes for
+ * objects that vanished between lists.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
+import { type KubeHttp, kubeHttp } from "./kube_http.ts";
 
 /** A Kubernetes object as the informer sees it. */
 export type KubeObject = k8s.KubernetesObject & { metadata?: k8s.V1ObjectMeta };
@@ -12,53 +18,39 @@ export type KubeObject = k8s.KubernetesObject & { metadata?: k8s.V1ObjectMeta };
 /** Event types delivered to handlers. */
 export type InformerEvent = "add" | "update" | "delete";
 
+interface WatchEvent {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: KubeObject & { code?: number; message?: string };
+}
+
+class GoneError extends Error {}
+
+function cacheKey(o: KubeObject): string {
+  return `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+}
+
 /** A cache of one resource, kept current by a watch. */
 export class Informer<T extends KubeObject> {
-  readonly #inner: k8s.Informer<T> & k8s.ObjectCache<T>;
-  #synced = false;
+  readonly #http: KubeHttp;
+  readonly #selector?: string;
+  readonly #onError?: (err: unknown) => void;
+  #cache = new Map<string, T>();
   #handlers: ((obj: T, ev: InformerEvent) => void)[] = [];
-  #stopped = false;
+  #rv = "";
+  #synced = false;
+  #stopped = true;
+  #abort?: AbortController;
+  #loop?: Promise<void>;
 
-  /**
-   * Creates an informer for the collection at `path` (e.g.
-   * `/api/v1/pods`), listed with `list`.
-   */
+  /** Creates an informer for the collection at `path` (e.g. `/api/v1/pods`). */
   constructor(
     kc: k8s.KubeConfig,
     readonly path: string,
-    list: () => Promise<k8s.KubernetesListObject<T>>,
     opts: { labelSelector?: string; onError?: (err: unknown) => void } = {},
   ) {
-    this.#inner = k8s.makeInformer(kc, path, list, opts.labelSelector);
-    for (const ev of ["add", "update", "delete"] as const) {
-      this.#inner.on(ev, (obj) => this.#handlers.forEach((h) => h(obj, ev)));
-    }
-    // The client's ListWatch stops on a watch error and a failed re-list
-    // raises no new event: keep restarting (list + watch) with backoff until
-    // it works, unless we were stopped on purpose.
+    this.#http = kubeHttp(kc);
+    this.#selector = opts.labelSelector;
     this.#onError = opts.onError;
-    this.#inner.on("error", (err) => {
-      opts.onError?.(err);
-      this.#restart(1000);
-    });
-  }
-
-  #onError?: (err: unknown) => void;
-  #restarting = false;
-
-  #restart(delayMs: number): void {
-    if (this.#stopped || this.#restarting) return;
-    this.#restarting = true;
-    setTimeout(async () => {
-      this.#restarting = false;
-      if (this.#stopped) return;
-      try {
-        await this.#inner.start();
-      } catch (err) {
-        this.#onError?.(err);
-        this.#restart(Math.min(delayMs * 2, 30_000));
-      }
-    }, delayMs);
   }
 
   /** Registers a handler for add/update/delete. */
@@ -66,17 +58,32 @@ export class Informer<T extends KubeObject> {
     this.#handlers.push(handler);
   }
 
-  /** Lists, fills the cache, starts watching; resolves once the cache is synced. */
+  /** Lists (filling the cache), then watches in the background. Throws if the first list fails. */
   async start(): Promise<void> {
     this.#stopped = false;
-    await this.#inner.start();
+    // Transient answers (429 while a new CRD's storage initializes, 5xx, a
+    // connection error) are retried for a while; 401/403/404 fail at once.
+    for (let delay = 250;; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await this.#list();
+        break;
+      } catch (err) {
+        const status = (err as { status?: number }).status;
+        if ((status && status !== 429 && status < 500) || delay >= 5000) throw err;
+        this.#onError?.(err);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
     this.#synced = true;
+    this.#loop = this.#watchLoop();
   }
 
   /** Stops watching. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#inner.stop();
+    this.#abort?.abort();
+    await this.#loop;
+    this.#http.close();
   }
 
   /** True once the first list has filled the cache. */
@@ -86,11 +93,140 @@ export class Informer<T extends KubeObject> {
 
   /** The cached object, or undefined. */
   get(name: string, namespace?: string): T | undefined {
-    return this.#inner.get(name, namespace);
+    return this.#cache.get(`${namespace ?? ""}/${name}`);
   }
 
   /** Every cached object, optionally of one namespace. */
   list(namespace?: string): readonly T[] {
-    return this.#inner.list(namespace);
+    const all = [...this.#cache.values()];
+    return namespace ? all.filter((o) => o.metadata?.namespace === namespace) : all;
+  }
+
+  #query(extra: Record<string, string>): string {
+    const q = new URLSearchParams(extra);
+    if (this.#selector) q.set("labelSelector", this.#selector);
+    return `${this.path}?${q}`;
+  }
+
+  #emit(obj: T, ev: InformerEvent): void {
+    for (const h of this.#handlers) {
+      try {
+        h(obj, ev);
+      } catch (err) {
+        this.#onError?.(err);
+      }
+    }
+  }
+
+  async #list(): Promise<void> {
+    const res = await this.#http.request(this.#query({}));
+    if (!res.ok) {
+      const body = await res.text();
+      throw Object.assign(
+        new Error(`Cannot list ${this.path}: ${res.status} ${body.slice(0, 300)}`),
+        {
+          status: res.status,
+        },
+      );
+    }
+    const list = await res.json() as { items: T[]; metadata?: { resourceVersion?: string } };
+    const fresh = new Map(list.items.map((o) => [cacheKey(o), o]));
+    for (const [k, old] of this.#cache) {
+      if (!fresh.has(k)) {
+        this.#cache.delete(k);
+        this.#emit(old, "delete");
+      }
+    }
+    for (const [k, o] of fresh) {
+      const old = this.#cache.get(k);
+      this.#cache.set(k, o);
+      if (!old) this.#emit(o, "add");
+      else if (old.metadata?.resourceVersion !== o.metadata?.resourceVersion) {
+        this.#emit(o, "update");
+      }
+    }
+    this.#rv = list.metadata?.resourceVersion ?? "";
+  }
+
+  async #watchLoop(): Promise<void> {
+    let delay = 500;
+    let needList = false;
+    while (!this.#stopped) {
+      try {
+        if (needList) {
+          await this.#list();
+          needList = false;
+        }
+        await this.#watchOnce();
+        delay = 500;
+      } catch (err) {
+        if (this.#stopped) return;
+        if (!(err instanceof GoneError)) {
+          this.#onError?.(err);
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 30_000);
+        }
+        needList = true;
+      }
+    }
+  }
+
+  async #watchOnce(): Promise<void> {
+    this.#abort = new AbortController();
+    const res = await this.#http.request(
+      this.#query({
+        watch: "1",
+        resourceVersion: this.#rv,
+        allowWatchBookmarks: "true",
+        timeoutSeconds: "300",
+      }),
+      { signal: this.#abort.signal },
+    );
+    if (res.status === 410) {
+      await res.body?.cancel();
+      throw new GoneError();
+    }
+    if (!res.ok || !res.body) {
+      const body = await res.text();
+      throw new Error(`Cannot watch ${this.path}: ${res.status} ${body.slice(0, 300)}`);
+    }
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return; // server timeout: watch again from #rv
+        buf += value;
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) this.#apply(JSON.parse(line) as WatchEvent);
+        }
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  #apply(ev: WatchEvent): void {
+    if (ev.type === "ERROR") {
+      if (ev.object.code === 410) throw new GoneError();
+      throw new Error(
+        `Watch of ${this.path} failed: ${ev.object.message ?? JSON.stringify(ev.object)}`,
+      );
+    }
+    const o = ev.object as T;
+    if (o.metadata?.resourceVersion) this.#rv = o.metadata.resourceVersion;
+    if (ev.type === "BOOKMARK") return;
+    const k = cacheKey(o);
+    if (ev.type === "DELETED") {
+      this.#cache.delete(k);
+      this.#emit(o, "delete");
+    } else {
+      const had = this.#cache.has(k);
+      this.#cache.set(k, o);
+      this.#emit(o, had ? "update" : "add");
+    }
   }
 }

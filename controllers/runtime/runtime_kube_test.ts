@@ -1,5 +1,6 @@
 /** The runtime against the real API server: informers, leader election, events. */
 import * as k8s from "@kubernetes/client-node";
+import "./kube_http1.ts";
 import { assert, assertEquals } from "@std/assert";
 import { requirePart } from "../../tests/env.ts";
 import { waitFor } from "../../tests/harness/mod.ts";
@@ -38,11 +39,7 @@ Deno.test({
         namespace: ns,
         body: { metadata: { name: "pre" }, data: { a: "0" } },
       });
-      const inf = new Informer<k8s.V1ConfigMap>(
-        kc,
-        `/api/v1/namespaces/${ns}/configmaps`,
-        () => core.listNamespacedConfigMap({ namespace: ns }),
-      );
+      const inf = new Informer<k8s.V1ConfigMap>(kc, `/api/v1/namespaces/${ns}/configmaps`);
       const seen: string[] = [];
       inf.onChange((o, ev) => seen.push(`${ev}:${o.metadata?.name}:${o.data?.a ?? ""}`));
       await inf.start();
