@@ -13,7 +13,12 @@ import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { type Condition, phaseTime, setCondition, setPhase } from "./_status.ts";
-import { nodeReady, runtimeSupport, unsupportedReason } from "./restored_pod.ts";
+import {
+  nodeReady,
+  runtimeSupport,
+  schedulingMismatch,
+  unsupportedReason,
+} from "./restored_pod.ts";
 import { stepRestoring } from "./pod_migration_restore.ts";
 
 /** The PodMigration status as the reconciler edits it. */
@@ -212,6 +217,8 @@ async function stepPending(
       `Target node "${targetNode}" is cordoned (unschedulable)`,
     );
   }
+  const mismatch = schedulingMismatch(pod, target);
+  if (mismatch) throw new MigrationFailure("TargetNodeMismatch", mismatch);
   const source = await deps.core.readNode({ name: sourceNode });
   for (const [role, node] of [["Source", source], ["Target", target]] as const) {
     const rt = runtimeSupport(node);

@@ -124,9 +124,11 @@ export async function stepRestoring(
     const withheld = owner?.kind === "ReplicaSet"
       ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
       : [];
+    const targetNode = await deps.core.readNode({ name: pm.spec.targetNode });
     const body = buildRestoredPod(source, {
       name,
       targetNode: pm.spec.targetNode,
+      targetNodeLabels: targetNode.metadata?.labels,
       images,
       migrationName: pm.metadata!.name!,
       withheldLabels: withheld,

@@ -15,12 +15,16 @@ export const RESTORED_FROM_ANNOTATION = "lpm.my.domain/restored-from";
 /** Annotation Kubernetes' ReplicaSet controller reads to pick pods to delete. */
 export const DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost";
 
+const HOSTNAME = "kubernetes.io/hostname";
+
 /** Options for {@linkcode buildRestoredPod}. */
 export interface RestoredPodOptions {
   /** Name of the new pod. */
   name: string;
   /** Node to run on. */
   targetNode: string;
+  /** The target node's labels (to re-target hostname pins). */
+  targetNodeLabels?: Record<string, string>;
   /** Checkpoint image per container name. */
   images: Record<string, string>;
   /** The PodMigration's name (label). */
@@ -46,6 +50,7 @@ export function buildRestoredPod(source: k8s.V1Pod, opts: RestoredPodOptions): k
   spec.nodeName = opts.targetNode;
   // Scheduling already happened: the pod is bound to the target at creation.
   delete spec.schedulingGates;
+  retarget(spec, opts.targetNodeLabels?.[HOSTNAME] ?? opts.targetNode);
   for (const c of spec.containers) {
     const img = opts.images[c.name];
     if (img) {
@@ -132,4 +137,72 @@ export function runtimeSupport(
     };
   }
   return { ok: false, runtime, reason: `Runtime "${name}" has no checkpoint support lpm knows of` };
+}
+
+/**
+ * Moves hostname pins to the target: the kubelet re-checks a bound pod's
+ * nodeSelector and required node affinity, so a pod pinned to the source's
+ * hostname would be rejected on the target. Other constraints are kept (and
+ * checked beforehand by {@linkcode schedulingMismatch}).
+ */
+function retarget(spec: k8s.V1PodSpec, targetHostname: string): void {
+  if (spec.nodeSelector?.[HOSTNAME] !== undefined) spec.nodeSelector[HOSTNAME] = targetHostname;
+  const req = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  if (!req) return;
+  const terms = req.nodeSelectorTerms
+    .map((t) => ({
+      ...t,
+      matchExpressions: t.matchExpressions?.filter((e) => e.key !== HOSTNAME),
+      matchFields: t.matchFields?.filter((f) => f.key !== "metadata.name"),
+    }))
+    // An empty term matches no node: drop terms that only pinned a host.
+    .filter((t) => (t.matchExpressions?.length ?? 0) + (t.matchFields?.length ?? 0) > 0);
+  if (terms.length) req.nodeSelectorTerms = terms;
+  else delete spec.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution;
+}
+
+function exprMatches(e: k8s.V1NodeSelectorRequirement, labels: Record<string, string>): boolean {
+  const v = labels[e.key];
+  switch (e.operator) {
+    case "In":
+      return v !== undefined && (e.values ?? []).includes(v);
+    case "NotIn":
+      return v === undefined || !(e.values ?? []).includes(v);
+    case "Exists":
+      return v !== undefined;
+    case "DoesNotExist":
+      return v === undefined;
+    case "Gt":
+      return v !== undefined && Number(v) > Number(e.values?.[0]);
+    case "Lt":
+      return v !== undefined && Number(v) < Number(e.values?.[0]);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Why the target node does not satisfy the pod's nodeSelector or required
+ * node affinity (hostname pins aside), or undefined when it does.
+ */
+export function schedulingMismatch(pod: k8s.V1Pod, node: k8s.V1Node): string | undefined {
+  const labels = node.metadata?.labels ?? {};
+  const name = node.metadata?.name;
+  for (const [k, v] of Object.entries(pod.spec?.nodeSelector ?? {})) {
+    if (k === HOSTNAME) continue;
+    if (labels[k] !== v) {
+      return `Node "${name}" lacks label ${k}=${v} that the pod's nodeSelector requires`;
+    }
+  }
+  const spec = structuredClone(pod.spec ?? { containers: [] }) as k8s.V1PodSpec;
+  retarget(spec, labels[HOSTNAME] ?? name ?? "");
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
+    ?.nodeSelectorTerms;
+  if (
+    terms?.length &&
+    !terms.some((t) => (t.matchExpressions ?? []).every((e) => exprMatches(e, labels)))
+  ) {
+    return `Node "${name}" matches none of the pod's required node affinity terms`;
+  }
+  return undefined;
 }

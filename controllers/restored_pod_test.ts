@@ -6,6 +6,7 @@ import {
   nodeReady,
   restoredPodName,
   runtimeSupport,
+  schedulingMismatch,
   unsupportedReason,
 } from "./restored_pod.ts";
 
@@ -135,4 +136,47 @@ Deno.test("runtimeSupport knows which runtimes can checkpoint", () => {
   assert(!runtimeSupport(node("")).ok);
   assert(nodeReady({ status: { conditions: [{ type: "Ready", status: "True" }] } }));
   assert(!nodeReady({ status: { conditions: [{ type: "Ready", status: "False" }] } }));
+});
+
+Deno.test("buildRestoredPod moves hostname pins to the target; schedulingMismatch checks the rest", () => {
+  const pinned = structuredClone(source);
+  pinned.spec!.nodeSelector = { "kubernetes.io/hostname": "node-a", disk: "ssd" };
+  pinned.spec!.affinity = {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{
+          matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node-a"] }],
+        }],
+      },
+    },
+  };
+  const pod = buildRestoredPod(pinned, {
+    name: "x",
+    targetNode: "node-b",
+    targetNodeLabels: { "kubernetes.io/hostname": "node-b" },
+    images: {},
+    migrationName: "m",
+  });
+  assertEquals(pod.spec?.nodeSelector, { "kubernetes.io/hostname": "node-b", disk: "ssd" });
+  assertEquals(
+    pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution,
+    undefined,
+  );
+  const node = (labels: Record<string, string>): k8s.V1Node => ({
+    metadata: { name: "node-b", labels },
+  });
+  assertStringIncludes(schedulingMismatch(pinned, node({}))!, "disk=ssd");
+  assertEquals(schedulingMismatch(pinned, node({ disk: "ssd" })), undefined);
+  const zoned = structuredClone(source);
+  zoned.spec!.affinity = {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{
+          matchExpressions: [{ key: "zone", operator: "In", values: ["z1"] }],
+        }],
+      },
+    },
+  };
+  assertStringIncludes(schedulingMismatch(zoned, node({ zone: "z2" }))!, "required node affinity");
+  assertEquals(schedulingMismatch(zoned, node({ zone: "z1" })), undefined);
 });
