@@ -35,7 +35,9 @@ async function main(): Promise<number> {
   const preset = Deno.env.get("LPM_TEST_ENV");
   if (!preset) {
     const t0 = Date.now();
-    say("starting the local environment (kube, minio, registry, docker, 2 nodes, lpm agents + controller)");
+    say(
+      "starting the local environment (kube, minio, registry, docker, 2 nodes, lpm agents + controller)",
+    );
     try {
       env = await startEnvironment({ onProgress: say, nodes: 2, lpm: true });
     } catch (err) {
