@@ -65,8 +65,9 @@ Deno.test("agent manifests: server dry-run of the kustomization, real RBAC, leas
     }
     assertEquals(wrong, []);
   } finally {
-    await kubectl(kc, ["delete", "--ignore-not-found", "-f", `${DIR}rbac.yaml`]).catch(() => {});
     if (!nsExisted) {
+      // Only what this test made: in the shared environment the running agents use this RBAC.
+      await kubectl(kc, ["delete", "--ignore-not-found", "-f", `${DIR}rbac.yaml`]).catch(() => {});
       // Waits: a namespace still terminating would refuse the next test's objects.
       await kubectl(kc, ["delete", "namespace", "lpm-system"]).catch(() => {});
     }
