@@ -1,6 +1,6 @@
 /**
  * The lpm.my.domain/v1 API: TypeScript types of every kind. The CRD schemas
- * in `crds/` describe the same fields (see api/ schema sources); a test keeps
+ * in `crds/` are generated from `api/schema/` (`deno task gen:crds`); tests keep
  * the two from drifting.
  * @module
  */
