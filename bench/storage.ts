@@ -1,31 +1,49 @@
 /**
- * `deno task bench storage [--size-mib N]`: write and read throughput of each
- * storage provider for one object (default 1 GiB), as a ratio to the raw
- * baseline measured in the same run on the same machine: `cp` + `sync` of the
- * file for the filesystem providers (our put fsyncs too), and
- * `curl --aws-sigv4` PUT/GET of the same file against the same MinIO for
- * `s3` and `minio`. Starts its own MinIO.
+ * `deno task bench storage [--size-mib N] [--rounds N] [--providers local,pvc,s3,minio]`:
+ * write and read throughput of each storage provider for one object (default
+ * 1 GiB), as a ratio to a raw baseline measured in the same run on the same
+ * machine, interleaved with it.
+ *
+ * Fairness rules:
+ * - Filesystems (`local`, `pvc`): the baseline write is `cp src dst && sync dst`
+ *   (our put fsyncs its data, so the baseline pays for durability too); the
+ *   baseline read is `cp dst back && sync back`, and our read streams the object
+ *   into a file that is then synced the same way. Both writes copy the same
+ *   source file and both reads read a file written moments before in the same
+ *   round, so the page cache helps both equally.
+ * - S3 (`s3`, `minio`): the baseline is `curl --aws-sigv4` PUT of the same
+ *   source file and GET into a file, against the same MinIO.
+ * - Every round runs baseline and subject back to back, alternating which goes
+ *   first, and a global `sync` (untimed) precedes every timed step so no step
+ *   pays for the previous one's dirty pages. Each round gives one ratio; the
+ *   table shows the median over the rounds and the min and max.
+ *
+ * Starts its own MinIO.
  * @module
  */
 import { startEnvironment } from "../tests/harness/mod.ts";
 import { createStore } from "../storage/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
-import { bucketClassSpec } from "../storage/_fixtures.ts";
+import { bucketClassSpec, type S3ServerInfo } from "../storage/_fixtures.ts";
 
 const MIB = 1 << 20;
+const ALL = ["local", "pvc", "s3", "minio"] as const;
+type Provider = typeof ALL[number];
 
 async function run(cmd: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
   if (!out.success) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
 }
 
+/** Seconds `fn` takes, after an untimed global sync. */
 async function timed(fn: () => Promise<void>): Promise<number> {
+  await run("sync", []);
   const t0 = performance.now();
   await fn();
   return (performance.now() - t0) / 1000;
 }
 
-/** Reads a file as a stream in 4 MiB chunks. */
+/** Reads a file as a stream in 4 MiB chunks (how a checkpoint archive reaches put). */
 async function fileStream(path: string): Promise<ReadableStream<Uint8Array>> {
   const f = await Deno.open(path);
   return new ReadableStream({
@@ -46,127 +64,207 @@ async function writeTo(path: string, stream: ReadableStream<Uint8Array>): Promis
   await stream.pipeTo(f.writable);
 }
 
-interface Row {
-  provider: string;
+async function removeQuietly(path: string): Promise<void> {
+  await Deno.remove(path).catch(() => {});
+}
+
+/** One provider and its baseline, as four timed steps plus cleanup. */
+interface Case {
+  provider: Provider;
   baseline: string;
-  writeMiBs: number;
-  baseWriteMiBs: number;
-  readMiBs: number;
-  baseReadMiBs: number;
+  target: number;
+  baseWrite(): Promise<void>;
+  baseRead(): Promise<void>;
+  write(): Promise<void>;
+  read(): Promise<void>;
+  cleanup(): Promise<void>;
+  close(): void;
+}
+
+interface Samples {
+  write: number[];
+  read: number[];
+  baseWrite: number[];
+  baseRead: number[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
 }
 
 /** Entry point for `bench/run.ts`. */
 export async function main(args: string[]): Promise<void> {
-  const i = args.indexOf("--size-mib");
-  const sizeMiB = i >= 0 ? Number(args[i + 1]) : 1024;
+  const sizeMiB = Number(flag(args, "--size-mib") ?? 1024);
+  const rounds = Number(flag(args, "--rounds") ?? 3);
+  const providers = (flag(args, "--providers") ?? ALL.join(",")).split(",") as Provider[];
+  for (const p of providers) {
+    if (!ALL.includes(p)) throw new Error(`Unknown provider "${p}": expected one of ${ALL}`);
+  }
   const size = sizeMiB * MIB;
   const dir = await Deno.makeTempDir({ prefix: "lpm-bench-storage-" });
-  const env = await startEnvironment({
-    parts: ["minio"],
-    onProgress: (m) => console.error(`[bench] ${m}`),
-  });
-  const rows: Row[] = [];
+  const needS3 = providers.some((p) => p === "s3" || p === "minio");
+  const env = needS3
+    ? await startEnvironment({
+      parts: ["minio"],
+      onProgress: (m) => console.error(`[bench] ${m}`),
+    })
+    : undefined;
+  const results = new Map<Provider, Samples>();
+  const cases: Case[] = [];
   try {
     const src = `${dir}/source.bin`;
     console.error(`[bench] writing a ${sizeMiB} MiB source file`);
     await run("sh", ["-c", `head -c ${size} /dev/urandom > ${src} && sync`]);
-    const mibs = (s: number) => sizeMiB / s;
-    const info = env.info.minio!;
-
-    // Filesystems: baseline cp + sync, then each provider.
-    for (const provider of ["local", "pvc"] as const) {
-      const baseDst = `${dir}/cp-${provider}.bin`;
-      const bw = await timed(() => run("sh", ["-c", `cp ${src} ${baseDst} && sync ${baseDst}`]));
-      const br = await timed(() =>
-        run("sh", ["-c", `cp ${baseDst} ${dir}/cp-back.bin && sync ${dir}/cp-back.bin`])
-      );
-      await Deno.remove(baseDst);
-      await Deno.remove(`${dir}/cp-back.bin`);
-      const store = createStore(
-        provider === "local"
-          ? { provider, local: { path: `${dir}/local` } }
-          : { provider, pvc: { claimName: "bench", mountPath: dir, subPath: "pvc" } },
-      );
-      rows.push(await measure(store, provider, "cp+sync", src, `${dir}/back.bin`, mibs, bw, br));
-    }
-
-    // S3: baseline curl PUT/GET, then each client.
-    for (const provider of ["s3", "minio"] as const) {
-      const url = `${info.endpoint}/${info.bucket}/bench-curl/${provider}.bin`;
-      const auth = [
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "--user",
-        `${info.accessKey}:${info.secretKey}`,
-      ];
-      const bw = await timed(() => run("curl", ["-sSf", ...auth, "-T", src, url]));
-      const br = await timed(() =>
-        run("curl", ["-sSf", ...auth, "-o", `${dir}/curl-back.bin`, url])
-      );
-      await Deno.remove(`${dir}/curl-back.bin`);
-      await run("curl", ["-sSf", ...auth, "-X", "DELETE", url]);
-      const { spec, secret } = bucketClassSpec(provider, info, `bench-${provider}/`);
-      const store = createStore(spec, { secret });
-      rows.push(await measure(store, provider, "curl sigv4", src, `${dir}/back.bin`, mibs, bw, br));
+    for (const p of providers) cases.push(makeCase(p, dir, src, size, env?.info.minio));
+    for (let r = 0; r < rounds; r++) {
+      const subjectFirst = r % 2 === 1;
+      for (const c of cases) {
+        const s = results.get(c.provider) ??
+          { write: [], read: [], baseWrite: [], baseRead: [] };
+        results.set(c.provider, s);
+        const pair = async (
+          sub: () => Promise<void>,
+          base: () => Promise<void>,
+        ): Promise<[number, number]> => {
+          if (subjectFirst) {
+            const a = await timed(sub);
+            return [a, await timed(base)];
+          }
+          const b = await timed(base);
+          return [await timed(sub), b];
+        };
+        const [w, bw] = await pair(c.write, c.baseWrite);
+        const [rd, br] = await pair(c.read, c.baseRead);
+        await c.cleanup();
+        s.write.push(sizeMiB / w);
+        s.baseWrite.push(sizeMiB / bw);
+        s.read.push(sizeMiB / rd);
+        s.baseRead.push(sizeMiB / br);
+        console.error(
+          `[bench] round ${r + 1}/${rounds} ${c.provider}: write ${(bw / w).toFixed(2)} ` +
+            `(${(sizeMiB / w).toFixed(0)} vs ${(sizeMiB / bw).toFixed(0)} MiB/s), read ${
+              (br / rd).toFixed(2)
+            } (${(sizeMiB / rd).toFixed(0)} vs ${(sizeMiB / br).toFixed(0)} MiB/s)`,
+        );
+      }
     }
   } finally {
-    await env.stop();
+    for (const c of cases) c.close();
+    await env?.stop();
     await Deno.remove(dir, { recursive: true });
   }
+  printTable(sizeMiB, rounds, cases, results);
+}
+
+function printTable(
+  sizeMiB: number,
+  rounds: number,
+  cases: Case[],
+  results: Map<Provider, Samples>,
+): void {
   const pad = (s: string, n: number) => s.padEnd(n);
-  const f = (n: number) => n.toFixed(0);
+  const f0 = (n: number) => n.toFixed(0);
+  const cell = (ratios: number[]) => {
+    const med = median(ratios);
+    return `${med.toFixed(2)} [${Math.min(...ratios).toFixed(2)}-${
+      Math.max(...ratios).toFixed(2)
+    }]`;
+  };
   console.log(
-    `storage throughput, ${sizeMiB} MiB object (MiB/s; ratio = provider / baseline in this run)`,
+    `storage throughput, ${sizeMiB} MiB object, ${rounds} interleaved rounds ` +
+      `(MiB/s are medians; ratio = provider / baseline per round: median [min-max])`,
   );
   console.log(
-    `${pad("provider", 9)}${pad("baseline", 12)}${pad("write", 8)}${pad("base", 8)}${
-      pad("ratio", 8)
-    }${pad("read", 8)}${pad("base", 8)}ratio  target`,
+    pad("provider", 9) + pad("baseline", 12) + pad("write", 7) + pad("base", 7) +
+      pad("ratio", 19) + pad("read", 7) + pad("base", 7) + pad("ratio", 19) + "result",
   );
-  for (const r of rows) {
-    const target = r.provider === "local" || r.provider === "pvc" ? 0.8 : 0.7;
-    const wr = r.writeMiBs / r.baseWriteMiBs;
-    const rr = r.readMiBs / r.baseReadMiBs;
+  for (const c of cases) {
+    const s = results.get(c.provider);
+    if (!s || s.write.length === 0) continue;
+    const wr = s.write.map((v, i) => v / s.baseWrite[i]);
+    const rr = s.read.map((v, i) => v / s.baseRead[i]);
+    const ok = (xs: number[]) => median(xs) >= c.target;
+    const verdict = `${ok(wr) ? "PASS" : "BELOW"} write, ${ok(rr) ? "PASS" : "BELOW"} read ` +
+      `(target >= ${c.target})`;
     console.log(
-      `${pad(r.provider, 9)}${pad(r.baseline, 12)}${pad(f(r.writeMiBs), 8)}${
-        pad(f(r.baseWriteMiBs), 8)
-      }${pad(wr.toFixed(2), 8)}${pad(f(r.readMiBs), 8)}${pad(f(r.baseReadMiBs), 8)}${
-        pad(rr.toFixed(2), 7)
-      }>=${target}${wr >= target && rr >= target ? "" : "  (below)"}`,
+      pad(c.provider, 9) + pad(c.baseline, 12) + pad(f0(median(s.write)), 7) +
+        pad(f0(median(s.baseWrite)), 7) + pad(cell(wr), 19) + pad(f0(median(s.read)), 7) +
+        pad(f0(median(s.baseRead)), 7) + pad(cell(rr), 19) + verdict,
     );
   }
 }
 
-async function measure(
-  store: CheckpointStore,
-  provider: string,
-  baseline: string,
+function makeCase(
+  provider: Provider,
+  dir: string,
   src: string,
-  back: string,
-  mibs: (s: number) => number,
-  baseWriteS: number,
-  baseReadS: number,
-): Promise<Row> {
-  console.error(`[bench] ${provider}`);
+  size: number,
+  info: S3ServerInfo | undefined,
+): Case {
   const key = "bench/pod/c1/archive.tar";
-  const w = await timed(async () => {
-    await store.put(key, await fileStream(src));
-  });
-  const r = await timed(async () => {
-    await writeTo(back, await store.get(key));
-    if (provider === "local" || provider === "pvc") {
-      await run("sync", [back]); // same durability as the cp+sync baseline
-    }
-  });
-  await Deno.remove(back);
-  await store.delete(key);
-  store.close?.();
+  const back = `${dir}/back-${provider}.bin`;
+  const baseBack = `${dir}/base-back-${provider}.bin`;
+  let store: CheckpointStore;
+  const write = async () => {
+    await store.put(key, await fileStream(src), { size });
+  };
+  if (provider === "local" || provider === "pvc") {
+    store = createStore(
+      provider === "local"
+        ? { provider, local: { path: `${dir}/local` } }
+        : { provider, pvc: { claimName: "bench", mountPath: dir, subPath: "pvc" } },
+    );
+    const baseDst = `${dir}/cp-${provider}.bin`;
+    return {
+      provider,
+      baseline: "cp+sync",
+      target: 0.8,
+      baseWrite: () => run("sh", ["-c", `cp ${src} ${baseDst} && sync ${baseDst}`]),
+      baseRead: () => run("sh", ["-c", `cp ${baseDst} ${baseBack} && sync ${baseBack}`]),
+      write,
+      read: async () => {
+        await writeTo(back, await store.get(key));
+        await run("sync", [back]); // same durability as the cp+sync baseline
+      },
+      cleanup: async () => {
+        await store.delete(key);
+        for (const p of [baseDst, back, baseBack]) await removeQuietly(p);
+      },
+      close: () => store.close?.(),
+    };
+  }
+  if (!info) throw new Error(`Provider "${provider}" needs MinIO`);
+  const url = `${info.endpoint}/${info.bucket}/bench-curl/${provider}.bin`;
+  const auth = [
+    "--aws-sigv4",
+    "aws:amz:us-east-1:s3",
+    "--user",
+    `${info.accessKey}:${info.secretKey}`,
+  ];
+  const { spec, secret } = bucketClassSpec(provider, info, `bench-${provider}/`);
+  store = createStore(spec, { secret });
   return {
     provider,
-    baseline,
-    writeMiBs: mibs(w),
-    baseWriteMiBs: mibs(baseWriteS),
-    readMiBs: mibs(r),
-    baseReadMiBs: mibs(baseReadS),
+    baseline: "curl sigv4",
+    target: 0.7,
+    baseWrite: () => run("curl", ["-sSf", ...auth, "-T", src, url]),
+    baseRead: () => run("curl", ["-sSf", ...auth, "-o", baseBack, url]),
+    write,
+    read: async () => {
+      await writeTo(back, await store.get(key));
+    },
+    cleanup: async () => {
+      await store.delete(key);
+      await run("curl", ["-sSf", ...auth, "-X", "DELETE", url]);
+      for (const p of [back, baseBack]) await removeQuietly(p);
+    },
+    close: () => store.close?.(),
   };
 }
