@@ -21,6 +21,13 @@ export function renderCrds(): Map<string, string> {
     const text = stringify(crdFor(def), { lineWidth: 0, aliasDuplicateObjects: false });
     out.set(`${GROUP}_${def.plural}.yaml`, HEADER + text);
   }
+  // So that `kubectl apply -k crds/` works, and `config/` can include the CRDs.
+  const kustomization = {
+    apiVersion: "kustomize.config.k8s.io/v1beta1",
+    kind: "Kustomization",
+    resources: [...out.keys()].sort(),
+  };
+  out.set("kustomization.yaml", HEADER + stringify(kustomization));
   return out;
 }
 
@@ -44,7 +51,10 @@ export async function writeCrds(dir = CRD_DIR): Promise<string[]> {
   await Deno.mkdir(dir, { recursive: true });
   const want = renderCrds();
   for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.startsWith(`${GROUP}_`) && !want.has(e.name)) {
+    if (
+      e.isFile && (e.name.startsWith(`${GROUP}_`) || e.name === "kustomization.yaml") &&
+      !want.has(e.name)
+    ) {
       await Deno.remove(`${dir}/${e.name}`);
     }
   }

@@ -352,7 +352,25 @@ Deno.test({
         await counterPod(w, "hostpath", {
           spec: { containers: [], volumes: [{ name: "data", hostPath: { path: "/srv" } }] },
         });
+        // A class whose directory cannot be created: validation marks it Unavailable.
+        const broken = `broken-${w.cls}`;
+        await w.lpm.create("checkpointstorageclasses", "", {
+          apiVersion: "lpm.my.domain/v1",
+          kind: "CheckpointStorageClass",
+          metadata: { name: broken },
+          spec: {
+            provider: "local",
+            local: { path: "/proc/lpm-cannot-exist" },
+            registry: { repository: "127.0.0.1:5000/x" },
+          },
+        });
         const cases: [string, Record<string, unknown>, string, string][] = [
+          [
+            "class-unavailable",
+            { podName: "ok", targetNode: w.nodeB, storageClassName: broken },
+            "StorageClassUnavailable",
+            `"${broken}" is Unavailable`,
+          ],
           [
             "missing-pod",
             { podName: "nope", targetNode: w.nodeB },
@@ -407,6 +425,7 @@ Deno.test({
         }
         assertEquals(w.agents.callsOf("checkpoint").length, 0, "no agent was asked to checkpoint");
         assert(await podExists(w, "ok"), "the pods are untouched");
+        await w.lpm.delete("checkpointstorageclasses", "", broken);
         await core.deleteNode({ name: `${w.nodeB}-nr` });
         await core.deleteNode({ name: `${w.nodeB}-old` });
       } finally {

@@ -9,7 +9,7 @@ import { kubectl, waitFor } from "./harness/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-Deno.test("kube: kubectl apply -f crds/ and -f examples/ succeed on the real API server", async () => {
+Deno.test("kube: kubectl apply -k crds/ and -f examples/ succeed on the real API server", async () => {
   const { kubeconfig } = requirePart("kube");
   const crds = await kubectl(kubeconfig, [
     "apply",

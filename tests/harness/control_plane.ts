@@ -242,7 +242,9 @@ export async function kubectl(kubeconfig: string, args: string[], stdin?: string
 export async function installCrds(kubeconfig: string, crdDir: string): Promise<string[]> {
   const files: string[] = [];
   for await (const e of Deno.readDir(crdDir)) {
-    if (e.isFile && /\.ya?ml$/.test(e.name)) files.push(`${crdDir}/${e.name}`);
+    if (e.isFile && /\.ya?ml$/.test(e.name) && e.name !== "kustomization.yaml") {
+      files.push(`${crdDir}/${e.name}`);
+    }
   }
   if (files.length === 0) return [];
   await kubectl(kubeconfig, [
