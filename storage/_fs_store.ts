@@ -20,11 +20,11 @@ import type {
 } from "./backend.ts";
 import { describeCause, StorageError, type StorageErrorCode } from "./errors.ts";
 import { keyProblem } from "./keys.ts";
-import { isSha256Hex, readOrAbort, Sha256Counter, verifyingStream } from "./_digest.ts";
+import { isSha256Hex, verifyingStream } from "./_digest.ts";
+import { fileReadStream, writeAll, writeHashed } from "./_fs_io.ts";
 
 const META_SUFFIX = ".meta.json";
 const TMP_PREFIX = ".lpm-tmp-";
-const READ_CHUNK = 1 << 20;
 
 interface Sidecar {
   version: 1;
@@ -105,20 +105,12 @@ export class FsStore implements CheckpointStore {
           },
         );
       }
-      const hash = new Sha256Counter();
-      for (;;) {
-        const { done, value } = await readOrAbort(
-          reader,
-          opts.signal,
-          () => this.#aborted(key, opts.signal!),
-        );
-        if (done) break;
-        hash.update(value);
-        await writeAll(file, value).catch((e) => {
-          throw this.#fsError(e, `write "${tmpData}" for "${key}"`, key);
-        });
-        opts.onProgress?.(hash.size);
-      }
+      const hash = await writeHashed(file, reader, {
+        signal: opts.signal,
+        abortError: () => this.#aborted(key, opts.signal!),
+        writeError: (e) => this.#fsError(e, `write "${tmpData}" for "${key}"`, key),
+        onProgress: opts.onProgress,
+      });
       if (opts.signal?.aborted) throw this.#aborted(key, opts.signal);
       const sha256 = hash.hex();
       if (opts.size !== undefined && opts.size !== hash.size) {
@@ -182,31 +174,7 @@ export class FsStore implements CheckpointStore {
     const file = await Deno.open(path, { read: true }).catch((e) => {
       throw this.#fsError(e, `open "${path}"`, key);
     });
-    let closed = false;
-    const close = () => {
-      if (!closed) {
-        closed = true;
-        file.close();
-      }
-    };
-    const raw = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        try {
-          const buf = new Uint8Array(READ_CHUNK);
-          const n = await file.read(buf);
-          if (n === null) {
-            close();
-            controller.close();
-          } else {
-            controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-          }
-        } catch (e) {
-          close();
-          controller.error(this.#fsError(e, `read "${path}"`, key));
-        }
-      },
-      cancel: close,
-    }, { highWaterMark: 0 });
+    const raw = fileReadStream(file, (e) => this.#fsError(e, `read "${path}"`, key));
     return verifyingStream(raw, sidecar, (actual) =>
       this.#error(
         "DigestMismatch",
@@ -462,11 +430,6 @@ function infoOf(key: string, s: Sidecar): ObjectInfo {
     lastModified: new Date(s.publishedAt),
     metadata: { ...s.metadata },
   };
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
 }
 
 async function writeFileSynced(path: string, text: string): Promise<void> {

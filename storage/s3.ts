@@ -22,6 +22,7 @@ import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
 import { type BucketAdapter, BucketStore, classifyS3Error } from "./_bucket_store.ts";
 import type { StorageError } from "./errors.ts";
+import { parallelRangedStream } from "./_ranged_read.ts";
 
 /** Parameters of the `s3` provider (`spec.s3` plus credentials). */
 export interface S3StoreOptions {
@@ -47,10 +48,20 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Parts uploaded in parallel (default 3). */
   queueSize?: number;
+  /** Bytes per ranged GET when reading a large object (default 4 MiB). */
+  readRangeSize?: number;
+  /**
+   * Ranged GETs in flight when reading a large object (default 2: each
+   * buffered range costs memory, and reads must stay under 256 MiB RSS).
+   */
+  readConcurrency?: number;
 }
 
 const MIB = 1 << 20;
+/** Bytes per ranged GET when reading a large object. */
 const RANGE = 4 * MIB;
+/** Ranged GETs in flight when reading a large object. */
+const READ_CONCURRENCY = 2;
 
 /** Opens a store on an S3 bucket (no request is made until the first call). */
 export function createS3Store(opts: S3StoreOptions): BucketStore {
@@ -93,6 +104,29 @@ class S3Adapter implements BucketAdapter {
         }),
       },
     });
+    this.#skipPayloadSigningOnLoopback();
+  }
+
+  /**
+   * Over plain HTTP to a loopback endpoint (MinIO beside the agent, or in a
+   * test), uploads are sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`
+   * so the SDK does not hash every part a second time just to sign it: the
+   * bytes never leave the host, and our own sha256 (computed while writing,
+   * stored in the manifest, verified on every read) already guards their
+   * integrity. Any other endpoint keeps the SDK's signed payloads.
+   */
+  #skipPayloadSigningOnLoopback(): void {
+    if (!isPlainHttpLoopback(this.#opts.endpoint)) return;
+    this.client.middlewareStack.add(
+      (next) => (args) => {
+        const req = args.request as { headers?: Record<string, string>; body?: unknown };
+        if (req.headers && req.body !== undefined && ArrayBuffer.isView(req.body)) {
+          req.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+        }
+        return next(args);
+      },
+      { step: "build", name: "lpmUnsignedPayloadOnLoopback" },
+    );
   }
 
   /**
@@ -244,66 +278,33 @@ class S3Adapter implements BucketAdapter {
   }
 
   /**
-   * Streams an object. Large objects are read as a sequence of ranged GETs
-   * (one request ahead) so a slow consumer never lets the HTTP layer buffer
-   * more than about two ranges.
+   * Streams an object. Objects larger than one range are read as bounded
+   * parallel ranged GETs ({@linkcode READ_CONCURRENCY} x {@linkcode RANGE}
+   * in flight), each gathered into its own buffer and emitted in order.
    */
   async getStream(
     name: string,
     signal?: AbortSignal,
     size?: number,
   ): Promise<ReadableStream<Uint8Array>> {
-    const range = RANGE;
-    const request = async (from?: number) => {
+    const request = async (range: string | undefined, abortSignal?: AbortSignal) => {
       const r = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: name,
-          Range: from === undefined
-            ? undefined
-            : `bytes=${from}-${Math.min(from + range, size!) - 1}`,
-        }),
-        { abortSignal: signal },
+        new GetObjectCommand({ Bucket: this.bucket, Key: name, Range: range }),
+        { abortSignal },
       );
       if (!r.Body) throw new Error(`Empty response body for "${name}"`);
       return r.Body.transformToWebStream() as ReadableStream<Uint8Array>;
     };
-    if (size === undefined || size <= range) return await request();
-    let offset = 0;
-    let current: ReadableStreamDefaultReader<Uint8Array> | undefined = (await request(0))
-      .getReader();
-    let next: Promise<ReadableStream<Uint8Array>> | undefined;
-    const fail = (err: unknown) => this.mapError(err, `read "${name}"`);
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          for (;;) {
-            if (!current) {
-              controller.close();
-              return;
-            }
-            if (!next && offset + range < size) {
-              next = request(offset + range);
-              next.catch(() => {}); // surfaced when awaited below
-            }
-            const { done, value } = await current.read();
-            if (!done) {
-              controller.enqueue(value);
-              return;
-            }
-            offset += range;
-            current = next ? (await next).getReader() : undefined;
-            next = undefined;
-          }
-        } catch (err) {
-          controller.error(fail(err));
-        }
-      },
-      async cancel(reason) {
-        await current?.cancel(reason);
-        if (next) (await next.catch(() => undefined))?.cancel(reason);
-      },
-    }, { highWaterMark: 0 });
+    const rangeSize = Math.max(this.#opts.readRangeSize ?? RANGE, MIB);
+    if (size === undefined || size <= rangeSize) return await request(undefined, signal);
+    return await parallelRangedStream({
+      size,
+      rangeSize,
+      concurrency: this.#opts.readConcurrency ?? READ_CONCURRENCY,
+      signal,
+      fetchRange: (start, end, abortSignal) => request(`bytes=${start}-${end - 1}`, abortSignal),
+      mapError: (err) => this.mapError(err, `read "${name}"`),
+    });
   }
 
   async *list(prefix: string) {
@@ -394,6 +395,20 @@ class S3Adapter implements BucketAdapter {
   close(): void {
     this.client.destroy();
   }
+}
+
+/** True for an `http:` endpoint on 127.0.0.0/8, `::1` or `localhost`. */
+export function isPlainHttpLoopback(endpoint: string | undefined): boolean {
+  if (!endpoint) return false;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return false;
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return url.protocol === "http:" &&
+    (host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
 function isMissing(err: unknown): boolean {
