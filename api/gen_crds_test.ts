@@ -14,7 +14,7 @@ Deno.test("api: committed crds/ equal what api/schema/ generates (no drift)", as
 Deno.test("api: the generator writes one CRD per kind and diffCrds notices an edit", async () => {
   const dir = await Deno.makeTempDir({ prefix: "lpm-crds-" });
   try {
-    const names = await writeCrds(dir);
+    const names = (await writeCrds(dir)).filter((n) => n !== "kustomization.yaml");
     assertEquals(names.length, Object.keys(KINDS).length);
     assertEquals(await diffCrds(dir), []);
     const first = `${dir}/${names[0]}`;
@@ -33,6 +33,7 @@ Deno.test("api: the generator writes one CRD per kind and diffCrds notices an ed
 
 Deno.test("api: every generated CRD is v1, served and stored, with status, short name and category lpm", () => {
   for (const [file, text] of renderCrds()) {
+    if (file === "kustomization.yaml") continue;
     // deno-lint-ignore no-explicit-any
     const crd = parse(text) as any;
     const kind = Object.values(KINDS).find((k) => crd.spec.names.kind === k.kind);
@@ -46,4 +47,12 @@ Deno.test("api: every generated CRD is v1, served and stored, with status, short
     assertEquals(v.subresources, { status: {} });
     assertEquals(v.schema.openAPIV3Schema.required, ["spec"]);
   }
+});
+
+Deno.test("api: crds/kustomization.yaml lists exactly the CRD files", () => {
+  const files = renderCrds();
+  const k = files.get("kustomization.yaml");
+  assert(k, "the generator wrote no kustomization.yaml");
+  const crdFiles = [...files.keys()].filter((n) => n !== "kustomization.yaml").sort();
+  assertEquals((parse(k) as { resources: string[] }).resources, crdFiles);
 });

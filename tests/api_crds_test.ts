@@ -9,7 +9,8 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { isDeepStrictEqual } from "node:util";
 import { parseAllDocuments } from "yaml";
-import { startEnvironment } from "./harness/mod.ts";
+import { kubectl, startEnvironment, waitFor } from "./harness/mod.ts";
+import { FULL_OBJECTS, KIND_DEFINITIONS, KINDS, PROVIDERS } from "../api/mod.ts";
 
 /**
  * A private API server with the CRDs: the shared environment runs lpm's
@@ -21,8 +22,6 @@ async function privateKube(): Promise<
   const env = await startEnvironment({ parts: ["kube"] });
   return { kubeconfig: env.info.kube!.kubeconfig, [Symbol.asyncDispose]: () => env.stop() };
 }
-import { kubectl, waitFor } from "./harness/mod.ts";
-import { FULL_OBJECTS, KIND_DEFINITIONS, KINDS, PROVIDERS } from "../api/mod.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url).pathname;
 
