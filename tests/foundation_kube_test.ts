@@ -5,30 +5,37 @@
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { requirePart } from "./env.ts";
-import { kubectl, waitFor } from "./harness/mod.ts";
+import { kubectl, startEnvironment, waitFor } from "./harness/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
 Deno.test("kube: kubectl apply -k crds/ and -f examples/ succeed on the real API server", async () => {
-  const { kubeconfig } = requirePart("kube");
-  const crds = await kubectl(kubeconfig, [
-    "apply",
-    "--server-side",
-    "--force-conflicts",
-    "-f",
-    `${ROOT}crds/`,
-  ]);
-  assert(crds.trim().length > 0, "crds/ applied nothing");
-  const examples = await kubectl(kubeconfig, ["apply", "-f", `${ROOT}examples/`]);
-  assert(examples.trim().length > 0, "examples/ applied nothing");
-  // The objects are stored (the API server accepted them), then removed again.
-  await kubectl(kubeconfig, [
-    "delete",
-    "--wait=false",
-    "--ignore-not-found",
-    "-f",
-    `${ROOT}examples/`,
-  ]);
+  // A private API server without lpm running: the shared environment's
+  // controller would act on the example objects.
+  const env = await startEnvironment({ parts: ["kube"] });
+  try {
+    const kubeconfig = env.info.kube!.kubeconfig;
+    const crds = await kubectl(kubeconfig, [
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "-k",
+      `${ROOT}crds/`,
+    ]);
+    assert(crds.trim().length > 0, "crds/ applied nothing");
+    // The examples' Secrets live in lpm-system, which an lpm install creates.
+    await kubectl(kubeconfig, ["apply", "-f", `${ROOT}config/agent/namespace.yaml`]);
+    const examples = await kubectl(kubeconfig, ["apply", "-f", `${ROOT}examples/`]);
+    assert(examples.trim().length > 0, "examples/ applied nothing");
+    const stored = await kubectl(kubeconfig, ["get", "-f", `${ROOT}examples/`, "-o", "name"]);
+    assertEquals(
+      stored.trim().split("\n").length,
+      examples.trim().split("\n").length,
+      "every example is stored",
+    );
+  } finally {
+    await env.stop();
+  }
 });
 
 Deno.test("kube: anonymous requests are refused (authentication is on)", async () => {
