@@ -1,8 +1,8 @@
 /**
  * Large-chunk, overlapped file I/O for the filesystem store: writes gather the
  * incoming stream into a few big buffers so that hashing one buffer overlaps
- * the write of the previous one, and reads keep one big read ahead of the
- * consumer. Memory stays at a few chunks whatever the file size.
+ * the write of the previous one, and reads keep one big read (and its hashing)
+ * ahead of the consumer. Memory stays at a few chunks whatever the file size.
  * @module
  */
 import { readOrAbort, Sha256Counter } from "./_digest.ts";
@@ -40,6 +40,7 @@ export async function writeHashed(
   let which = 0;
   let pending: Promise<void> | undefined;
   let leftover: Uint8Array | undefined;
+  let nextRead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
   let ended = false;
   try {
     while (!ended) {
@@ -49,11 +50,15 @@ export async function writeHashed(
         let chunk = leftover;
         leftover = undefined;
         if (!chunk) {
-          const r = await readOrAbort(reader, opts.signal, opts.abortError);
+          const r = await (nextRead ?? readOrAbort(reader, opts.signal, opts.abortError));
+          nextRead = undefined;
           if (r.done) {
             ended = true;
             break;
           }
+          // Ask the source for the next chunk before hashing this one, so its I/O overlaps.
+          nextRead = readOrAbort(reader, opts.signal, opts.abortError);
+          nextRead.catch(() => {}); // surfaced when awaited
           chunk = r.value;
           hash.update(chunk);
           opts.onProgress?.(hash.size);
@@ -86,16 +91,34 @@ export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<voi
   while (off < data.length) off += await file.write(data.subarray(off));
 }
 
+/** Options for {@linkcode verifiedFileStream}. */
+export interface VerifiedFileStreamOptions {
+  /** The digest and size the file must have. */
+  expected: { sha256: string; size: number };
+  /** The error reported at the end when the content differs from `expected`. */
+  mismatch: (actual: { sha256: string; size: number }) => Error;
+  /** Maps a read failure to the error the stream reports. */
+  readError: (err: unknown) => Error;
+  /** Aborts the read. */
+  signal?: AbortSignal;
+  /** Chunk size; default {@linkcode FS_CHUNK}. */
+  chunkSize?: number;
+}
+
 /**
- * A stream of `file`'s bytes in big chunks, one read ahead of the consumer.
- * Closes the file at the end, on error and on cancel; `readError` maps a read
- * failure to the error the stream reports.
+ * A stream of `file`'s bytes in big chunks, verified against a sha256. The
+ * next chunk is read and hashed ahead while the consumer handles the current
+ * one (its own write runs in the I/O pool meanwhile), so hashing overlaps the
+ * consumer's I/O. The last chunk is only released once the whole content has
+ * matched: a mismatch errors the stream instead of closing it. Closes the file
+ * at the end, on error and on cancel.
  */
-export function fileReadStream(
+export function verifiedFileStream(
   file: Deno.FsFile,
-  readError: (err: unknown) => Error,
-  chunkSize = FS_CHUNK,
+  opts: VerifiedFileStreamOptions,
 ): ReadableStream<Uint8Array> {
+  const chunkSize = opts.chunkSize ?? FS_CHUNK;
+  const hash = new Sha256Counter();
   let closed = false;
   let ahead: Promise<Uint8Array | null> | undefined;
   const close = async () => {
@@ -113,28 +136,50 @@ export function fileReadStream(
       n += got;
     }
     if (n === 0) return null;
-    return n === buf.length ? buf : buf.subarray(0, n);
+    const chunk = n === buf.length ? buf : buf.subarray(0, n);
+    hash.update(chunk);
+    return chunk;
+  };
+  const mismatch = (): Error | undefined => {
+    const actual = { sha256: hash.hex(), size: hash.size };
+    return actual.sha256 !== opts.expected.sha256 || actual.size !== opts.expected.size
+      ? opts.mismatch(actual)
+      : undefined;
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (opts.signal?.aborted) {
+        await close();
+        controller.error(opts.signal.reason);
+        return;
+      }
+      let chunk: Uint8Array | null;
       try {
-        const chunk = await (ahead ?? readChunk());
+        chunk = await (ahead ?? readChunk());
         ahead = undefined;
-        if (chunk === null) {
-          await close();
-          controller.close();
-          return;
-        }
-        if (chunk.length === chunkSize) {
+        if (chunk !== null && chunk.length === chunkSize) {
           ahead = readChunk();
           ahead.catch(() => {}); // surfaced by the next pull
         }
-        controller.enqueue(chunk);
       } catch (e) {
         ahead = undefined;
         await close();
-        controller.error(readError(e));
+        controller.error(opts.readError(e));
+        return;
       }
+      if (chunk !== null && ahead) {
+        controller.enqueue(chunk);
+        return;
+      }
+      // End of file: this is the last chunk (or none); release it only if all matched.
+      await close();
+      const bad = mismatch();
+      if (bad) {
+        controller.error(bad);
+        return;
+      }
+      if (chunk !== null) controller.enqueue(chunk);
+      controller.close();
     },
     cancel: close,
   }, { highWaterMark: 0 });

@@ -20,8 +20,8 @@ import type {
 } from "./backend.ts";
 import { describeCause, StorageError, type StorageErrorCode } from "./errors.ts";
 import { keyProblem } from "./keys.ts";
-import { isSha256Hex, verifyingStream } from "./_digest.ts";
-import { fileReadStream, writeAll, writeHashed } from "./_fs_io.ts";
+import { isSha256Hex } from "./_digest.ts";
+import { verifiedFileStream, writeAll, writeHashed } from "./_fs_io.ts";
 
 const META_SUFFIX = ".meta.json";
 const TMP_PREFIX = ".lpm-tmp-";
@@ -174,14 +174,18 @@ export class FsStore implements CheckpointStore {
     const file = await Deno.open(path, { read: true }).catch((e) => {
       throw this.#fsError(e, `open "${path}"`, key);
     });
-    const raw = fileReadStream(file, (e) => this.#fsError(e, `read "${path}"`, key));
-    return verifyingStream(raw, sidecar, (actual) =>
-      this.#error(
-        "DigestMismatch",
-        `Object "${key}" at "${this.location}" is corrupt: stored sha256 "${sidecar.sha256}" ` +
-          `(${sidecar.size} bytes) but the data reads as sha256 "${actual.sha256}" (${actual.size} bytes)`,
-        key,
-      ), opts.signal);
+    return verifiedFileStream(file, {
+      expected: sidecar,
+      readError: (e) => this.#fsError(e, `read "${path}"`, key),
+      signal: opts.signal,
+      mismatch: (actual) =>
+        this.#error(
+          "DigestMismatch",
+          `Object "${key}" at "${this.location}" is corrupt: stored sha256 "${sidecar.sha256}" ` +
+            `(${sidecar.size} bytes) but the data reads as sha256 "${actual.sha256}" (${actual.size} bytes)`,
+          key,
+        ),
+    });
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

@@ -23,6 +23,7 @@ import { Agent as HttpAgent } from "node:http";
 import { type BucketAdapter, BucketStore, classifyS3Error } from "./_bucket_store.ts";
 import type { StorageError } from "./errors.ts";
 import { parallelRangedStream } from "./_ranged_read.ts";
+import { isPlainHttpLoopback } from "./_endpoint.ts";
 
 /** Parameters of the `s3` provider (`spec.s3` plus credentials). */
 export interface S3StoreOptions {
@@ -395,20 +396,6 @@ class S3Adapter implements BucketAdapter {
   close(): void {
     this.client.destroy();
   }
-}
-
-/** True for an `http:` endpoint on 127.0.0.0/8, `::1` or `localhost`. */
-export function isPlainHttpLoopback(endpoint: string | undefined): boolean {
-  if (!endpoint) return false;
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    return false;
-  }
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  return url.protocol === "http:" &&
-    (host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
 function isMissing(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
 import { requirePart } from "../tests/env.ts";
-import { isPlainHttpLoopback } from "./s3.ts";
+import { isPlainHttpLoopback } from "./_endpoint.ts";
 import { registerConformance } from "./_conformance.ts";
 import { openBucketFixture } from "./_fixtures.ts";
 
