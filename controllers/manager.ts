@@ -19,6 +19,7 @@ import { containerCheckpointReconciler } from "./container_checkpoint.ts";
 import { podCheckpointReconciler } from "./pod_checkpoint.ts";
 import { podMigrationReconciler } from "./pod_migration.ts";
 import { storageClassReconciler } from "./storage_class.ts";
+import { podRestoreReconciler } from "./pod_restore.ts";
 import { MIGRATION_LABEL } from "./restored_pod.ts";
 
 /** Options for {@linkcode startManager}. */
@@ -88,6 +89,11 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       reconcile: storageClassReconciler(deps, { validationPeriodMs: opts.validationPeriodMs }),
       ...common,
     }),
+    pr: new Controller({
+      name: "podrestore",
+      reconcile: podRestoreReconciler(deps),
+      ...common,
+    }),
   };
   const onError = (what: string) => (err: unknown) =>
     log.warn("watch error; restarting", { informer: what, err: String(err) });
@@ -98,6 +104,7 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     pc: crInformer("podcheckpoints"),
     cc: crInformer("containercheckpoints"),
     csc: crInformer("checkpointstorageclasses"),
+    pr: crInformer("podrestores"),
     pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", {
       labelSelector: MIGRATION_LABEL,
       onError: onError("pods"),
@@ -119,6 +126,7 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     if (pc) controllers.pc.enqueue(pc);
   });
   informers.csc.onChange((o) => controllers.csc.enqueue(keyOf(o)));
+  informers.pr.onChange((o) => controllers.pr.enqueue(keyOf(o)));
   informers.pods.onChange((p) => {
     const m = p.metadata?.labels?.[MIGRATION_LABEL];
     if (m) controllers.pm.enqueue(`${p.metadata?.namespace}/${m}`);
