@@ -1,0 +1,196 @@
+/**
+ * `deno task restore --from <ref> [--context c] [--kubeconfig p] [--node n] [-n ns] [--name pod]
+ * [--storage-class c] [--container name] [--label k=v...] [--wait]`
+ *
+ * Creates a PodRestore in the target cluster (the kubeconfig context) and,
+ * with --wait, follows it to Succeeded or Failed. `<ref>` is one of:
+ * - `s3://<class>/<key>` or `storage:<class>/<key>`: a stored checkpoint
+ *   (archive `.tar` or its `.checkpoint.json`) in a CheckpointStorageClass of
+ *   the target cluster;
+ * - `oci-archive:<path>`: an OCI layout tarball, first pushed into the
+ *   registry of --storage-class;
+ * - anything else: a checkpoint image reference in a registry.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import type { CheckpointStorageClass, PodRestore, PodRestoreSpec } from "../api/mod.ts";
+import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
+import { pushImage, readLayoutTarball } from "../oci/mod.ts";
+import { kubeconfigPath, parseArgs } from "./_args.ts";
+import { Progress } from "./_progress.ts";
+
+const USAGE = `usage: deno task restore --from <ref> [--context <context>] [--kubeconfig <path>]
+                          [--node <node>] [-n <namespace>] [--name <pod name>] [--storage-class <class>]
+                          [--container <name>] [--label k=v[,k=v...]] [--wait]
+
+<ref>: s3://<class>/<key> | storage:<class>/<key> | <registry image reference> | oci-archive:<path>
+Restores a checkpoint as a pod in the cluster of --context (needs no access to the source cluster).`;
+
+/** A parsed `--from` reference. */
+export type RestoreRef =
+  | { kind: "storage"; storageClassName: string; key: string }
+  | { kind: "image"; image: string }
+  | { kind: "layout"; path: string };
+
+/** Parses a `--from` reference. */
+export function parseRestoreRef(ref: string): RestoreRef {
+  const m = /^(?:s3:\/\/|storage:)([^/]+)\/(.+)$/.exec(ref);
+  if (m) return { kind: "storage", storageClassName: m[1], key: m[2] };
+  if (/^(s3:|storage:)/.test(ref)) {
+    throw new Error(`Reference "${ref}" needs a class and a key: storage:<class>/<key>`);
+  }
+  if (ref.startsWith("oci-archive:")) {
+    const path = ref.slice("oci-archive:".length);
+    if (!path) throw new Error(`Reference "${ref}" names no file`);
+    return { kind: "layout", path };
+  }
+  if (!/^[a-z0-9.-]+(:\d+)?\/.+(:[\w.-]+|@sha256:[0-9a-f]{64})$/i.test(ref)) {
+    throw new Error(
+      `Reference "${ref}" is neither storage:<class>/<key>, s3://<class>/<key>, ` +
+        "oci-archive:<path> nor a registry image reference with a tag or digest",
+    );
+  }
+  return { kind: "image", image: ref };
+}
+
+async function main(args: string[]): Promise<number> {
+  let a;
+  try {
+    a = parseArgs(args, {
+      known: [
+        "from",
+        "context",
+        "kubeconfig",
+        "node",
+        "namespace",
+        "name",
+        "storage-class",
+        "container",
+        "label",
+        "wait",
+        "help",
+      ],
+      booleans: ["wait", "help"],
+      aliases: { n: "namespace", h: "help" },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (a.flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!a.flags.from || a.positional.length) {
+    console.error(`${a.flags.from ? "Too many arguments" : "Missing --from <ref>"}\n\n${USAGE}`);
+    return 2;
+  }
+  let ref: RestoreRef;
+  try {
+    ref = parseRestoreRef(a.flags.from);
+  } catch (err) {
+    console.error((err as Error).message);
+    return 2;
+  }
+  const ns = a.flags.namespace ?? "default";
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
+  if (a.flags.context) {
+    if (!kc.getContexts().some((c) => c.name === a.flags.context)) {
+      console.error(`Context "${a.flags.context}" is not in the kubeconfig`);
+      return 2;
+    }
+    kc.setCurrentContext(a.flags.context);
+  }
+  const lpm = new LpmClient(kc);
+  const labels: Record<string, string> = {};
+  for (const kv of (a.flags.label ?? "").split(",").filter(Boolean)) {
+    const [k, ...v] = kv.split("=");
+    labels[k] = v.join("=");
+  }
+  let source: PodRestoreSpec["source"];
+  if (ref.kind === "storage") {
+    source = { storage: { storageClassName: ref.storageClassName, key: ref.key } };
+  } else {
+    const container = a.flags.container;
+    if (!container) {
+      console.error(`An image or OCI archive reference needs --container <name>\n\n${USAGE}`);
+      return 2;
+    }
+    let image = ref.kind === "image" ? ref.image : "";
+    if (ref.kind === "layout") {
+      try {
+        image = await pushLayout(lpm, ref.path, a.flags["storage-class"]);
+      } catch (err) {
+        console.error((err as Error).message);
+        return 1;
+      }
+      console.error(`Pushed "${ref.path}" as "${image}"`);
+    }
+    source = { image: { references: [{ containerName: container, image }] } };
+  }
+  const name = `restore-${crypto.randomUUID().slice(0, 8)}`;
+  const body: PodRestore = {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodRestore",
+    metadata: { name, namespace: ns },
+    spec: {
+      source,
+      ...(a.flags.name ? { podName: a.flags.name } : {}),
+      ...(a.flags.node ? { nodeName: a.flags.node } : {}),
+      ...(Object.keys(labels).length ? { labels } : {}),
+    },
+  };
+  try {
+    await lpm.create("podrestores", ns, body);
+  } catch (err) {
+    console.error(`Cannot create PodRestore "${ns}/${name}": ${apiMessage(err)}`);
+    return 1;
+  }
+  console.error(`PodRestore "${ns}/${name}" created`);
+  console.log(name);
+  if (!a.flags.wait) return 0;
+  const progress = new Progress();
+  while (true) {
+    const pr = await lpm.get<PodRestore>("podrestores", ns, name);
+    const phase = pr?.status?.phase ?? "Pending";
+    if (phase === "Succeeded" || phase === "Failed") {
+      progress.done(`${phase}: ${pr?.status?.message ?? ""}`);
+      if (pr?.status?.restoredPodName) console.log(`pod\t${ns}/${pr.status.restoredPodName}`);
+      return phase === "Succeeded" ? 0 : 1;
+    }
+    const last = pr?.status?.conditions?.at(-1);
+    progress.update({ phase, detail: last?.message ?? pr?.status?.message });
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Pushes an OCI layout tarball into the registry of `className` (or the default class). */
+async function pushLayout(lpm: LpmClient, path: string, className?: string): Promise<string> {
+  const classes = await lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+  const cls = className
+    ? classes.find((c) => c.metadata?.name === className)
+    : classes.find((c) => c.spec.default);
+  if (!cls) {
+    throw new Error(
+      className
+        ? `CheckpointStorageClass "${className}" does not exist in the target cluster`
+        : "No default CheckpointStorageClass in the target cluster: give --storage-class",
+    );
+  }
+  const repo = cls.spec.registry?.repository;
+  if (!repo) throw new Error(`CheckpointStorageClass "${cls.metadata?.name}" has no registry`);
+  const dir = await Deno.makeTempDir({ prefix: "lpm-restore-layout-" });
+  try {
+    await readLayoutTarball(path, dir);
+    const tag = `restore-${crypto.randomUUID().slice(0, 8)}`;
+    const r = await pushImage(dir, `${repo}:${tag}`, {
+      insecure: cls.spec.registry?.insecure,
+    });
+    return `${repo}@${r.digest}`;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
