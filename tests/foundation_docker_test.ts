@@ -57,6 +57,14 @@ Deno.test({
       assertGreater(lastBefore, 3, `counter should have counted before the checkpoint: ${before}`);
       const state = await c.inspect();
       assert(!state.State.Running, "container must be stopped after checkpoint --exit");
+      // Docker tars the checkpoint directory into containerd's content store on
+      // start, and fails with "content ... already exists" while the blob of the
+      // checkpoint's own upload is still there: a nonce file makes it unique.
+      const { dataRoot } = requirePart("docker");
+      await Deno.writeTextFile(
+        `${dataRoot}/containers/${c.id}/checkpoints/cp1/.nonce-${crypto.randomUUID()}`,
+        "",
+      );
       // `_body: {}` keeps docker-modem from sending the query as a JSON body too.
       await c.start({ _query: { checkpoint: "cp1" }, _body: {} } as never);
       await new Promise((r) => setTimeout(r, 1500));

@@ -192,6 +192,20 @@ export async function startControlPlane(
       timeoutMs: 60_000,
       exited: scheduler.exited,
     });
+    // A fresh cluster refuses pods until the ServiceAccount controller has
+    // made "default/default": the control plane is ready only then.
+    await waitFor(
+      () =>
+        kubectl(kubeconfig, ["-n", "default", "get", "serviceaccount", "default"]).then(
+          () => true,
+          () => false,
+        ),
+      {
+        what: 'ServiceAccount "default/default"',
+        timeoutMs: 60_000,
+        exited: controllerManager.exited,
+      },
+    );
     return {
       info: {
         server,
