@@ -7,8 +7,14 @@
  */
 import { readOrAbort, Sha256Counter } from "./_digest.ts";
 
-/** Chunk size of filesystem reads and writes (measured: 1 MiB ops cost about twice 8 MiB ones). */
+/** Chunk size of filesystem writes. */
 export const FS_CHUNK = 8 << 20;
+
+/**
+ * Chunk size of verified filesystem reads (A/B on this machine: 8 MiB chunks
+ * read slower than 1 MiB ones once the consumer writes them to a file).
+ */
+export const FS_READ_CHUNK = 1 << 20;
 
 /** Options for {@linkcode writeHashed}. */
 export interface WriteHashedOptions {
@@ -101,7 +107,7 @@ export interface VerifiedFileStreamOptions {
   readError: (err: unknown) => Error;
   /** Aborts the read. */
   signal?: AbortSignal;
-  /** Chunk size; default {@linkcode FS_CHUNK}. */
+  /** Chunk size; default {@linkcode FS_READ_CHUNK}. */
   chunkSize?: number;
 }
 
@@ -117,7 +123,7 @@ export function verifiedFileStream(
   file: Deno.FsFile,
   opts: VerifiedFileStreamOptions,
 ): ReadableStream<Uint8Array> {
-  const chunkSize = opts.chunkSize ?? FS_CHUNK;
+  const chunkSize = opts.chunkSize ?? FS_READ_CHUNK;
   const hash = new Sha256Counter();
   let closed = false;
   let ahead: Promise<Uint8Array | null> | undefined;
