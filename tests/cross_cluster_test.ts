@@ -1,0 +1,251 @@
+/**
+ * CROSS-CLUSTER E2E (starts its own environments; run with
+ * `deno test -A tests/cross_cluster_test.ts`, no `deno task test` needed).
+ *
+ * Two independent local clusters, one after the other, sharing only a
+ * standalone MinIO: cluster A (etcd + API server + one real node + lpm)
+ * checkpoints a counter pod into MinIO and is torn down; cluster B (its own
+ * etcd, API server, registry, node and lpm) restores the checkpoint from the
+ * storage key with a PodRestore, importing it into B's registry, and the pod
+ * continues counting. A second PodRestore whose metadata says arm64 is
+ * refused with an Incompatible condition.
+ */
+import * as k8s from "@kubernetes/client-node";
+import "../controllers/runtime/kube_http1.ts";
+import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
+import { type Environment, startEnvironment } from "./harness/environment.ts";
+import { ctr } from "./harness/containerd.ts";
+import { waitFor } from "./harness/mod.ts";
+import { LpmClient } from "../controllers/lpm_client.ts";
+import type { ContainerCheckpoint, PodCheckpoint, PodRestore } from "../api/mod.ts";
+import { createStore } from "../storage/mod.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const CLASS = "xc-minio";
+const NS = "xc";
+
+interface Cluster {
+  env: Environment;
+  core: k8s.CoreV1Api;
+  lpm: LpmClient;
+}
+
+const log = (m: string) => console.error(`[cross-cluster] ${m}`);
+
+async function cluster(minio: NonNullable<Environment["info"]["minio"]>): Promise<Cluster> {
+  const env = await startEnvironment({ parts: ["kube", "registry"], nodes: 1, lpm: true });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(env.info.kube!.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const lpm = new LpmClient(kc);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  await waitFor(
+    () =>
+      core.readNamespacedServiceAccount({ name: "default", namespace: NS }).then(
+        () => true,
+        () => false,
+      ),
+    { what: "the default ServiceAccount", timeoutMs: 30_000 },
+  );
+  await core.createNamespacedSecret({
+    namespace: "lpm-system",
+    body: {
+      metadata: { name: CLASS },
+      stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+    },
+  });
+  await lpm.create("checkpointstorageclasses", "", {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "CheckpointStorageClass",
+    metadata: { name: CLASS },
+    spec: {
+      provider: "minio",
+      minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
+      credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
+      registry: { repository: `${env.info.registry!.host}/lpm/xc`, insecure: true },
+    },
+  });
+  await waitFor(async () => {
+    const c = await lpm.get<{ status?: { phase?: string } }>("checkpointstorageclasses", "", CLASS);
+    return c?.status?.phase === "Available";
+  }, { what: `class "${CLASS}" Available`, timeoutMs: 60_000 });
+  return { env, core, lpm };
+}
+
+async function values(c: Cluster, pod: string): Promise<number[]> {
+  const out = await c.core.readNamespacedPodLog({ name: pod, namespace: NS, container: "app" });
+  return String(out).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+async function restore(c: Cluster, name: string, key: string): Promise<PodRestore> {
+  await c.lpm.create("podrestores", NS, {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodRestore",
+    metadata: { name, namespace: NS },
+    spec: {
+      source: { storage: { storageClassName: CLASS, key } },
+      nodeName: c.env.info.nodes![0].name,
+      labels: { restored: "yes" },
+    },
+  });
+  return await waitFor(async () => {
+    const pr = await c.lpm.get<PodRestore>("podrestores", NS, name);
+    return pr?.status?.phase === "Succeeded" || pr?.status?.phase === "Failed" ? pr : undefined;
+  }, { what: `PodRestore "${name}" to finish`, timeoutMs: 120_000, intervalMs: 500 });
+}
+
+Deno.test(
+  "cross-cluster: a checkpoint from cluster A (torn down) runs in cluster B",
+  opts,
+  async () => {
+    const t0 = performance.now();
+    const shared = await startEnvironment({ parts: ["minio"] });
+    let a: Cluster | undefined;
+    let b: Cluster | undefined;
+    try {
+      const minio = shared.info.minio!;
+      a = await cluster(minio);
+      log(`cluster A up in ${Math.round(performance.now() - t0)} ms`);
+      const busyboxA = a.env.info.nodeImages!.busybox;
+      await a.core.createNamespacedPod({
+        namespace: NS,
+        body: {
+          metadata: { name: "counter", labels: { app: "counter" } },
+          spec: {
+            nodeName: a.env.info.nodes![0].name,
+            containers: [{
+              name: "app",
+              image: busyboxA,
+              command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+            }],
+          },
+        },
+      });
+      await waitFor(async () => (await values(a!, "counter").catch(() => [])).length >= 15, {
+        what: "the counter to count in cluster A",
+        timeoutMs: 60_000,
+      });
+      const before = Math.max(...await values(a, "counter"));
+      const running = await a.core.readNamespacedPod({ name: "counter", namespace: NS });
+      const baseA = running.status!.containerStatuses![0].imageID!;
+      await a.lpm.create("podcheckpoints", NS, {
+        apiVersion: "lpm.my.domain/v1",
+        kind: "PodCheckpoint",
+        metadata: { name: "cp", namespace: NS },
+        spec: { podName: "counter", storageClassName: CLASS },
+      } as PodCheckpoint);
+      const pc = await waitFor(async () => {
+        const p = await a!.lpm.get<PodCheckpoint>("podcheckpoints", NS, "cp");
+        return p?.status?.phase === "Succeeded" || p?.status?.phase === "Failed" ? p : undefined;
+      }, { what: "PodCheckpoint in A", timeoutMs: 120_000, intervalMs: 500 });
+      assertEquals(pc.status?.phase, "Succeeded", pc.status?.message);
+      const cc = await a.lpm.get<ContainerCheckpoint>(
+        "containercheckpoints",
+        NS,
+        pc.status!.containers![0].containerCheckpointName,
+      );
+      const key = cc!.status!.archive!.key;
+      const after = Math.max(...await values(a, "counter"));
+      log(`checkpointed at a value in [${before}, ${after}], stored as "${key}"`);
+
+      await a.env.stop();
+      a = undefined;
+      log("cluster A torn down");
+
+      const tB = performance.now();
+      b = await cluster(minio);
+      log(`cluster B up in ${Math.round(performance.now() - tB)} ms`);
+      // The checkpoint's base image (A's busybox) must be known to B's node: it
+      // is the same image, pushed into B's registry; give it A's name there.
+      const node = b.env.info.nodes![0];
+      await ctr(node.containerdSocket, [
+        "images",
+        "pull",
+        "--plain-http",
+        b.env.info.nodeImages!.busybox,
+      ]);
+      for (const name of [busyboxA, baseA]) {
+        await ctr(node.containerdSocket, ["images", "tag", b.env.info.nodeImages!.busybox, name]);
+      }
+
+      const tR = performance.now();
+      const pr = await restore(b, "from-a", key);
+      assertEquals(pr.status?.phase, "Succeeded", pr.status?.message);
+      log(
+        `restored in ${Math.round(performance.now() - tR)} ms as "${pr.status?.restoredPodName}"`,
+      );
+      const imported = pr.status?.conditions?.find((c) => c.type === "Imported");
+      assertMatch(imported!.message, new RegExp(`${b.env.info.registry!.host}/lpm/xc@sha256:`));
+      const pod = await b.core.readNamespacedPod({
+        name: pr.status!.restoredPodName!,
+        namespace: NS,
+      });
+      assertEquals(pod.metadata?.labels?.restored, "yes");
+      assertEquals(pod.spec?.nodeName, node.name);
+      // The restored container's log starts with the history replayed from the
+      // checkpoint (1..c, c the checkpointed value); new values follow from c+1.
+      // A fresh start could not have printed >= 15 values (0.3 s each) this soon.
+      const restored = pr.status!.restoredPodName!;
+      const rp = await b.core.readNamespacedPod({ name: restored, namespace: NS });
+      const startedAt = rp.status?.containerStatuses?.[0].state?.running?.startedAt;
+      const replayed = await values(b, restored);
+      const sinceStart = Date.now() - new Date(startedAt ?? Date.now()).getTime();
+      await new Promise((r) => setTimeout(r, 1500));
+      const all = await values(b, restored);
+      const at = replayed.at(-1) ?? 0;
+      const next = all.slice(replayed.length);
+      log(
+        `restored log 1..${at} ${sinceStart} ms after start; new values: ${
+          next.slice(0, 5).join(", ")
+        }...`,
+      );
+      assertGreater(at, before - 1, "the restored log must hold the checkpointed history");
+      // A process started fresh in B prints at most one value per 0.3 s.
+      assertGreater(
+        at,
+        Math.ceil(sinceStart / 300) + 2,
+        "the counter restarted instead of restoring",
+      );
+      assert(next.length >= 2, "the restored counter must keep counting");
+      assertEquals(
+        next[0],
+        at + 1,
+        "the first new value must continue the count, not restart at 1",
+      );
+      for (let i = 1; i < next.length; i++) assertEquals(next[i], next[i - 1] + 1);
+      // Never restarted: "1" only at the very start of the replayed history. (Around
+      // the checkpoint the replayed log may repeat a value or two: the log file is
+      // copied after the dump while the source keeps running.)
+      assertEquals(all.lastIndexOf(1), 0);
+
+      // Refusal: the same checkpoint, its metadata saying arm64.
+      const store = createStore(
+        {
+          provider: "minio",
+          minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
+          credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
+        } as Parameters<typeof createStore>[0],
+        {
+          secret: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+        },
+      );
+      const meta = JSON.parse(
+        await new Response(await store.get(key.replace(/\.tar$/, ".checkpoint.json"))).text(),
+      );
+      meta.architecture = "arm64";
+      const armKey = `${NS}/arm/x/app.checkpoint.json`;
+      await store.put(armKey, new Blob([JSON.stringify(meta)]).stream());
+      store.close?.();
+      const refused = await restore(b, "arm", armKey);
+      assertEquals(refused.status?.phase, "Failed");
+      const cond = refused.status?.conditions?.find((c) => c.type === "Succeeded");
+      assertEquals(cond?.reason, "Incompatible");
+      assertMatch(cond!.message, /architecture "arm64" but node "node-a" is "amd64"/);
+      log(`total ${Math.round(performance.now() - t0)} ms`);
+    } finally {
+      await a?.env.stop();
+      await b?.env.stop();
+      await shared.stop();
+    }
+  },
+);
