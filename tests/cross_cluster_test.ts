@@ -8,7 +8,7 @@
  * etcd, API server, registry, node and lpm) restores the checkpoint from the
  * storage key with a PodRestore, importing it into B's registry, and the pod
  * continues counting. A second PodRestore whose metadata says arm64 is
- * refused with an Incompatible condition.
+ * refused with an Incompatible condition, through `deno task restore --wait`.
  */
 import * as k8s from "@kubernetes/client-node";
 import "../controllers/runtime/kube_http1.ts";
@@ -236,7 +236,30 @@ Deno.test(
       const armKey = `${NS}/arm/x/app.checkpoint.json`;
       await store.put(armKey, new Blob([JSON.stringify(meta)]).stream());
       store.close?.();
-      const refused = await restore(b, "arm", armKey);
+      // Through the CLI this time: `deno task restore --from storage:<class>/<key> --wait`.
+      const cli = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../cli/restore.ts", import.meta.url).pathname,
+          "--from",
+          `storage:${CLASS}/${armKey}`,
+          "--kubeconfig",
+          b.env.info.kube!.kubeconfig,
+          "--node",
+          node.name,
+          "-n",
+          NS,
+          "--wait",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const cliOut = new TextDecoder().decode(cli.stdout);
+      const cliErr = new TextDecoder().decode(cli.stderr);
+      assertEquals(cli.code, 1, cliErr);
+      assertMatch(cliErr, /Failed: Checkpoint was taken on architecture "arm64"/);
+      const refused = (await b.lpm.get<PodRestore>("podrestores", NS, cliOut.trim()))!;
       assertEquals(refused.status?.phase, "Failed");
       const cond = refused.status?.conditions?.find((c) => c.type === "Succeeded");
       assertEquals(cond?.reason, "Incompatible");
