@@ -52,7 +52,7 @@ export interface S3StoreOptions {
   /** Bytes per ranged GET when reading a large object (default 4 MiB). */
   readRangeSize?: number;
   /**
-   * Ranged GETs in flight when reading a large object (default 2: each
+   * Ranged GETs in flight when reading a large object (default 1: each
    * buffered range costs memory, and reads must stay under 256 MiB RSS).
    */
   readConcurrency?: number;
@@ -62,7 +62,7 @@ const MIB = 1 << 20;
 /** Bytes per ranged GET when reading a large object. */
 const RANGE = 4 * MIB;
 /** Ranged GETs in flight when reading a large object. */
-const READ_CONCURRENCY = 2;
+const READ_CONCURRENCY = 1;
 
 /** Opens a store on an S3 bucket (no request is made until the first call). */
 export function createS3Store(opts: S3StoreOptions): BucketStore {
