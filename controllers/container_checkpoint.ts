@@ -10,7 +10,7 @@ import type { ContainerCheckpoint } from "../api/mod.ts";
 import { apiMessage, apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { OperationStatus } from "./agent_connector.ts";
-import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
+import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 
@@ -20,7 +20,7 @@ type Status = NonNullable<ContainerCheckpoint["status"]>;
 export const CC_CONDITIONS = { agentReachable: "AgentReachable", completed: "Completed" } as const;
 
 /** Builds the ContainerCheckpoint reconcile function. */
-export function containerCheckpointReconciler(deps: ReconcilerDeps) {
+export function containerCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
   return async (key: string, log: Logger): Promise<ReconcileResult> => {
     const { namespace, name } = splitKey(key);
     const cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, name);

@@ -7,7 +7,7 @@
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 import { apiStatus, controllerRef } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
+import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 
@@ -22,7 +22,7 @@ export function containerCheckpointName(pc: string, container: string): string {
 }
 
 /** Builds the PodCheckpoint reconcile function. */
-export function podCheckpointReconciler(deps: ReconcilerDeps) {
+export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
   return async (key: string, _log: Logger): Promise<ReconcileResult> => {
     const { namespace, name } = splitKey(key);
     const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", namespace, name);

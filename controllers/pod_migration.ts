@@ -9,7 +9,7 @@
 import type { PodMigration } from "../api/mod.ts";
 import { apiStatus, ensureFinalizer, removeFinalizer } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
+import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { isTerminal } from "./_status.ts";
 import { type MigrationStatus, runPhase } from "./pod_migration_phases.ts";
@@ -18,7 +18,7 @@ import { type MigrationStatus, runPhase } from "./pod_migration_phases.ts";
 export const PM_FINALIZER = "lpm.my.domain/podmigration";
 
 /** Builds the PodMigration reconcile function. */
-export function podMigrationReconciler(deps: ReconcilerDeps) {
+export function podMigrationReconciler(deps: ReconcilerDeps): Reconcile {
   return async (key: string, log: Logger): Promise<ReconcileResult> => {
     const { namespace, name } = splitKey(key);
     let pm = await deps.lpm.get<PodMigration>("podmigrations", namespace, name);

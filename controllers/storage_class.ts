@@ -10,7 +10,7 @@ import type { CheckpointStorageClass } from "../api/mod.ts";
 import { decodeSecretData, defaultClassConflicts, validateStorageClass } from "../storage/mod.ts";
 import { apiMessage, apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import type { ReconcileResult } from "./runtime/controller.ts";
+import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { type Condition, setCondition } from "./_status.ts";
 
@@ -23,7 +23,10 @@ export interface StorageClassOptions {
 }
 
 /** Builds the CheckpointStorageClass reconcile function. */
-export function storageClassReconciler(deps: ReconcilerDeps, opts: StorageClassOptions = {}) {
+export function storageClassReconciler(
+  deps: ReconcilerDeps,
+  opts: StorageClassOptions = {},
+): Reconcile {
   const period = opts.validationPeriodMs ?? 60_000;
   return async (name: string, log: Logger): Promise<ReconcileResult> => {
     const cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
