@@ -534,8 +534,10 @@ Deno.test({
       let m = await manager(w);
       await counterPod(w, "counter");
       await migrate(w, "move", { podName: "counter", targetNode: w.nodeB });
+      // The scripted checkpoint takes ~30 polls, so the restart lands mid-checkpoint.
       await waitFor(async () => (await phaseOf(w, "move"))?.status?.phase === "Checkpointing", {
         what: "Checkpointing",
+        intervalMs: 50,
       });
       await m.stop();
       m = await manager(w); // a new process would start with empty memory
@@ -560,7 +562,7 @@ Deno.test({
       } finally {
         await m.stop();
       }
-    }),
+    }, { pollsToFinish: 30 }),
 });
 
 Deno.test({
