@@ -47,7 +47,7 @@ export interface S3StoreOptions {
   secretAccessKey?: string;
   /** Multipart part size in bytes (default 8 MiB; grows for very large objects). */
   partSize?: number;
-  /** Parts uploaded in parallel (default 3). */
+  /** Parts uploaded in parallel (default 2: each buffered part costs memory; uploads stay under 256 MiB RSS). */
   queueSize?: number;
   /** Bytes per ranged GET when reading a large object (default 4 MiB). */
   readRangeSize?: number;
@@ -144,7 +144,7 @@ class S3Adapter implements BucketAdapter {
     opts: { size?: number; signal?: AbortSignal },
   ): Promise<void> {
     const Bucket = this.bucket;
-    const queueSize = Math.max(1, this.#opts.queueSize ?? 3);
+    const queueSize = Math.max(1, this.#opts.queueSize ?? 2);
     // Parts grow with the object so 10,000 parts reach far beyond any checkpoint.
     const basePart = Math.max(this.#opts.partSize ?? 8 * MIB, 5 * MIB);
     const partSizeFor = (n: number) =>
