@@ -1,27 +1,11 @@
 /**
- * A minimal HTTPS client for the API server built from a kubeconfig (or the
- * in-cluster service account), using Deno's fetch with a custom CA and client
- * certificate: the kubelet driver's proxy mode and node lookups need plain
- * requests, not the generated API clients.
+ * The agent's API server access: the kubelet driver's proxy mode and node
+ * lookups need plain requests, not the generated API clients. The client
+ * itself is the controllers' (one implementation on Deno's fetch).
  * @module
  */
 import { KubeConfig } from "@kubernetes/client-node";
-
-/** A ready-to-use API server client. */
-export interface KubeHttp {
-  /** Base URL of the API server (no trailing slash). */
-  server: string;
-  /** Sends a request to `path` (starting with "/"). */
-  request(path: string, init?: RequestInit): Promise<Response>;
-  /** Releases the TLS client. */
-  close(): void;
-}
-
-function text(data?: string, file?: string): string | undefined {
-  if (data) return new TextDecoder().decode(Uint8Array.from(atob(data), (c) => c.charCodeAt(0)));
-  if (file) return Deno.readTextFileSync(file);
-  return undefined;
-}
+export { type KubeHttp, kubeHttp } from "../controllers/runtime/kube_http.ts";
 
 /** Loads a KubeConfig from a file, or the in-cluster service account when `path` is empty. */
 export function loadKubeConfig(path?: string): KubeConfig {
@@ -29,34 +13,4 @@ export function loadKubeConfig(path?: string): KubeConfig {
   if (path) kc.loadFromFile(path);
   else kc.loadFromCluster();
   return kc;
-}
-
-/** Builds a {@linkcode KubeHttp} from a KubeConfig's current context. */
-export function kubeHttp(kc: KubeConfig): KubeHttp {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  if (!cluster) {
-    throw new Error("Cannot reach the API server: the kubeconfig has no current cluster");
-  }
-  const ca = text(cluster.caData, cluster.caFile);
-  const cert = text(user?.certData, user?.certFile);
-  const key = text(user?.keyData, user?.keyFile);
-  const client = Deno.createHttpClient({
-    caCerts: ca ? [ca] : undefined,
-    ...(cert && key ? { cert, key } : {}),
-  });
-  // In-cluster tokens rotate: read the file per request.
-  const tokenFile = (user?.authProvider?.config as Record<string, string> | undefined)?.tokenFile;
-  const token = () => tokenFile ? Deno.readTextFileSync(tokenFile).trim() : user?.token;
-  const server = cluster.server.replace(/\/$/, "");
-  return {
-    server,
-    request(path, init = {}) {
-      const headers = new Headers(init.headers);
-      const t = token();
-      if (t) headers.set("authorization", `Bearer ${t}`);
-      return fetch(`${server}${path}`, { ...init, headers, client });
-    },
-    close: () => client.close(),
-  };
 }

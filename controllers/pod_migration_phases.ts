@@ -79,7 +79,8 @@ export async function runPhase(
   }
 }
 
-function cond(
+/** Sets a condition this reconciler owns, stamped with the object's generation. */
+export function cond(
   status: MigrationStatus,
   pm: PodMigration,
   now: Date,

@@ -16,14 +16,19 @@ import { apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
-import { type Condition, phaseTime, setCondition, setPhase } from "./_status.ts";
+import { type Condition, phaseTime, setPhase } from "./_status.ts";
 import {
   buildRestoredPod,
   controllerOf,
   DELETION_COST_ANNOTATION,
   restoredPodName,
 } from "./restored_pod.ts";
-import { MigrationFailure, type MigrationStatus, PM_CONDITIONS } from "./pod_migration_phases.ts";
+import {
+  cond,
+  MigrationFailure,
+  type MigrationStatus,
+  PM_CONDITIONS,
+} from "./pod_migration_phases.ts";
 
 const BAD_WAITING = new Set([
   "ErrImagePull",
@@ -36,18 +41,6 @@ const BAD_WAITING = new Set([
 ]);
 
 const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
-
-function cond(
-  status: MigrationStatus,
-  pm: PodMigration,
-  now: Date,
-  c: Omit<Condition, "lastTransitionTime">,
-) {
-  setCondition((status.conditions ??= []) as Condition[], {
-    observedGeneration: pm.metadata?.generation,
-    ...c,
-  }, now);
-}
 
 /** Why a restored pod will not come up, or undefined while it still may. */
 export function restoreFailure(pod: k8s.V1Pod): string | undefined {
