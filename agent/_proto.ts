@@ -75,6 +75,8 @@ export interface HealthResponseMsg {
   version: string;
   runtime: string;
   runningOperations: number;
+  criuVersion: string;
+  architecture: string;
 }
 
 /** `Operation` message (as decoded: absent messages are null). */

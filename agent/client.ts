@@ -226,6 +226,14 @@ export class GrpcAgentConnector implements AgentConnector {
             caBundle: req.caBundle ?? "",
           }),
         ),
+      health: async () => {
+        const h = await c.health();
+        return {
+          runtime: h.runtime,
+          criuVersion: h.criuVersion || undefined,
+          architecture: h.architecture || undefined,
+        };
+      },
     };
   }
 

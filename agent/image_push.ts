@@ -12,6 +12,7 @@
  * @module
  */
 import type { ImagePublisher, PushedImage, RegistrySettings } from "./pipeline.ts";
+import { hostArchitecture, LPM } from "../oci/mod.ts";
 
 const LAYER = "application/vnd.oci.image.layer.v1.tar";
 const CONFIG = "application/vnd.oci.image.config.v1+json";
@@ -197,7 +198,7 @@ export function createImagePublisher(): ImagePublisher {
       await reg.streamBlob(counted, layerDigestP, opts.signal);
       const layerDigest = `sha256:${await layerHex}`;
       const config = new TextEncoder().encode(JSON.stringify({
-        architecture: Deno.build.arch === "x86_64" ? "amd64" : "arm64",
+        architecture: hostArchitecture(),
         os: "linux",
         created: new Date().toISOString(),
         config: {},
@@ -210,7 +211,8 @@ export function createImagePublisher(): ImagePublisher {
         mediaType: MANIFEST,
         config: { mediaType: CONFIG, digest: configDigest, size: config.length },
         layers: [{ mediaType: LAYER, digest: layerDigest, size }],
-        annotations: opts.annotations,
+        // The layer is the archive itself: its digest is the archive's sha256.
+        annotations: { ...opts.annotations, [LPM.archiveSha256]: layerDigest.slice(7) },
       }));
       const digest = `sha256:${await sha256Hex(manifest)}`;
       await reg.putManifest(digest, manifest, opts.signal);

@@ -11,10 +11,12 @@
  * deletes it again.
  * @module
  */
+import { checkpointAnnotations, hostArchitecture } from "../oci/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
 import { checkpointKey } from "../storage/mod.ts";
 import type { CheckpointDriver, CheckpointOutcome } from "./runtime/_types.ts";
 import type { CheckpointResult, Operation, OperationPatch } from "./operations.ts";
+import { portablePod } from "./pod_spec.ts";
 
 /** The class settings the pipeline needs. */
 export interface ResolvedClass {
@@ -142,6 +144,16 @@ export async function runCheckpoint(
 ): Promise<{ result: CheckpointResult; timings: PipelineTimings }> {
   const what = `container "${job.container}" of pod "${job.namespace}/${job.pod}"`;
   const log = deps.log ?? (() => {});
+  // Parsed before the checkpoint: a bad pod JSON fails the job before the container is touched.
+  let sourcePod: Record<string, unknown> | undefined;
+  try {
+    sourcePod = portablePod(job.podJson);
+  } catch (err) {
+    throw new Error(`Cannot checkpoint ${what}: bad source pod JSON: ${(err as Error).message}`);
+  }
+  const sourceContainer = (sourcePod?.spec as { containers?: { name: string; image?: string }[] })
+    ?.containers?.find((c) => c.name === job.container);
+  const architecture = hostArchitecture();
   await Deno.mkdir(deps.workDir, { recursive: true });
   await deps.report({ phase: "Running", step: "resolving storage class" });
   const cls = await deps.resolveClass();
@@ -244,13 +256,20 @@ export async function runCheckpoint(
         sha256: sha.promise,
         size,
         signal: both.signal,
-        annotations: {
-          "io.kubernetes.cri-o.annotations.checkpoint.name": job.container,
-          "org.criu.checkpoint.container.name": job.container,
-          "io.kubernetes.cri-o.annotations.criu.version": outcome.runtime.criuVersion ?? "",
-          "dev.lpm.checkpoint.pod": `${job.namespace}/${job.pod}`,
-          "dev.lpm.checkpoint.operation": job.operationId,
-        },
+        annotations: checkpointAnnotations({
+          containerName: job.container,
+          rootfsImageName: sourceContainer?.image,
+          pod: job.pod,
+          namespace: job.namespace,
+          node: deps.agent.nodeName,
+          checkpointTime,
+          engine: outcome.runtime.name,
+          engineVersion: outcome.runtime.version,
+          criuVersion: outcome.runtime.criuVersion,
+          architecture,
+          podSpec: sourcePod ? JSON.stringify(sourcePod) : undefined,
+          compression: "none",
+        }),
         onProgress: (b) => {
           pushedBytes = b;
           progress();
@@ -293,9 +312,10 @@ export async function runCheckpoint(
       pod: job.pod,
       container: job.container,
       node: deps.agent.nodeName,
+      architecture,
       agentVersion: deps.agent.version,
       ...result,
-      sourcePod: job.podJson ? JSON.parse(job.podJson) : undefined,
+      sourcePod,
     };
     const metaBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2));
     await cls.store.put(metaKey, new Blob([metaBytes]).stream(), {

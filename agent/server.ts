@@ -24,6 +24,8 @@ import {
 } from "./operations.ts";
 import { type ImagePublisher, type ResolvedClass, runCheckpoint } from "./pipeline.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
+import { criuVersion } from "./runtime/criu_version.ts";
+import { hostArchitecture } from "../oci/platform.ts";
 import { createServerTls, describeIdentity, identityOf, isAllowed, type TlsFiles } from "./tls.ts";
 
 /** Agent version reported by Health and recorded in metadata. */
@@ -242,6 +244,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       if (!v) throw grpcError(grpc.status.INVALID_ARGUMENT, `Field "${k}" is required`);
     }
   };
+  let criu: Promise<string | undefined> | undefined;
 
   const handlers: grpc.UntypedServiceImplementation = {
     Checkpoint: unary<CheckpointRequestMsg>("Checkpoint", async (req) => {
@@ -432,16 +435,15 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       return { bytesFreed: freed };
     }),
 
-    Health: unary<Record<string, never>>("Health", () =>
-      Promise.resolve(
-        {
-          status: "SERVING",
-          nodeName: opts.nodeName,
-          version: AGENT_VERSION,
-          runtime: opts.driver.name,
-          runningOperations: operations.running(),
-        } satisfies HealthResponseMsg,
-      )),
+    Health: unary<Record<string, never>>("Health", async () => ({
+      status: "SERVING",
+      nodeName: opts.nodeName,
+      version: AGENT_VERSION,
+      runtime: opts.driver.name,
+      runningOperations: operations.running(),
+      criuVersion: (await (criu ??= criuVersion())) ?? "",
+      architecture: hostArchitecture(),
+    } satisfies HealthResponseMsg)),
   };
 
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });

@@ -8,14 +8,24 @@
  *   (archive `.tar` or its `.checkpoint.json`) in a CheckpointStorageClass of
  *   the target cluster;
  * - `oci-archive:<path>`: an OCI layout tarball, first pushed into the
- *   registry of --storage-class;
+ *   registry of --storage-class (default: the default class);
  * - anything else: a checkpoint image reference in a registry.
+ * For images and archives, --container defaults to the container the image
+ * says it restores (`org.criu.checkpoint.container.name`); the pod spec and
+ * the compatibility facts travel in the image's annotations.
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodRestore, PodRestoreSpec } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
-import { pushImage, readLayoutTarball } from "../oci/mod.ts";
+import {
+  CRIU,
+  describeCheckpointImage,
+  parseReference,
+  pushImage,
+  readLayoutTarball,
+  RegistryClient,
+} from "../oci/mod.ts";
 import { kubeconfigPath, parseArgs } from "./_args.ts";
 import { Progress } from "./_progress.ts";
 
@@ -24,7 +34,8 @@ const USAGE = `usage: deno task restore --from <ref> [--context <context>] [--ku
                           [--container <name>] [--label k=v[,k=v...]] [--wait]
 
 <ref>: s3://<class>/<key> | storage:<class>/<key> | <registry image reference> | oci-archive:<path>
-Restores a checkpoint as a pod in the cluster of --context (needs no access to the source cluster).`;
+Restores a checkpoint as a pod in the cluster of --context (needs no access to the source cluster).
+--container defaults to the container an image or archive says it restores.`;
 
 /** A parsed `--from` reference. */
 export type RestoreRef =
@@ -112,20 +123,26 @@ async function main(args: string[]): Promise<number> {
   if (ref.kind === "storage") {
     source = { storage: { storageClassName: ref.storageClassName, key: ref.key } };
   } else {
-    const container = a.flags.container;
-    if (!container) {
-      console.error(`An image or OCI archive reference needs --container <name>\n\n${USAGE}`);
-      return 2;
-    }
     let image = ref.kind === "image" ? ref.image : "";
-    if (ref.kind === "layout") {
-      try {
-        image = await pushLayout(lpm, ref.path, a.flags["storage-class"]);
-      } catch (err) {
-        console.error((err as Error).message);
-        return 1;
+    let container: string | undefined = a.flags.container;
+    try {
+      if (ref.kind === "layout") {
+        const pushed = await pushLayout(lpm, ref.path, a.flags["storage-class"]);
+        image = pushed.image;
+        container ??= pushed.containerName;
+        console.error(`Pushed "${ref.path}" as "${image}"`);
+      } else if (!container) {
+        container = await imageContainerName(lpm, image);
       }
-      console.error(`Pushed "${ref.path}" as "${image}"`);
+    } catch (err) {
+      console.error((err as Error).message);
+      return 1;
+    }
+    if (!container) {
+      console.error(
+        `"${a.flags.from}" names no container (no "${CRIU.name}" annotation): give --container`,
+      );
+      return 2;
     }
     source = { image: { references: [{ containerName: container, image }] } };
   }
@@ -165,8 +182,35 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-/** Pushes an OCI layout tarball into the registry of `className` (or the default class). */
-async function pushLayout(lpm: LpmClient, path: string, className?: string): Promise<string> {
+/** The registry access of the class whose registry lives on `host`, if any. */
+async function accessFor(lpm: LpmClient, host: string): Promise<{ insecure?: boolean }> {
+  const classes = await lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+  const cls = classes.find((c) => c.spec.registry?.repository?.split("/")[0] === host);
+  return { insecure: cls?.spec.registry?.insecure };
+}
+
+/** The container a checkpoint image restores, from its manifest annotations. */
+async function imageContainerName(lpm: LpmClient, image: string): Promise<string | undefined> {
+  const ref = parseReference(image);
+  const client = new RegistryClient(ref.host, await accessFor(lpm, ref.host));
+  try {
+    const got = await client.getManifest(ref.repository, ref.digest ?? ref.tag ?? "latest");
+    return describeCheckpointImage(JSON.parse(new TextDecoder().decode(got.bytes)).annotations)
+      .containerName;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Pushes an OCI layout tarball into the registry of `className` (or the
+ * default class); returns the image by digest and the container it restores.
+ */
+async function pushLayout(
+  lpm: LpmClient,
+  path: string,
+  className?: string,
+): Promise<{ image: string; containerName?: string }> {
   const classes = await lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
   const cls = className
     ? classes.find((c) => c.metadata?.name === className)
@@ -182,12 +226,18 @@ async function pushLayout(lpm: LpmClient, path: string, className?: string): Pro
   if (!repo) throw new Error(`CheckpointStorageClass "${cls.metadata?.name}" has no registry`);
   const dir = await Deno.makeTempDir({ prefix: "lpm-restore-layout-" });
   try {
-    await readLayoutTarball(path, dir);
+    const layout = await readLayoutTarball(path, dir);
+    const desc = await layout.resolve();
+    const manifest = JSON.parse(new TextDecoder().decode(await layout.readBytes(desc.digest)));
     const tag = `restore-${crypto.randomUUID().slice(0, 8)}`;
     const r = await pushImage(dir, `${repo}:${tag}`, {
       insecure: cls.spec.registry?.insecure,
+      ref: desc.digest,
     });
-    return `${repo}@${r.digest}`;
+    return {
+      image: `${repo}@${r.digest}`,
+      containerName: describeCheckpointImage(manifest.annotations).containerName,
+    };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

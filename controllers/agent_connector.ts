@@ -78,6 +78,18 @@ export interface NodeAgent {
   getOperation(id: string): Promise<OperationStatus>;
   /** Starts pre-pulling a checkpoint image on this node; returns at once. */
   prepareRestore(req: PrepareRestoreRequest): Promise<OperationStatus>;
+  /** What the node offers a restore (optional: older agents and scripted ones may not say). */
+  health?(): Promise<NodeAgentHealth>;
+}
+
+/** What a node's agent reports about the node. */
+export interface NodeAgentHealth {
+  /** Runtime driver ("kubelet", "docker"). */
+  runtime?: string;
+  /** The node's CRIU version, when the agent can tell. */
+  criuVersion?: string;
+  /** The node's CPU architecture (GOARCH name). */
+  architecture?: string;
 }
 
 /** Finds the agent of a node. */

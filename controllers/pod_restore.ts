@@ -1,19 +1,17 @@
 /**
- * The PodRestore reconciler: restores a stored checkpoint as a pod in THIS
- * cluster, with no access to the cluster that took it. For a `storage`
- * source the controller itself reads `<container>.checkpoint.json` from the
- * class's store, checks the target node (architecture, runtime, CRIU),
- * downloads the archive (sha256 verified against the metadata while it
- * streams), rebuilds the OCI checkpoint image with `oci/`, pushes it to the
- * class's registry and creates the pod from the stored pod spec, with the
- * checkpoint image by digest. Phases: Pending -> Importing -> Restoring ->
- * Succeeded | Failed; one status patch per reconcile.
+ * The PodRestore reconciler: restores a checkpoint as a pod in THIS cluster,
+ * with no access to the cluster that took it. The source (a storage key, an
+ * image reference or an OCI layout; see `pod_restore_sources.ts`) is first
+ * described, then checked against the target node (architecture, runtime,
+ * the node's CRIU version as its agent reports it), then imported (images
+ * made pullable here, digests verified), and the pod is created from the pod
+ * spec that travelled with the checkpoint, with each checkpoint image by
+ * digest. Phases: Pending -> Importing -> Restoring -> Succeeded | Failed;
+ * one status patch per reconcile.
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
-import { buildCheckpointImage, pushImage } from "../oci/mod.ts";
-import { createStore, decodeSecretData } from "../storage/mod.ts";
+import type { PodRestore } from "../api/mod.ts";
 import { apiMessage, apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
@@ -25,22 +23,15 @@ import {
   nodeReady,
   RESTORED_FROM_ANNOTATION,
 } from "./restored_pod.ts";
-import { type CheckpointMetadata, incompatibility, metadataKey } from "./pod_restore_compat.ts";
+import { incompatibility } from "./pod_restore_compat.ts";
+import { describeSource, RestoreFailure } from "./pod_restore_sources.ts";
+
+export { RestoreFailure };
 
 /** Label on a pod made by a PodRestore: the PodRestore's name. */
 export const RESTORE_LABEL = "lpm.my.domain/restore";
 
 type Status = NonNullable<PodRestore["status"]>;
-
-/** A terminal failure with a condition reason. */
-export class RestoreFailure extends Error {
-  /** Condition reason. */
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
 
 /** Options of the PodRestore reconciler. */
 export interface PodRestoreOptions {
@@ -116,21 +107,16 @@ async function step(
           }`,
         );
       }
-      if (!src.storage) {
-        // Image and layout sources carry the archive but not the pod spec
-        // (the agent stores the pod spec only in the class's metadata JSON).
-        throw new RestoreFailure(
-          "PodSpecUnavailable",
-          `A "${kinds[0]}" source carries no pod spec: restore from the storage key of the ` +
-            "checkpoint (source.storage), whose metadata holds the source pod",
-        );
-      }
       setPhase(status, "Importing", now);
       setCondition(conditions, {
         type: "Imported",
         status: "False",
         reason: "Importing",
-        message: `Reading "${src.storage.key}" from class "${src.storage.storageClassName}"`,
+        message: src.storage
+          ? `Reading "${src.storage.key}" from class "${src.storage.storageClassName}"`
+          : src.image
+          ? `Reading ${src.image.references.map((r) => `"${r.image}"`).join(", ")}`
+          : `Reading OCI layout "${src.layout!.path}"`,
       }, now);
       return;
     }
@@ -200,118 +186,40 @@ async function importAndCreate(
   conditions: Condition[],
   log: Logger,
 ): Promise<string> {
-  const { storageClassName, key } = pr.spec.source.storage!;
   const ns = pr.metadata!.namespace!;
-  const cls = await deps.lpm.get<CheckpointStorageClass>(
-    "checkpointstorageclasses",
-    "",
-    storageClassName,
-  );
-  if (!cls) {
-    throw new RestoreFailure(
-      "StorageClassNotFound",
-      `CheckpointStorageClass "${storageClassName}" does not exist in this cluster: create one ` +
-        "that points at the storage holding the checkpoint",
-    );
-  }
-  if (!cls.spec.registry?.repository) {
-    throw new RestoreFailure(
-      "NoRegistry",
-      `CheckpointStorageClass "${storageClassName}" has no registry: the checkpoint image ` +
-        "must be imported into a registry this cluster's nodes can pull from",
-    );
-  }
-  let secret: Record<string, string> | undefined;
-  const ref = cls.spec.credentialsSecretRef;
-  if (ref) {
-    secret = decodeSecretData(
-      await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
-    );
-  }
-  const store = createStore(cls.spec, { secret });
-  const work = await Deno.makeTempDir({ prefix: "lpm-restore-" });
+  const source = await describeSource(deps, pr);
   try {
-    const mKey = metadataKey(key);
-    let meta: CheckpointMetadata;
-    try {
-      meta = JSON.parse(await new Response(await store.get(mKey)).text());
-    } catch (err) {
-      throw new RestoreFailure(
-        "MetadataUnavailable",
-        `Cannot read checkpoint metadata "${mKey}" from class "${storageClassName}": ${
-          (err as Error).message
-        }`,
-      );
-    }
-    const source = meta.sourcePod;
-    if (!source?.spec?.containers?.length || !meta.container) {
-      throw new RestoreFailure(
-        "PodSpecUnavailable",
-        `Checkpoint metadata "${mKey}" holds no source pod spec or container name`,
-      );
-    }
-    const archiveKey = meta.archive?.key ?? mKey.replace(/\.checkpoint\.json$/, ".tar");
+    const meta = source.meta;
     const node = await pickNode(deps, pr.spec.nodeName);
-    const why = incompatibility(meta, node);
+    const nodeName = node.metadata!.name!;
+    const nodeCriu = await nodeCriuVersion(deps, nodeName, log);
+    const why = incompatibility(meta, node, nodeCriu);
     if (why) throw new RestoreFailure("Incompatible", why);
-
-    // Download, verifying the sha256 the metadata recorded (the store also
-    // checks its own digest while streaming).
-    const archive = `${work}/${meta.container}.tar`;
-    const f = await Deno.open(archive, { write: true, create: true, truncate: true });
-    await (await store.get(archiveKey)).pipeTo(f.writable);
-    const img = await buildCheckpointImage(archive, {
-      containerName: meta.container,
-      layoutDir: `${work}/layout`,
-      source: { pod: meta.pod, namespace: meta.namespace, node: meta.node },
-      runtime: meta.runtime,
+    log.info("checkpoint fits the node", {
+      node: nodeName,
+      architecture: meta.architecture ?? "",
+      criu: meta.runtime?.criuVersion ?? "",
+      nodeCriu: nodeCriu ?? "",
     });
-    const want = meta.archive?.sha256?.replace(/^sha256:/, "");
-    const got = img.archiveDigest.replace(/^sha256:/, "");
-    if (want && want !== got) {
-      throw new RestoreFailure(
-        "DigestMismatch",
-        `Archive "${archiveKey}" has sha256 ${got} but its metadata records ${want}`,
-      );
-    }
-    const tag = `restore-${pr.metadata?.uid?.replaceAll("-", "").slice(0, 12) ?? "x"}`;
-    const reg = cls.spec.registry;
-    let credentials: { username: string; password: string } | undefined;
-    if (reg.credentialsSecretRef) {
-      const s = decodeSecretData(
-        await deps.core.readNamespacedSecret({
-          name: reg.credentialsSecretRef.name,
-          namespace: reg.credentialsSecretRef.namespace,
-        }),
-      );
-      if (s.username) credentials = { username: s.username, password: s.password ?? "" };
-    }
-    const pushed = await pushImage(
-      img,
-      `${reg.repository}:${tag}`,
-      {
-        insecure: reg.insecure,
-        ...(credentials ? { credentials } : {}),
-      } as Parameters<typeof pushImage>[2],
-    );
-    const image = `${reg.repository}@${pushed.digest}`;
-    log.info("checkpoint imported", { key: archiveKey, image });
+
+    const { images, summary } = await source.materialize();
+    log.info("checkpoint imported", { images: Object.values(images).join(" ") });
     setCondition(conditions, {
       type: "Imported",
       status: "True",
       reason: "ImagePushed",
-      message: `Archive "${archiveKey}" (sha256 ${got}) imported as "${image}"`,
+      message: summary,
     }, deps.now());
 
     const podName = pr.spec.podName ??
       `${(meta.pod ?? pr.metadata!.name!).slice(0, 50)}-r${
         (pr.metadata?.uid ?? "").replaceAll("-", "").slice(0, 6)
       }`;
-    const pod = buildRestoredPod(source, {
+    const pod = buildRestoredPod(meta.sourcePod!, {
       name: podName,
-      targetNode: node.metadata!.name!,
+      targetNode: nodeName,
       targetNodeLabels: node.metadata?.labels,
-      images: { [meta.container]: image },
+      images,
       migrationName: "",
     });
     const labels: Record<string, string> = {
@@ -352,8 +260,33 @@ async function importAndCreate(
     }
     return podName;
   } finally {
-    store.close?.();
-    await Deno.remove(work, { recursive: true }).catch(() => {});
+    await source.close();
+  }
+}
+
+/**
+ * The target node's CRIU version as its agent reports it, or undefined when
+ * there is no agent, it does not say, or it does not answer within 5 s (the
+ * CRIU check is then skipped; the other checks still apply).
+ */
+async function nodeCriuVersion(
+  deps: ReconcilerDeps,
+  node: string,
+  log: Logger,
+): Promise<string | undefined> {
+  try {
+    const agent = await deps.agents.forNode(node);
+    if (!agent.health) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), 5000));
+    try {
+      return (await Promise.race([agent.health(), timeout]))?.criuVersion;
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (err) {
+    log.info("node CRIU version unknown", { node, error: (err as Error).message });
+    return undefined;
   }
 }
 

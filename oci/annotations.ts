@@ -5,6 +5,7 @@
  * `org.criu.checkpoint.container.name`), and lpm's provenance.
  * @module
  */
+import { hostArchitecture } from "./platform.ts";
 
 /** CRI-O's checkpoint image annotation keys. */
 export const CRIO = {
@@ -39,6 +40,8 @@ export const LPM = {
   checkpointTime: "lpm.my.domain/checkpoint-time",
   archiveSha256: "lpm.my.domain/archive-sha256",
   compression: "lpm.my.domain/compression",
+  /** JSON of the source pod (metadata and spec): what a restore needs to recreate it. */
+  podSpec: "lpm.my.domain/pod-spec",
 } as const;
 
 /** Inputs of {@linkcode checkpointAnnotations}. */
@@ -65,10 +68,14 @@ export interface CheckpointAnnotationInput {
   runtime?: string;
   /** CRIU version. */
   criuVersion?: string;
-  /** sha256 hex of the archive. */
-  archiveSha256: string;
+  /** CPU architecture of the node that checkpointed (GOARCH name); default: this host's. */
+  architecture?: string;
+  /** JSON of the source pod (see {@linkcode LPM.podSpec}). */
+  podSpec?: string;
+  /** sha256 hex of the archive (when known before the manifest is written). */
+  archiveSha256?: string;
   /** Layer compression. */
-  compression: string;
+  compression?: string;
 }
 
 /** The manifest annotations of a checkpoint image (absent values are left out). */
@@ -90,16 +97,76 @@ export function checkpointAnnotations(i: CheckpointAnnotationInput): Record<stri
     [CRIU.engineVersion, i.engineVersion],
     [CRIU.runtime, i.runtime],
     [CRIU.criuVersion, i.criuVersion],
-    [CRIU.hostArch, "amd64"],
+    [CRIU.hostArch, i.architecture ?? hostArchitecture()],
     [LPM.sourcePod, i.pod],
     [LPM.sourceNamespace, i.namespace],
     [LPM.sourceNode, i.node],
     [LPM.checkpointTime, i.checkpointTime],
     [LPM.archiveSha256, i.archiveSha256],
     [LPM.compression, i.compression],
+    [LPM.podSpec, i.podSpec],
     ["org.opencontainers.image.created", i.checkpointTime],
   ];
   const out: Record<string, string> = {};
   for (const [k, v] of pairs) if (v) out[k] = v;
   return out;
+}
+
+/** What a checkpoint image says about itself, read back from its manifest annotations. */
+export interface CheckpointImageDescription {
+  /** Container the image restores. */
+  containerName?: string;
+  /** Source pod name. */
+  pod?: string;
+  /** Source namespace. */
+  namespace?: string;
+  /** Source node. */
+  node?: string;
+  /** CPU architecture of the checkpointing node (GOARCH name), when recorded. */
+  architecture?: string;
+  /** Engine name, version and the CRIU version that dumped. */
+  runtime: { name?: string; version?: string; criuVersion?: string };
+  /** sha256 hex of the archive, when recorded. */
+  archiveSha256?: string;
+  /** The source pod (metadata and spec), when the image carries it. */
+  sourcePod?: Record<string, unknown>;
+}
+
+/**
+ * Reads the checkpoint annotations of a manifest (lpm's, checkpointctl's or
+ * CRI-O's, whichever is present). Throws when the pod spec annotation is not
+ * a JSON object, naming the key.
+ */
+export function describeCheckpointImage(
+  annotations: Record<string, string> | undefined,
+): CheckpointImageDescription {
+  const a = annotations ?? {};
+  const pick = (...keys: string[]) =>
+    keys.map((k) => a[k]).find((v) => v !== undefined && v !== "");
+  let sourcePod: Record<string, unknown> | undefined;
+  const raw = a[LPM.podSpec];
+  if (raw) {
+    try {
+      sourcePod = JSON.parse(raw);
+    } catch (err) {
+      throw new Error(`Annotation "${LPM.podSpec}" is not JSON: ${(err as Error).message}`);
+    }
+    if (!sourcePod || typeof sourcePod !== "object" || Array.isArray(sourcePod)) {
+      throw new Error(`Annotation "${LPM.podSpec}" is not a JSON object`);
+    }
+  }
+  return {
+    containerName: pick(CRIU.name, CRIO.name),
+    pod: pick(LPM.sourcePod, CRIU.pod),
+    namespace: pick(LPM.sourceNamespace, CRIU.namespace),
+    node: pick(LPM.sourceNode),
+    architecture: pick(CRIU.hostArch),
+    runtime: {
+      name: pick(CRIU.engine),
+      version: pick(CRIU.engineVersion, CRIO.crioVersion),
+      criuVersion: pick(CRIU.criuVersion, CRIO.criuVersion),
+    },
+    archiveSha256: pick(LPM.archiveSha256),
+    sourcePod,
+  };
 }

@@ -10,6 +10,7 @@ import { checkpointAnnotations } from "./annotations.ts";
 import { compressStream } from "./compress.ts";
 import { DigestStream, fileStream } from "./digest.ts";
 import { OciLayout } from "./layout.ts";
+import { hostArchitecture } from "./platform.ts";
 import {
   type Compression,
   CONFIG_MEDIA_TYPE,
@@ -33,6 +34,10 @@ export interface BuildOptions {
   source?: { pod?: string; namespace?: string; node?: string };
   /** Engine that took the checkpoint. */
   runtime?: { name?: string; version?: string; criuVersion?: string };
+  /** CPU architecture the checkpoint was taken on (GOARCH name); default: this host's. */
+  architecture?: string;
+  /** JSON of the source pod, carried as an annotation so a restore needs nothing else. */
+  podSpec?: string;
   /** Extra manifest annotations (win over the computed ones). */
   annotations?: Record<string, string>;
   /** Use the built-in gzip even when `pigz` is installed. */
@@ -100,6 +105,7 @@ export async function buildCheckpointImage(
   const created = meta?.config.checkpointedTime && !meta.config.checkpointedTime.startsWith("0001")
     ? meta.config.checkpointedTime
     : new Date().toISOString();
+  const architecture = opts.architecture ?? hostArchitecture();
   const annotations = {
     ...checkpointAnnotations({
       containerName,
@@ -113,6 +119,8 @@ export async function buildCheckpointImage(
       engineVersion: opts.runtime?.version,
       runtime: meta?.config.runtime,
       criuVersion: opts.runtime?.criuVersion,
+      architecture,
+      podSpec: opts.podSpec,
       archiveSha256: archiveDigest.slice("sha256:".length),
       compression,
     }),
@@ -121,7 +129,7 @@ export async function buildCheckpointImage(
   const config = {
     // A per-image `created` keeps configs (and so image ids) distinct.
     created: new Date().toISOString(),
-    architecture: "amd64",
+    architecture,
     os: "linux",
     config: { Labels: annotations },
     rootfs: { type: "layers", diff_ids: [archiveDigest] },

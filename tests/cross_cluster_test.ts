@@ -7,8 +7,12 @@
  * checkpoints a counter pod into MinIO and is torn down; cluster B (its own
  * etcd, API server, registry, node and lpm) restores the checkpoint from the
  * storage key with a PodRestore, importing it into B's registry, and the pod
- * continues counting. A second PodRestore whose metadata says arm64 is
- * refused with an Incompatible condition, through `deno task restore --wait`.
+ * continues counting. The same checkpoint is restored twice more: from the
+ * image B imported (an image source) and from an OCI layout tarball exported
+ * from A's registry before A went away (`deno task restore --from
+ * oci-archive:...`); both need nothing but the image, which carries the pod
+ * spec. Checkpoints whose metadata says arm64, or a newer CRIU than the node's
+ * agent reports, are refused with an Incompatible condition.
  */
 import * as k8s from "@kubernetes/client-node";
 import "../controllers/runtime/kube_http1.ts";
@@ -19,6 +23,13 @@ import { waitFor } from "./harness/mod.ts";
 import { LpmClient } from "../controllers/lpm_client.ts";
 import type { ContainerCheckpoint, PodCheckpoint, PodRestore } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
+import { describeCheckpointImage, pullImage, writeLayoutTarball } from "../oci/mod.ts";
+
+/** The parts of a carried pod spec the test reads. */
+type PodRestoreSource = {
+  metadata: { labels?: Record<string, string> };
+  spec: { containers: { name: string }[] };
+};
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const CLASS = "xc-minio";
@@ -77,13 +88,17 @@ async function values(c: Cluster, pod: string): Promise<number[]> {
   return String(out).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
 }
 
-async function restore(c: Cluster, name: string, key: string): Promise<PodRestore> {
+async function restore(
+  c: Cluster,
+  name: string,
+  source: PodRestore["spec"]["source"],
+): Promise<PodRestore> {
   await c.lpm.create("podrestores", NS, {
     apiVersion: "lpm.my.domain/v1",
     kind: "PodRestore",
     metadata: { name, namespace: NS },
     spec: {
-      source: { storage: { storageClassName: CLASS, key } },
+      source,
       nodeName: c.env.info.nodes![0].name,
       labels: { restored: "yes" },
     },
@@ -94,6 +109,66 @@ async function restore(c: Cluster, name: string, key: string): Promise<PodRestor
   }, { what: `PodRestore "${name}" to finish`, timeoutMs: 120_000, intervalMs: 500 });
 }
 
+/**
+ * Asserts that `pod` (restored from a checkpoint taken when the source had
+ * printed at least `before`) continues the count: its log replays the
+ * checkpointed history, then the values go on from there, never from 1.
+ */
+async function assertContinues(c: Cluster, pod: string, before: number): Promise<void> {
+  // The restored container's log starts with the history replayed from the
+  // checkpoint (1..c, c the checkpointed value); new values follow from c+1.
+  // A fresh start could not have printed >= 15 values (0.3 s each) this soon.
+  const rp = await c.core.readNamespacedPod({ name: pod, namespace: NS });
+  const startedAt = rp.status?.containerStatuses?.[0].state?.running?.startedAt;
+  const replayed = await values(c, pod);
+  const sinceStart = Date.now() - new Date(startedAt ?? Date.now()).getTime();
+  await new Promise((r) => setTimeout(r, 1500));
+  const all = await values(c, pod);
+  const at = replayed.at(-1) ?? 0;
+  const next = all.slice(replayed.length);
+  log(
+    `"${pod}": restored log 1..${at} ${sinceStart} ms after start; new values: ${
+      next.slice(0, 5).join(", ")
+    }...`,
+  );
+  assertGreater(at, before - 1, "the restored log must hold the checkpointed history");
+  // A process started fresh prints at most one value per 0.3 s.
+  assertGreater(at, Math.ceil(sinceStart / 300) + 2, "the counter restarted instead of restoring");
+  assert(next.length >= 2, "the restored counter must keep counting");
+  assertEquals(next[0], at + 1, "the first new value must continue the count, not restart at 1");
+  for (let i = 1; i < next.length; i++) assertEquals(next[i], next[i - 1] + 1);
+  // Never restarted: "1" only at the very start of the replayed history. (Around
+  // the checkpoint the replayed log may repeat a value or two: the log file is
+  // copied after the dump while the source keeps running.)
+  assertEquals(all.lastIndexOf(1), 0);
+}
+
+/** Runs `deno task restore` (cli/restore.ts) against cluster `c`. */
+async function restoreCli(c: Cluster, args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../cli/restore.ts", import.meta.url).pathname,
+      ...args,
+      "--kubeconfig",
+      c.env.info.kube!.kubeconfig,
+      "--node",
+      c.env.info.nodes![0].name,
+      "-n",
+      NS,
+      "--wait",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
 Deno.test(
   "cross-cluster: a checkpoint from cluster A (torn down) runs in cluster B",
   opts,
@@ -102,6 +177,7 @@ Deno.test(
     const shared = await startEnvironment({ parts: ["minio"] });
     let a: Cluster | undefined;
     let b: Cluster | undefined;
+    const work: string[] = [];
     try {
       const minio = shared.info.minio!;
       a = await cluster(minio);
@@ -148,6 +224,26 @@ Deno.test(
       const after = Math.max(...await values(a, "counter"));
       log(`checkpointed at a value in [${before}, ${after}], stored as "${key}"`);
 
+      // The checkpoint image the agent pushed into A's registry, exported to an
+      // OCI layout tarball on disk (it outlives A and its registry). It
+      // describes itself: container, architecture, CRIU version, pod spec.
+      const layoutDir = await Deno.makeTempDir({ prefix: "lpm-xc-layout-" });
+      work.push(layoutDir);
+      const pulled = await pullImage(cc!.status!.image!.reference, `${layoutDir}/dir`, {
+        insecure: true,
+      });
+      const tarball = `${layoutDir}/counter-checkpoint.tar`;
+      await writeLayoutTarball(`${layoutDir}/dir`, tarball);
+      const described = describeCheckpointImage(pulled.manifest.annotations);
+      assertEquals(described.containerName, "app");
+      assertEquals(described.architecture, "amd64");
+      assertEquals(`${described.namespace}/${described.pod}`, `${NS}/counter`);
+      assertMatch(described.runtime.criuVersion ?? "", /^\d+\.\d+/);
+      const carried = described.sourcePod as PodRestoreSource;
+      assertEquals(carried.spec.containers.map((c) => c.name), ["app"]);
+      assertEquals(carried.metadata.labels, { app: "counter" });
+      log(`exported "${cc!.status!.image!.reference}" to "${tarball}"`);
+
       await a.env.stop();
       a = undefined;
       log("cluster A torn down");
@@ -169,66 +265,54 @@ Deno.test(
       }
 
       const tR = performance.now();
-      const pr = await restore(b, "from-a", key);
+      const pr = await restore(b, "from-a", { storage: { storageClassName: CLASS, key } });
       assertEquals(pr.status?.phase, "Succeeded", pr.status?.message);
       log(
         `restored in ${Math.round(performance.now() - tR)} ms as "${pr.status?.restoredPodName}"`,
       );
       const imported = pr.status?.conditions?.find((c) => c.type === "Imported");
-      assertMatch(imported!.message, new RegExp(`${b.env.info.registry!.host}/lpm/xc@sha256:`));
+      const importedImage = new RegExp(
+        `"(${b.env.info.registry!.host}/lpm/xc@sha256:[0-9a-f]{64})"`,
+      )
+        .exec(imported!.message)?.[1];
+      assert(importedImage, `no image in "${imported!.message}"`);
       const pod = await b.core.readNamespacedPod({
         name: pr.status!.restoredPodName!,
         namespace: NS,
       });
       assertEquals(pod.metadata?.labels?.restored, "yes");
       assertEquals(pod.spec?.nodeName, node.name);
-      // The restored container's log starts with the history replayed from the
-      // checkpoint (1..c, c the checkpointed value); new values follow from c+1.
-      // A fresh start could not have printed >= 15 values (0.3 s each) this soon.
-      const restored = pr.status!.restoredPodName!;
-      const rp = await b.core.readNamespacedPod({ name: restored, namespace: NS });
-      const startedAt = rp.status?.containerStatuses?.[0].state?.running?.startedAt;
-      const replayed = await values(b, restored);
-      const sinceStart = Date.now() - new Date(startedAt ?? Date.now()).getTime();
-      await new Promise((r) => setTimeout(r, 1500));
-      const all = await values(b, restored);
-      const at = replayed.at(-1) ?? 0;
-      const next = all.slice(replayed.length);
-      log(
-        `restored log 1..${at} ${sinceStart} ms after start; new values: ${
-          next.slice(0, 5).join(", ")
-        }...`,
-      );
-      assertGreater(at, before - 1, "the restored log must hold the checkpointed history");
-      // A process started fresh in B prints at most one value per 0.3 s.
-      assertGreater(
-        at,
-        Math.ceil(sinceStart / 300) + 2,
-        "the counter restarted instead of restoring",
-      );
-      assert(next.length >= 2, "the restored counter must keep counting");
-      assertEquals(
-        next[0],
-        at + 1,
-        "the first new value must continue the count, not restart at 1",
-      );
-      for (let i = 1; i < next.length; i++) assertEquals(next[i], next[i - 1] + 1);
-      // Never restarted: "1" only at the very start of the replayed history. (Around
-      // the checkpoint the replayed log may repeat a value or two: the log file is
-      // copied after the dump while the source keeps running.)
-      assertEquals(all.lastIndexOf(1), 0);
+      await assertContinues(b, pr.status!.restoredPodName!, before);
+
+      // From a checkpoint image in a registry: the one B imported, which carries
+      // the pod spec like the agent's image does; nothing else is read.
+      const fromImage = await restore(b, "from-image", {
+        image: { references: [{ containerName: "app", image: importedImage }] },
+      });
+      assertEquals(fromImage.status?.phase, "Succeeded", fromImage.status?.message);
+      await assertContinues(b, fromImage.status!.restoredPodName!, before);
+
+      // From the OCI layout tarball exported from A's registry, through the CLI
+      // (which pushes it into B's registry; no --container: the image says).
+      const fromLayout = await restoreCli(b, [
+        "--from",
+        `oci-archive:${tarball}`,
+        "--storage-class",
+        CLASS,
+      ]);
+      assertEquals(fromLayout.code, 0, fromLayout.stderr);
+      const layoutPod = /^pod\t[^/]+\/(\S+)$/m.exec(fromLayout.stdout)?.[1];
+      assert(layoutPod, fromLayout.stdout);
+      await assertContinues(b, layoutPod, before);
 
       // Refusal: the same checkpoint, its metadata saying arm64.
-      const store = createStore(
-        {
-          provider: "minio",
-          minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
-          credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
-        } as Parameters<typeof createStore>[0],
-        {
-          secret: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-        },
-      );
+      const storeSpec = {
+        provider: "minio",
+        minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
+        credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
+      } as Parameters<typeof createStore>[0];
+      const storeSecret = { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey };
+      const store = createStore(storeSpec, { secret: storeSecret });
       const meta = JSON.parse(
         await new Response(await store.get(key.replace(/\.tar$/, ".checkpoint.json"))).text(),
       );
@@ -237,38 +321,35 @@ Deno.test(
       await store.put(armKey, new Blob([JSON.stringify(meta)]).stream());
       store.close?.();
       // Through the CLI this time: `deno task restore --from storage:<class>/<key> --wait`.
-      const cli = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../cli/restore.ts", import.meta.url).pathname,
-          "--from",
-          `storage:${CLASS}/${armKey}`,
-          "--kubeconfig",
-          b.env.info.kube!.kubeconfig,
-          "--node",
-          node.name,
-          "-n",
-          NS,
-          "--wait",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const cliOut = new TextDecoder().decode(cli.stdout);
-      const cliErr = new TextDecoder().decode(cli.stderr);
-      assertEquals(cli.code, 1, cliErr);
-      assertMatch(cliErr, /Failed: Checkpoint was taken on architecture "arm64"/);
-      const refused = (await b.lpm.get<PodRestore>("podrestores", NS, cliOut.trim()))!;
+      const cli = await restoreCli(b, ["--from", `storage:${CLASS}/${armKey}`]);
+      assertEquals(cli.code, 1, cli.stderr);
+      assertMatch(cli.stderr, /Failed: Checkpoint was taken on architecture "arm64"/);
+      const refused = (await b.lpm.get<PodRestore>("podrestores", NS, cli.stdout.trim()))!;
       assertEquals(refused.status?.phase, "Failed");
       const cond = refused.status?.conditions?.find((c) => c.type === "Succeeded");
       assertEquals(cond?.reason, "Incompatible");
       assertMatch(cond!.message, /architecture "arm64" but node "node-a" is "amd64"/);
+
+      // Refusal: dumped by a newer CRIU than the target node's agent reports.
+      const newer = { ...meta, architecture: "amd64", runtime: { ...meta.runtime } };
+      newer.runtime.criuVersion = "99.0";
+      const newerKey = `${NS}/newer/x/app.checkpoint.json`;
+      const store2 = createStore(storeSpec, { secret: storeSecret });
+      await store2.put(newerKey, new Blob([JSON.stringify(newer)]).stream());
+      store2.close?.();
+      const criu = await restore(b, "newer-criu", {
+        storage: { storageClassName: CLASS, key: newerKey },
+      });
+      assertEquals(criu.status?.phase, "Failed");
+      const criuCond = criu.status?.conditions?.find((c) => c.type === "Succeeded");
+      assertEquals(criuCond?.reason, "Incompatible");
+      assertMatch(criuCond!.message, /dumped by CRIU 99\.0 but node "node-a" has CRIU \d+\.\d+/);
       log(`total ${Math.round(performance.now() - t0)} ms`);
     } finally {
       await a?.env.stop();
       await b?.env.stop();
       await shared.stop();
+      for (const d of work) await Deno.remove(d, { recursive: true }).catch(() => {});
     }
   },
 );

@@ -27,6 +27,7 @@ import type {
 } from "./driver.ts";
 import { captureCriuFiles } from "./_docker_stats.ts";
 import { applyRootfsDiff, writeRootfsDiff } from "./_docker_rootfs.ts";
+import { criuVersion } from "./criu_version.ts";
 
 /** Options of {@linkcode createDockerDriver}. */
 export interface DockerDriverOptions {
@@ -51,20 +52,6 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function criuVersion(): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command("criu", {
-      args: ["--version"],
-      stdout: "piped",
-      stderr: "null",
-    })
-      .output();
-    return /Version:\s*(\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1];
-  } catch {
-    return undefined;
   }
 }
 

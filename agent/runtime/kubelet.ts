@@ -10,6 +10,7 @@
  */
 import type { KubeHttp } from "../_kube_http.ts";
 import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
+import { criuVersion } from "./criu_version.ts";
 
 /** How the driver reaches the kubelet. */
 export type KubeletAccess =
@@ -94,6 +95,7 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
   const rootDir = (opts.kubeletRootDir ?? "/var/lib/kubelet").replace(/\/$/, "");
   const mount = (opts.kubeletRootMount ?? rootDir).replace(/\/$/, "");
   const [runtimeName, runtimeVersion] = (opts.runtimeVersion ?? "").split("://");
+  let criu: Promise<string | undefined> | undefined;
 
   const post = (path: string, signal?: AbortSignal): Promise<Response> => {
     if (access.mode === "direct") {
@@ -159,7 +161,12 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
       }
       return {
         archivePath,
-        runtime: { name: runtimeName || "kubelet", version: runtimeVersion },
+        // The runtime calls the node's CRIU (the agent shares the host's PATH view).
+        runtime: {
+          name: runtimeName || "kubelet",
+          version: runtimeVersion,
+          criuVersion: await (criu ??= criuVersion()),
+        },
         ownsArchive: true,
       };
     },

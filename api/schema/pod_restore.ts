@@ -38,9 +38,18 @@ const sourceSchema: JsonSchema = obj(
         maxLength: 1024,
       }),
     }, { required: ["storageClassName", "key"] }),
-    layout: obj("An OCI image layout directory on the node (imported from elsewhere).", {
-      path: str("Absolute path on the node.", { minLength: 1, maxLength: 4096, pattern: "^/" }),
-    }, { required: ["path"] }),
+    layout: obj(
+      "An OCI image layout (directory or tarball) the controller can read, e.g. on a volume " +
+        "mounted into it; its image is pushed into the default class's registry.",
+      {
+        path: str("Absolute path where the controller runs.", {
+          minLength: 1,
+          maxLength: 4096,
+          pattern: "^/",
+        }),
+      },
+      { required: ["path"] },
+    ),
   },
   {
     rules: [

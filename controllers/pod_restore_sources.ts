@@ -1,0 +1,383 @@
+/**
+ * The three sources of a PodRestore, each resolved in two steps: `describe`
+ * reads what the checkpoint says about itself (source pod, container,
+ * architecture, runtime, CRIU version) without moving its bytes, so the
+ * compatibility checks run first; `materialize` then makes every checkpoint
+ * image pullable by this cluster's nodes and returns them by container.
+ *
+ * - storage: `<container>.checkpoint.json` from the class's store; the
+ *   archive is downloaded (sha256 checked), rebuilt as an image and pushed
+ *   into the class's registry.
+ * - image: the manifests' annotations (`lpm.my.domain/pod-spec` and the
+ *   checkpoint annotations); the images are used as they are.
+ * - layout: an OCI layout directory or tarball the controller can read; its
+ *   image is pushed into the default class's registry.
+ * @module
+ */
+import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
+import {
+  buildCheckpointImage,
+  describeCheckpointImage,
+  OciLayout,
+  pushImage,
+  readLayoutTarball,
+  RegistryClient,
+  type RegistryClientOptions,
+} from "../oci/mod.ts";
+import { createStore, decodeSecretData } from "../storage/mod.ts";
+import type { ReconcilerDeps } from "./deps.ts";
+import { type CheckpointMetadata, metadataKey } from "./pod_restore_compat.ts";
+
+/** A terminal failure with a condition reason. */
+export class RestoreFailure extends Error {
+  /** Condition reason. */
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** A source whose checkpoint has been described but not yet imported. */
+export interface DescribedSource {
+  /** What the checkpoint says about itself (`container` = the first restored container). */
+  meta: CheckpointMetadata;
+  /** Makes the images pullable here; resolves with image by container name, and a summary. */
+  materialize(): Promise<{ images: Record<string, string>; summary: string }>;
+  /** Removes temporary files. */
+  close(): Promise<void>;
+}
+
+/** Describes the source of `pr` (exactly one of storage, image, layout is set). */
+export async function describeSource(
+  deps: ReconcilerDeps,
+  pr: PodRestore,
+): Promise<DescribedSource> {
+  const src = pr.spec.source;
+  if (src.storage) return await describeStorage(deps, pr);
+  if (src.image) return await describeImages(deps, src.image.references);
+  return await describeLayout(deps, pr, src.layout!.path);
+}
+
+/** Registry access settings of a class (plain HTTP, CAs, credentials from its Secret). */
+async function registryAccess(
+  deps: ReconcilerDeps,
+  cls: CheckpointStorageClass,
+): Promise<RegistryClientOptions> {
+  const reg = cls.spec.registry!;
+  const opts: RegistryClientOptions = { insecure: reg.insecure };
+  if (reg.caBundle) opts.caCerts = [reg.caBundle];
+  if (reg.credentialsSecretRef) {
+    const s = decodeSecretData(
+      await deps.core.readNamespacedSecret({
+        name: reg.credentialsSecretRef.name,
+        namespace: reg.credentialsSecretRef.namespace,
+      }),
+    );
+    if (s.username) opts.credentials = { username: s.username, password: s.password ?? "" };
+  }
+  return opts;
+}
+
+const hostOf = (repository: string) => repository.split("/")[0];
+
+/** The access settings for `host`: those of the class whose registry lives there, else defaults. */
+async function accessForHost(deps: ReconcilerDeps, host: string): Promise<RegistryClientOptions> {
+  const classes = await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+  const cls = classes.find((c) =>
+    c.spec.registry?.repository && hostOf(c.spec.registry.repository) === host
+  );
+  return cls ? await registryAccess(deps, cls) : {};
+}
+
+/** The class a layout is pushed into: the default one, which must have a registry. */
+async function defaultRegistryClass(deps: ReconcilerDeps): Promise<CheckpointStorageClass> {
+  const classes = await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+  const cls = classes.find((c) => c.spec.default);
+  if (!cls) {
+    throw new RestoreFailure(
+      "NoRegistry",
+      "No default CheckpointStorageClass in this cluster: a layout source is pushed into the " +
+        "default class's registry",
+    );
+  }
+  if (!cls.spec.registry?.repository) {
+    throw new RestoreFailure(
+      "NoRegistry",
+      `Default CheckpointStorageClass "${cls.metadata?.name}" has no registry to import into`,
+    );
+  }
+  return cls;
+}
+
+function tagOf(pr: PodRestore): string {
+  return `restore-${pr.metadata?.uid?.replaceAll("-", "").slice(0, 12) ?? "x"}`;
+}
+
+async function getClass(deps: ReconcilerDeps, name: string): Promise<CheckpointStorageClass> {
+  const cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
+  if (!cls) {
+    throw new RestoreFailure(
+      "StorageClassNotFound",
+      `CheckpointStorageClass "${name}" does not exist in this cluster: create one ` +
+        "that points at the storage holding the checkpoint",
+    );
+  }
+  return cls;
+}
+
+async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<DescribedSource> {
+  const { storageClassName, key } = pr.spec.source.storage!;
+  const cls = await getClass(deps, storageClassName);
+  if (!cls.spec.registry?.repository) {
+    throw new RestoreFailure(
+      "NoRegistry",
+      `CheckpointStorageClass "${storageClassName}" has no registry: the checkpoint image ` +
+        "must be imported into a registry this cluster's nodes can pull from",
+    );
+  }
+  let secret: Record<string, string> | undefined;
+  const ref = cls.spec.credentialsSecretRef;
+  if (ref) {
+    secret = decodeSecretData(
+      await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
+    );
+  }
+  const store = createStore(cls.spec, { secret });
+  const work = await Deno.makeTempDir({ prefix: "lpm-restore-" });
+  const close = async () => {
+    store.close?.();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  };
+  try {
+    let mKey: string;
+    try {
+      mKey = metadataKey(key);
+    } catch (err) {
+      throw new RestoreFailure("InvalidSource", (err as Error).message);
+    }
+    let meta: CheckpointMetadata;
+    try {
+      meta = JSON.parse(await new Response(await store.get(mKey)).text());
+    } catch (err) {
+      throw new RestoreFailure(
+        "MetadataUnavailable",
+        `Cannot read checkpoint metadata "${mKey}" from class "${storageClassName}": ${
+          (err as Error).message
+        }`,
+      );
+    }
+    if (!meta.sourcePod?.spec?.containers?.length || !meta.container) {
+      throw new RestoreFailure(
+        "PodSpecUnavailable",
+        `Checkpoint metadata "${mKey}" holds no source pod spec or container name`,
+      );
+    }
+    const archiveKey = meta.archive?.key ?? mKey.replace(/\.checkpoint\.json$/, ".tar");
+    const materialize = async () => {
+      // Download, verifying the sha256 the metadata recorded (the store also
+      // checks its own digest while streaming).
+      const archive = `${work}/${meta.container}.tar`;
+      const f = await Deno.open(archive, { write: true, create: true, truncate: true });
+      await (await store.get(archiveKey)).pipeTo(f.writable);
+      const img = await buildCheckpointImage(archive, {
+        containerName: meta.container,
+        layoutDir: `${work}/layout`,
+        source: { pod: meta.pod, namespace: meta.namespace, node: meta.node },
+        runtime: meta.runtime,
+        architecture: meta.architecture,
+        // The rebuilt image describes itself like the agent's: it can be restored from alone.
+        podSpec: JSON.stringify(meta.sourcePod),
+      });
+      const want = meta.archive?.sha256?.replace(/^sha256:/, "");
+      const got = img.archiveDigest.replace(/^sha256:/, "");
+      if (want && want !== got) {
+        throw new RestoreFailure(
+          "DigestMismatch",
+          `Archive "${archiveKey}" has sha256 ${got} but its metadata records ${want}`,
+        );
+      }
+      const repository = cls.spec.registry!.repository;
+      const pushed = await pushImage(
+        img,
+        `${repository}:${tagOf(pr)}`,
+        await registryAccess(deps, cls),
+      );
+      const image = `${repository}@${pushed.digest}`;
+      return {
+        images: { [meta.container!]: image },
+        summary: `Archive "${archiveKey}" (sha256 ${got}) imported as "${image}"`,
+      };
+    };
+    return { meta, materialize, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Metadata of an image from its manifest annotations. */
+function metaFromAnnotations(
+  annotations: Record<string, string> | undefined,
+  what: string,
+): CheckpointMetadata {
+  let d;
+  try {
+    d = describeCheckpointImage(annotations);
+  } catch (err) {
+    throw new RestoreFailure("InvalidImage", `${what}: ${(err as Error).message}`);
+  }
+  return {
+    namespace: d.namespace,
+    pod: d.pod,
+    container: d.containerName,
+    node: d.node,
+    architecture: d.architecture,
+    runtime: d.runtime,
+    archive: d.archiveSha256 ? { sha256: d.archiveSha256 } : undefined,
+    sourcePod: d.sourcePod as CheckpointMetadata["sourcePod"],
+  };
+}
+
+/** Checks each image's container against its reference and merges the metadata. */
+function mergeImageMetadata(
+  described: { containerName: string; image: string; meta: CheckpointMetadata }[],
+): CheckpointMetadata {
+  for (const d of described) {
+    if (!d.meta.container) {
+      throw new RestoreFailure(
+        "InvalidImage",
+        `Image "${d.image}" is not a checkpoint image: its manifest has no ` +
+          `"org.criu.checkpoint.container.name" annotation`,
+      );
+    }
+    if (d.meta.container !== d.containerName) {
+      throw new RestoreFailure(
+        "ContainerMismatch",
+        `Image "${d.image}" holds a checkpoint of container "${d.meta.container}", ` +
+          `not of "${d.containerName}"`,
+      );
+    }
+  }
+  const withPod = described.find((d) => d.meta.sourcePod?.spec?.containers?.length);
+  if (!withPod) {
+    throw new RestoreFailure(
+      "PodSpecUnavailable",
+      `Image "${described[0].image}" carries no pod spec (annotation "lpm.my.domain/pod-spec"): ` +
+        "it was not made by lpm; restore from the checkpoint's storage key instead",
+    );
+  }
+  const other = described.find((d) =>
+    d.meta.pod && (d.meta.pod !== withPod.meta.pod || d.meta.namespace !== withPod.meta.namespace)
+  );
+  if (other) {
+    throw new RestoreFailure(
+      "InvalidSource",
+      `Images "${withPod.image}" and "${other.image}" come from different pods ` +
+        `("${withPod.meta.namespace}/${withPod.meta.pod}" and "${other.meta.namespace}/${other.meta.pod}")`,
+    );
+  }
+  const names = withPod.meta.sourcePod!.spec!.containers.map((c) => c.name);
+  const unknown = described.find((d) => !names.includes(d.containerName));
+  if (unknown) {
+    throw new RestoreFailure(
+      "ContainerMismatch",
+      `Container "${unknown.containerName}" is not in the source pod's spec (${names.join(", ")})`,
+    );
+  }
+  return withPod.meta;
+}
+
+async function describeImages(
+  deps: ReconcilerDeps,
+  refs: { containerName: string; image: string }[],
+): Promise<DescribedSource> {
+  const described = [];
+  const images: Record<string, string> = {};
+  for (const r of refs) {
+    const slash = r.image.indexOf("/");
+    const host = r.image.slice(0, slash);
+    const rest = r.image.slice(slash + 1);
+    const at = rest.indexOf("@");
+    const colon = rest.lastIndexOf(":");
+    const [repo, which] = at >= 0
+      ? [rest.slice(0, at), rest.slice(at + 1)]
+      : colon >= 0
+      ? [rest.slice(0, colon), rest.slice(colon + 1)]
+      : [rest, "latest"];
+    const client = new RegistryClient(host, await accessForHost(deps, host));
+    let manifest: { annotations?: Record<string, string> };
+    let digest: string;
+    try {
+      const got = await client.getManifest(repo, which);
+      digest = got.digest;
+      manifest = JSON.parse(new TextDecoder().decode(got.bytes));
+    } catch (err) {
+      throw new RestoreFailure(
+        "ImageUnavailable",
+        `Cannot read checkpoint image "${r.image}": ${(err as Error).message}`,
+      );
+    } finally {
+      client.close?.();
+    }
+    described.push({ ...r, meta: metaFromAnnotations(manifest.annotations, `Image "${r.image}"`) });
+    // Pinned by digest: the pod runs exactly the image that was checked.
+    images[r.containerName] = `${host}/${repo}@${digest}`;
+  }
+  const meta = mergeImageMetadata(described);
+  return {
+    meta,
+    materialize: () =>
+      Promise.resolve({
+        images,
+        summary: `Checkpoint images ${Object.values(images).map((i) => `"${i}"`).join(", ")}`,
+      }),
+    close: () => Promise.resolve(),
+  };
+}
+
+async function describeLayout(
+  deps: ReconcilerDeps,
+  pr: PodRestore,
+  path: string,
+): Promise<DescribedSource> {
+  const st = await Deno.stat(path).catch(() => undefined);
+  if (!st) {
+    throw new RestoreFailure(
+      "LayoutNotFound",
+      `OCI layout "${path}" does not exist where the controller runs`,
+    );
+  }
+  const work = await Deno.makeTempDir({ prefix: "lpm-restore-layout-" });
+  const close = () => Deno.remove(work, { recursive: true }).catch(() => {});
+  try {
+    let layout: OciLayout;
+    try {
+      layout = st.isDirectory ? await OciLayout.open(path) : await readLayoutTarball(path, work);
+    } catch (err) {
+      throw new RestoreFailure("InvalidLayout", `Cannot read OCI layout "${path}": ${err}`);
+    }
+    const desc = await layout.resolve();
+    const manifest = JSON.parse(new TextDecoder().decode(await layout.readBytes(desc.digest)));
+    const meta = metaFromAnnotations(manifest.annotations, `OCI layout "${path}"`);
+    const container = meta.container ?? "";
+    mergeImageMetadata([{ containerName: container, image: path, meta }]);
+    const cls = await defaultRegistryClass(deps);
+    const materialize = async () => {
+      const repository = cls.spec.registry!.repository;
+      const pushed = await pushImage(layout.dir, `${repository}:${tagOf(pr)}`, {
+        ...await registryAccess(deps, cls),
+        ref: desc.digest,
+      });
+      const image = `${repository}@${pushed.digest}`;
+      return {
+        images: { [container]: image },
+        summary: `OCI layout "${path}" imported as "${image}"`,
+      };
+    };
+    return { meta, materialize, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
