@@ -49,6 +49,7 @@ export interface CheckpointRequestMsg {
   timeoutSeconds?: number;
   keepArchiveOnFailure?: boolean;
   containerRef?: string;
+  checkpointId?: string;
 }
 
 /** `PrepareRestoreRequest` message. */

@@ -199,6 +199,7 @@ export class GrpcAgentConnector implements AgentConnector {
         toOperationStatus(
           await c.checkpoint({
             operationId: req.operationId,
+            checkpointId: req.checkpointId ?? "",
             namespace: req.namespace,
             pod: req.pod,
             container: req.container,

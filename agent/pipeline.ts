@@ -68,8 +68,10 @@ export interface ImagePublisher {
 
 /** One checkpoint job. */
 export interface CheckpointJob {
-  /** Operation id (also the checkpoint id in storage keys). */
+  /** Operation id (also the checkpoint id in storage keys unless `checkpointId` is set). */
   operationId: string;
+  /** Storage prefix segment shared by the containers of one pod checkpoint. */
+  checkpointId?: string;
   /** Pod namespace. */
   namespace: string;
   /** Pod name. */
@@ -188,7 +190,7 @@ export async function runCheckpoint(
   const size = (await Deno.stat(archivePath)).size;
   log("checkpoint taken", { archivePath, size, ms: Math.round(t1 - t0) });
 
-  const checkpointId = keySegment(job.operationId);
+  const checkpointId = keySegment(job.checkpointId ?? job.operationId);
   const key = checkpointKey({
     namespace: job.namespace,
     pod: job.pod,

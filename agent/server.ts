@@ -273,6 +273,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       start(op.id, "checkpoint", async (signal) => {
         const { result, timings } = await runCheckpoint({
           operationId: req.operationId,
+          checkpointId: req.checkpointId || undefined,
           namespace: req.namespace,
           pod: req.pod,
           container: req.container,

@@ -44,6 +44,8 @@ export interface OperationStatus {
 export interface CheckpointRequest {
   /** Idempotency key: the same id twice checkpoints once. */
   operationId: string;
+  /** Storage prefix segment shared by the containers of one pod checkpoint. */
+  checkpointId?: string;
   /** Pod namespace. */
   namespace: string;
   /** Pod name. */

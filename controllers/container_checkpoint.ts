@@ -127,6 +127,8 @@ async function start(
     // finds the same operation instead of checkpointing twice.
     op = await agent.checkpoint({
       operationId: cc.metadata!.uid!,
+      // The containers of one PodCheckpoint share a storage prefix: a restore can name it.
+      checkpointId: cc.metadata?.ownerReferences?.find((o) => o.kind === "PodCheckpoint")?.uid,
       namespace: ns,
       pod: podName,
       container: containerName,

@@ -150,70 +150,105 @@ async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<De
     await Deno.remove(work, { recursive: true }).catch(() => {});
   };
   try {
-    let mKey: string;
-    try {
-      mKey = metadataKey(key);
-    } catch (err) {
-      throw new RestoreFailure("InvalidSource", (err as Error).message);
-    }
-    let meta: CheckpointMetadata;
-    try {
-      meta = JSON.parse(await new Response(await store.get(mKey)).text());
-    } catch (err) {
-      throw new RestoreFailure(
-        "MetadataUnavailable",
-        `Cannot read checkpoint metadata "${mKey}" from class "${storageClassName}": ${
-          (err as Error).message
-        }`,
-      );
-    }
-    if (!meta.sourcePod?.spec?.containers?.length || !meta.container) {
-      throw new RestoreFailure(
-        "PodSpecUnavailable",
-        `Checkpoint metadata "${mKey}" holds no source pod spec or container name`,
-      );
-    }
-    const archiveKey = meta.archive?.key ?? mKey.replace(/\.checkpoint\.json$/, ".tar");
-    const materialize = async () => {
-      // Download, verifying the sha256 the metadata recorded (the store also
-      // checks its own digest while streaming).
-      const archive = `${work}/${meta.container}.tar`;
-      const f = await Deno.open(archive, { write: true, create: true, truncate: true });
-      await (await store.get(archiveKey)).pipeTo(f.writable);
-      const img = await buildCheckpointImage(archive, {
-        containerName: meta.container,
-        layoutDir: `${work}/layout`,
-        source: { pod: meta.pod, namespace: meta.namespace, node: meta.node },
-        runtime: meta.runtime,
-        architecture: meta.architecture,
-        // The rebuilt image describes itself like the agent's: it can be restored from alone.
-        podSpec: JSON.stringify(meta.sourcePod),
-      });
-      const want = meta.archive?.sha256?.replace(/^sha256:/, "");
-      const got = img.archiveDigest.replace(/^sha256:/, "");
-      if (want && want !== got) {
+    const metas: { key: string; meta: CheckpointMetadata }[] = [];
+    for (const mKey of await metadataKeys(store, key, storageClassName)) {
+      try {
+        metas.push({
+          key: mKey,
+          meta: JSON.parse(await new Response(await store.get(mKey)).text()),
+        });
+      } catch (err) {
         throw new RestoreFailure(
-          "DigestMismatch",
-          `Archive "${archiveKey}" has sha256 ${got} but its metadata records ${want}`,
+          "MetadataUnavailable",
+          `Cannot read checkpoint metadata "${mKey}" from class "${storageClassName}": ${
+            (err as Error).message
+          }`,
         );
       }
-      const repository = cls.spec.registry!.repository;
-      const pushed = await pushImage(
-        img,
-        `${repository}:${tagOf(pr)}`,
-        await registryAccess(deps, cls),
-      );
-      const image = `${repository}@${pushed.digest}`;
-      return {
-        images: { [meta.container!]: image },
-        summary: `Archive "${archiveKey}" (sha256 ${got}) imported as "${image}"`,
-      };
+      const m = metas.at(-1)!;
+      if (!m.meta.sourcePod?.spec?.containers?.length || !m.meta.container) {
+        throw new RestoreFailure(
+          "PodSpecUnavailable",
+          `Checkpoint metadata "${mKey}" holds no source pod spec or container name`,
+        );
+      }
+    }
+    const meta = mergeImageMetadata(
+      metas.map((m) => ({ containerName: m.meta.container!, image: m.key, meta: m.meta })),
+    );
+    const materialize = async () => {
+      const images: Record<string, string> = {};
+      const summaries: string[] = [];
+      for (const { key: mKey, meta: m } of metas) {
+        const archiveKey = m.archive?.key ?? mKey.replace(/\.checkpoint\.json$/, ".tar");
+        // Download, verifying the sha256 the metadata recorded (the store also
+        // checks its own digest while streaming).
+        const archive = `${work}/${m.container}.tar`;
+        const f = await Deno.open(archive, { write: true, create: true, truncate: true });
+        await (await store.get(archiveKey)).pipeTo(f.writable);
+        const img = await buildCheckpointImage(archive, {
+          containerName: m.container,
+          layoutDir: `${work}/layout`,
+          refName: m.container,
+          source: { pod: m.pod, namespace: m.namespace, node: m.node },
+          runtime: m.runtime,
+          architecture: m.architecture,
+          // The rebuilt image describes itself like the agent's: it can be restored from alone.
+          podSpec: JSON.stringify(m.sourcePod),
+        });
+        await Deno.remove(archive);
+        const want = m.archive?.sha256?.replace(/^sha256:/, "");
+        const got = img.archiveDigest.replace(/^sha256:/, "");
+        if (want && want !== got) {
+          throw new RestoreFailure(
+            "DigestMismatch",
+            `Archive "${archiveKey}" has sha256 ${got} but its metadata records ${want}`,
+          );
+        }
+        const repository = cls.spec.registry!.repository;
+        const pushed = await pushImage(
+          img,
+          `${repository}:${tagOf(pr)}-${m.container}`,
+          await registryAccess(deps, cls),
+        );
+        const image = `${repository}@${pushed.digest}`;
+        images[m.container!] = image;
+        summaries.push(`Archive "${archiveKey}" (sha256 ${got}) imported as "${image}"`);
+      }
+      return { images, summary: summaries.join("; ") };
     };
     return { meta, materialize, close };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+/**
+ * The metadata keys a storage source names: the key itself (an archive or its
+ * `.checkpoint.json`), or every `<container>.checkpoint.json` directly under a
+ * checkpoint prefix (`<ns>/<pod>/<id>/`): all the pod's containers.
+ */
+async function metadataKeys(
+  store: ReturnType<typeof createStore>,
+  key: string,
+  className: string,
+): Promise<string[]> {
+  if (key.endsWith(".tar") || key.endsWith(".checkpoint.json")) return [metadataKey(key)];
+  const prefix = key.endsWith("/") ? key : `${key}/`;
+  const keys: string[] = [];
+  for await (const o of store.list(prefix)) {
+    const rest = o.key.slice(prefix.length);
+    if (!rest.includes("/") && rest.endsWith(".checkpoint.json")) keys.push(o.key);
+  }
+  if (!keys.length) {
+    throw new RestoreFailure(
+      "MetadataUnavailable",
+      `No checkpoint under "${prefix}" in class "${className}": give the key of an archive ` +
+        "(.tar), of its .checkpoint.json, or a checkpoint prefix <namespace>/<pod>/<id>/",
+    );
+  }
+  return keys.sort();
 }
 
 /** Metadata of an image from its manifest annotations. */
@@ -239,7 +274,11 @@ function metaFromAnnotations(
   };
 }
 
-/** Checks each image's container against its reference and merges the metadata. */
+/**
+ * Checks each checkpoint's container against the one it is given for, and
+ * that all come from one pod whose spec travels with at least one of them;
+ * returns that one's metadata. (`image` names the checkpoint in messages.)
+ */
 function mergeImageMetadata(
   described: { containerName: string; image: string; meta: CheckpointMetadata }[],
 ): CheckpointMetadata {
@@ -273,7 +312,7 @@ function mergeImageMetadata(
   if (other) {
     throw new RestoreFailure(
       "InvalidSource",
-      `Images "${withPod.image}" and "${other.image}" come from different pods ` +
+      `Checkpoints "${withPod.image}" and "${other.image}" come from different pods ` +
         `("${withPod.meta.namespace}/${withPod.meta.pod}" and "${other.meta.namespace}/${other.meta.pod}")`,
     );
   }

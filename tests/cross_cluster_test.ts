@@ -83,8 +83,8 @@ async function cluster(minio: NonNullable<Environment["info"]["minio"]>): Promis
   return { env, core, lpm };
 }
 
-async function values(c: Cluster, pod: string): Promise<number[]> {
-  const out = await c.core.readNamespacedPodLog({ name: pod, namespace: NS, container: "app" });
+async function values(c: Cluster, pod: string, container = "app"): Promise<number[]> {
+  const out = await c.core.readNamespacedPodLog({ name: pod, namespace: NS, container });
   return String(out).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
 }
 
@@ -114,20 +114,26 @@ async function restore(
  * printed at least `before`) continues the count: its log replays the
  * checkpointed history, then the values go on from there, never from 1.
  */
-async function assertContinues(c: Cluster, pod: string, before: number): Promise<void> {
+async function assertContinues(
+  c: Cluster,
+  pod: string,
+  before: number,
+  container = "app",
+): Promise<void> {
   // The restored container's log starts with the history replayed from the
   // checkpoint (1..c, c the checkpointed value); new values follow from c+1.
   // A fresh start could not have printed >= 15 values (0.3 s each) this soon.
   const rp = await c.core.readNamespacedPod({ name: pod, namespace: NS });
-  const startedAt = rp.status?.containerStatuses?.[0].state?.running?.startedAt;
-  const replayed = await values(c, pod);
+  const startedAt = rp.status?.containerStatuses?.find((s) => s.name === container)?.state
+    ?.running?.startedAt;
+  const replayed = await values(c, pod, container);
   const sinceStart = Date.now() - new Date(startedAt ?? Date.now()).getTime();
   await new Promise((r) => setTimeout(r, 1500));
-  const all = await values(c, pod);
+  const all = await values(c, pod, container);
   const at = replayed.at(-1) ?? 0;
   const next = all.slice(replayed.length);
   log(
-    `"${pod}": restored log 1..${at} ${sinceStart} ms after start; new values: ${
+    `"${pod}/${container}": restored log 1..${at} ${sinceStart} ms after start; new values: ${
       next.slice(0, 5).join(", ")
     }...`,
   );
@@ -189,11 +195,11 @@ Deno.test(
           metadata: { name: "counter", labels: { app: "counter" } },
           spec: {
             nodeName: a.env.info.nodes![0].name,
-            containers: [{
-              name: "app",
+            containers: ["app", "side"].map((name) => ({
+              name,
               image: busyboxA,
               command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
-            }],
+            })),
           },
         },
       });
@@ -218,9 +224,12 @@ Deno.test(
       const cc = await a.lpm.get<ContainerCheckpoint>(
         "containercheckpoints",
         NS,
-        pc.status!.containers![0].containerCheckpointName,
+        pc.status!.containers!.find((c) => c.name === "app")!.containerCheckpointName,
       );
       const key = cc!.status!.archive!.key;
+      // Both containers' checkpoints share one prefix: <ns>/<pod>/<PodCheckpoint uid>/.
+      const prefix = key.slice(0, key.lastIndexOf("/") + 1);
+      assertEquals(prefix, `${NS}/counter/${pc.metadata!.uid}/`);
       const after = Math.max(...await values(a, "counter"));
       log(`checkpointed at a value in [${before}, ${after}], stored as "${key}"`);
 
@@ -240,7 +249,7 @@ Deno.test(
       assertEquals(`${described.namespace}/${described.pod}`, `${NS}/counter`);
       assertMatch(described.runtime.criuVersion ?? "", /^\d+\.\d+/);
       const carried = described.sourcePod as PodRestoreSource;
-      assertEquals(carried.spec.containers.map((c) => c.name), ["app"]);
+      assertEquals(carried.spec.containers.map((c) => c.name), ["app", "side"]);
       assertEquals(carried.metadata.labels, { app: "counter" });
       log(`exported "${cc!.status!.image!.reference}" to "${tarball}"`);
 
@@ -265,16 +274,18 @@ Deno.test(
       }
 
       const tR = performance.now();
-      const pr = await restore(b, "from-a", { storage: { storageClassName: CLASS, key } });
+      // The checkpoint's prefix: every container of the pod is restored.
+      const pr = await restore(b, "from-a", { storage: { storageClassName: CLASS, key: prefix } });
       assertEquals(pr.status?.phase, "Succeeded", pr.status?.message);
       log(
         `restored in ${Math.round(performance.now() - tR)} ms as "${pr.status?.restoredPodName}"`,
       );
       const imported = pr.status?.conditions?.find((c) => c.type === "Imported");
       const importedImage = new RegExp(
-        `"(${b.env.info.registry!.host}/lpm/xc@sha256:[0-9a-f]{64})"`,
-      )
-        .exec(imported!.message)?.[1];
+        `app.tar" \\(sha256 [0-9a-f]{64}\\) imported as "(${
+          b.env.info.registry!.host
+        }/lpm/xc@sha256:[0-9a-f]{64})"`,
+      ).exec(imported!.message)?.[1];
       assert(importedImage, `no image in "${imported!.message}"`);
       const pod = await b.core.readNamespacedPod({
         name: pr.status!.restoredPodName!,
@@ -283,6 +294,7 @@ Deno.test(
       assertEquals(pod.metadata?.labels?.restored, "yes");
       assertEquals(pod.spec?.nodeName, node.name);
       await assertContinues(b, pr.status!.restoredPodName!, before);
+      await assertContinues(b, pr.status!.restoredPodName!, before, "side");
 
       // From a checkpoint image in a registry: the one B imported, which carries
       // the pod spec like the agent's image does; nothing else is read.
