@@ -1,60 +1,50 @@
-/** Status bookkeeping shared by the reconcilers: phases with timestamps, conditions. @module */
+/**
+ * Status bookkeeping of the reconcilers, which edit a status in place:
+ * in-place forms of `api/conditions.ts` (the one implementation of the
+ * metav1.Condition rules), plus phases with timestamps.
+ * @module
+ */
+import {
+  appendPhaseTransition,
+  findCondition,
+  setCondition as withCondition,
+} from "../api/conditions.ts";
+import type { Condition, PhaseTransition } from "../api/types.ts";
 
-/** A metav1.Condition. */
-export interface Condition {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  observedGeneration?: number;
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-}
+export type { Condition };
 
 /**
- * Sets a condition in place: the transition time changes only when the
- * status does, as metav1.Condition requires.
+ * Sets a condition in place (see `api/conditions.ts`: the transition time
+ * changes only when the status does) and returns the same array.
  */
 export function setCondition(
   conditions: Condition[],
   c: Omit<Condition, "lastTransitionTime">,
   now: Date,
 ): Condition[] {
-  const i = conditions.findIndex((x) => x.type === c.type);
-  const prev = i >= 0 ? conditions[i] : undefined;
-  const next: Condition = {
-    ...c,
-    message: c.message.slice(0, 32768),
-    lastTransitionTime: prev && prev.status === c.status
-      ? prev.lastTransitionTime
-      : now.toISOString(),
-  };
-  if (i >= 0) conditions[i] = next;
-  else conditions.push(next);
+  const next = withCondition(conditions, c, now);
+  conditions.splice(0, conditions.length, ...next);
   return conditions;
 }
 
 /** Finds a condition by type. */
-export function getCondition(
-  conditions: Condition[] | undefined,
-  type: string,
-): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
-}
+export const getCondition = findCondition;
 
 /** A status with a phase and phase transition timestamps. */
 export interface PhasedStatus {
   phase?: string;
-  phaseTransitionTimestamps?: { phase: string; phaseTransitionTimestamp: string }[];
+  phaseTransitionTimestamps?: PhaseTransition[];
 }
 
 /** Moves `status` to `phase` and records when; returns false if it was already there. */
 export function setPhase(status: PhasedStatus, phase: string, now: Date): boolean {
   if (status.phase === phase) return false;
   status.phase = phase;
-  status.phaseTransitionTimestamps = [
-    ...(status.phaseTransitionTimestamps ?? []),
-    { phase, phaseTransitionTimestamp: now.toISOString() },
-  ];
+  status.phaseTransitionTimestamps = appendPhaseTransition(
+    status.phaseTransitionTimestamps,
+    phase,
+    now,
+  );
   return true;
 }
 
