@@ -3,7 +3,15 @@ import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { agentService } from "./_proto.ts";
 import { createLocalStore } from "../storage/mod.ts";
-import { clientWith, FakeDriver, makeTestCerts, startTestServer } from "./_testing.ts";
+import {
+  clientWith,
+  FakeDriver,
+  makeTestCerts,
+  startTestServer,
+  type TestCerts,
+} from "./_testing.ts";
+import type { AgentServer } from "./server.ts";
+import { hostArchitecture } from "../oci/platform.ts";
 import type { ResolvedClass } from "./pipeline.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -12,42 +20,68 @@ function localClass(dir: string): () => Promise<ResolvedClass> {
   return () => Promise.resolve({ name: "local-test", store: createLocalStore({ path: dir }) });
 }
 
+/** What a test gets from {@linkcode withAgent}. */
+interface AgentFixture {
+  certs: TestCerts;
+  storeDir: string;
+  stateDir: string;
+  address: string;
+  server: AgentServer;
+  driver: FakeDriver;
+}
+
+/**
+ * Runs `fn` against an agent server with mutual TLS, a fake driver and a
+ * local store (or the class `resolveClass` makes of the store directory),
+ * then stops it and removes its files.
+ */
+async function withAgent(
+  setup: {
+    driver?: FakeDriver;
+    resolveClass?: (storeDir: string) => () => Promise<ResolvedClass>;
+  },
+  fn: (t: AgentFixture) => Promise<void>,
+): Promise<void> {
+  const certs = await makeTestCerts();
+  const storeDir = await Deno.makeTempDir();
+  const driver = setup.driver ?? new FakeDriver();
+  const { server, stateDir, address } = await startTestServer(certs, {
+    driver,
+    resolveClass: (setup.resolveClass ?? localClass)(storeDir),
+  });
+  try {
+    await fn({ certs, storeDir, stateDir, address, server, driver });
+  } finally {
+    await server.close();
+    for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
+  }
+}
+
 Deno.test({
   name: "agent mTLS: the controller's certificate is accepted; Health answers",
   ...opts,
-  async fn() {
-    const certs = await makeTestCerts();
-    const storeDir = await Deno.makeTempDir();
-    const { server, stateDir, address } = await startTestServer(certs, {
-      driver: new FakeDriver(),
-      resolveClass: localClass(storeDir),
-    });
-    const c = await clientWith(address, certs.controller);
-    try {
-      const h = await c.health();
-      assertEquals(h.status, "SERVING");
-      assertEquals(h.nodeName, "test-node");
-      assertEquals(h.runtime, "fake");
-    } finally {
-      c.close();
-      await server.close();
-      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
-    }
-  },
+  fn: () =>
+    withAgent({}, async ({ address, certs }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        const h = await c.health();
+        assertEquals(h.status, "SERVING");
+        assertEquals(h.nodeName, "test-node");
+        assertEquals(h.runtime, "fake");
+        // What PodRestore's compatibility checks ask of the node.
+        assertEquals(h.architecture, hostArchitecture());
+        assertMatch(h.criuVersion, /^\d+\.\d+/, "the node's CRIU version (criu on PATH)");
+      } finally {
+        c.close();
+      }
+    }),
 });
 
 Deno.test({
   name: "agent mTLS: refused without a certificate, with a foreign CA, with a wrong identity",
   ...opts,
-  async fn() {
-    const certs = await makeTestCerts();
-    const storeDir = await Deno.makeTempDir();
-    const driver = new FakeDriver();
-    const { server, stateDir, address } = await startTestServer(certs, {
-      driver,
-      resolveClass: localClass(storeDir),
-    });
-    try {
+  fn: () =>
+    withAgent({}, async ({ address, certs, driver, server }) => {
       // 1. No client certificate at all: the TLS handshake is refused.
       const Service = agentService();
       const noCert = new Service(
@@ -57,8 +91,11 @@ Deno.test({
       );
       const noCertErr = await new Promise<grpc.ServiceError>((resolve) =>
         // deno-lint-ignore no-explicit-any
-        (noCert as any).Health({}, { deadline: Date.now() + 5000 }, (e: grpc.ServiceError) =>
-          resolve(e))
+        (noCert as any).Health(
+          {},
+          { deadline: Date.now() + 5000 },
+          (e: grpc.ServiceError) => resolve(e),
+        )
       );
       noCert.close();
       assert(noCertErr, "a client without a certificate got an answer");
@@ -88,83 +125,69 @@ Deno.test({
       assertMatch((e3 as Error).message, /CN "intruder" is not allowed/);
       assertEquals(driver.calls.length, 0, "a refused client made the driver run");
       assertEquals(server.operations.list().length, 0);
-    } finally {
-      await server.close();
-      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "agent: the same Checkpoint request twice makes one operation and one checkpoint",
   ...opts,
-  async fn() {
-    const certs = await makeTestCerts();
-    const storeDir = await Deno.makeTempDir();
+  fn: () => {
     const driver = new FakeDriver(256 * 1024);
     driver.delayMs = 200;
-    const { server, stateDir, address } = await startTestServer(certs, {
-      driver,
-      resolveClass: localClass(storeDir),
+    return withAgent({ driver }, async ({ address, certs, storeDir, server }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        const req = {
+          operationId: "op-idem-1",
+          namespace: "default",
+          pod: "counter",
+          container: "app",
+          storageClass: { name: "local-test" },
+          leaveRunning: true,
+        };
+        // Concurrent duplicates and a later retry.
+        const [a, b] = await Promise.all([c.checkpoint(req), c.checkpoint(req)]);
+        assertEquals(a.id, "op-idem-1");
+        assertEquals(b.id, "op-idem-1");
+        let last;
+        for await (const op of c.watchOperation("op-idem-1")) last = op;
+        assertEquals(last?.phase, "Succeeded", last?.message);
+        const again = await c.checkpoint(req);
+        assertEquals(again.phase, "Succeeded");
+        assertEquals(again.result?.archive?.sha256, last?.result?.archive?.sha256);
+        assertEquals(driver.calls.length, 1, "the driver ran more than once");
+        assertEquals(server.operations.list().length, 1);
+        // One archive (and its metadata) in the store.
+        const store = createLocalStore({ path: storeDir });
+        const objs = [];
+        for await (const o of store.list("default/counter/")) objs.push(o.key);
+        assertEquals(objs.sort(), [
+          "default/counter/op-idem-1/app.checkpoint.json",
+          "default/counter/op-idem-1/app.tar",
+        ]);
+        assertEquals(last?.result?.archive?.size, 256 * 1024);
+        assertEquals(last?.result?.criuStats?.frozen_time, 7);
+        // A different request under the same id is refused.
+        const conflict = await assertRejects(() => c.checkpoint({ ...req, container: "other" }));
+        assertMatch((conflict as Error).message, /already exists with different parameters/);
+        assertEquals(driver.calls.length, 1);
+        // Local cleanup of a finished operation.
+        const del = await c.deleteCheckpoint("op-idem-1");
+        assertEquals(del.bytesFreed, 0, "the pipeline already removed the local archive");
+        await assertRejects(() => c.getOperation("op-idem-1"), Error, "not found");
+      } finally {
+        c.close();
+      }
     });
-    const c = await clientWith(address, certs.controller);
-    try {
-      const req = {
-        operationId: "op-idem-1",
-        namespace: "default",
-        pod: "counter",
-        container: "app",
-        storageClass: { name: "local-test" },
-        leaveRunning: true,
-      };
-      // Concurrent duplicates and a later retry.
-      const [a, b] = await Promise.all([c.checkpoint(req), c.checkpoint(req)]);
-      assertEquals(a.id, "op-idem-1");
-      assertEquals(b.id, "op-idem-1");
-      let last;
-      for await (const op of c.watchOperation("op-idem-1")) last = op;
-      assertEquals(last?.phase, "Succeeded", last?.message);
-      const again = await c.checkpoint(req);
-      assertEquals(again.phase, "Succeeded");
-      assertEquals(again.result?.archive?.sha256, last?.result?.archive?.sha256);
-      assertEquals(driver.calls.length, 1, "the driver ran more than once");
-      assertEquals(server.operations.list().length, 1);
-      // One archive (and its metadata) in the store.
-      const store = createLocalStore({ path: storeDir });
-      const objs = [];
-      for await (const o of store.list("default/counter/")) objs.push(o.key);
-      assertEquals(objs.sort(), [
-        "default/counter/op-idem-1/app.checkpoint.json",
-        "default/counter/op-idem-1/app.tar",
-      ]);
-      assertEquals(last?.result?.archive?.size, 256 * 1024);
-      assertEquals(last?.result?.criuStats?.frozen_time, 7);
-      // A different request under the same id is refused.
-      const conflict = await assertRejects(() => c.checkpoint({ ...req, container: "other" }));
-      assertMatch((conflict as Error).message, /already exists with different parameters/);
-      assertEquals(driver.calls.length, 1);
-      // Local cleanup of a finished operation.
-      const del = await c.deleteCheckpoint("op-idem-1");
-      assertEquals(del.bytesFreed, 0, "the pipeline already removed the local archive");
-      await assertRejects(() => c.getOperation("op-idem-1"), Error, "not found");
-    } finally {
-      c.close();
-      await server.close();
-      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
-    }
   },
 });
 
 Deno.test({
   name: "agent: a failing store publishes nothing and the operation fails with a clear message",
   ...opts,
-  async fn() {
-    const certs = await makeTestCerts();
-    const storeDir = await Deno.makeTempDir();
-    const driver = new FakeDriver();
-    const { server, stateDir, address } = await startTestServer(certs, {
-      driver,
-      resolveClass: () => {
+  fn: () =>
+    withAgent({
+      resolveClass: (storeDir) => () => {
         const store = createLocalStore({ path: storeDir });
         // A store whose metadata write fails after the archive was stored.
         return Promise.resolve({
@@ -185,34 +208,32 @@ Deno.test({
           },
         });
       },
-    });
-    const c = await clientWith(address, certs.controller);
-    try {
-      await c.checkpoint({
-        operationId: "op-fail-1",
-        namespace: "default",
-        pod: "p",
-        container: "c",
-        storageClass: { name: "flaky" },
-        keepArchiveOnFailure: true,
-      });
-      let last;
-      for await (const op of c.watchOperation("op-fail-1")) last = op;
-      assertEquals(last?.phase, "Failed");
-      assertMatch(last!.message, /disk full; nothing was published, the archive is kept at/);
-      const store = createLocalStore({ path: storeDir });
-      for await (const o of store.list("default/")) throw new Error(`left behind: ${o.key}`);
-      const kept = `${stateDir}/kept/op-fail-1.tar`;
-      assert((await Deno.stat(kept)).size > 0);
-      const del = await c.deleteCheckpoint("op-fail-1");
-      assertEquals(del.bytesFreed, 64 * 1024);
-      await assertRejects(() => Deno.stat(kept));
-    } finally {
-      c.close();
-      await server.close();
-      for (const d of [certs.dir, storeDir, stateDir]) await Deno.remove(d, { recursive: true });
-    }
-  },
+    }, async ({ address, certs, storeDir, stateDir }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        await c.checkpoint({
+          operationId: "op-fail-1",
+          namespace: "default",
+          pod: "p",
+          container: "c",
+          storageClass: { name: "flaky" },
+          keepArchiveOnFailure: true,
+        });
+        let last;
+        for await (const op of c.watchOperation("op-fail-1")) last = op;
+        assertEquals(last?.phase, "Failed");
+        assertMatch(last!.message, /disk full; nothing was published, the archive is kept at/);
+        const store = createLocalStore({ path: storeDir });
+        for await (const o of store.list("default/")) throw new Error(`left behind: ${o.key}`);
+        const kept = `${stateDir}/kept/op-fail-1.tar`;
+        assert((await Deno.stat(kept)).size > 0);
+        const del = await c.deleteCheckpoint("op-fail-1");
+        assertEquals(del.bytesFreed, 64 * 1024);
+        await assertRejects(() => Deno.stat(kept));
+      } finally {
+        c.close();
+      }
+    }),
 });
 
 Deno.test({

@@ -13,7 +13,7 @@ import {
   assertExists,
   assertStringIncludes,
 } from "@std/assert";
-import { startEnvironment, waitFor } from "./harness/mod.ts";
+import { createNamespace, startEnvironment, waitFor } from "./harness/mod.ts";
 import { ScriptedAgents } from "./scripted_agent.ts";
 import { startManager } from "../controllers/manager.ts";
 import { LpmClient } from "../controllers/lpm_client.ts";
@@ -138,16 +138,7 @@ async function inWorld(
   };
   w.agents.scripts[w.nodeA] = { pollsToFinish: opts.pollsToFinish ?? 2 };
   const dir = await Deno.makeTempDir({ prefix: "lpm-ctl-store-" });
-  await core.createNamespace({ body: { metadata: { name: w.ns } } });
-  // Pods are refused until the ServiceAccount controller has made "default".
-  await waitFor(
-    () =>
-      core.readNamespacedServiceAccount({ name: "default", namespace: w.ns }).then(
-        () => true,
-        () => false,
-      ),
-    { what: `ServiceAccount "${w.ns}/default"`, timeoutMs: 30_000 },
-  );
+  await createNamespace(core, w.ns);
   await makeNode(core, w.nodeA);
   await makeNode(core, w.nodeB);
   await w.lpm.create("checkpointstorageclasses", "", {

@@ -19,7 +19,7 @@ import "../controllers/runtime/kube_http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { type Environment, startEnvironment } from "./harness/environment.ts";
 import { ctr } from "./harness/containerd.ts";
-import { waitFor } from "./harness/mod.ts";
+import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
 import { LpmClient } from "../controllers/lpm_client.ts";
 import type { ContainerCheckpoint, PodCheckpoint, PodRestore } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
@@ -49,37 +49,13 @@ async function cluster(minio: NonNullable<Environment["info"]["minio"]>): Promis
   kc.loadFromFile(env.info.kube!.kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const lpm = new LpmClient(kc);
-  await core.createNamespace({ body: { metadata: { name: NS } } });
-  await waitFor(
-    () =>
-      core.readNamespacedServiceAccount({ name: "default", namespace: NS }).then(
-        () => true,
-        () => false,
-      ),
-    { what: "the default ServiceAccount", timeoutMs: 30_000 },
-  );
-  await core.createNamespacedSecret({
-    namespace: "lpm-system",
-    body: {
-      metadata: { name: CLASS },
-      stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-    },
+  await createNamespace(core, NS);
+  await createMinioClass(core, lpm, {
+    name: CLASS,
+    minio,
+    prefix: "xc/",
+    repository: `${env.info.registry!.host}/lpm/xc`,
   });
-  await lpm.create("checkpointstorageclasses", "", {
-    apiVersion: "lpm.my.domain/v1",
-    kind: "CheckpointStorageClass",
-    metadata: { name: CLASS },
-    spec: {
-      provider: "minio",
-      minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
-      credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
-      registry: { repository: `${env.info.registry!.host}/lpm/xc`, insecure: true },
-    },
-  });
-  await waitFor(async () => {
-    const c = await lpm.get<{ status?: { phase?: string } }>("checkpointstorageclasses", "", CLASS);
-    return c?.status?.phase === "Available";
-  }, { what: `class "${CLASS}" Available`, timeoutMs: 60_000 });
   return { env, core, lpm };
 }
 

@@ -8,7 +8,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../controllers/runtime/kube_http1.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
 import { requirePart, testEnv } from "./env.ts";
-import { waitFor } from "./harness/mod.ts";
+import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
 import { LpmClient } from "../controllers/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
@@ -47,37 +47,14 @@ async function setup(): Promise<Ctx> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const lpm = new LpmClient(kc);
   const ns = `e2e-${crypto.randomUUID().slice(0, 6)}`;
-  await core.createNamespace({ body: { metadata: { name: ns } } });
-  await waitFor(
-    () =>
-      core.readNamespacedServiceAccount({ name: "default", namespace: ns }).then(
-        () => true,
-        () => false,
-      ),
-    { what: "the default ServiceAccount", timeoutMs: 30_000 },
-  );
-  await core.createNamespacedSecret({
-    namespace: "lpm-system",
-    body: {
-      metadata: { name: CLASS },
-      stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-    },
-  }).catch(() => {});
-  await lpm.create("checkpointstorageclasses", "", {
-    apiVersion: "lpm.my.domain/v1",
-    kind: "CheckpointStorageClass",
-    metadata: { name: CLASS },
-    spec: {
-      provider: "minio",
-      minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "e2e/" },
-      credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
-      registry: { repository: `${requirePart("registry").host}/lpm/e2e`, insecure: true },
-    },
-  }).catch(() => {});
-  await waitFor(async () => {
-    const c = await lpm.get<{ status?: { phase?: string } }>("checkpointstorageclasses", "", CLASS);
-    return c?.status?.phase === "Available";
-  }, { what: `CheckpointStorageClass "${CLASS}" to be Available`, timeoutMs: 60_000 });
+  await createNamespace(core, ns);
+  await createMinioClass(core, lpm, {
+    name: CLASS,
+    minio,
+    prefix: "e2e/",
+    repository: `${requirePart("registry").host}/lpm/e2e`,
+    reuse: true,
+  });
   return {
     core,
     apps: kc.makeApiClient(k8s.AppsV1Api),

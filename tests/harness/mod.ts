@@ -15,6 +15,8 @@ export { Pki } from "./pki.ts";
 export { cacheDir, tool, toolPath } from "./tools.ts";
 export { freePort, waitFor } from "./_wait.ts";
 export { buildBusyboxRootfsTar, counterScript } from "./images.ts";
+export { createMinioClass, createNamespace } from "./workspace.ts";
+export type { MinioClassOptions } from "./workspace.ts";
 export { nodeName, pushNodeImages, startNodes } from "./node.ts";
 export type { NodeImages, NodeInfo, Nodes, NodesOptions } from "./node.ts";
 export { pushImage } from "./registry_push.ts";
