@@ -31,7 +31,8 @@ const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   --state-dir <dir> [--kubeconfig <file>] [--runtime kubelet|docker] [--docker-socket <path>]
   [--kubelet-url <https://ip:port> --kubelet-ca <file> --kubelet-client-cert <file>
    --kubelet-client-key <file>] [--kubelet-root-dir <dir>] [--kubelet-root-mount <dir>]
-  [--health-listen <host:port>] [--image-compression none|gzip|zstd]`;
+  [--health-listen <host:port>] [--image-compression none|gzip|zstd]
+  [--runtime-endpoint unix:///run/containerd/containerd.sock]  (PrepareRestore pulls through the CRI)`;
 
 /** Parsed command line. */
 export interface AgentArgs {
@@ -43,6 +44,8 @@ export interface AgentArgs {
   allowedClients: string[];
   stateDir: string;
   dockerSocket?: string;
+  /** CRI endpoint of the node's runtime: PrepareRestore pulls the image there. */
+  runtimeEndpoint?: string;
   kubeletUrl?: string;
   kubeletCa?: string;
   kubeletClientCert?: string;
@@ -70,6 +73,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
       "allowed-client": { type: "string", multiple: true },
       "state-dir": { type: "string", default: "/var/lib/lpm-agent" },
       "docker-socket": { type: "string" },
+      "runtime-endpoint": { type: "string" },
       "kubelet-url": { type: "string" },
       "kubelet-ca": { type: "string" },
       "kubelet-client-cert": { type: "string" },
@@ -96,6 +100,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     allowedClients: (v["allowed-client"] ?? []).flatMap((s) => s.split(",")).filter(Boolean),
     stateDir: v["state-dir"]!,
     dockerSocket: v["docker-socket"],
+    runtimeEndpoint: v["runtime-endpoint"],
     kubeletUrl: v["kubelet-url"],
     kubeletCa: v["kubelet-ca"],
     kubeletClientCert: v["kubelet-client-cert"],
@@ -223,7 +228,8 @@ export async function main(args: string[]): Promise<number> {
     images,
     readStats,
     resolveClass: (ref) => resolveStorageClass(ref, { kube }),
-    prepareImage: (req, signal) => prepareImage(req, { signal }),
+    prepareImage: (req, signal) =>
+      prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),
     log,
   });
   // The kubelet never removes checkpoint archives: sweep the ones no operation owns.

@@ -1,12 +1,15 @@
 /**
- * PrepareRestore on a Kubernetes node: the kubelet pulls the checkpoint image
- * itself when the restored pod starts, so the agent checks that the image's
+ * PrepareRestore on a Kubernetes node: the agent checks that the image's
  * manifest is reachable from this node (a registry HEAD with the class's
  * credentials), which turns "image not found" or "registry unreachable" into
- * an early, clear failure instead of an ImagePullBackOff.
+ * an early, clear failure instead of an ImagePullBackOff; then, when it
+ * knows the runtime's CRI endpoint, it pulls the image through the CRI, so
+ * the restored pod starts without a pull (the transfer happens here, visible
+ * as its own phase, not inside the restore).
  * @module
  */
 import type { PrepareRestoreRequestMsg } from "./_proto.ts";
+import { criPullImage } from "./cri_image.ts";
 
 /** The parts of an image reference. */
 export interface ImageRef {
@@ -44,10 +47,39 @@ const ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
 ].join(", ");
 
-/** Checks that the image's manifest exists; resolves with the image reference. */
+/** Options of {@linkcode prepareImage}. */
+export interface PrepareOptions {
+  /** Cancels the check and the pull. */
+  signal?: AbortSignal;
+  /** CRI endpoint of the node's runtime; without it the image is only checked. */
+  runtimeEndpoint?: string;
+}
+
+/**
+ * Checks that the image's manifest exists and, with a runtime endpoint,
+ * pulls it into the runtime; resolves with the image reference and, when
+ * pulled, the runtime's image id.
+ */
 export async function prepareImage(
   req: PrepareRestoreRequestMsg,
-  opts: { signal?: AbortSignal } = {},
+  opts: PrepareOptions = {},
+): Promise<{ image: string; imageId?: string }> {
+  const checked = await checkImage(req, opts);
+  if (!opts.runtimeEndpoint) return checked;
+  const creds = req.registryCredentials;
+  const imageId = await criPullImage(opts.runtimeEndpoint, req.image, {
+    signal: opts.signal,
+    auth: creds?.username
+      ? { username: creds.username, password: creds.password ?? "" }
+      : undefined,
+  });
+  return { image: req.image, imageId };
+}
+
+/** Checks that the image's manifest exists; resolves with the image reference. */
+async function checkImage(
+  req: PrepareRestoreRequestMsg,
+  opts: { signal?: AbortSignal },
 ): Promise<{ image: string }> {
   const ref = parseImageRef(req.image);
   const scheme = req.insecure ? "http" : "https";

@@ -9,12 +9,13 @@
  * count. A second test kills an agent process (SIGKILL) mid-checkpoint.
  * @module
  */
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { requirePart, testEnv } from "./env.ts";
 import { counterScript, kubectl, minioS3Client, waitFor } from "./harness/mod.ts";
 import type { NodeInfo } from "./harness/mod.ts";
+import { ctr } from "./harness/containerd.ts";
 import { kubeHttp, loadKubeConfig } from "../agent/_kube_http.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
@@ -143,7 +144,9 @@ Deno.test({
       images: createImagePublisher(),
       readStats: readArchiveStats,
       resolveClass: (ref) => resolveStorageClass(ref),
-      prepareImage: (req, signal) => prepareImage(req, { signal }),
+      // This test's one agent pre-pulls for node-b: through node-b's CRI socket.
+      prepareImage: (req, signal) =>
+        prepareImage(req, { signal, runtimeEndpoint: `unix://${b.containerdSocket}` }),
       log: () => {},
     });
     const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
@@ -229,7 +232,10 @@ Deno.test({
         .filter((n) => !before.has(n) && n.includes(ns));
       assertEquals(after, [], "the node-local archive was left behind");
 
-      // PrepareRestore for node-b finds the image; a bogus digest fails clearly.
+      // PrepareRestore for node-b pulls the image into node-b's runtime (where
+      // the kubelet will find it); a bogus digest fails clearly.
+      const listed = () => ctr(b.containerdSocket, ["images", "ls", "-q"]);
+      assert(!(await listed()).includes(image.digest), "the image was on node-b already");
       const prep = await c.prepareRestore({
         operationId: `prep-${suffix}`,
         image: image.reference,
@@ -238,6 +244,7 @@ Deno.test({
       assert(prep.id);
       const p1 = await watchToEnd(c, `prep-${suffix}`);
       assertEquals(p1.last.phase, "Succeeded", p1.last.message);
+      assertStringIncludes(await listed(), image.reference, "not pulled into node-b's runtime");
       await c.prepareRestore({
         operationId: `prep-bad-${suffix}`,
         image: `${r.host}/lpm-agent-test/checkpoints@sha256:${"0".repeat(64)}`,

@@ -87,6 +87,7 @@ export async function startLpm(
         `--state-dir=${stateDir}`,
         `--kubeconfig=${agentKubeconfig}`,
         `--kubelet-root-dir=${node.rootDir}`,
+        `--runtime-endpoint=unix://${node.containerdSocket}`,
       ], {
         logPath: `${opts.logDir}/agent-${node.name}.log`,
         cwd: REPO_ROOT,
