@@ -8,6 +8,7 @@ import {
   assert,
   assertEquals,
   assertGreater,
+  assertMatch,
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
@@ -15,6 +16,7 @@ import { createHash } from "node:crypto";
 import type { CheckpointStore, ObjectInfo } from "./backend.ts";
 import { isStorageError, StorageError } from "./errors.ts";
 import type { CheckpointStorageClassSpec } from "./_class_spec.ts";
+import { fetchToFile, storeFile } from "./file_io.ts";
 
 /** One isolated store under test (its own directory or bucket prefix). */
 export interface ConformanceFixture {
@@ -276,6 +278,72 @@ export function registerConformance(opts: ConformanceOptions): void {
     assertStringIncludes(err.message, good);
     const other = err.message.match(/[0-9a-f]{64}/g)?.filter((d) => d !== good) ?? [];
     assertEquals(other.length, 1, `message names the actual digest too: ${err.message}`);
+  });
+
+  t("file round trip (storeFile/fetchToFile): bytes, sha256, expectations", async (f) => {
+    const dir = await Deno.makeTempDir({ prefix: "lpm-conf-files-" });
+    try {
+      const data = randomBytes(9 * MIB + 5);
+      const good = await webSha256(data);
+      await Deno.writeFile(`${dir}/src.tar`, data);
+      let progress = 0;
+      const info = await storeFile(f.store, "ns/pod/c/file.tar", `${dir}/src.tar`, {
+        size: data.length,
+        metadata: { container: "app" },
+        onProgress: (n) => progress = n,
+      });
+      assertEquals(info.sha256, good);
+      assertEquals(info.size, data.length);
+      assertEquals(progress, data.length);
+      assertEquals((await f.store.stat("ns/pod/c/file.tar"))?.metadata, { container: "app" });
+      assertEquals(await webSha256(await readAll(await f.store.get("ns/pod/c/file.tar"))), good);
+      const got = await fetchToFile(f.store, "ns/pod/c/file.tar", `${dir}/back.tar`);
+      assertEquals(got.sha256, good);
+      assertEquals(await webSha256(await Deno.readFile(`${dir}/back.tar`)), good);
+      // Wrong expectations publish nothing.
+      for (const bad of [{ sha256: "0".repeat(64) }, { size: data.length + 1 }]) {
+        const err = await assertRejects(
+          () => storeFile(f.store, "ns/pod/c/other.tar", `${dir}/src.tar`, bad),
+          StorageError,
+        );
+        assertMatch(err.code, /DigestMismatch|SizeMismatch/);
+        assertStringIncludes(err.message, "nothing was published");
+      }
+      assertEquals(await f.store.stat("ns/pod/c/other.tar"), undefined);
+      assertEquals(
+        (await listAll(f.store, "ns/")).map((o) => o.key),
+        ["ns/pod/c/file.tar"],
+      );
+      // A missing key: NotFound, and no file appears.
+      const nf = await assertRejects(
+        () => fetchToFile(f.store, "ns/pod/c/missing.tar", `${dir}/missing.tar`),
+        StorageError,
+      );
+      assertEquals(nf.code, "NotFound");
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["back.tar", "src.tar"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  t("fetchToFile of corrupted data fails with DigestMismatch and leaves no file", async (f) => {
+    const dir = await Deno.makeTempDir({ prefix: "lpm-conf-files-" });
+    try {
+      const data = randomBytes(3 * MIB);
+      const good = await webSha256(data);
+      await f.store.put("ns/pod/c/f", streamOf(data));
+      await f.corrupt("ns/pod/c/f");
+      const err = await assertRejects(
+        () => fetchToFile(f.store, "ns/pod/c/f", `${dir}/out.tar`),
+        StorageError,
+      );
+      assertEquals(err.code, "DigestMismatch");
+      assertStringIncludes(err.message, '"ns/pod/c/f"');
+      assertStringIncludes(err.message, good);
+      assertEquals([...Deno.readDirSync(dir)], [], "a file was left behind");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 
   t("put with a wrong sha256 publishes nothing and keeps the old version", async (f) => {

@@ -190,3 +190,57 @@ export function verifiedFileStream(
     cancel: close,
   }, { highWaterMark: 0 });
 }
+
+/** Options for {@linkcode hashFile}. */
+export interface HashFileOptions {
+  /** Aborts the read (the hash then covers a prefix; callers check the signal). */
+  signal?: AbortSignal;
+  /** Called with the bytes hashed so far. */
+  onProgress?: (bytes: number) => void;
+  /** Maps a read failure to the error to throw. */
+  readError: (err: unknown) => Error;
+}
+
+/**
+ * Reads `path` in big chunks and hashes it; the next read is in flight while
+ * a chunk is hashed, so the read I/O overlaps the hashing.
+ */
+export async function hashFile(path: string, opts: HashFileOptions): Promise<Sha256Counter> {
+  const hash = new Sha256Counter();
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw opts.readError(e);
+  }
+  const bufs = [new Uint8Array(FS_CHUNK), new Uint8Array(FS_CHUNK)];
+  let which = 0;
+  const readInto = async (buf: Uint8Array): Promise<number> => {
+    let n = 0;
+    while (n < buf.length) {
+      const got = await file.read(buf.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+    return n;
+  };
+  try {
+    let next = readInto(bufs[which]);
+    while (!opts.signal?.aborted) {
+      const n = await next;
+      if (n === 0) break;
+      const buf = bufs[which];
+      which ^= 1;
+      next = n === FS_CHUNK ? readInto(bufs[which]) : Promise.resolve(0);
+      next.catch(() => {}); // surfaced when awaited
+      hash.update(buf.subarray(0, n));
+      opts.onProgress?.(hash.size);
+    }
+    await next.catch(() => {});
+  } catch (e) {
+    throw opts.readError(e);
+  } finally {
+    file.close();
+  }
+  return hash;
+}

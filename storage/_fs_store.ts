@@ -21,7 +21,7 @@ import type {
 import { describeCause, StorageError, type StorageErrorCode } from "./errors.ts";
 import { keyProblem } from "./keys.ts";
 import { isSha256Hex } from "./_digest.ts";
-import { verifiedFileStream, writeAll, writeHashed } from "./_fs_io.ts";
+import { hashFile, verifiedFileStream, writeAll, writeHashed } from "./_fs_io.ts";
 
 const META_SUFFIX = ".meta.json";
 const TMP_PREFIX = ".lpm-tmp-";
@@ -113,46 +113,13 @@ export class FsStore implements CheckpointStore {
       });
       if (opts.signal?.aborted) throw this.#aborted(key, opts.signal);
       const sha256 = hash.hex();
-      if (opts.size !== undefined && opts.size !== hash.size) {
-        throw this.#error(
-          "SizeMismatch",
-          `Cannot store "${key}" at "${this.location}": received ${hash.size} bytes, expected ${opts.size}; nothing was published`,
-          key,
-        );
-      }
-      if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
-        throw this.#error(
-          "DigestMismatch",
-          `Cannot store "${key}" at "${this.location}": content sha256 "${sha256}" differs from the expected "${opts.sha256}"; nothing was published`,
-          key,
-        );
-      }
+      this.#checkExpected(key, opts, sha256, hash.size);
       await file.sync().catch((e) => {
         throw this.#fsError(e, `fsync "${tmpData}"`, key);
       });
       file.close();
       file = undefined;
-      const sidecar: Sidecar = {
-        version: 1,
-        sha256,
-        size: hash.size,
-        metadata: { ...opts.metadata },
-        publishedAt: new Date().toISOString(),
-      };
-      await writeFileSynced(tmpMeta, JSON.stringify(sidecar)).catch((e) => {
-        throw this.#fsError(e, `write "${tmpMeta}"`, key);
-      });
-      // Unpublish the old version first so no reader pairs new bytes with an old sidecar.
-      await removeIfExists(path + META_SUFFIX).catch((e) => {
-        throw this.#fsError(e, `replace "${path}${META_SUFFIX}"`, key);
-      });
-      await Deno.rename(tmpData, path).catch((e) => {
-        throw this.#fsError(e, `rename "${tmpData}" to "${path}"`, key);
-      });
-      await Deno.rename(tmpMeta, path + META_SUFFIX).catch((e) => {
-        throw this.#fsError(e, `rename "${tmpMeta}" to "${path}${META_SUFFIX}"`, key);
-      });
-      await syncDir(dir);
+      const sidecar = await this.#publish(key, tmpData, tmpMeta, sha256, hash.size, opts);
       return infoOf(key, sidecar);
     } catch (err) {
       await reader.cancel(err).catch(() => {});
@@ -167,6 +134,166 @@ export class FsStore implements CheckpointStore {
     }
   }
 
+  /**
+   * Publishes a synced temp data file as `key`: writes the sidecar to
+   * `tmpMeta`, unpublishes the old version, renames data then sidecar (the
+   * commit point) and syncs the directory.
+   */
+  async #publish(
+    key: string,
+    tmpData: string,
+    tmpMeta: string,
+    sha256: string,
+    size: number,
+    opts: PutOptions,
+  ): Promise<Sidecar> {
+    const path = this.pathOf(key);
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    const sidecar: Sidecar = {
+      version: 1,
+      sha256,
+      size,
+      metadata: { ...opts.metadata },
+      publishedAt: new Date().toISOString(),
+    };
+    await writeFileSynced(tmpMeta, JSON.stringify(sidecar)).catch((e) => {
+      throw this.#fsError(e, `write "${tmpMeta}"`, key);
+    });
+    // Unpublish the old version first so no reader pairs new bytes with an old sidecar.
+    await removeIfExists(path + META_SUFFIX).catch((e) => {
+      throw this.#fsError(e, `replace "${path}${META_SUFFIX}"`, key);
+    });
+    await Deno.rename(tmpData, path).catch((e) => {
+      throw this.#fsError(e, `rename "${tmpData}" to "${path}"`, key);
+    });
+    await Deno.rename(tmpMeta, path + META_SUFFIX).catch((e) => {
+      throw this.#fsError(e, `rename "${tmpMeta}" to "${path}${META_SUFFIX}"`, key);
+    });
+    await syncDir(dir);
+    return sidecar;
+  }
+
+  /**
+   * Stores the file at `source` as `key`: the kernel copies the bytes
+   * (copy_file_range) into a temp file while this process reads the source
+   * and hashes it, then the temp file is synced and published like
+   * {@linkcode put}. The source must not change while it is stored (a
+   * checkpoint archive does not); a reader would see the mismatch anyway.
+   */
+  async putFile(key: string, source: string, opts: PutOptions = {}): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    if (opts.sha256 !== undefined && !isSha256Hex(opts.sha256)) {
+      throw this.#error(
+        "InvalidKey",
+        `Cannot store "${key}": expected sha256 "${opts.sha256}" is not 64 lowercase hex digits`,
+        key,
+      );
+    }
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    const id = crypto.randomUUID();
+    const tmpData = `${dir}/${TMP_PREFIX}${id}.data`;
+    const tmpMeta = `${dir}/${TMP_PREFIX}${id}.meta`;
+    try {
+      await this.#ensureRoot();
+      await Deno.mkdir(dir, { recursive: true }).catch((e) => {
+        throw this.#fsError(e, `create directory "${dir}" for "${key}"`, key);
+      });
+      const [hash] = await Promise.all([
+        hashFile(source, {
+          signal: opts.signal,
+          onProgress: opts.onProgress,
+          readError: (e) => this.#fsError(e, `read "${source}" for "${key}"`, key),
+        }),
+        // Copy and flush to disk while the hash runs: durability costs no extra time.
+        Deno.copyFile(source, tmpData).catch((e) => {
+          throw this.#fsError(e, `copy "${source}" to "${tmpData}" for "${key}"`, key);
+        }).then(() => syncFile(tmpData)).catch((e) => {
+          throw e instanceof StorageError ? e : this.#fsError(e, `fsync "${tmpData}"`, key);
+        }),
+      ]);
+      if (opts.signal?.aborted) throw this.#aborted(key, opts.signal);
+      const copied = (await Deno.stat(tmpData)).size;
+      if (copied !== hash.size) {
+        throw this.#error(
+          "SizeMismatch",
+          `Cannot store "${key}": "${source}" changed while it was copied (${hash.size} bytes ` +
+            `hashed, ${copied} copied); nothing was published`,
+          key,
+        );
+      }
+      const sha256 = hash.hex();
+      this.#checkExpected(key, opts, sha256, hash.size);
+      await Deno.chmod(tmpData, 0o600).catch(() => {});
+      return infoOf(key, await this.#publish(key, tmpData, tmpMeta, sha256, hash.size, opts));
+    } finally {
+      await removeIfExists(tmpData).catch(() => {});
+      await removeIfExists(tmpMeta).catch(() => {});
+    }
+  }
+
+  /**
+   * Copies the object into the file `dest` (replaced), verified: the kernel
+   * copies the bytes to a temp file beside `dest` while this process hashes
+   * the stored data; `dest` appears (renamed, synced) only when the digest and
+   * size match the stored ones. On a mismatch nothing is left at `dest` and
+   * the error is the same `DigestMismatch` as {@linkcode get}'s.
+   */
+  async getToFile(key: string, dest: string, opts: GetOptions = {}): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    const sidecar = await this.#readSidecar(key);
+    if (!sidecar) throw this.#notFound(key);
+    const tmp = `${dest}.lpm-tmp-${crypto.randomUUID()}`;
+    try {
+      const [hash] = await Promise.all([
+        hashFile(path, {
+          signal: opts.signal,
+          readError: (e) => this.#fsError(e, `read "${path}"`, key),
+        }),
+        Deno.copyFile(path, tmp).then(() => syncFile(tmp)).catch((e) => {
+          throw this.#fsError(e, `copy "${path}" to "${tmp}"`, key);
+        }),
+      ]);
+      if (opts.signal?.aborted) throw this.#aborted(key, opts.signal);
+      const actual = { sha256: hash.hex(), size: hash.size };
+      const copied = (await Deno.stat(tmp)).size;
+      if (
+        actual.sha256 !== sidecar.sha256 || actual.size !== sidecar.size || copied !== actual.size
+      ) {
+        throw this.#corrupt(key, sidecar, actual);
+      }
+      await Deno.rename(tmp, dest);
+      return infoOf(key, sidecar);
+    } finally {
+      await removeIfExists(tmp).catch(() => {});
+    }
+  }
+
+  #corrupt(key: string, sidecar: Sidecar, actual: { sha256: string; size: number }): StorageError {
+    return this.#error(
+      "DigestMismatch",
+      `Object "${key}" at "${this.location}" is corrupt: stored sha256 "${sidecar.sha256}" ` +
+        `(${sidecar.size} bytes) but the data reads as sha256 "${actual.sha256}" (${actual.size} bytes)`,
+      key,
+    );
+  }
+
+  #checkExpected(key: string, opts: PutOptions, sha256: string, size: number): void {
+    if (opts.size !== undefined && opts.size !== size) {
+      throw this.#error(
+        "SizeMismatch",
+        `Cannot store "${key}" at "${this.location}": received ${size} bytes, expected ${opts.size}; nothing was published`,
+        key,
+      );
+    }
+    if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
+      throw this.#error(
+        "DigestMismatch",
+        `Cannot store "${key}" at "${this.location}": content sha256 "${sha256}" differs from the expected "${opts.sha256}"; nothing was published`,
+        key,
+      );
+    }
+  }
+
   async get(key: string, opts: GetOptions = {}): Promise<ReadableStream<Uint8Array>> {
     const path = this.pathOf(key);
     const sidecar = await this.#readSidecar(key);
@@ -178,13 +305,7 @@ export class FsStore implements CheckpointStore {
       expected: sidecar,
       readError: (e) => this.#fsError(e, `read "${path}"`, key),
       signal: opts.signal,
-      mismatch: (actual) =>
-        this.#error(
-          "DigestMismatch",
-          `Object "${key}" at "${this.location}" is corrupt: stored sha256 "${sidecar.sha256}" ` +
-            `(${sidecar.size} bytes) but the data reads as sha256 "${actual.sha256}" (${actual.size} bytes)`,
-          key,
-        ),
+      mismatch: (actual) => this.#corrupt(key, sidecar, actual),
     });
   }
 
@@ -482,5 +603,15 @@ async function readDirOrEmpty(dir: string): Promise<Deno.DirEntry[]> {
     return await Array.fromAsync(Deno.readDir(dir));
   } catch {
     return [];
+  }
+}
+
+/** fsyncs the file at `path`. */
+async function syncFile(path: string): Promise<void> {
+  const f = await Deno.open(path, { write: true });
+  try {
+    await f.sync();
+  } finally {
+    f.close();
   }
 }

@@ -75,6 +75,18 @@ export interface CheckpointStore {
   list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo>;
   /** Removes the object; removing a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Optional fast path of `put` for a file (a checkpoint archive on the
+   * node): same guarantees (sha256, expectations, atomic publish). Use
+   * {@linkcode storeFile} to call it with a fallback to `put`.
+   */
+  putFile?(key: string, path: string, opts?: PutOptions): Promise<ObjectInfo>;
+  /**
+   * Optional fast path of `get` into a file: `path` appears only when the
+   * content verified; a mismatch rejects with `DigestMismatch` and leaves
+   * nothing there. Use {@linkcode fetchToFile} to call it with a fallback.
+   */
+  getToFile?(key: string, path: string, opts?: GetOptions): Promise<ObjectInfo>;
   /** A URL that reads the object's bytes without credentials, when the provider can make one. */
   createSignedUrl?(key: string, opts: SignedUrlOptions): Promise<string>;
   /**

@@ -14,6 +14,7 @@ export type {
   SignedUrlOptions,
 } from "./backend.ts";
 export { describeCause, isStorageError, StorageError } from "./errors.ts";
+export { fetchToFile, storeFile } from "./file_io.ts";
 export type { StorageErrorCode, StorageErrorOptions } from "./errors.ts";
 export {
   checkpointKey,
