@@ -244,3 +244,57 @@ export async function hashFile(path: string, opts: HashFileOptions): Promise<Sha
   }
   return hash;
 }
+
+/**
+ * The bytes of the file at `path` as a stream of big chunks (default
+ * {@linkcode FS_CHUNK}), each read into a fresh buffer (consumers may keep
+ * them), with one read ahead. Closes the file at the end, on error and on
+ * cancel.
+ */
+export async function fileChunkStream(
+  path: string,
+  chunkSize = FS_CHUNK,
+): Promise<ReadableStream<Uint8Array>> {
+  const file = await Deno.open(path, { read: true });
+  let closed = false;
+  let ahead: Promise<Uint8Array | null> | undefined;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await ahead?.catch(() => {});
+    file.close();
+  };
+  const readChunk = async (): Promise<Uint8Array | null> => {
+    const buf = new Uint8Array(chunkSize);
+    let n = 0;
+    while (n < buf.length) {
+      const got = await file.read(buf.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+    return n === 0 ? null : n === buf.length ? buf : buf.subarray(0, n);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await (ahead ?? readChunk());
+        ahead = undefined;
+        if (chunk === null) {
+          await close();
+          controller.close();
+          return;
+        }
+        if (chunk.length === chunkSize) {
+          ahead = readChunk();
+          ahead.catch(() => {}); // surfaced by the next pull
+        }
+        controller.enqueue(chunk);
+      } catch (e) {
+        ahead = undefined;
+        await close();
+        controller.error(e);
+      }
+    },
+    cancel: close,
+  }, { highWaterMark: 0 });
+}

@@ -12,6 +12,7 @@ import { type BucketAdapter, BucketStore, classifyS3Error } from "./_bucket_stor
 import type { StorageError } from "./errors.ts";
 import { parallelRangedStream } from "./_ranged_read.ts";
 import { isPlainHttpLoopback } from "./_endpoint.ts";
+import { uploadMultipart } from "./_multipart.ts";
 
 /** Parameters of the `minio` provider (`spec.minio` plus credentials). */
 export interface MinioStoreOptions {
@@ -29,11 +30,10 @@ export interface MinioStoreOptions {
   accessKey: string;
   /** Secret key. */
   secretKey: string;
-  /**
-   * Multipart part size in bytes (default 16 MiB). minio-js buffers one part
-   * in memory and, without a size hint, would pick parts of ~0.5 GiB.
-   */
+  /** Multipart part size in bytes (default 16 MiB). */
   partSize?: number;
+  /** Parts uploaded at once (default 2; memory is about `queueSize * partSize`). */
+  queueSize?: number;
 }
 
 const MIB = 1 << 20;
@@ -54,6 +54,7 @@ class MinioAdapter implements BucketAdapter {
   readonly client: Client;
   readonly #location: string;
   readonly #partSize: number;
+  readonly #queueSize: number;
 
   constructor(opts: MinioStoreOptions) {
     let url: URL;
@@ -69,6 +70,7 @@ class MinioAdapter implements BucketAdapter {
     this.bucket = opts.bucket;
     this.#location = `${opts.endpoint.replace(/\/+$/, "")}/${opts.bucket}`;
     this.#partSize = Math.max(opts.partSize ?? 16 * MIB, 5 * MIB);
+    this.#queueSize = Math.max(1, opts.queueSize ?? 2);
     this.client = new Client({
       endPoint: url.hostname.replace(/^\[|\]$/g, ""),
       port: url.port ? Number(url.port) : useSSL ? 443 : 80,
@@ -96,52 +98,29 @@ class MinioAdapter implements BucketAdapter {
     body: ReadableStream<Uint8Array>,
     opts: { size?: number; signal?: AbortSignal },
   ): Promise<void> {
-    // Without a size hint minio-js always goes multipart, which fails for an empty
-    // body and is slow for small ones: buffer up to one part to find out.
-    const reader = body.getReader();
-    const head: Uint8Array[] = [];
-    let headSize = 0;
-    let ended = false;
-    if (opts.size === undefined) {
-      while (headSize < this.#partSize) {
-        const { done, value } = await reader.read();
-        if (done) {
-          ended = true;
-          break;
-        }
-        head.push(value);
-        headSize += value.length;
-      }
-    }
-    if (ended) {
-      await this.client.putObject(this.bucket, name, Buffer.concat(head), headSize);
-      return;
-    }
-    const node = Readable.from(
-      (async function* () {
-        yield* head;
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          yield value;
-        }
-      })(),
-      { objectMode: false, highWaterMark: 4 },
-    );
-    // minio-js pipes the body without listening for its errors; do it here.
-    const sourceFailed = new Promise<never>((_, reject) => node.once("error", reject));
-    try {
-      await Promise.race([
-        this.client.putObject(this.bucket, name, node, opts.size),
-        sourceFailed,
-      ]);
-    } catch (err) {
-      node.destroy();
-      reader.cancel(err).catch(() => {});
-      // minio-js leaves the multipart upload behind on failure; remove it now if we can.
-      await this.client.removeIncompleteUpload(this.bucket, name).catch(() => {});
-      throw err;
-    }
+    // Our own multipart loop (minio-js's putObject uploads one part at a time).
+    const bucket = this.bucket;
+    const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    await uploadMultipart(body, {
+      putSingle: async (b) => {
+        await this.client.putObject(bucket, name, asBuffer(b), b.length);
+      },
+      create: () => this.client.initiateNewMultipartUpload(bucket, name, {}),
+      uploadPart: async (uploadID, partNumber, b) =>
+        (await this.client.uploadPart(
+          { bucketName: bucket, objectName: name, uploadID, partNumber, headers: {} },
+          asBuffer(b),
+        )).etag,
+      complete: async (uploadId, parts) => {
+        await this.client.completeMultipartUpload(
+          bucket,
+          name,
+          uploadId,
+          parts.map((p) => ({ part: p.partNumber, etag: p.etag })),
+        );
+      },
+      abort: (uploadId) => this.client.abortMultipartUpload(bucket, name, uploadId),
+    }, { size: opts.size, queueSize: this.#queueSize, partSize: this.#partSize });
   }
 
   async putEmpty(name: string, meta: Record<string, string>): Promise<void> {

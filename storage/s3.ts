@@ -23,6 +23,7 @@ import { Agent as HttpAgent } from "node:http";
 import { type BucketAdapter, BucketStore, classifyS3Error } from "./_bucket_store.ts";
 import type { StorageError } from "./errors.ts";
 import { parallelRangedStream } from "./_ranged_read.ts";
+import { uploadMultipart } from "./_multipart.ts";
 import { isPlainHttpLoopback } from "./_endpoint.ts";
 
 /** Parameters of the `s3` provider (`spec.s3` plus credentials). */
@@ -144,115 +145,46 @@ class S3Adapter implements BucketAdapter {
     opts: { size?: number; signal?: AbortSignal },
   ): Promise<void> {
     const Bucket = this.bucket;
-    const queueSize = Math.max(1, this.#opts.queueSize ?? 2);
-    // Parts grow with the object so 10,000 parts reach far beyond any checkpoint.
-    const basePart = Math.max(this.#opts.partSize ?? 8 * MIB, 5 * MIB);
-    const partSizeFor = (n: number) =>
-      opts.size !== undefined
-        ? Math.max(basePart, Math.ceil(opts.size / 9000))
-        : basePart * 2 ** Math.floor((n - 1) / 2000);
-    const reader = body.getReader();
-    let leftover: Uint8Array | undefined;
-    let ended = false;
-    const fill = async (buf: Uint8Array): Promise<number> => {
-      let n = 0;
-      while (n < buf.length) {
-        let chunk = leftover;
-        leftover = undefined;
-        if (!chunk) {
-          const r = await reader.read();
-          if (r.done) {
-            ended = true;
-            break;
-          }
-          chunk = r.value;
-        }
-        const take = Math.min(chunk.length, buf.length - n);
-        buf.set(chunk.subarray(0, take), n);
-        n += take;
-        if (take < chunk.length) leftover = chunk.subarray(take);
-      }
-      return n;
-    };
-    const pool: Uint8Array[] = [];
-    const first = new Uint8Array(partSizeFor(1));
-    const firstLen = await fill(first);
-    if (ended) {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket,
-          Key: name,
-          Body: first.subarray(0, firstLen),
-          ContentLength: firstLen,
-        }),
-        { abortSignal: opts.signal },
-      );
-      return;
-    }
-    const { UploadId } = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket, Key: name }),
-      { abortSignal: opts.signal },
-    );
-    const parts: { PartNumber: number; ETag?: string }[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    try {
-      let partNumber = 1;
-      let buf: Uint8Array | undefined = first;
-      let len = firstLen;
-      for (;;) {
-        const n = partNumber;
-        const part = buf!;
-        const task = this.client.send(
+    const signal = { abortSignal: opts.signal };
+    await uploadMultipart(body, {
+      putSingle: async (Body) => {
+        await this.client.send(
+          new PutObjectCommand({ Bucket, Key: name, Body, ContentLength: Body.length }),
+          signal,
+        );
+      },
+      create: async () =>
+        (await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key: name }), signal))
+          .UploadId!,
+      uploadPart: async (UploadId, PartNumber, Body) =>
+        (await this.client.send(
           new UploadPartCommand({
             Bucket,
             Key: name,
             UploadId,
-            PartNumber: n,
-            Body: part.subarray(0, len),
-            ContentLength: len,
+            PartNumber,
+            Body,
+            ContentLength: Body.length,
           }),
-          { abortSignal: opts.signal },
-        ).then((r) => {
-          parts.push({ PartNumber: n, ETag: r.ETag });
-          pool.push(part);
-        }, (err) => {
-          failure ??= err;
-        });
-        const tracked: Promise<void> = task.finally(() => inFlight.delete(tracked));
-        inFlight.add(tracked);
-        if (ended) break;
-        while (inFlight.size >= queueSize && !failure) await Promise.race(inFlight);
-        if (failure) throw failure;
-        partNumber++;
-        const want = partSizeFor(partNumber);
-        buf = pool.pop();
-        if (!buf || buf.length < want) buf = new Uint8Array(want);
-        len = await fill(buf);
-        if (len === 0) {
-          pool.push(buf);
-          break;
-        }
-      }
-      await Promise.all(inFlight);
-      if (failure) throw failure;
-      parts.sort((a, b) => a.PartNumber - b.PartNumber);
-      await this.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket,
-          Key: name,
-          UploadId,
-          MultipartUpload: { Parts: parts },
-        }),
-        { abortSignal: opts.signal },
-      );
-    } catch (err) {
-      await reader.cancel(err).catch(() => {});
-      await Promise.allSettled(inFlight);
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key: name, UploadId }))
-        .catch(() => {}); // unreachable server: cleanDebris aborts it later
-      throw err;
-    }
+          signal,
+        )).ETag,
+      complete: async (UploadId, parts) => {
+        await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket,
+            Key: name,
+            UploadId,
+            MultipartUpload: {
+              Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })),
+            },
+          }),
+          signal,
+        );
+      },
+      abort: async (UploadId) => {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key: name, UploadId }));
+      },
+    }, { size: opts.size, queueSize: this.#opts.queueSize, partSize: this.#opts.partSize });
   }
 
   async putEmpty(name: string, meta: Record<string, string>): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Memory stays flat whatever the object size: a 2 GiB generated stream goes
- * through the `local` and `s3` providers (put, then get with digest check) in
+ * through the `local`, `s3` and `minio` providers (put, then get with digest check) in
  * a child process whose peak RSS (VmHWM) must stay under 256 MiB.
  */
 import { assert, assertEquals } from "@std/assert";
@@ -47,23 +47,25 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "storage memory: 2 GiB through s3 keeps peak RSS under 256 MiB",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn() {
-    const info = requirePart("minio");
-    const f = await openBucketFixture("s3", info);
-    try {
-      const { spec, secret } = bucketClassSpec("s3", info, f.prefix);
-      const r = await runChild({ spec, secret }, "ns/pod/c/big");
-      console.error(`peak RSS ${Math.round(r.peakKib / 1024)} MiB`);
-      assert(r.peakKib < LIMIT_KIB, `peak RSS ${Math.round(r.peakKib / 1024)} MiB`);
-      const st = await f.store.stat("ns/pod/c/big");
-      assertEquals(st?.size, SIZE);
-      assertEquals(st?.sha256, r.sha256);
-    } finally {
-      await f.cleanup();
-    }
-  },
-});
+for (const provider of ["s3", "minio"] as const) {
+  Deno.test({
+    name: `storage memory: 2 GiB through ${provider} keeps peak RSS under 256 MiB`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const info = requirePart("minio");
+      const f = await openBucketFixture(provider, info);
+      try {
+        const { spec, secret } = bucketClassSpec(provider, info, f.prefix);
+        const r = await runChild({ spec, secret }, "ns/pod/c/big");
+        console.error(`peak RSS ${Math.round(r.peakKib / 1024)} MiB`);
+        assert(r.peakKib < LIMIT_KIB, `peak RSS ${Math.round(r.peakKib / 1024)} MiB`);
+        const st = await f.store.stat("ns/pod/c/big");
+        assertEquals(st?.size, SIZE);
+        assertEquals(st?.sha256, r.sha256);
+      } finally {
+        await f.cleanup();
+      }
+    },
+  });
+}
