@@ -13,7 +13,7 @@
  */
 import { checkpointAnnotations, hostArchitecture } from "../oci/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
-import { checkpointKey } from "../storage/mod.ts";
+import { checkpointKey, storeFile } from "../storage/mod.ts";
 import type { CheckpointDriver, CheckpointOutcome } from "./runtime/_types.ts";
 import type { CheckpointResult, Operation, OperationPatch } from "./operations.ts";
 import { portablePod } from "./pod_spec.ts";
@@ -226,8 +226,8 @@ export async function runCheckpoint(
     // The side that fails first is the cause; the other one only saw the abort.
     let firstError: unknown;
     sha.promise.catch(() => {});
-    const file = await Deno.open(archivePath, { read: true });
-    const storing = cls.store.put(key, file.readable, {
+    // The archive is a file: the store's file path (a kernel copy on filesystems).
+    const storing = storeFile(cls.store, key, archivePath, {
       size,
       signal: both.signal,
       metadata: {
