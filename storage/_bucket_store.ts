@@ -55,11 +55,15 @@ export interface BucketAdapter {
   head(
     name: string,
   ): Promise<{ size: number; lastModified: Date; meta: Record<string, string> } | undefined>;
-  /** Streams an object's bytes. */
+  /**
+   * Streams an object's bytes; `readAhead` asks for more ranged requests in
+   * flight than the adapter's default (a caller that does not hold the data).
+   */
   getStream(
     name: string,
     signal?: AbortSignal,
     size?: number,
+    readAhead?: number,
   ): Promise<ReadableStream<Uint8Array>>;
   /** Every object under `prefix`. */
   list(prefix: string): AsyncIterable<{ name: string; size: number; lastModified: Date }>;
@@ -217,13 +221,19 @@ export class BucketStore implements CheckpointStore {
   async #openRaw(
     key: string,
     signal?: AbortSignal,
+    readAhead?: number,
   ): Promise<{ raw: ReadableStream<Uint8Array>; info: ObjectInfo }> {
     this.#checkKey(key);
     for (let attempt = 0;; attempt++) {
       const m = await this.#headManifest(key);
       if (!m) throw await this.#notFound(key);
       try {
-        const raw = await this.adapter.getStream(this.blobName(key, m.blob), signal, m.info.size);
+        const raw = await this.adapter.getStream(
+          this.blobName(key, m.blob),
+          signal,
+          m.info.size,
+          readAhead,
+        );
         return { raw, info: m.info };
       } catch (err) {
         const e = this.adapter.mapError(err, `read "${key}"`, key);
@@ -263,7 +273,8 @@ export class BucketStore implements CheckpointStore {
    * size and sha256 match the manifest (not fsynced: a restore's scratch copy).
    */
   async getToFile(key: string, dest: string, opts: GetOptions = {}): Promise<ObjectInfo> {
-    const { raw, info } = await this.#openRaw(key, opts.signal);
+    // Each range goes to disk at once, so more of them can be in flight (memory ~3 ranges).
+    const { raw, info } = await this.#openRaw(key, opts.signal, 3);
     const tmp = `${dest}.lpm-tmp-${crypto.randomUUID()}`;
     const reader = raw.getReader();
     try {

@@ -171,12 +171,13 @@ class MinioAdapter implements BucketAdapter {
     name: string,
     signal?: AbortSignal,
     size?: number,
+    readAhead?: number,
   ): Promise<ReadableStream<Uint8Array>> {
     if (size !== undefined && size > RANGE) {
       return await parallelRangedStream({
         size,
         rangeSize: RANGE,
-        concurrency: READ_CONCURRENCY,
+        concurrency: readAhead ?? READ_CONCURRENCY,
         signal,
         fetchRange: async (start, end, abortSignal) => {
           const node = await this.client.getPartialObject(this.bucket, name, start, end - start);

@@ -219,6 +219,7 @@ class S3Adapter implements BucketAdapter {
     name: string,
     signal?: AbortSignal,
     size?: number,
+    readAhead?: number,
   ): Promise<ReadableStream<Uint8Array>> {
     const request = async (range: string | undefined, abortSignal?: AbortSignal) => {
       const r = await this.client.send(
@@ -233,7 +234,7 @@ class S3Adapter implements BucketAdapter {
     return await parallelRangedStream({
       size,
       rangeSize,
-      concurrency: this.#opts.readConcurrency ?? READ_CONCURRENCY,
+      concurrency: readAhead ?? this.#opts.readConcurrency ?? READ_CONCURRENCY,
       signal,
       fetchRange: (start, end, abortSignal) => request(`bytes=${start}-${end - 1}`, abortSignal),
       mapError: (err) => this.mapError(err, `read "${name}"`),
