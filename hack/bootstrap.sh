@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything lpm needs on a fresh Debian 12 machine (root): apt
-# packages, Deno, CRIU/etcd/checkpointctl (Debian 13 in a private root),
+# packages, Deno, etcd/checkpointctl (Debian 13) and CRIU (Debian unstable),
+# each in a private root,
 # Kubernetes binaries, MinIO and containerd built from their Go modules.
 # Idempotent: a warm cache makes it a few seconds. Tools are linked into
 # ~/.cache/lpm/bin, which the harness and tasks put first in PATH.
@@ -9,7 +10,7 @@
 #   hack/bootstrap.sh deno apt   just those steps
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_STEPS=(apt deno trixie_root kubernetes minio containerd)
+ALL_STEPS=(apt deno trixie_root criu kubernetes minio containerd)
 steps=("$@"); ((${#steps[@]})) || steps=("${ALL_STEPS[@]}")
 
 [[ $(id -u) == 0 ]] || die "bootstrap must run as root (it installs apt packages and runs dockerd, CRIU)"

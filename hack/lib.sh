@@ -11,7 +11,9 @@ mkdir -p "$LPM_CACHE" "$LPM_LOGS"
 # Pinned versions: one place, every step reads them from here.
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 DENO_VERSION="${DENO_VERSION:-2.9.6}"
-CRIU_VERSION="4.1.1"
+# CRIU from Debian unstable (hack/steps/criu.sh): 4.2 or newer dumps sockets on kernels >= 6.16.
+CRIU_VERSION="4.2.1"
+CRIU_DEB_VERSION="4.2.1-1"
 ETCD_VERSION="3.5.16"
 CHECKPOINTCTL_VERSION="1.3.0"
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
