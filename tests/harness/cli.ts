@@ -6,6 +6,8 @@
  *
  * `--with-lpm` also runs an lpm agent per node and the controller (needs --nodes).
  *   deno task cluster:down
+ *   deno task cluster:lpm-restart   restart the agents and the controller from the current code
+
  *
  * State lives in `.lpm/` (or `$LPM_STATE_DIR`): `kubeconfig`, `env.json`
  * (endpoints, credentials, pids), `cluster.pid`, `cluster.log`.
@@ -72,6 +74,16 @@ async function serve(parts: Part[], nodes = 0, lpm = false): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
+  // SIGHUP: restart lpm from the current code (deno task cluster:lpm-restart).
+  Deno.addSignalListener("SIGHUP", () => {
+    env.restartLpm().then(
+      (l) => {
+        Deno.writeTextFileSync(ENV_FILE, JSON.stringify(env.info, null, 2) + "\n");
+        say(`lpm restarted: agents ${l.agents.map((a) => `${a.node}=${a.address}`).join(", ")}`);
+      },
+      (err) => say(`ERROR: lpm restart failed: ${(err as Error).message}`),
+    );
+  });
   if (env.info.kube) await Deno.copyFile(env.info.kube.kubeconfig, KUBECONFIG);
   await Deno.writeTextFile(PID_FILE, `${Deno.pid}\n`);
   await Deno.writeTextFile(ENV_FILE, JSON.stringify(env.info, null, 2) + "\n");
@@ -143,6 +155,23 @@ async function up(args: string[]): Promise<void> {
   say("stop with: deno task cluster:down");
 }
 
+/** Restarts lpm in the running environment and waits until env.json shows the new processes. */
+async function lpmRestart(): Promise<void> {
+  const pid = runningPid();
+  if (!pid) {
+    throw new Error("The environment does not run: deno task cluster:up --nodes 2 --with-lpm");
+  }
+  const before = await Deno.readTextFile(ENV_FILE);
+  if (!JSON.parse(before).lpm) throw new Error("The environment runs without lpm (--with-lpm)");
+  Deno.kill(pid, "SIGHUP");
+  const t0 = Date.now();
+  while ((await Deno.readTextFile(ENV_FILE)) === before) {
+    if (Date.now() - t0 > 60_000) throw new Error(`lpm did not restart in 60 s; see ${LOG_FILE}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  say("lpm restarted");
+}
+
 async function down(): Promise<void> {
   const pid = runningPid();
   if (!pid) {
@@ -165,9 +194,10 @@ if (import.meta.main) {
     else if (cmd === "serve") {
       await serve(parseParts(args), parseNodes(args), args.includes("--with-lpm"));
     } else if (cmd === "down") await down();
+    else if (cmd === "lpm-restart") await lpmRestart();
     else {
       console.error(
-        "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm] [--foreground] | down",
+        "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm] [--foreground] | down | lpm-restart",
       );
       Deno.exit(2);
     }

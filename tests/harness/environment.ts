@@ -52,6 +52,11 @@ export interface Environment {
   info: EnvironmentInfo;
   /** Stops every part and removes all its files; safe to call twice. */
   stop(): Promise<void>;
+  /**
+   * Stops lpm's agents and controller and starts them again from the current
+   * code (new ports: `info.lpm` is updated). Throws when lpm does not run.
+   */
+  restartLpm(): Promise<LpmInfo>;
 }
 
 /** Options for {@linkcode startEnvironment}. */
@@ -163,19 +168,37 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       info.nodes = n.nodes;
       info.nodeImages = n.images;
     }
-    if (opts.lpm) {
-      if (!info.nodes?.length) throw new Error("lpm (agents + controller) needs nodes: set nodes");
+    let stopLpm: (() => Promise<void>) | undefined;
+    const launchLpm = async (): Promise<LpmInfo> => {
       progress("starting lpm: an agent per node and the controller");
       const l = await startLpm(info, `${dir}/lpm`, { logDir });
       l.processes.forEach(track);
-      stoppers.push(l.stop);
+      stopLpm = l.stop;
       info.lpm = l.info;
       progress(
         `lpm ready: agents ${l.info.agents.map((a) => `${a.node}=${a.address}`).join(", ")}`,
       );
+      return l.info;
+    };
+    if (opts.lpm) {
+      if (!info.nodes?.length) throw new Error("lpm (agents + controller) needs nodes: set nodes");
+      await launchLpm();
+      stoppers.push(() => stopLpm?.() ?? Promise.resolve());
     }
-    await Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
-    return { info, stop };
+    const writeInfo = () =>
+      Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
+    await writeInfo();
+    const restartLpm = async (): Promise<LpmInfo> => {
+      if (!stopLpm) throw new Error("lpm does not run in this environment (start it with lpm)");
+      progress("restarting lpm");
+      const old = new Set(info.lpm?.agents.map((a) => a.pid).concat(info.lpm.controller.pid));
+      await stopLpm();
+      info.pids = info.pids.filter((p) => !old.has(p));
+      const l = await launchLpm();
+      await writeInfo();
+      return l;
+    };
+    return { info, stop, restartLpm };
   } catch (err) {
     await stop();
     throw err;
