@@ -146,6 +146,11 @@ export const FULL_POD_CHECKPOINT: Full<PodCheckpoint> = {
       containerCheckpointName: "full-app",
       phase: "Succeeded",
       image: `127.0.0.1:5000/lpm/checkpoints@sha256:${SHA}`,
+      volumes: {
+        names: ["scratch"],
+        image: `127.0.0.1:5000/lpm/checkpoints@sha256:${SHA}`,
+        size: 4096,
+      },
       message: "Stored",
     }],
     completionTime: T1,
@@ -185,6 +190,11 @@ export const FULL_CONTAINER_CHECKPOINT: Full<ContainerCheckpoint> = {
       pagesScanned: 4000,
       pagesSkippedParent: 0,
       pagesWritten: 300,
+    },
+    volumes: {
+      names: ["scratch"],
+      image: `127.0.0.1:5000/lpm/checkpoints@sha256:${SHA}`,
+      size: 4096,
     },
     checkpointTime: T0,
     runtime: { name: "containerd", version: "2.2.9", criuVersion: "4.1.1" },

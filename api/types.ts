@@ -188,6 +188,8 @@ export interface PodCheckpointStatus {
     containerCheckpointName: string;
     phase?: string;
     image?: string;
+    /** The emptyDir volumes this container's checkpoint carries. */
+    volumes?: CarriedVolumes;
     message?: string;
   }[];
   completionTime?: string;
@@ -221,6 +223,21 @@ export interface CriuStats {
   pagesWritten?: number;
 }
 
+/**
+ * emptyDir volumes carried with a checkpoint: their contents, taken on the
+ * source node right after the dump, in an OCI image that a restored pod's
+ * init container copies into the new pod's emptyDirs before its containers
+ * are restored.
+ */
+export interface CarriedVolumes {
+  /** Names of the pod's emptyDir volumes in the image. */
+  names: string[];
+  /** The image, by digest. */
+  image: string;
+  /** Bytes of volume data. */
+  size: number;
+}
+
 /** ContainerCheckpoint.status. */
 export interface ContainerCheckpointStatus {
   phase?: CheckpointPhase;
@@ -232,6 +249,8 @@ export interface ContainerCheckpointStatus {
   archive?: { storageClassName: string; key: string; sha256: string; size: number };
   image?: { reference: string; digest: string; tag?: string };
   criuStats?: CriuStats;
+  /** emptyDir volumes carried with this container's checkpoint. */
+  volumes?: CarriedVolumes;
   checkpointTime?: string;
   runtime?: { name: string; version?: string; criuVersion?: string };
   message?: string;

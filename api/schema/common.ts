@@ -3,7 +3,34 @@
  * Secret references.
  * @module
  */
-import { arr, dateTime, int, type JsonSchema, obj, oneOf, str, subdomainName } from "./_helpers.ts";
+import {
+  arr,
+  dateTime,
+  int,
+  type JsonSchema,
+  labelName,
+  obj,
+  oneOf,
+  str,
+  subdomainName,
+} from "./_helpers.ts";
+
+/** Schema of {@linkcode CarriedVolumes}: emptyDir contents carried with a checkpoint. */
+export const carriedVolumesSchema: JsonSchema = obj(
+  "emptyDir volumes whose contents travel with the checkpoint (an OCI image copied into the restored pod's emptyDirs by an init container).",
+  {
+    names: arr("Names of the pod's emptyDir volumes in the image.", labelName("Volume name."), {
+      maxItems: 64,
+      set: true,
+    }),
+    image: str("Volume image reference, repo@sha256:....", {
+      maxLength: 1024,
+      pattern: "@sha256:[a-f0-9]{64}$",
+    }),
+    size: int("Bytes of volume data.", { minimum: 0 }),
+  },
+  { required: ["names", "image", "size"] },
+);
 
 /** metav1.Condition, with upstream's patterns and limits. */
 export const conditionSchema: JsonSchema = obj(

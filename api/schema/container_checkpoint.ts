@@ -6,6 +6,7 @@ import { CHECKPOINT_PHASES, KINDS } from "../types.ts";
 import { dateTime, int, type JsonSchema, labelName, obj, str, subdomainName } from "./_helpers.ts";
 import type { KindDefinition } from "./kind.ts";
 import {
+  carriedVolumesSchema,
   conditionsSchema,
   messageSchema,
   observedGenerationSchema,
@@ -54,6 +55,7 @@ const statusSchema: JsonSchema = obj("Progress and the stored result.", {
     pagesSkippedParent: count("Pages skipped (in the parent image)."),
     pagesWritten: count("Pages written."),
   }),
+  volumes: carriedVolumesSchema,
   checkpointTime: dateTime("When the checkpoint was taken."),
   runtime: obj("The container runtime that took it.", {
     name: str("Runtime name, e.g. containerd.", { maxLength: 64 }),

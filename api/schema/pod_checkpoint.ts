@@ -15,6 +15,7 @@ import {
 } from "./_helpers.ts";
 import type { KindDefinition } from "./kind.ts";
 import {
+  carriedVolumesSchema,
   conditionsSchema,
   messageSchema,
   observedGenerationSchema,
@@ -48,6 +49,7 @@ const statusSchema: JsonSchema = obj("Progress and per-container results.", {
       containerCheckpointName: str("The ContainerCheckpoint object.", { maxLength: 253 }),
       phase: str("Its phase.", { maxLength: 64 }),
       image: str("Checkpoint image reference (with digest).", { maxLength: 1024 }),
+      volumes: carriedVolumesSchema,
       message: messageSchema,
     }, { required: ["name", "containerCheckpointName"] }),
     { mapKeys: ["name"], maxItems: 64 },
