@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { type KubeHttp, kubeHttp, loadKubeConfig } from "./_kube_http.ts";
 import { type AgentSecurity, jsonLogger, type Logger, startAgentServer } from "./server.ts";
-import type { ImagePublisher } from "./pipeline.ts";
+import type { ImagePublisher, VolumeCarrier } from "./pipeline.ts";
 import { createKubeletDriver, type KubeletDriver } from "./runtime/kubelet.ts";
 import { type DriverName, selectDriver } from "./runtime/select.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
@@ -25,6 +25,7 @@ import { createDockerDriver } from "./runtime/docker.ts";
 import { readArchiveStats } from "./archive/mod.ts";
 import { createImagePublisher } from "./image_push.ts";
 import { createOciImagePublisher } from "./image_oci.ts";
+import { createVolumeCarrier } from "./volumes.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
@@ -32,7 +33,10 @@ const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   [--kubelet-url <https://ip:port> --kubelet-ca <file> --kubelet-client-cert <file>
    --kubelet-client-key <file>] [--kubelet-root-dir <dir>] [--kubelet-root-mount <dir>]
   [--health-listen <host:port>] [--image-compression none|gzip|zstd]
-  [--runtime-endpoint unix:///run/containerd/containerd.sock]  (PrepareRestore pulls through the CRI)`;
+  [--busybox /bin/busybox]  (static busybox copied into the images that carry emptyDir volumes)
+  [--runtime-endpoint unix:///run/containerd/containerd.sock]  (PrepareRestore pulls through the CRI)
+  [--criu-log-dir <dir>]...  (where the runtime keeps CRIU logs; default /run/containerd and
+   CRI-O's storage dirs: a failed dump's log is read only inside them)`;
 
 /** Parsed command line. */
 export interface AgentArgs {
@@ -52,6 +56,10 @@ export interface AgentArgs {
   kubeletClientKey?: string;
   kubeletRootDir?: string;
   kubeletRootMount?: string;
+  /** Directories the runtime keeps CRIU logs in (a failed dump's log is read only there). */
+  criuLogDirs?: string[];
+  /** Static busybox for volume images (emptyDir contents carried with checkpoints). */
+  busybox?: string;
   kubeconfig?: string;
   runtime?: DriverName;
   healthListen?: string;
@@ -80,6 +88,8 @@ export function parseAgentArgs(args: string[]): AgentArgs {
       "kubelet-client-key": { type: "string" },
       "kubelet-root-dir": { type: "string" },
       "kubelet-root-mount": { type: "string" },
+      "criu-log-dir": { type: "string", multiple: true },
+      busybox: { type: "string" },
       kubeconfig: { type: "string" },
       runtime: { type: "string" },
       "health-listen": { type: "string" },
@@ -107,6 +117,8 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     kubeletClientKey: v["kubelet-client-key"],
     kubeletRootDir: v["kubelet-root-dir"],
     kubeletRootMount: v["kubelet-root-mount"],
+    criuLogDirs: v["criu-log-dir"],
+    busybox: v.busybox,
     kubeconfig: v.kubeconfig,
     runtime: v.runtime as DriverName | undefined,
     healthListen: v["health-listen"],
@@ -150,7 +162,12 @@ export async function buildDriver(
   a: AgentArgs,
   kube: KubeHttp | undefined,
   log: Logger,
-): Promise<{ driver: CheckpointDriver; images?: ImagePublisher; readStats?: OptionalStats }> {
+): Promise<{
+  driver: CheckpointDriver;
+  images?: ImagePublisher;
+  readStats?: OptionalStats;
+  volumes?: VolumeCarrier;
+}> {
   const runtimeVersion = kube && !a.runtime
     ? await nodeRuntimeVersion(kube, a.nodeName)
     : undefined;
@@ -193,9 +210,14 @@ export async function buildDriver(
       runtimeVersion,
       kubeletRootDir: a.kubeletRootDir,
       kubeletRootMount: a.kubeletRootMount,
+      criuLogDirs: a.criuLogDirs,
     }),
     images,
     readStats: readArchiveStats,
+    volumes: createVolumeCarrier({
+      kubeletRoot: a.kubeletRootMount ?? a.kubeletRootDir ?? "/var/lib/kubelet",
+      busybox: a.busybox,
+    }),
   };
 }
 
@@ -213,7 +235,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const inCluster = !!Deno.env.get("KUBERNETES_SERVICE_HOST");
   const kube = a.kubeconfig || inCluster ? kubeHttp(loadKubeConfig(a.kubeconfig)) : undefined;
-  const { driver, images, readStats } = await buildDriver(a, kube, log);
+  const { driver, images, readStats, volumes } = await buildDriver(a, kube, log);
   const security: AgentSecurity = a.insecureDev ? { mode: "insecure-dev" } : {
     mode: "mtls",
     files: { cert: a.tlsCert!, key: a.tlsKey!, ca: a.clientCa! },
@@ -227,6 +249,7 @@ export async function main(args: string[]): Promise<number> {
     driver,
     images,
     readStats,
+    volumes,
     resolveClass: (ref) => resolveStorageClass(ref, { kube }),
     prepareImage: (req, signal) =>
       prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),

@@ -25,6 +25,8 @@ export interface CheckpointResult {
   runtime?: { name: string; version?: string; criuVersion?: string };
   /** When the checkpoint was taken (RFC 3339). */
   checkpointTime?: string;
+  /** emptyDir volumes carried with the checkpoint (their image by digest). */
+  volumes?: { names: string[]; image: string; size: number };
 }
 
 /** The outcome of a restore or pre-pull operation. */

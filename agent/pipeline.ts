@@ -11,7 +11,7 @@
  * deletes it again.
  * @module
  */
-import { checkpointAnnotations, hostArchitecture } from "../oci/mod.ts";
+import { checkpointAnnotations, hostArchitecture, LPM } from "../oci/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
 import { checkpointKey, storeFile } from "../storage/mod.ts";
 import type { CheckpointDriver, CheckpointOutcome } from "./runtime/_types.ts";
@@ -66,6 +66,31 @@ export interface ImagePublisher {
   }): Promise<PushedImage>;
 }
 
+/** A published volume image (see `volumes.ts`). */
+export interface CarriedVolumeImage {
+  /** emptyDir volumes in it. */
+  names: string[];
+  /** Bytes of volume data. */
+  size: number;
+  /** The image, pushed by digest, tagged by `tag()`. */
+  image: PushedImage;
+}
+
+/** Carries a container's emptyDir volumes (implemented in `volumes.ts`). */
+export interface VolumeCarrier {
+  /**
+   * Packs the emptyDirs `job.container` carries and pushes their image by
+   * digest; undefined when it carries none.
+   */
+  carry(job: CheckpointJob, pod: unknown, opts: {
+    registry?: RegistrySettings;
+    workDir: string;
+    tag: string;
+    annotations?: Record<string, string>;
+    signal?: AbortSignal;
+  }): Promise<CarriedVolumeImage | undefined>;
+}
+
 /** One checkpoint job. */
 export interface CheckpointJob {
   /** Operation id (also the checkpoint id in storage keys unless `checkpointId` is set). */
@@ -98,6 +123,8 @@ export interface PipelineDeps {
   resolveClass: () => Promise<ResolvedClass>;
   /** Image publisher (required when the class has a registry). */
   images?: ImagePublisher;
+  /** Carries emptyDir volumes (kubelet nodes); absent: volumes are not carried. */
+  volumes?: VolumeCarrier;
   /** Reads CRIU stats from an archive when the driver did not. */
   readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
   /** Work directory of the operation (temp files). */
@@ -181,6 +208,7 @@ export async function runCheckpoint(
   } catch (err) {
     throw new Error(
       `Checkpoint of ${what} failed in the ${deps.driver.name} driver: ${(err as Error).message}`,
+      { cause: err }, // carries the CRIU log, when the driver read one
     );
   }
   const t1 = performance.now();
@@ -206,6 +234,23 @@ export async function runCheckpoint(
   const published: string[] = [];
   const total = size * (cls.registry ? 2 : 1);
   try {
+    // 0. emptyDir contents, read as close to the dump as possible.
+    let carried: CarriedVolumeImage | undefined;
+    if (deps.volumes && job.podJson) {
+      await deps.report({ step: "carrying emptyDir volumes" });
+      carried = await deps.volumes.carry(job, JSON.parse(job.podJson), {
+        registry: cls.registry,
+        workDir: deps.workDir,
+        tag: `${imageTag(job).slice(0, 120)}-volumes`,
+        annotations: {
+          [LPM.sourcePod]: job.pod,
+          [LPM.sourceNamespace]: job.namespace,
+          [LPM.sourceNode]: deps.agent.nodeName,
+        },
+        signal: deps.signal,
+      });
+      if (carried) log("volumes carried", { names: carried.names, size: carried.size });
+    }
     // 1+2. The archive into the store (sha256 computed on the way) and, at the
     // same time, into the registry as the image layer, which is the archive
     // itself: its digest is the store's sha256, handed over when the store is
@@ -307,6 +352,11 @@ export async function runCheckpoint(
       criuStats: stats,
       runtime: outcome.runtime,
       checkpointTime,
+      ...(carried
+        ? {
+          volumes: { names: carried.names, image: carried.image.reference, size: carried.size },
+        }
+        : {}),
     };
     const metadata = {
       operationId: job.operationId,
@@ -327,6 +377,7 @@ export async function runCheckpoint(
     published.push(metaKey);
     if (pushed) {
       await deps.report({ step: "tagging image" });
+      await carried?.image.tag();
       await pushed.tag();
     }
     const t2 = performance.now();

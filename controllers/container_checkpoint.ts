@@ -221,6 +221,7 @@ function apply(
   status.archive = r.archive;
   status.image = r.image;
   if (r.criuStats) status.criuStats = r.criuStats;
+  if (r.volumes) status.volumes = r.volumes;
   if (r.runtime) status.runtime = r.runtime;
   status.checkpointTime = r.checkpointTime ?? now.toISOString();
   status.phase = "Succeeded";

@@ -87,6 +87,7 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
         containerCheckpointName: cc.metadata!.name!,
         phase: cc.status?.phase ?? "Pending",
         image: cc.status?.image?.reference,
+        ...(cc.status?.volumes ? { volumes: cc.status.volumes } : {}),
         message: cc.status?.message,
       }));
       status.nodeName ??= children.find((c) => c.status?.nodeName)?.status?.nodeName;

@@ -11,7 +11,7 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import type { PodCheckpoint, PodMigration } from "../api/mod.ts";
+import type { CarriedVolumes, PodCheckpoint, PodMigration } from "../api/mod.ts";
 import { apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
@@ -46,6 +46,18 @@ const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergeP
 export function restoreFailure(pod: k8s.V1Pod): string | undefined {
   if (pod.status?.phase === "Failed") {
     return `pod phase Failed: ${pod.status.message ?? pod.status.reason ?? ""}`;
+  }
+  for (const cs of pod.status?.initContainerStatuses ?? []) {
+    const w = cs.state?.waiting;
+    if (w?.reason && BAD_WAITING.has(w.reason)) {
+      return `init container "${cs.name}" ${w.reason}: ${w.message ?? ""}`;
+    }
+    const t = cs.state?.terminated;
+    if (t && t.exitCode !== 0) {
+      return `init container "${cs.name}" failed (${t.reason ?? "exit " + t.exitCode}): ${
+        t.message ?? ""
+      }`;
+    }
   }
   for (const cs of pod.status?.containerStatuses ?? []) {
     const w = cs.state?.waiting;
@@ -113,7 +125,11 @@ export async function stepRestoring(
     }
     const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
     const images: Record<string, string> = {};
-    for (const c of pc?.status?.containers ?? []) if (c.image) images[c.name] = c.image;
+    const volumes: Record<string, CarriedVolumes> = {};
+    for (const c of pc?.status?.containers ?? []) {
+      if (c.image) images[c.name] = c.image;
+      if (c.volumes) volumes[c.name] = c.volumes;
+    }
     const withheld = owner?.kind === "ReplicaSet"
       ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
       : [];
@@ -123,6 +139,7 @@ export async function stepRestoring(
       targetNode: pm.spec.targetNode,
       targetNodeLabels: targetNode.metadata?.labels,
       images,
+      volumes,
       migrationName: pm.metadata!.name!,
       withheldLabels: withheld,
     });

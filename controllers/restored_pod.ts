@@ -7,6 +7,8 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
+import type { CarriedVolumes } from "../api/mod.ts";
+import { VOLUME_IMAGE, VOLUME_INIT_CONTAINER, volumeImageCommand } from "../oci/mod.ts";
 
 /** Label put on a restored pod: the PodMigration that made it. */
 export const MIGRATION_LABEL = "lpm.my.domain/migration";
@@ -27,6 +29,8 @@ export interface RestoredPodOptions {
   targetNodeLabels?: Record<string, string>;
   /** Checkpoint image per container name. */
   images: Record<string, string>;
+  /** emptyDir volumes carried with the checkpoint, per container that carried them. */
+  volumes?: Record<string, CarriedVolumes>;
   /** The PodMigration's name (label). */
   migrationName: string;
   /**
@@ -59,6 +63,8 @@ export function buildRestoredPod(source: k8s.V1Pod, opts: RestoredPodOptions): k
       c.imagePullPolicy = "IfNotPresent";
     }
   }
+  const init = volumeInitContainers(spec, opts.volumes ?? {});
+  if (init.length) spec.initContainers = [...(spec.initContainers ?? []), ...init];
   // The projected service-account token volume is re-created by the API server
   // for the new pod; a copied one would name the old pod's generated volume.
   const labels = { ...source.metadata?.labels };
@@ -87,6 +93,35 @@ export function buildRestoredPod(source: k8s.V1Pod, opts: RestoredPodOptions): k
   };
 }
 
+/**
+ * Init containers that copy carried emptyDir contents into the restored
+ * pod's emptyDirs. They run after the source's own init containers (which
+ * run again on the target) and before the checkpointed containers are
+ * restored, whose open files must exist with their dumped sizes. Each gets
+ * the resources of the container that carried its volumes, so the pod's QoS
+ * class stays the same; security settings are the pod's.
+ */
+export function volumeInitContainers(
+  spec: k8s.V1PodSpec,
+  volumes: Record<string, CarriedVolumes>,
+): k8s.V1Container[] {
+  const out: k8s.V1Container[] = [];
+  for (const c of spec.containers) {
+    const v = volumes[c.name];
+    if (!v?.names.length) continue;
+    const name = out.length ? `${VOLUME_INIT_CONTAINER}-${out.length + 1}` : VOLUME_INIT_CONTAINER;
+    out.push({
+      name,
+      image: v.image,
+      imagePullPolicy: "IfNotPresent",
+      command: volumeImageCommand(),
+      volumeMounts: v.names.map((n) => ({ name: n, mountPath: `${VOLUME_IMAGE.mountDir}/${n}` })),
+      ...(c.resources ? { resources: structuredClone(c.resources) } : {}),
+    });
+  }
+  return out;
+}
+
 /** The controller owner reference of a pod, if any. */
 export function controllerOf(pod: k8s.V1Pod): k8s.V1OwnerReference | undefined {
   return pod.metadata?.ownerReferences?.find((o) => o.controller);
@@ -106,9 +141,6 @@ export function unsupportedReason(pod: k8s.V1Pod): string | undefined {
   for (const v of pod.spec?.volumes ?? []) {
     if (v.hostPath) {
       return `Volume "${v.name}" is a hostPath: node-local data does not move with the pod`;
-    }
-    if (v.emptyDir && v.emptyDir.medium !== "Memory") {
-      return `Volume "${v.name}" is an emptyDir on the node's disk: node-local data does not move with the pod`;
     }
   }
   return undefined;

@@ -8,6 +8,7 @@ import {
   runtimeSupport,
   schedulingMismatch,
   unsupportedReason,
+  volumeInitContainers,
 } from "./restored_pod.ts";
 
 const source: k8s.V1Pod = {
@@ -103,7 +104,7 @@ Deno.test("restoredPodName is DNS-safe, at most 63 characters, and stable", () =
   assertEquals(restoredPodName("counter", "0f1e2d3c-x"), "counter-m0f1e2d");
 });
 
-Deno.test("unsupportedReason refuses StatefulSet pods and node-local volumes, naming them", () => {
+Deno.test("unsupportedReason refuses StatefulSet pods and hostPath volumes, naming them", () => {
   const sts = structuredClone(source);
   sts.metadata!.ownerReferences = [{
     apiVersion: "apps/v1",
@@ -116,9 +117,10 @@ Deno.test("unsupportedReason refuses StatefulSet pods and node-local volumes, na
   const hp = structuredClone(source);
   hp.spec!.volumes = [{ name: "data", hostPath: { path: "/srv" } }];
   assertStringIncludes(unsupportedReason(hp)!, 'Volume "data" is a hostPath');
+  // emptyDirs move: their contents travel with the checkpoint.
   const ed = structuredClone(source);
   ed.spec!.volumes = [{ name: "scratch", emptyDir: {} }];
-  assertStringIncludes(unsupportedReason(ed)!, 'Volume "scratch"');
+  assertEquals(unsupportedReason(ed), undefined);
   const mem = structuredClone(source);
   mem.spec!.volumes = [{ name: "shm", emptyDir: { medium: "Memory" } }];
   assertEquals(unsupportedReason(mem), undefined);
@@ -179,4 +181,30 @@ Deno.test("buildRestoredPod moves hostname pins to the target; schedulingMismatc
   };
   assertStringIncludes(schedulingMismatch(zoned, node({ zone: "z2" }))!, "required node affinity");
   assertEquals(schedulingMismatch(zoned, node({ zone: "z1" })), undefined);
+});
+
+Deno.test("carried emptyDirs: an init container per carrying container, after the pod's own", () => {
+  const src = structuredClone(source);
+  src.spec!.volumes = [{ name: "scratch", emptyDir: {} }, { name: "shm", emptyDir: {} }];
+  src.spec!.containers[0].resources = { requests: { cpu: "100m" }, limits: { cpu: "100m" } };
+  const img = `reg/lpm/cp@sha256:${"a".repeat(64)}`;
+  const pod = buildRestoredPod(src, {
+    name: "web-m1",
+    targetNode: "node-b",
+    images: { app: "cp-app", sidecar: "cp-side" },
+    volumes: {
+      app: { names: ["scratch"], image: img, size: 10 },
+      sidecar: { names: ["shm"], image: img, size: 5 },
+    },
+    migrationName: "m",
+  });
+  const init = pod.spec!.initContainers!;
+  assertEquals(init.map((c) => c.name), ["init", "lpm-restore-volumes", "lpm-restore-volumes-2"]);
+  assertEquals(init[1].image, img);
+  assertEquals(init[1].command, ["/lpm/busybox", "cp", "-a", "/lpm-volumes/.", "/lpm-mnt/"]);
+  assertEquals(init[1].volumeMounts, [{ name: "scratch", mountPath: "/lpm-mnt/scratch" }]);
+  // Same resources as the carrying container: the QoS class does not change.
+  assertEquals(init[1].resources, src.spec!.containers[0].resources);
+  assertEquals(init[2].volumeMounts, [{ name: "shm", mountPath: "/lpm-mnt/shm" }]);
+  assertEquals(volumeInitContainers(src.spec!, {}), []);
 });

@@ -32,3 +32,6 @@ export { hostArchitecture } from "./platform.ts";
 export { compressStream, decompressStream } from "./compress.ts";
 export { digestBytes, digestFile, DigestStream } from "./digest.ts";
 export * from "./media_types.ts";
+export { buildLayeredImage } from "./layered_image.ts";
+export type { LayeredImage, LayeredImageOptions } from "./layered_image.ts";
+export { VOLUME_IMAGE, VOLUME_INIT_CONTAINER, volumeImageCommand } from "./volume_image.ts";
