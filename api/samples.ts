@@ -81,6 +81,7 @@ export const FULL_STORAGE_CLASS: Full<CheckpointStorageClass> = {
       caBundle: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
     },
     retention: { maxAge: "72h", maxCount: 5 },
+    restore: { allowedNamespaces: ["recovery"] },
   },
   status: {
     phase: "Available",

@@ -74,6 +74,15 @@ export interface CheckpointStorageClassSpec {
     /** Checkpoints kept per pod. */
     maxCount?: number;
   };
+  /** Who may restore checkpoints of this class (PodRestore). */
+  restore?: {
+    /**
+     * Namespaces that may restore a checkpoint taken in another namespace
+     * ("*": any). By default a checkpoint restores only into the namespace
+     * it was taken in.
+     */
+    allowedNamespaces?: string[];
+  };
 }
 
 /** Phases of a storage class. */

@@ -11,7 +11,7 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import type { PodRestore } from "../api/mod.ts";
+import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
 import { apiMessage, apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
@@ -25,6 +25,7 @@ import {
 } from "./restored_pod.ts";
 import { incompatibility } from "./pod_restore_compat.ts";
 import { describeSource, RestoreFailure } from "./pod_restore_sources.ts";
+import { namespaceRefusal, podSpecRefusal } from "./pod_restore_policy.ts";
 
 export { RestoreFailure };
 
@@ -190,6 +191,11 @@ async function importAndCreate(
   const source = await describeSource(deps, pr);
   try {
     const meta = source.meta;
+    // Authorization before anything is imported (pod_restore_policy.ts).
+    const nsWhy = namespaceRefusal(meta.namespace, ns, await holdingClass(deps, pr));
+    if (nsWhy) throw new RestoreFailure("NamespaceNotAllowed", nsWhy);
+    const podWhy = podSpecRefusal(meta.sourcePod?.spec, meta.namespace, ns);
+    if (podWhy) throw new RestoreFailure("Forbidden", podWhy);
     const node = await pickNode(deps, pr.spec.nodeName);
     const nodeName = node.metadata!.name!;
     const nodeCriu = await nodeCriuVersion(deps, nodeName, log);
@@ -288,6 +294,31 @@ async function nodeCriuVersion(
     log.info("node CRIU version unknown", { node, error: (err as Error).message });
     return undefined;
   }
+}
+
+/**
+ * The class that holds the checkpoint, whose restore policy applies: the
+ * named class (storage), the class whose registry serves the image (image),
+ * or the default class (layout).
+ */
+async function holdingClass(
+  deps: ReconcilerDeps,
+  pr: PodRestore,
+): Promise<CheckpointStorageClass | undefined> {
+  const src = pr.spec.source;
+  if (src.storage) {
+    return await deps.lpm.get<CheckpointStorageClass>(
+      "checkpointstorageclasses",
+      "",
+      src.storage.storageClassName,
+    );
+  }
+  const classes = await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+  if (src.image) {
+    const host = src.image.references[0]?.image.split("/")[0];
+    return classes.find((c) => c.spec.registry?.repository.split("/")[0] === host);
+  }
+  return classes.find((c) => c.spec.default);
 }
 
 async function pickNode(deps: ReconcilerDeps, name?: string): Promise<k8s.V1Node> {

@@ -4,6 +4,7 @@
  */
 import { KINDS, PROVIDERS, STORAGE_CLASS_PHASES } from "../types.ts";
 import {
+  arr,
   bool,
   dateTime,
   int,
@@ -110,6 +111,16 @@ const specSchema: JsonSchema = obj("Where and how checkpoints are stored.", {
       pattern: GO_DURATION,
     }),
     maxCount: int("Keep at most this many checkpoints per pod.", { minimum: 1, maximum: 10000 }),
+  }),
+  restore: obj("Who may restore this class's checkpoints with a PodRestore.", {
+    allowedNamespaces: arr(
+      'Namespaces that may restore a checkpoint taken in another namespace ("*": any). By default a checkpoint restores only into the namespace it was taken in: it holds that namespace\'s memory, secrets included.',
+      str("A namespace name, or *.", {
+        maxLength: 63,
+        pattern: "^(\\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$",
+      }),
+      { maxItems: 256, set: true },
+    ),
   }),
 }, {
   required: ["provider"],
