@@ -21,3 +21,5 @@ export { nodeName, pushNodeImages, startNodes } from "./node.ts";
 export type { NodeImages, NodeInfo, Nodes, NodesOptions } from "./node.ts";
 export { pushImage } from "./registry_push.ts";
 export type { PushedImage, PushImageOptions } from "./registry_push.ts";
+export { buildWorkloadRootfs, pushWorkloadImage } from "./workload_images.ts";
+export type { WorkloadImageSpec } from "./workload_images.ts";
