@@ -30,9 +30,10 @@ import { createVolumeCarrier } from "./volumes.ts";
 const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
   --state-dir <dir> [--kubeconfig <file>] [--runtime kubelet|docker] [--docker-socket <path>]
-  [--kubelet-url <https://ip:port> --kubelet-ca <file> --kubelet-client-cert <file>
-   --kubelet-client-key <file>] [--kubelet-root-dir <dir>] [--kubelet-root-mount <dir>]
+  [--kubelet-url <https://ip:port> --kubelet-ca <file>
+   (--kubelet-token-file <file> | --kubelet-client-cert <file> --kubelet-client-key <file>)] [--kubelet-root-dir <dir>] [--kubelet-root-mount <dir>]
   [--health-listen <host:port>] [--image-compression none|gzip|zstd]
+  [--allow-inline-storage]  (accept storage specs and credentials in requests: Docker hosts without a cluster)
   [--busybox /bin/busybox]  (static busybox copied into the images that carry emptyDir volumes)
   [--runtime-endpoint unix:///run/containerd/containerd.sock]  (PrepareRestore pulls through the CRI)
   [--criu-log-dir <dir>]...  (where the runtime keeps CRIU logs; default /run/containerd and
@@ -53,6 +54,8 @@ export interface AgentArgs {
   kubeletUrl?: string;
   kubeletCa?: string;
   kubeletClientCert?: string;
+  /** Bearer token file for the kubelet (the pod's service account token). */
+  kubeletTokenFile?: string;
   kubeletClientKey?: string;
   kubeletRootDir?: string;
   kubeletRootMount?: string;
@@ -66,6 +69,8 @@ export interface AgentArgs {
   /** Checkpoint image layer compression ("none": streamed while storing). */
   imageCompression: "none" | "gzip" | "zstd";
   insecureDev: boolean;
+  /** Accept storage specs and credentials inline in requests (Docker hosts without a cluster). */
+  allowInlineStorage: boolean;
 }
 
 /** Parses and validates the command line; throws with the usage on error. */
@@ -86,6 +91,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
       "kubelet-ca": { type: "string" },
       "kubelet-client-cert": { type: "string" },
       "kubelet-client-key": { type: "string" },
+      "kubelet-token-file": { type: "string" },
       "kubelet-root-dir": { type: "string" },
       "kubelet-root-mount": { type: "string" },
       "criu-log-dir": { type: "string", multiple: true },
@@ -95,6 +101,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
       "health-listen": { type: "string" },
       "image-compression": { type: "string", default: "none" },
       "insecure-dev": { type: "boolean", default: false },
+      "allow-inline-storage": { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -115,6 +122,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     kubeletCa: v["kubelet-ca"],
     kubeletClientCert: v["kubelet-client-cert"],
     kubeletClientKey: v["kubelet-client-key"],
+    kubeletTokenFile: v["kubelet-token-file"],
     kubeletRootDir: v["kubelet-root-dir"],
     kubeletRootMount: v["kubelet-root-mount"],
     criuLogDirs: v["criu-log-dir"],
@@ -124,6 +132,7 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     healthListen: v["health-listen"],
     imageCompression: v["image-compression"] as AgentArgs["imageCompression"],
     insecureDev: v["insecure-dev"]!,
+    allowInlineStorage: v["allow-inline-storage"]!,
   };
   if (a.runtime && a.runtime !== "kubelet" && a.runtime !== "docker") {
     fail(`--runtime "${a.runtime}" is invalid: use "kubelet" or "docker"`);
@@ -141,8 +150,14 @@ export function parseAgentArgs(args: string[]): AgentArgs {
       fail("Give at least one --allowed-client identity (a certificate CN or a URI SAN)");
     }
   }
-  if (a.kubeletUrl && !(a.kubeletCa && a.kubeletClientCert && a.kubeletClientKey)) {
-    fail("--kubelet-url needs --kubelet-ca, --kubelet-client-cert and --kubelet-client-key");
+  if (
+    a.kubeletUrl &&
+    !(a.kubeletCa && (a.kubeletTokenFile || (a.kubeletClientCert && a.kubeletClientKey)))
+  ) {
+    fail(
+      "--kubelet-url needs --kubelet-ca and either --kubelet-token-file or " +
+        "--kubelet-client-cert with --kubelet-client-key",
+    );
   }
   return a;
 }
@@ -193,8 +208,10 @@ export async function buildDriver(
       mode: "direct",
       url: a.kubeletUrl,
       caCert: await Deno.readTextFile(a.kubeletCa!),
-      clientCert: await Deno.readTextFile(a.kubeletClientCert!),
-      clientKey: await Deno.readTextFile(a.kubeletClientKey!),
+      ...(a.kubeletTokenFile ? { tokenFile: a.kubeletTokenFile } : {
+        clientCert: await Deno.readTextFile(a.kubeletClientCert!),
+        clientKey: await Deno.readTextFile(a.kubeletClientKey!),
+      }),
     };
   } else if (kube) {
     access = { mode: "proxy", kube };
@@ -250,7 +267,7 @@ export async function main(args: string[]): Promise<number> {
     images,
     readStats,
     volumes,
-    resolveClass: (ref) => resolveStorageClass(ref, { kube }),
+    resolveClass: (ref) => resolveStorageClass(ref, { kube, allowInline: a.allowInlineStorage }),
     prepareImage: (req, signal) =>
       prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),
     log,

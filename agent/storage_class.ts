@@ -1,8 +1,12 @@
 /**
- * Resolving a request's storage class into a store and registry settings:
- * from the spec and credentials the caller passed inline, or by reading the
- * CheckpointStorageClass and its Secrets from the cluster with the agent's
- * own credentials (RBAC limits those Secrets to the `lpm-system` namespace).
+ * Resolving a request's storage class into a store and registry settings: by
+ * reading the CheckpointStorageClass and its Secrets from the cluster with
+ * the agent's own credentials (RBAC limits those Secrets to the `lpm-system`
+ * namespace). A spec and credentials passed inline in the request are
+ * refused unless the agent was started to accept them (`--allow-inline-storage`,
+ * for Docker hosts without a cluster): otherwise any allowed client could send
+ * any container's memory to an endpoint of its choosing. A plain-HTTP
+ * registry (`insecure`) is accepted only on a loopback address.
  * @module
  */
 import { API_VERSION, type CheckpointStorageClassSpec } from "../api/mod.ts";
@@ -10,11 +14,14 @@ import { createStore, decodeSecretData } from "../storage/mod.ts";
 import type { KubeHttp } from "./_kube_http.ts";
 import type { StorageClassRefMsg } from "./_proto.ts";
 import type { RegistrySettings, ResolvedClass } from "./pipeline.ts";
+import { insecureRegistryRefusal } from "../oci/mod.ts";
 
 /** Options for {@linkcode resolveStorageClass}. */
 export interface ResolveClassOptions {
   /** API server client; needed when the request names a class without its spec. */
   kube?: KubeHttp;
+  /** Accept a spec and credentials passed inline in the request (default: refused). */
+  allowInline?: boolean;
 }
 
 async function getJson<T>(kube: KubeHttp, path: string, what: string): Promise<T> {
@@ -69,6 +76,15 @@ export async function resolveStorageClass(
   ref: StorageClassRefMsg,
   opts: ResolveClassOptions = {},
 ): Promise<ResolvedClass> {
+  const inline = !!ref.specJson || Object.keys(ref.credentials ?? {}).length > 0 ||
+    Object.keys(ref.registryCredentials ?? {}).length > 0;
+  if (inline && !opts.allowInline) {
+    throw new Error(
+      `Storage class "${ref.name}": the request carries an inline spec or credentials, which ` +
+        "this agent refuses (it reads classes and their Secrets from the cluster; " +
+        "--allow-inline-storage is for Docker hosts without a cluster)",
+    );
+  }
   let spec: CheckpointStorageClassSpec;
   let credentials = ref.credentials && Object.keys(ref.credentials).length
     ? ref.credentials
@@ -104,6 +120,10 @@ export async function resolveStorageClass(
       regData = await readSecret(opts.kube, spec.registry.credentialsSecretRef);
     }
   }
+  const refusal = spec.registry?.repository
+    ? insecureRegistryRefusal(spec.registry.repository, spec.registry.insecure)
+    : undefined;
+  if (refusal) throw new Error(`Storage class "${ref.name}": ${refusal}`);
   const store = createStore(spec as Parameters<typeof createStore>[0], { secret: credentials });
   const registry: RegistrySettings | undefined = spec.registry?.repository
     ? {

@@ -8,6 +8,7 @@
  */
 import type { CheckpointStorageClass } from "../api/mod.ts";
 import { decodeSecretData, defaultClassConflicts, validateStorageClass } from "../storage/mod.ts";
+import { insecureRegistryRefusal } from "../oci/mod.ts";
 import { apiMessage, apiStatus } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
@@ -50,7 +51,12 @@ export function storageClassReconciler(
           await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
         );
       }
-      result = await validateStorageClass(cls.spec, secret, { timeoutMs: 20_000 });
+      const insecure = cls.spec.registry?.repository
+        ? insecureRegistryRefusal(cls.spec.registry.repository, cls.spec.registry.insecure)
+        : undefined;
+      result = insecure
+        ? { available: false, message: insecure }
+        : await validateStorageClass(cls.spec, secret, { timeoutMs: 20_000 });
     } catch (err) {
       const why = apiStatus(err) === 404
         ? `credentials Secret "${ref?.namespace}/${ref?.name}" does not exist`

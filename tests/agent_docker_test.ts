@@ -89,7 +89,8 @@ Deno.test({
       driver: createDockerDriver({ socketPath: d.socketPath, execRoot: d.execRoot }),
       images: createImagePublisher(),
       readStats: readArchiveStats,
-      resolveClass: (ref) => resolveStorageClass(ref),
+      // These agents run without cluster access to classes: inline specs, as on a Docker host.
+      resolveClass: (ref) => resolveStorageClass(ref, { allowInline: true }),
       log: () => {},
     });
     const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);

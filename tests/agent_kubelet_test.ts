@@ -143,7 +143,8 @@ Deno.test({
       }),
       images: createImagePublisher(),
       readStats: readArchiveStats,
-      resolveClass: (ref) => resolveStorageClass(ref),
+      // These agents run without cluster access to classes: inline specs, as on a Docker host.
+      resolveClass: (ref) => resolveStorageClass(ref, { allowInline: true }),
       // This test's one agent pre-pulls for node-b: through node-b's CRI socket.
       prepareImage: (req, signal) =>
         prepareImage(req, { signal, runtimeEndpoint: `unix://${b.containerdSocket}` }),

@@ -40,9 +40,13 @@ Deno.test("agent manifests: server dry-run of the kustomization, real RBAC, leas
 
     const expectations: [string[], boolean][] = [
       [["get", "nodes"], true],
-      [["create", "nodes", "--subresource=proxy"], true],
       [["create", "nodes", "--subresource=checkpoint"], true],
-      [["get", "nodes", "--subresource=proxy"], true],
+      // No way into other workloads: no kubelet proxy (exec, attach, logs, run), no exec.
+      [["create", "nodes", "--subresource=proxy"], false],
+      [["get", "nodes", "--subresource=proxy"], false],
+      [["create", "pods", "--subresource=exec", "-n", "default"], false],
+      [["create", "pods", "--subresource=attach", "-n", "default"], false],
+      [["get", "pods", "--subresource=log", "-n", "default"], false],
       [["get", "checkpointstorageclasses.lpm.my.domain"], true],
       [["get", "secrets", "-n", "lpm-system"], true],
       [["get", "secrets", "-n", "default"], false],

@@ -22,9 +22,14 @@ export type KubeletAccess =
     /** PEM CA that signed the kubelet's serving certificate. */
     caCert: string;
     /** PEM client certificate of the agent (a user with `nodes/checkpoint`). */
-    clientCert: string;
+    clientCert?: string;
     /** PEM client key. */
-    clientKey: string;
+    clientKey?: string;
+    /**
+     * Or a bearer token file (a service account's projected token, which the
+     * kubelet checks with a TokenReview): re-read on every call, as it rotates.
+     */
+    tokenFile?: string;
   }
   | {
     /** Through `/api/v1/nodes/{node}/proxy/...`. */
@@ -85,11 +90,15 @@ export function kubeletHint(status: number, body = ""): string {
 /** Creates the kubelet driver. */
 export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
   const access = opts.access;
+  if (access.mode === "direct" && !access.tokenFile && !(access.clientCert && access.clientKey)) {
+    throw new Error("Direct kubelet access needs a client certificate and key, or a token file");
+  }
   const client = access.mode === "direct"
     ? Deno.createHttpClient({
       caCerts: [access.caCert],
-      cert: access.clientCert,
-      key: access.clientKey,
+      ...(access.clientCert && access.clientKey
+        ? { cert: access.clientCert, key: access.clientKey }
+        : {}),
     })
     : undefined;
   const rootDir = (opts.kubeletRootDir ?? "/var/lib/kubelet").replace(/\/$/, "");
@@ -97,9 +106,19 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
   const [runtimeName, runtimeVersion] = (opts.runtimeVersion ?? "").split("://");
   let criu: Promise<string | undefined> | undefined;
 
-  const post = (path: string, signal?: AbortSignal): Promise<Response> => {
+  const post = async (path: string, signal?: AbortSignal): Promise<Response> => {
     if (access.mode === "direct") {
-      return fetch(`${access.url.replace(/\/$/, "")}${path}`, { method: "POST", client, signal });
+      const headers = new Headers();
+      if (access.tokenFile) {
+        const token = (await Deno.readTextFile(access.tokenFile)).trim();
+        headers.set("authorization", `Bearer ${token}`);
+      }
+      return fetch(`${access.url.replace(/\/$/, "")}${path}`, {
+        method: "POST",
+        client,
+        signal,
+        headers,
+      });
     }
     return access.kube.request(`/api/v1/nodes/${encodeURIComponent(opts.nodeName)}/proxy${path}`, {
       method: "POST",

@@ -152,7 +152,9 @@ export function kubeletConfig(
     tlsPrivateKeyFile: opts.serving.key,
     authentication: {
       anonymous: { enabled: false },
-      webhook: { enabled: false },
+      // Bearer tokens (service accounts, such as the lpm agent's) are checked
+      // with a TokenReview, as on kubeadm clusters.
+      webhook: { enabled: true, cacheTTL: "10s" },
       x509: { clientCAFile: opts.kube.caCert },
     },
     authorization: { mode: "Webhook" },

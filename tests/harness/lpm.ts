@@ -67,6 +67,21 @@ export async function startLpm(
       "-f",
       `${REPO_ROOT}/config/agent/rbac.yaml`,
     ]);
+    // The agent calls its own kubelet with the lpm-agent service account's
+    // token (what a DaemonSet pod has): the RBAC in config/agent/ grants only
+    // nodes/checkpoint for that, no nodes/proxy.
+    const tokenFile = `${dir}/agent.token`;
+    await Deno.writeTextFile(
+      tokenFile,
+      (await kubectl(env.kube.kubeconfig, [
+        "-n",
+        "lpm-system",
+        "create",
+        "token",
+        "lpm-agent",
+        "--duration=48h",
+      ])).trim(),
+    );
     const deno = Deno.execPath();
     const agents: LpmInfo["agents"] = [];
     for (const node of env.nodes) {
@@ -87,6 +102,9 @@ export async function startLpm(
         `--state-dir=${stateDir}`,
         `--kubeconfig=${agentKubeconfig}`,
         `--kubelet-root-dir=${node.rootDir}`,
+        `--kubelet-url=https://${node.ip}:${node.kubeletPort}`,
+        `--kubelet-ca=${env.kube.caCert}`,
+        `--kubelet-token-file=${tokenFile}`,
         `--runtime-endpoint=unix://${node.containerdSocket}`,
       ], {
         logPath: `${opts.logDir}/agent-${node.name}.log`,
