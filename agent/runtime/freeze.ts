@@ -1,0 +1,264 @@
+/**
+ * The frozen final checkpoint of a pod on a containerd node.
+ *
+ * `freeze` pauses every container of the pod through containerd's task API
+ * (the shim freezes the container's cgroup and records the task as PAUSED),
+ * and only when all of them are paused dumps each one with the runtime's own
+ * checkpoint (the kubelet checkpoint API, so the archive is exactly the one
+ * the kubelet path produces and the restore side cannot tell the
+ * difference). The pod stays frozen afterwards: containerd's client skips its
+ * own pause/resume around a dump when the task is already PAUSED
+ * (`client/task.go`, `Checkpoint`), and runc/CRIU leave a frozen cgroup
+ * frozen with `--leave-running`. `thaw` resumes it exactly where it stopped;
+ * `kill` ends it without letting it run another instruction.
+ *
+ * Why not `runc pause` or the cgroup freezer directly: containerd's shim then
+ * still thinks the task runs, its CRI checkpoint tries to pause it again and
+ * fails ("OCI runtime pause failed: container not running"), and the archive
+ * would have to be assembled by hand. See docs/freeze.md.
+ * @module
+ */
+import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
+import type { ContainerdTasks, PodContainer, TaskStatus } from "./containerd_tasks.ts";
+
+/** Which pod to freeze; `containers` (ids and names) skips the lookup in containerd. */
+export interface PodRef {
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
+  /** The pod's running containers, when the caller knows them. */
+  containers?: PodContainer[];
+}
+
+/** One container's part of a frozen checkpoint. */
+export interface FrozenContainer extends PodContainer {
+  /** Its checkpoint archive on this node (the kubelet's layout). */
+  archivePath: string;
+  /** True when the archive lives outside the work dir and the caller must remove it. */
+  ownsArchive: boolean;
+  /** Milliseconds its dump took (the runtime's checkpoint call). */
+  dumpMs: number;
+  /** Runtime that took it. */
+  runtime: CheckpointOutcome["runtime"];
+}
+
+/** A pod frozen with its archives taken. */
+export interface FrozenPod {
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
+  /** The containers, each with its archive. */
+  containers: FrozenContainer[];
+  /** Epoch ms when the last container was paused: no instruction of the pod ran after it. */
+  frozenAt: number;
+  /** Milliseconds from the first pause request to the last container paused. */
+  pauseMs: number;
+  /** Milliseconds from `frozenAt` to the last archive written. */
+  dumpMs: number;
+}
+
+/** Checkpoints one container (the kubelet driver's `checkpoint` fits). */
+export type DumpContainer = (
+  ref: CheckpointTarget,
+  opts: CheckpointOptions,
+) => Promise<CheckpointOutcome>;
+
+/** Options of {@linkcode createPodFreezer}. */
+export interface PodFreezerOptions {
+  /** The node's containerd. */
+  containerd: ContainerdTasks;
+  /** Dumps one (paused) container with leave-running. */
+  dump: DumpContainer;
+  /** Clock, for tests. */
+  now?: () => number;
+  /** Poll interval while waiting for a task to change state (default 50 ms). */
+  pollMs?: number;
+}
+
+/** Options of {@linkcode PodFreezer.freeze}. */
+export interface FreezeOptions {
+  /** Directory for this checkpoint's temp files. */
+  workDir: string;
+  /** Cancels between containers (the pod is then thawed). */
+  signal?: AbortSignal;
+  /** Runtime timeout per container dump, seconds. */
+  timeoutSeconds?: number;
+}
+
+/** Freezes, dumps, thaws and kills whole pods. */
+export interface PodFreezer {
+  /** Freezes every container of the pod, then dumps each; the pod stays frozen. Thaws on failure. */
+  freeze(pod: PodRef, opts: FreezeOptions): Promise<FrozenPod>;
+  /** Resumes every paused container of the pod; returns the ids it resumed (idempotent). */
+  thaw(pod: PodRef): Promise<string[]>;
+  /** Kills every process of the pod's containers without letting them run; waits for the exits. */
+  kill(pod: PodRef, opts?: { timeoutMs?: number }): Promise<void>;
+}
+
+const SIGKILL = 9;
+
+/** Creates a freezer over the node's containerd and the runtime's checkpoint. */
+export function createPodFreezer(opts: PodFreezerOptions): PodFreezer {
+  const ctrd = opts.containerd;
+  const now = opts.now ?? Date.now;
+  const pollMs = opts.pollMs ?? 50;
+
+  const containersOf = async (pod: PodRef): Promise<PodContainer[]> =>
+    pod.containers ?? await ctrd.podContainers(pod.namespace, pod.pod);
+
+  const waitFor = async (id: string, ok: (s: TaskStatus) => boolean, timeoutMs: number) => {
+    const until = now() + timeoutMs;
+    for (;;) {
+      const s = (await ctrd.state(id)).status;
+      if (ok(s)) return s;
+      if (now() > until) {
+        throw new Error(`Container "${id}" stayed "${s}" for ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  };
+
+  /** Pauses each container; on any failure resumes those already paused. */
+  const pauseAll = async (pod: PodRef, list: PodContainer[]): Promise<void> => {
+    const paused: PodContainer[] = [];
+    try {
+      for (const c of list) {
+        if ((await ctrd.state(c.id)).status !== "paused") await ctrd.pause(c.id);
+        paused.push(c);
+        await waitFor(c.id, (s) => s === "paused", 10_000);
+      }
+    } catch (err) {
+      await resumeEach(paused);
+      throw new Error(
+        `Cannot freeze pod "${pod.namespace}/${pod.pod}": ${(err as Error).message}`,
+      );
+    }
+  };
+
+  const resumeEach = async (list: PodContainer[]): Promise<string[]> => {
+    const resumed: string[] = [];
+    const errors: string[] = [];
+    for (const c of list) {
+      const s = (await ctrd.state(c.id)).status;
+      if (s !== "paused" && s !== "pausing") continue;
+      try {
+        if (s === "pausing") await waitFor(c.id, (x) => x !== "pausing", 10_000);
+        await ctrd.resume(c.id);
+        resumed.push(c.id);
+      } catch (err) {
+        errors.push(`"${c.name}": ${(err as Error).message}`);
+      }
+    }
+    if (errors.length) throw new Error(`Cannot thaw ${errors.join("; ")}`);
+    return resumed;
+  };
+
+  /** Dumps each (paused) container, checking it is still paused afterwards. */
+  const dumpAll = async (
+    pod: PodRef,
+    list: PodContainer[],
+    fopts: FreezeOptions,
+  ): Promise<FrozenContainer[]> => {
+    const out: FrozenContainer[] = [];
+    for (const c of list) {
+      fopts.signal?.throwIfAborted();
+      const t0 = now();
+      const res = await opts.dump(
+        { namespace: pod.namespace, pod: pod.pod, container: c.name, id: c.id },
+        {
+          workDir: fopts.workDir,
+          signal: fopts.signal,
+          leaveRunning: true,
+          timeoutSeconds: fopts.timeoutSeconds,
+        },
+      );
+      out.push({
+        ...c,
+        archivePath: res.archivePath,
+        ownsArchive: res.ownsArchive ?? false,
+        dumpMs: now() - t0,
+        runtime: res.runtime,
+      });
+      const after = (await ctrd.state(c.id)).status;
+      if (after !== "paused") {
+        throw new Error(
+          `container "${c.name}" is "${after}" after its dump, not "paused": the runtime ` +
+            "resumed it, so the checkpoint is not the container's final state",
+        );
+      }
+    }
+    return out;
+  };
+
+  return {
+    async freeze(pod, fopts) {
+      const list = await containersOf(pod);
+      if (list.length === 0) {
+        throw new Error(
+          `Cannot freeze pod "${pod.namespace}/${pod.pod}": it has no running container on this node`,
+        );
+      }
+      const t0 = now();
+      await pauseAll(pod, list);
+      const frozenAt = now();
+      let containers: FrozenContainer[] = [];
+      try {
+        containers = await dumpAll(pod, list, fopts);
+      } catch (err) {
+        // Before hand-over the source must go on: thaw it, remove what was written.
+        for (const c of containers) {
+          if (c.ownsArchive) await Deno.remove(c.archivePath).catch(() => {});
+        }
+        const thawed = await resumeEach(list).then(() => "thawed", (e) => `NOT thawed: ${e}`);
+        throw new Error(
+          `Cannot checkpoint frozen pod "${pod.namespace}/${pod.pod}" (${thawed}): ${
+            (err as Error).message
+          }`,
+        );
+      }
+      return {
+        namespace: pod.namespace,
+        pod: pod.pod,
+        containers,
+        frozenAt,
+        pauseMs: frozenAt - t0,
+        dumpMs: now() - frozenAt,
+      };
+    },
+
+    async thaw(pod) {
+      return await resumeEach(await containersOf(pod));
+    },
+
+    async kill(pod, kopts = {}) {
+      const timeoutMs = kopts.timeoutMs ?? 30_000;
+      const list = await containersOf(pod);
+      // Every process gets SIGKILL while frozen; a frozen task only acts on it
+      // when thawed, and then it dies before returning to user space.
+      for (const c of list) {
+        const s = (await ctrd.state(c.id)).status;
+        if (s === "absent" || s === "stopped") continue;
+        await ctrd.kill(c.id, { signal: SIGKILL, all: true });
+      }
+      for (const c of list) {
+        // runc may have thawed the cgroup itself after the kill; the shim
+        // still says "paused" until the exit is reaped, so resume is tried and
+        // its refusal ignored.
+        if ((await ctrd.state(c.id)).status === "paused") {
+          await ctrd.resume(c.id).catch(() => {});
+        }
+      }
+      for (const c of list) {
+        await waitFor(c.id, (s) => s === "stopped" || s === "absent", timeoutMs).catch((err) => {
+          throw new Error(
+            `Cannot kill container "${c.name}" of pod "${pod.namespace}/${pod.pod}": ${
+              (err as Error).message
+            }`,
+          );
+        });
+      }
+    },
+  };
+}
