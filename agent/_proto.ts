@@ -78,6 +78,7 @@ export interface HealthResponseMsg {
   runningOperations: number;
   criuVersion: string;
   architecture: string;
+  kernelVersion: string;
 }
 
 /** `Operation` message (as decoded: absent messages are null). */
@@ -99,4 +100,12 @@ export interface OperationMsg {
   restore?: { containerId: string; image: string } | null;
   created: string;
   updated: string;
+}
+
+/** `OperationLog` message. */
+export interface OperationLogMsg {
+  operationId: string;
+  sourcePath: string;
+  content: string;
+  truncated: boolean;
 }

@@ -16,6 +16,7 @@ import {
   agentService,
   type CheckpointRequestMsg,
   type HealthResponseMsg,
+  type OperationLogMsg,
   type OperationMsg,
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
@@ -162,6 +163,11 @@ export class AgentClient {
     return this.#unary("Health", {});
   }
 
+  /** The log kept with an operation (the runtime's CRIU log of a failed checkpoint). */
+  getOperationLog(operationId: string): Promise<OperationLogMsg> {
+    return this.#unary("GetOperationLog", { operationId });
+  }
+
   /** Closes the channel. */
   close(): void {
     this.client.close();
@@ -233,6 +239,7 @@ export class GrpcAgentConnector implements AgentConnector {
           runtime: h.runtime,
           criuVersion: h.criuVersion || undefined,
           architecture: h.architecture || undefined,
+          kernelVersion: h.kernelVersion || undefined,
         };
       },
     };

@@ -9,6 +9,7 @@ import {
   agentService,
   type CheckpointRequestMsg,
   type HealthResponseMsg,
+  type OperationLogMsg,
   type OperationMsg,
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
@@ -25,6 +26,7 @@ import {
 import { type ImagePublisher, type ResolvedClass, runCheckpoint } from "./pipeline.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
+import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import { createServerTls, describeIdentity, identityOf, isAllowed, type TlsFiles } from "./tls.ts";
 
@@ -208,6 +210,13 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       } catch (err) {
         const message = (err as Error).message;
         log("error", "operation failed", { operation: id, kind, error: message });
+        const criuLog = criuLogOf(err);
+        if (criuLog) {
+          // The runtime overwrites its log on the next dump: keep this one with the operation.
+          await keepLog(id, criuLog).catch((e) =>
+            log("warn", "cannot keep the CRIU log", { operation: id, error: e.message })
+          );
+        }
         await operations.update(id, { phase: "Failed", message }).catch(() => {});
       }
     })();
@@ -216,6 +225,15 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   };
 
   const report = (id: string) => (patch: OperationPatch) => operations.update(id, patch);
+
+  // Kept logs: one JSON file per operation (ids are safe file names), bounded by the reader.
+  const logPath = (id: string) => `${opts.stateDir}/logs/${id}.json`;
+  const keepLog = async (id: string, l: CriuLog) => {
+    await Deno.mkdir(`${opts.stateDir}/logs`, { recursive: true, mode: 0o700 });
+    const tmp = `${logPath(id)}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(l), { mode: 0o600 });
+    await Deno.rename(tmp, logPath(id));
+  };
 
   // deno-lint-ignore no-explicit-any
   type Unary<Req> = (call: grpc.ServerUnaryCall<Req, any>, cb: grpc.sendUnaryData<any>) => void;
@@ -425,7 +443,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         );
       }
       let freed = 0;
-      for (const p of [...(op.localPaths ?? []), operations.workDir(op.id)]) {
+      for (const p of [...(op.localPaths ?? []), operations.workDir(op.id), logPath(op.id)]) {
         const st = await Deno.stat(p).catch(() => undefined);
         if (!st) continue;
         freed += st.isFile ? st.size : 0;
@@ -444,7 +462,30 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       runningOperations: operations.running(),
       criuVersion: (await (criu ??= criuVersion())) ?? "",
       architecture: hostArchitecture(),
+      kernelVersion: Deno.osRelease(),
     } satisfies HealthResponseMsg)),
+
+    GetOperationLog: unary<{ operationId: string }>("GetOperationLog", async (req) => {
+      required({ operation_id: req.operationId });
+      if (!operations.get(req.operationId)) {
+        throw grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`);
+      }
+      let kept: CriuLog;
+      try {
+        kept = JSON.parse(await Deno.readTextFile(logPath(req.operationId))) as CriuLog;
+      } catch {
+        throw grpcError(
+          grpc.status.NOT_FOUND,
+          `Operation "${req.operationId}" has no kept log (one is kept when CRIU fails)`,
+        );
+      }
+      return {
+        operationId: req.operationId,
+        sourcePath: kept.path,
+        content: kept.content,
+        truncated: kept.truncated,
+      } satisfies OperationLogMsg;
+    }),
   };
 
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });

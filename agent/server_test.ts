@@ -13,6 +13,8 @@ import {
 import type { AgentServer } from "./server.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import type { ResolvedClass } from "./pipeline.ts";
+import { CriuFailureError } from "./runtime/criu_log.ts";
+import type { CheckpointTarget } from "./runtime/_types.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -71,6 +73,7 @@ Deno.test({
         // What PodRestore's compatibility checks ask of the node.
         assertEquals(h.architecture, hostArchitecture());
         assertMatch(h.criuVersion, /^\d+\.\d+/, "the node's CRIU version (criu on PATH)");
+        assertEquals(h.kernelVersion, Deno.osRelease(), "the node's kernel (uname -r)");
       } finally {
         c.close();
       }
@@ -290,4 +293,74 @@ Deno.test({
       }
     }
   },
+});
+
+/** A driver whose dump fails inside CRIU, with the log the runtime left. */
+class CriuFailingDriver extends FakeDriver {
+  override checkpoint(_ref: CheckpointTarget): Promise<never> {
+    return Promise.reject(
+      new CriuFailureError('Cannot checkpoint: CRIU failed: "Error (criu/x.c:1): boom"', {
+        path: "/run/containerd/t/criu-dump.log",
+        content: "(0.1) Info\n(0.2) Error (criu/x.c:1): boom\n",
+        truncated: false,
+      }),
+    );
+  }
+}
+
+Deno.test({
+  name: "agent: a CRIU failure keeps the log with the operation; GetOperationLog returns it",
+  ...opts,
+  fn: () =>
+    withAgent({ driver: new CriuFailingDriver() }, async ({ address, certs, stateDir }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        await c.checkpoint({
+          operationId: "op-criu-1",
+          namespace: "default",
+          pod: "p",
+          container: "c",
+          storageClass: { name: "local-test" },
+        });
+        let last;
+        for await (const op of c.watchOperation("op-criu-1")) last = op;
+        assertEquals(last?.phase, "Failed");
+        assertMatch(last!.message, /failed in the fake driver: .*Error \(criu\/x\.c:1\): boom/);
+        const log = await c.getOperationLog("op-criu-1");
+        assertEquals(log.sourcePath, "/run/containerd/t/criu-dump.log");
+        assertMatch(log.content, /Error \(criu\/x\.c:1\): boom/);
+        assertEquals(log.truncated, false);
+        const unknown = await assertRejects(() => c.getOperationLog("op-none"));
+        assertEquals((unknown as { code?: number }).code, grpc.status.NOT_FOUND);
+        await c.deleteCheckpoint("op-criu-1");
+        const gone = await Deno.stat(`${stateDir}/logs/op-criu-1.json`).catch(() => undefined);
+        assertEquals(gone, undefined, "DeleteCheckpoint removes the kept log");
+      } finally {
+        c.close();
+      }
+    }),
+});
+
+Deno.test({
+  name: "agent: an operation without a kept log answers NOT_FOUND on GetOperationLog",
+  ...opts,
+  fn: () =>
+    withAgent({}, async ({ address, certs }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        await c.checkpoint({
+          operationId: "op-ok-log",
+          namespace: "default",
+          pod: "p",
+          container: "c",
+          storageClass: { name: "local-test" },
+        });
+        for await (const _ of c.watchOperation("op-ok-log"));
+        const e = await assertRejects(() => c.getOperationLog("op-ok-log"));
+        assertEquals((e as { code?: number }).code, grpc.status.NOT_FOUND);
+        assertMatch(String(e), /has no kept log/);
+      } finally {
+        c.close();
+      }
+    }),
 });

@@ -92,6 +92,36 @@ export interface NodeAgentHealth {
   criuVersion?: string;
   /** The node's CPU architecture (GOARCH name). */
   architecture?: string;
+  /** The node's kernel release (`uname -r`), when the agent says. */
+  kernelVersion?: string;
+}
+
+/**
+ * The health of `node`'s agent, or undefined when there is no agent, it
+ * cannot say, it fails, or it does not answer within `timeoutMs`: for checks
+ * that are best effort (later phases meet an unreachable agent anyway).
+ */
+export async function agentHealthWithin(
+  agents: AgentConnector,
+  node: string,
+  opts: { timeoutMs: number },
+): Promise<NodeAgentHealth | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ask = (async () => {
+    const agent = await agents.forNode(node);
+    return agent.health ? await agent.health() : undefined;
+  })();
+  ask.catch(() => {}); // a late failure after the timeout is nobody's business
+  try {
+    const timeout = new Promise<undefined>((r) =>
+      timer = setTimeout(() => r(undefined), opts.timeoutMs)
+    );
+    return await Promise.race([ask, timeout]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Finds the agent of a node. */

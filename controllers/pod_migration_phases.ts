@@ -20,6 +20,8 @@ import {
   unsupportedReason,
 } from "./restored_pod.ts";
 import { stepRestoring } from "./pod_migration_restore.ts";
+import { agentHealthWithin } from "./agent_connector.ts";
+import { criuKernelProblem } from "./criu_kernel.ts";
 
 /** The PodMigration status as the reconciler edits it. */
 export type MigrationStatus = NonNullable<PodMigration["status"]>;
@@ -230,6 +232,7 @@ async function stepPending(
       );
     }
   }
+  await checkNodeCriu(deps, [["Source", source], ["Target", target]]);
   const cls = await resolveStorageClass(deps, pm);
   const clsName = cls.metadata!.name!;
   if (cls.status?.phase === "Unavailable") {
@@ -263,6 +266,37 @@ async function stepPending(
       `Pod "${ns}/${podName}" on "${sourceNode}" can move to "${targetNode}" via class "${clsName}"`,
   });
   setPhase(status, "Checkpointing", now);
+}
+
+/** How long validation waits for an agent's Health (best effort: later phases meet a dead agent). */
+const HEALTH_TIMEOUT_MS = 3000;
+
+/**
+ * Refuses nodes whose CRIU is known to fail on their kernel, before anything
+ * is frozen: the agent's CRIU version, its kernel (else the node's
+ * `status.nodeInfo.kernelVersion`). An agent that does not answer in time
+ * does not block validation.
+ */
+async function checkNodeCriu(
+  deps: ReconcilerDeps,
+  nodes: (readonly [string, k8s.V1Node])[],
+): Promise<void> {
+  const health = await Promise.all(
+    nodes.map(([, n]) =>
+      agentHealthWithin(deps.agents, n.metadata?.name ?? "", { timeoutMs: HEALTH_TIMEOUT_MS })
+    ),
+  );
+  for (const [i, [role, node]] of nodes.entries()) {
+    const h = health[i];
+    const kernel = h?.kernelVersion || node.status?.nodeInfo?.kernelVersion;
+    const problem = criuKernelProblem(h?.criuVersion, kernel);
+    if (problem) {
+      throw new MigrationFailure(
+        "CriuIncompatible",
+        `${role} node "${node.metadata?.name}": ${problem}`,
+      );
+    }
+  }
 }
 
 async function stepCheckpointing(

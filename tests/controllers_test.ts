@@ -452,6 +452,75 @@ Deno.test({
 });
 
 Deno.test({
+  name: "controllers: a node whose CRIU fails on its kernel is refused in validation " +
+    "(agent's CRIU + agent's or node's kernel); a silent agent does not block",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      const oldCriu = `${w.nodeB}-oldcriu`;
+      const nodeKernel = `${w.nodeB}-nodekernel`;
+      await makeNode(w.core, oldCriu);
+      await makeNode(w.core, nodeKernel);
+      // The agent of nodeKernel does not report a kernel: the node's status says it.
+      await w.core.patchNodeStatus({
+        name: nodeKernel,
+        body: { status: { nodeInfo: { kernelVersion: "6.16.3-lpm" } } },
+      }, mergePatch);
+      w.agents.scripts[oldCriu] = { criuVersion: "4.1.1", kernelVersion: "6.18.0-1-amd64" };
+      w.agents.scripts[nodeKernel] = { criuVersion: "4.1" };
+      w.agents.scripts[w.nodeB] = { healthHangs: true };
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter");
+        await counterPod(w, "other");
+        await migrate(w, "to-old", { podName: "counter", targetNode: oldCriu });
+        await migrate(w, "to-kernel", { podName: "counter", targetNode: nodeKernel });
+        for (
+          const [name, node, texts] of [
+            ["to-old", oldCriu, ["CRIU 4.1.1", "kernel 6.18.0-1-amd64"]],
+            ["to-kernel", nodeKernel, ["CRIU 4.1 ", "kernel 6.16.3-lpm"]],
+          ] as const
+        ) {
+          const pm = await waitPhase(w, name, ["Failed", "Checkpointing", "Succeeded"]);
+          assertEquals(pm.status?.phase, "Failed", `${name}: ${pm.status?.message}`);
+          const c = pm.status?.conditions?.find((c) => c.type === "Succeeded");
+          assertEquals(c?.reason, "CriuIncompatible", name);
+          for (const t of [`Target node "${node}"`, ...texts, "install CRIU >= 4.2"]) {
+            assertStringIncludes(pm.status?.message ?? "", t, name);
+          }
+          assertEquals(await w.lpm.get("podcheckpoints", w.ns, name), undefined, "nothing dumped");
+        }
+        assertEquals(w.agents.callsOf("checkpoint").length, 0, "no agent was asked to checkpoint");
+
+        // nodeB's agent never answers Health: validation goes on after the short timeout.
+        await migrate(w, "to-silent", { podName: "counter", targetNode: w.nodeB });
+        const silent = await waitPhase(w, "to-silent", ["Checkpointing", "Transferring", "Failed"]);
+        assert(silent.status?.phase !== "Failed", silent.status?.message);
+
+        // The source node's CRIU counts too.
+        w.agents.scripts[w.nodeA] = { criuVersion: "4.0", kernelVersion: "6.17.2" };
+        await migrate(w, "from-old", { podName: "other", targetNode: w.nodeB });
+        const pm = await waitPhase(w, "from-old", ["Failed", "Checkpointing"]);
+        assertEquals(pm.status?.phase, "Failed", pm.status?.message);
+        assertStringIncludes(pm.status?.message ?? "", `Source node "${w.nodeA}"`);
+        assertStringIncludes(pm.status?.message ?? "", "CRIU 4.0 cannot dump");
+        const events = await w.core.listNamespacedEvent({
+          namespace: w.ns,
+          fieldSelector: "involvedObject.name=from-old",
+        });
+        assert(
+          events.items.some((e) => e.reason === "PhaseFailed" && /CRIU 4\.0/.test(e.message ?? "")),
+          "an Event says why",
+        );
+      } finally {
+        await m.stop();
+        await w.core.deleteNode({ name: oldCriu }).catch(() => {});
+        await w.core.deleteNode({ name: nodeKernel }).catch(() => {});
+      }
+    }),
+});
+
+Deno.test({
   name:
     "controllers: transient agent errors are retried with backoff and the migration still succeeds",
   ...opts,

@@ -26,12 +26,18 @@ export interface NodeScript {
   pollsToFinish?: number;
   /** prepareRestore operations end Failed with this message. */
   pullFailsWith?: string;
+  /** What health() reports as the node's CRIU version (default: nothing). */
+  criuVersion?: string;
+  /** What health() reports as the node's kernel (default: nothing). */
+  kernelVersion?: string;
+  /** health() never answers (an agent that hangs). */
+  healthHangs?: boolean;
 }
 
 /** A record of what the controllers asked for. */
 export interface ScriptedCall {
   node: string;
-  method: "checkpoint" | "getOperation" | "prepareRestore";
+  method: "checkpoint" | "getOperation" | "prepareRestore" | "health";
   arg: string;
 }
 
@@ -115,6 +121,16 @@ export class ScriptedAgents implements AgentConnector {
           this.operations.set(req.operationId, op);
         }
         return agent.getOperation(req.operationId);
+      },
+      health: () => {
+        this.calls.push({ node, method: "health", arg: "" });
+        if (s().healthHangs) return new Promise(() => {});
+        return Promise.resolve({
+          runtime: "scripted",
+          criuVersion: s().criuVersion,
+          kernelVersion: s().kernelVersion,
+          architecture: "amd64",
+        });
       },
     };
     return Promise.resolve(agent);

@@ -11,6 +11,12 @@
 import type { KubeHttp } from "../_kube_http.ts";
 import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
 import { criuVersion } from "./criu_version.ts";
+import {
+  CriuFailureError,
+  DEFAULT_CRIU_LOG_DIRS,
+  describeCriuFailure,
+  readCriuLog,
+} from "./criu_log.ts";
 
 /** How the driver reaches the kubelet. */
 export type KubeletAccess =
@@ -52,6 +58,12 @@ export interface KubeletDriverOptions {
   runtimeVersion?: string;
   /** Default checkpoint timeout in seconds (default 300). */
   timeoutSeconds?: number;
+  /**
+   * Directories the runtime keeps CRIU logs in (default
+   * {@linkcode DEFAULT_CRIU_LOG_DIRS}): a log named in a runtime error is read
+   * only inside them.
+   */
+  criuLogDirs?: readonly string[];
 }
 
 /** A runtime driver backed by the kubelet checkpoint API. */
@@ -146,6 +158,17 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
         );
       }
       const body = await res.text();
+      if (res.status >= 500) {
+        // The runtime names CRIU's log on the node; its Error lines say why.
+        const log = await readCriuLog(body, { dirs: opts.criuLogDirs ?? DEFAULT_CRIU_LOG_DIRS });
+        if (log) {
+          throw new CriuFailureError(
+            `Cannot checkpoint ${what}: ${describeCriuFailure(log, { node: opts.nodeName })}; ` +
+              `${via} returned ${res.status}: ${body.trim().slice(0, 300)}`,
+            log,
+          );
+        }
+      }
       if (!res.ok) {
         throw new Error(
           `Cannot checkpoint ${what}: ${via} returned ${res.status} (${

@@ -106,6 +106,7 @@ export async function startLpm(
         `--kubelet-ca=${env.kube.caCert}`,
         `--kubelet-token-file=${tokenFile}`,
         `--runtime-endpoint=unix://${node.containerdSocket}`,
+        `--criu-log-dir=${node.containerdState}`,
       ], {
         logPath: `${opts.logDir}/agent-${node.name}.log`,
         cwd: REPO_ROOT,

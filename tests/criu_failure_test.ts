@@ -1,0 +1,175 @@
+/**
+ * A real CRIU failure on the real nodes, reported so people can act on it.
+ * This VM lacks CAP_SYS_RESOURCE, so CRIU cannot read the rlimits of a
+ * process running under a non-root uid (docs/nodes.md): a counter pod with
+ * `runAsUser: 1000` fails to checkpoint with "Can't get rlimit 0: Operation
+ * not permitted". The PodMigration must end Failed with that CRIU line (and
+ * what it means) in its condition and an Event, the source must keep
+ * running, and the runtime's CRIU log must be retrievable through the agent
+ * (GetOperationLog) and the CLI (`deno task status --logs`).
+ */
+import * as k8s from "@kubernetes/client-node";
+import "../controllers/runtime/kube_http1.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { requirePart, testEnv } from "./env.ts";
+import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
+import { LpmClient } from "../controllers/lpm_client.ts";
+import { AgentClient } from "../agent/client.ts";
+import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
+
+const REPO = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const CLASS = "e2e-minio";
+const RLIMIT_LINE = "Can't get rlimit 0: Operation not permitted";
+
+async function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Promise<number[]> {
+  const log = await core.readNamespacedPodLog({ name: pod, namespace: ns });
+  return String(log).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+Deno.test({
+  name: "criu failure: a non-root pod fails CRIU on this VM; the CRIU error reaches the " +
+    "PodMigration's condition and Events, the source keeps running, the log is kept by the agent",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const env = testEnv();
+    const kube = requirePart("kube");
+    if ((env.nodes?.length ?? 0) < 2 || !env.lpm) {
+      throw new Error(
+        'This test needs 2 nodes and lpm (agents + controller): run it with "deno task test"',
+      );
+    }
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfig);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const lpm = new LpmClient(kc);
+    const ns = `criufail-${crypto.randomUUID().slice(0, 6)}`;
+    const [nodeA, nodeB] = env.nodes!;
+    await createNamespace(core, ns);
+    await createMinioClass(core, lpm, {
+      name: CLASS,
+      minio: requirePart("minio"),
+      prefix: "e2e/",
+      repository: `${requirePart("registry").host}/lpm/e2e`,
+      reuse: true,
+    });
+    try {
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: "nonroot" },
+          spec: {
+            nodeName: nodeA.name,
+            automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 0,
+            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+            containers: [{
+              name: "counter",
+              image: env.nodeImages!.busybox,
+              command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+            }],
+          },
+        },
+      });
+      await waitFor(async () => (await counterValues(core, ns, "nonroot")).length >= 3, {
+        what: "the non-root counter to count",
+        timeoutMs: 90_000,
+      });
+      await lpm.create("podmigrations", ns, {
+        apiVersion: "lpm.my.domain/v1",
+        kind: "PodMigration",
+        metadata: { name: "move", namespace: ns },
+        spec: { podName: "nonroot", targetNode: nodeB.name, storageClassName: CLASS },
+      });
+      const pm = await waitFor(async () => {
+        const m = await lpm.get<PodMigration>("podmigrations", ns, "move");
+        return m?.status?.phase === "Succeeded" || m?.status?.phase === "Failed" ? m : undefined;
+      }, { what: 'PodMigration "move" to finish', timeoutMs: 120_000, intervalMs: 250 });
+
+      // The migration failed, saying what CRIU said and what it means.
+      assertEquals(pm.status?.phase, "Failed", pm.status?.message);
+      const cond = pm.status?.conditions?.find((c) => c.type === "Succeeded");
+      assertEquals(cond?.reason, "CheckpointFailed");
+      for (
+        const text of [RLIMIT_LINE, "non-root uid", "CAP_SYS_RESOURCE", "source pod keeps running"]
+      ) {
+        assertStringIncludes(cond?.message ?? "", text);
+        assertStringIncludes(pm.status?.message ?? "", text);
+      }
+      const events = await waitFor(async () => {
+        const list = await core.listNamespacedEvent({ namespace: ns });
+        const pmEvent = list.items.find((e) =>
+          e.involvedObject.kind === "PodMigration" && e.reason === "PhaseFailed"
+        );
+        const ccEvent = list.items.find((e) =>
+          e.involvedObject.kind === "ContainerCheckpoint" && e.reason === "CheckpointFailed"
+        );
+        return pmEvent && ccEvent ? { pmEvent, ccEvent } : undefined;
+      }, { what: "the failure Events", timeoutMs: 15_000 });
+      assertStringIncludes(events.pmEvent.message ?? "", RLIMIT_LINE, "kubectl describe pm");
+      assertStringIncludes(events.ccEvent.message ?? "", RLIMIT_LINE, "kubectl describe cc");
+      const [cc] = await lpm.list<ContainerCheckpoint>("containercheckpoints", ns);
+      assertEquals(cc.status?.phase, "Failed");
+      assertStringIncludes(cc.status?.message ?? "", RLIMIT_LINE);
+      const ccCond = cc.status?.conditions?.find((c) => c.type === "Completed");
+      assertStringIncludes(ccCond?.message ?? "", RLIMIT_LINE);
+
+      // The source keeps running and counting on node-a.
+      const before = (await counterValues(core, ns, "nonroot")).at(-1) ?? 0;
+      await new Promise((r) => setTimeout(r, 1500));
+      const src = await core.readNamespacedPod({ name: "nonroot", namespace: ns });
+      assertEquals(src.status?.phase, "Running");
+      assertEquals(src.spec?.nodeName, nodeA.name);
+      assert(((await counterValues(core, ns, "nonroot")).at(-1) ?? 0) > before, "still counting");
+      assertEquals(pm.status?.restoredPodName, undefined, "no restored pod");
+
+      // The whole CRIU log, through the agent's RPC ...
+      const agent = env.lpm.agents.find((a) => a.node === cc.status?.nodeName)!;
+      const client = await AgentClient.connect(agent.address, {
+        security: {
+          mode: "mtls",
+          files: {
+            cert: env.lpm.tls.controllerCert,
+            key: env.lpm.tls.controllerKey,
+            ca: env.lpm.tls.ca,
+          },
+        },
+      });
+      try {
+        const log = await client.getOperationLog(cc.status!.operationId!);
+        assertMatch(log.sourcePath, /criu-dump\.log$/);
+        assert(log.sourcePath.startsWith(nodeA.containerdState), log.sourcePath);
+        assertStringIncludes(log.content, RLIMIT_LINE);
+        assertStringIncludes(log.content, "Dumping FAILED");
+      } finally {
+        client.close();
+      }
+
+      // ... and through the CLI.
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${REPO}/cli/status.ts`,
+          "--logs",
+          "move",
+          "-n",
+          ns,
+          "--kubeconfig",
+          kube.kubeconfig,
+          "--env",
+          Deno.env.get("LPM_TEST_ENV") ?? `${REPO}/.lpm/env.json`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      assertEquals(out.code, 0, `${stdout}\n${new TextDecoder().decode(out.stderr)}`);
+      assertStringIncludes(stdout, `node "${nodeA.name}"`);
+      assertStringIncludes(stdout, RLIMIT_LINE);
+      assertStringIncludes(stdout, "Dumping FAILED");
+    } finally {
+      await core.deleteNamespace({ name: ns }).catch(() => {});
+    }
+  },
+});
