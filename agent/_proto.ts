@@ -96,6 +96,7 @@ export interface OperationMsg {
     criuStats?: Record<string, number>;
     runtime?: { name: string; version: string; criuVersion: string } | null;
     checkpointTime?: string;
+    volumes?: { names: string[]; image: string; size: number } | null;
   } | null;
   restore?: { containerId: string; image: string } | null;
   created: string;

@@ -22,7 +22,7 @@ import {
   type RestoreContainerRequestMsg,
 } from "./_proto.ts";
 import { type PodLister, resolveAgent, type ResolveAgentOptions } from "./discovery.ts";
-import { type ClientTlsOptions, createClientTls, type TlsFiles } from "./tls.ts";
+import { agentServerName, type ClientTlsOptions, createClientTls, type TlsFiles } from "./tls.ts";
 
 /** How a client authenticates. */
 export type ClientSecurity =
@@ -64,6 +64,9 @@ export function toOperationStatus(m: OperationMsg): OperationStatus {
           }
           : undefined,
         checkpointTime: r.checkpointTime || undefined,
+        volumes: r.volumes?.image
+          ? { names: r.volumes.names ?? [], image: r.volumes.image, size: Number(r.volumes.size) }
+          : undefined,
       }
       : undefined,
   };
@@ -190,10 +193,17 @@ export class GrpcAgentConnector implements AgentConnector {
   /** The raw client of a node's agent (connections are cached per address). */
   async clientFor(nodeName: string): Promise<AgentClient> {
     const address = await resolveAgent(this.opts.kube, nodeName, this.opts);
-    let c = this.#clients.get(address);
+    // A server name with "{node}" makes each agent prove it serves the node we
+    // meant to reach (its certificate names that node).
+    const sec = this.opts.security;
+    const security = sec.mode === "mtls" && sec.serverName?.includes("{node}")
+      ? { ...sec, serverName: agentServerName(sec.serverName, nodeName) }
+      : sec;
+    const key = `${nodeName}@${address}`;
+    let c = this.#clients.get(key);
     if (!c) {
-      c = await AgentClient.connect(address, this.opts);
-      this.#clients.set(address, c);
+      c = await AgentClient.connect(address, { ...this.opts, security });
+      this.#clients.set(key, c);
     }
     return c;
   }

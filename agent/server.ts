@@ -23,7 +23,12 @@ import {
   type OperationPatch,
   OperationStore,
 } from "./operations.ts";
-import { type ImagePublisher, type ResolvedClass, runCheckpoint } from "./pipeline.ts";
+import {
+  type ImagePublisher,
+  type ResolvedClass,
+  runCheckpoint,
+  type VolumeCarrier,
+} from "./pipeline.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
@@ -77,6 +82,8 @@ export interface AgentServerOptions {
   resolveClass: ClassResolver;
   /** Image publisher for checkpoint images. */
   images?: ImagePublisher;
+  /** Carries emptyDir volumes with checkpoints (kubelet nodes). */
+  volumes?: VolumeCarrier;
   /** Reads CRIU stats from an archive. */
   readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
   /** Makes an image available on this node (PrepareRestore). */
@@ -120,6 +127,7 @@ function toMsg(op: Operation): OperationMsg {
           criuVersion: op.result.runtime?.criuVersion ?? "",
         },
         checkpointTime: op.result.checkpointTime ?? "",
+        volumes: op.result.volumes ?? null,
       }
       : null,
     restore: op.restore
@@ -304,6 +312,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
           driver: opts.driver,
           resolveClass: () => opts.resolveClass(req.storageClass!),
           images: opts.images,
+          volumes: opts.volumes,
           readStats: opts.readStats,
           workDir: operations.workDir(op.id),
           keptDir: `${opts.stateDir}/kept`,

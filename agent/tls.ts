@@ -26,6 +26,8 @@ export interface PeerIdentity {
   uris: string[];
   /** DNS subject alternative names. */
   dnsNames: string[];
+  /** SHA-256 fingerprint of the certificate (lowercase hex, no colons). */
+  sha256?: string;
 }
 
 /** Default name the client expects in the agent's serving certificate. */
@@ -148,7 +150,13 @@ export async function createClientTls(
 
 /** Parses a Node-style peer certificate (`subject.CN`, `subjectaltname`). */
 export function identityOf(
-  cert: { subject?: Record<string, string | string[]>; subjectaltname?: string } | undefined,
+  cert:
+    | {
+      subject?: Record<string, string | string[]>;
+      subjectaltname?: string;
+      fingerprint256?: string;
+    }
+    | undefined,
 ): PeerIdentity | undefined {
   if (!cert || !cert.subject) return undefined;
   const cn = cert.subject.CN;
@@ -157,6 +165,8 @@ export function identityOf(
     uris: [],
     dnsNames: [],
   };
+  const fp = cert.fingerprint256?.replaceAll(":", "").toLowerCase();
+  if (fp) identity.sha256 = fp;
   for (const part of (cert.subjectaltname ?? "").split(/,\s*/)) {
     if (part.startsWith("URI:")) identity.uris.push(part.slice(4));
     else if (part.startsWith("DNS:")) identity.dnsNames.push(part.slice(4));
@@ -165,14 +175,24 @@ export function identityOf(
 }
 
 /**
- * True when the identity is allowed: an allow-list entry containing "://"
- * matches a URI SAN exactly, any other entry matches the CN exactly.
+ * True when the identity is allowed: an entry `sha256:<hex>` pins one
+ * certificate by its fingerprint (the exact identity, whoever else the CA
+ * signs), an entry containing "://" matches a URI SAN exactly, any other
+ * entry matches the CN exactly.
  */
 export function isAllowed(identity: PeerIdentity | undefined, allowed: readonly string[]): boolean {
   if (!identity) return false;
-  return allowed.some((a) =>
-    a.includes("://") ? identity.uris.includes(a) : identity.commonName === a
-  );
+  return allowed.some((a) => {
+    if (a.startsWith("sha256:")) {
+      return !!identity.sha256 && identity.sha256 === a.slice(7).replaceAll(":", "").toLowerCase();
+    }
+    return a.includes("://") ? identity.uris.includes(a) : identity.commonName === a;
+  });
+}
+
+/** The name an agent's serving certificate carries for `node`, from a template with `{node}`. */
+export function agentServerName(template: string, node: string): string {
+  return template.replaceAll("{node}", node);
 }
 
 /** Describes an identity for logs and errors. */

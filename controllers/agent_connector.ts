@@ -20,6 +20,8 @@ export interface CheckpointResult {
   runtime?: { name: string; version?: string; criuVersion?: string };
   /** When the checkpoint was taken (RFC 3339). */
   checkpointTime?: string;
+  /** emptyDir volumes carried with the checkpoint (their image by digest). */
+  volumes?: { names: string[]; image: string; size: number };
 }
 
 /** State of an operation on an agent. */

@@ -20,7 +20,7 @@ import { startManager } from "./manager.ts";
 import { Logger } from "./runtime/log.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
-       --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name>]
+       --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
        [--leader-elect] [--leader-elect-namespace <ns>] [--health-addr <host:port>]
        [--poll-ms <ms>] [--validation-period-s <s>] [--insecure-dev]`;
 

@@ -329,6 +329,8 @@ Deno.test({
           kc,
           "--kubelet-root-dir",
           a.rootDir,
+          // The class travels inline in this test's requests (no class object in the cluster).
+          "--allow-inline-storage",
         ],
         stdout: "null",
         stderr: "piped",

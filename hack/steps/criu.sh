@@ -48,6 +48,21 @@ chmod +x "$bin/criu"
 out=$("$bin/criu" check 2>&1) || { echo "$out" >&2; die "criu check failed (see above)"; }
 echo "$out" | grep -q "Looks good" || { echo "$out" >&2; die "criu check did not say 'Looks good'"; }
 
+# Node CRIU options: runc tells CRIU to read /etc/criu/runc.conf. containerd's
+# CRI checkpoint never asks for --tcp-established, so without this CRIU
+# refuses to dump any process with a connected TCP socket (every server with a
+# client). The connection cannot follow the pod to its new address anyway:
+# dump it (tcp-established) and restore it closed (tcp-close), so the client
+# sees a reset and reconnects. A file that is not lpm's is left alone.
+conf=/etc/criu/runc.conf
+marker="# Managed by lpm (hack/steps/criu.sh)"
+if [[ ! -f "$conf" ]] || head -n1 "$conf" | grep -qF "$marker"; then
+  mkdir -p /etc/criu
+  printf '%s\ntcp-established\ntcp-close\n' "$marker" >"$conf.tmp" && mv "$conf.tmp" "$conf"
+elif ! grep -q "^tcp-established" "$conf" || ! grep -q "^tcp-close" "$conf"; then
+  log "criu: WARNING: $conf is not lpm's and lacks tcp-established/tcp-close: pods with open TCP connections will not checkpoint"
+fi
+
 # Smoke: dump and restore a process holding TCP and UDP sockets.
 smoke() {
   local dir; dir=$(mktemp -d /tmp/lpm-criu-smoke.XXXXXX)

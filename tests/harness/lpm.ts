@@ -26,6 +26,18 @@ export interface LpmInfo {
   tls: { ca: string; controllerCert: string; controllerKey: string };
 }
 
+/** SHA-256 fingerprint (hex) of a PEM certificate, as `--allowed-client sha256:` takes it. */
+async function certFingerprint(cert: string): Promise<string> {
+  const out = await new Deno.Command("openssl", {
+    args: ["x509", "-noout", "-fingerprint", "-sha256", "-in", cert],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`Cannot fingerprint "${cert}": openssl failed`);
+  return new TextDecoder().decode(out.stdout).trim().split("=")[1].replaceAll(":", "")
+    .toLowerCase();
+}
+
 /** Starts agents for every node of `env` and the controller. */
 export async function startLpm(
   env: EnvironmentInfo,
@@ -42,13 +54,25 @@ export async function startLpm(
   try {
     await Deno.mkdir(dir, { recursive: true });
     const pki = await Pki.open(env.kube.caCert.replace(/\/[^/]+$/, ""));
-    const [agentTls, controllerTls, agentUser] = await Promise.all([
-      pki.issue("lpm-agent", {
-        cn: "lpm-agent",
-        sans: ["lpm-agent", "127.0.0.1"],
-        usage: ["server"],
-      }),
-      pki.issue("lpm-controller", { cn: "lpm-controller", usage: ["client"] }),
+    // The agent <-> controller mTLS has a CA of its own (not the cluster's, from
+    // which a CSR could mint "lpm-controller"), each agent's certificate names
+    // its node, the controller checks that name, and the agents pin the
+    // controller's certificate by fingerprint (docs/security.md).
+    const lpmPki = await Pki.open(`${dir}/pki`).catch(() => Pki.create(`${dir}/pki`, "lpm-ca"));
+    const agentTlsOf = new Map<string, { cert: string; key: string }>();
+    for (const node of env.nodes) {
+      agentTlsOf.set(
+        node.name,
+        await lpmPki.issue(`lpm-agent-${node.name}`, {
+          cn: "lpm-agent",
+          // "lpm-agent" too, for clients that reach an agent by address (CLIs, tests).
+          sans: [`lpm-agent.${node.name}`, "lpm-agent", "127.0.0.1"],
+          usage: ["server"],
+        }),
+      );
+    }
+    const [controllerTls, agentUser] = await Promise.all([
+      lpmPki.issue("lpm-controller", { cn: "lpm-controller", usage: ["client"] }),
       pki.issue("lpm-agent-user", {
         cn: "system:serviceaccount:lpm-system:lpm-agent",
         orgs: ["system:serviceaccounts", "system:serviceaccounts:lpm-system"],
@@ -95,10 +119,10 @@ export async function startLpm(
         `${REPO_ROOT}/agent/main.ts`,
         `--node-name=${node.name}`,
         `--listen=127.0.0.1:${port}`,
-        `--tls-cert=${agentTls.cert}`,
-        `--tls-key=${agentTls.key}`,
-        `--client-ca=${env.kube.caCert}`,
-        "--allowed-client=lpm-controller",
+        `--tls-cert=${agentTlsOf.get(node.name)!.cert}`,
+        `--tls-key=${agentTlsOf.get(node.name)!.key}`,
+        `--client-ca=${lpmPki.ca.cert}`,
+        `--allowed-client=sha256:${await certFingerprint(controllerTls.cert)}`,
         `--state-dir=${stateDir}`,
         `--kubeconfig=${agentKubeconfig}`,
         `--kubelet-root-dir=${node.rootDir}`,
@@ -132,7 +156,8 @@ export async function startLpm(
       ...agents.map((a) => `--agent=${a.node}=${a.address}`),
       `--tls-cert=${controllerTls.cert}`,
       `--tls-key=${controllerTls.key}`,
-      `--tls-ca=${env.kube.caCert}`,
+      `--tls-ca=${lpmPki.ca.cert}`,
+      "--tls-server-name=lpm-agent.{node}",
       `--health-addr=127.0.0.1:${healthPort}`,
       `--poll-ms=${opts.pollMs ?? 500}`,
     ], { logPath: `${opts.logDir}/controller.log`, cwd: REPO_ROOT, env: { PATH: toolPath() } });
@@ -147,7 +172,7 @@ export async function startLpm(
         agents,
         controller: { pid: controller.pid, healthPort },
         tls: {
-          ca: env.kube.caCert,
+          ca: lpmPki.ca.cert,
           controllerCert: controllerTls.cert,
           controllerKey: controllerTls.key,
         },
