@@ -133,6 +133,12 @@ export interface PodMigrationSpec {
   sourcePodPolicy?: "Delete" | "Keep";
   /** Give up after this long. Default 600. */
   timeoutSeconds?: number;
+  /**
+   * The source's agent thaws the frozen source by itself when the migration
+   * has not renewed this deadline for this many seconds (controller gone,
+   * agent restarted...). Default 120.
+   */
+  freezeDeadlineSeconds?: number;
   /** Reserved: pre-copy rounds. */
   preCopy?: { rounds?: number };
   /** Reserved: transfer bandwidth limit (quantity, e.g. "100Mi"). */
@@ -152,12 +158,26 @@ export interface PodMigrationStatus {
   message?: string;
   startTime?: string;
   completionTime?: string;
+  /** When the source was frozen (its last instruction ran before this). */
+  frozenAt?: string;
+  /** When the restored pod's last container started running. */
+  restoredRunningAt?: string;
   timings?: {
+    /** The Checkpointing phase: freeze, dump and upload of every container. */
     checkpointMs?: number;
+    /** From the freeze until every container's archive was written on the node. */
+    dumpMs?: number;
+    /** From the archives on the node until stored and pushed (the slowest container). */
+    uploadMs?: number;
+    /** The Transferring phase: the target node pulled the checkpoint images. */
+    prePullMs?: number;
+    /** Same as prePullMs (kept for existing readers). */
     transferMs?: number;
+    /** From creating the restored pod until its last container ran. */
     restoreMs?: number;
+    /** From start to completion. */
     totalMs?: number;
-    /** From the checkpoint until the restored pod ran. */
+    /** From the freeze of the source until the restored pod's last container ran. */
     downtimeMs?: number;
   };
 }
@@ -182,8 +202,15 @@ export interface PodCheckpointSpec {
   storageClassName?: string;
   /** Containers to checkpoint; default all. */
   containers?: string[];
-  /** Leave the pod running. Default true. */
+  /**
+   * Leave the pod running (default true): the runtime dumps each container
+   * and lets it go on. False: the whole pod is frozen before any container is
+   * dumped and never runs again; a PodMigration then hands over or thaws it,
+   * a PodCheckpoint of its own stops it (the pod is deleted).
+   */
   leaveRunning?: boolean;
+  /** With leaveRunning false: seconds after which the agent thaws the pod if nobody renews it. Default 120. */
+  freezeDeadlineSeconds?: number;
 }
 
 /** PodCheckpoint.status. */
@@ -192,6 +219,17 @@ export interface PodCheckpointStatus {
   conditions?: Condition[];
   observedGeneration?: number;
   nodeName?: string;
+  /** With leaveRunning false: when every container of the pod was frozen. */
+  frozenAt?: string;
+  /** With leaveRunning false: what became of the frozen pod. */
+  freeze?: {
+    /** The agent's key of the freeze (the PodCheckpoint's uid). */
+    key: string;
+    /** Frozen; Thawed (it went on); Stopped (killed, after a hand-over or by its own PodCheckpoint). */
+    state: "Frozen" | "Thawed" | "Stopped";
+    /** When the agent thaws it unless renewed. */
+    deadline?: string;
+  };
   containers?: {
     name: string;
     containerCheckpointName: string;
@@ -219,6 +257,11 @@ export interface ContainerCheckpointSpec {
   podName: string;
   containerName: string;
   storageClassName?: string;
+  /**
+   * Set by a PodCheckpoint with leaveRunning false: the key of the freeze
+   * its agent holds; the container is dumped frozen and stays frozen.
+   */
+  freezeKey?: string;
 }
 
 /** CRIU statistics from stats-dump. */

@@ -19,6 +19,10 @@ const specSchema: JsonSchema = obj("The container to checkpoint.", {
   podName: subdomainName("Pod of the container, in this namespace."),
   containerName: labelName("Container to checkpoint."),
   storageClassName: subdomainName("CheckpointStorageClass; the default class when unset."),
+  freezeKey: str(
+    "Set by a PodCheckpoint with leaveRunning false: the freeze its node's agent holds; the container is dumped frozen and stays frozen.",
+    { maxLength: 253 },
+  ),
 }, { required: ["podName", "containerName"] });
 
 const statusSchema: JsonSchema = obj("Progress and the stored result.", {

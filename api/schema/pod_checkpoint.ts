@@ -7,9 +7,11 @@ import {
   arr,
   bool,
   dateTime,
+  int,
   type JsonSchema,
   labelName,
   obj,
+  oneOf,
   str,
   subdomainName,
 } from "./_helpers.ts";
@@ -34,7 +36,14 @@ const specSchema: JsonSchema = obj("The pod to checkpoint.", {
       set: true,
     },
   ),
-  leaveRunning: bool("Leave the pod running after the checkpoint.", { default: true }),
+  leaveRunning: bool(
+    "Leave the pod running after the checkpoint (default). False: the whole pod is frozen before any container is dumped and never runs again: a PodMigration that owns this checkpoint hands it over or thaws it, otherwise the pod is stopped (deleted) after the checkpoint.",
+    { default: true },
+  ),
+  freezeDeadlineSeconds: int(
+    "With leaveRunning false: the node's agent thaws the pod by itself when the freeze is not renewed for this many seconds.",
+    { minimum: 10, maximum: 3600, default: 120 },
+  ),
 }, { required: ["podName"] });
 
 const statusSchema: JsonSchema = obj("Progress and per-container results.", {
@@ -42,6 +51,16 @@ const statusSchema: JsonSchema = obj("Progress and per-container results.", {
   conditions: conditionsSchema,
   observedGeneration: observedGenerationSchema,
   nodeName: str("Node the pod runs on.", { maxLength: 253 }),
+  frozenAt: dateTime("With leaveRunning false: when every container of the pod was frozen."),
+  freeze: obj("With leaveRunning false: the frozen pod.", {
+    key: str("The agent's key of the freeze (the PodCheckpoint's uid).", { maxLength: 253 }),
+    state: oneOf("Frozen; Thawed (it went on); Stopped (killed).", [
+      "Frozen",
+      "Thawed",
+      "Stopped",
+    ]),
+    deadline: dateTime("When the agent thaws it unless renewed."),
+  }, { required: ["key", "state"] }),
   containers: arr(
     "One entry per checkpointed container.",
     obj("A container's checkpoint.", {

@@ -50,6 +50,10 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     maximum: 86400,
     default: 600,
   }),
+  freezeDeadlineSeconds: int(
+    "The source is frozen from its final checkpoint until hand-over; its node's agent thaws it by itself when the migration has not renewed the freeze for this many seconds (a controller gone, a lost agent).",
+    { minimum: 10, maximum: 3600, default: 120 },
+  ),
   preCopy: obj("Reserved: iterative pre-copy (not implemented yet).", {
     rounds: int("Pre-copy rounds before the final dump.", { minimum: 0, maximum: 16 }),
   }),
@@ -87,12 +91,19 @@ const statusSchema: JsonSchema = obj("Progress and outcome of the migration.", {
   message: messageSchema,
   startTime: dateTime("When the controller started the migration."),
   completionTime: dateTime("When it succeeded or failed."),
-  timings: obj("Measured durations.", {
-    checkpointMs: ms("Checkpoint of every container"),
-    transferMs: ms("Upload and push of the checkpoint"),
-    restoreMs: ms("From creating the target pod until it ran"),
+  frozenAt: dateTime("When every container of the source was frozen (by its node's agent)."),
+  restoredRunningAt: dateTime(
+    "When the restored pod's last container started running (as the target node's runtime reports it).",
+  ),
+  timings: obj("Measured durations; docs/api.md says what each measures.", {
+    checkpointMs: ms("The Checkpointing phase: freeze, dump and upload of every container"),
+    dumpMs: ms("From the freeze until every container's archive was written on the node"),
+    uploadMs: ms("From the archives on the node until stored and pushed (slowest container)"),
+    prePullMs: ms("The Transferring phase: the target node pulled the checkpoint images"),
+    transferMs: ms("Same as prePullMs (kept for existing readers)"),
+    restoreMs: ms("From creating the restored pod until its last container ran"),
     totalMs: ms("From start to completion"),
-    downtimeMs: ms("From the freeze of the source until the restored pod ran"),
+    downtimeMs: ms("From the freeze of the source until the restored pod's last container ran"),
   }),
 });
 
