@@ -5,9 +5,11 @@
  * compatibility checks run first; `materialize` then makes every checkpoint
  * image pullable by this cluster's nodes and returns them by container.
  *
- * - storage: `<container>.checkpoint.json` from the class's store; the
- *   archive is downloaded (sha256 checked), rebuilt as an image and pushed
- *   into the class's registry.
+ * - storage: `<container>.checkpoint.json` from the class's store (outside
+ *   data: bounded, its container name a DNS label, its archive key inside
+ *   the checkpoint's prefix); the archive is downloaded to a work file named
+ *   by us (sha256 and size checked before anything reads it), rebuilt as an
+ *   image and pushed into the class's registry. Work files go on every path.
  * - image: the manifests' annotations (`lpm.my.domain/pod-spec` and the
  *   checkpoint annotations); the images are used as they are.
  * - layout: an OCI layout directory or tarball the controller can read; its
@@ -15,16 +17,18 @@
  * @module
  */
 import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
+import { isDnsLabel, LIMITS, limitStream, readBounded } from "../confine/mod.ts";
 import {
   buildCheckpointImage,
   describeCheckpointImage,
+  DigestStream,
   OciLayout,
   pushImage,
   readLayoutTarball,
   RegistryClient,
   type RegistryClientOptions,
 } from "../oci/mod.ts";
-import { createStore, decodeSecretData } from "../storage/mod.ts";
+import { createStore, decodeSecretData, keyProblem } from "../storage/mod.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type CheckpointMetadata, metadataKey } from "./pod_restore_compat.ts";
 
@@ -48,15 +52,22 @@ export interface DescribedSource {
   close(): Promise<void>;
 }
 
+/** Options of {@linkcode describeSource}. */
+export interface DescribeOptions {
+  /** Directory the work directories are made in (default: the system's temp directory). */
+  tmpDir?: string;
+}
+
 /** Describes the source of `pr` (exactly one of storage, image, layout is set). */
 export async function describeSource(
   deps: ReconcilerDeps,
   pr: PodRestore,
+  opts: DescribeOptions = {},
 ): Promise<DescribedSource> {
   const src = pr.spec.source;
-  if (src.storage) return await describeStorage(deps, pr);
+  if (src.storage) return await describeStorage(deps, pr, opts);
   if (src.image) return await describeImages(deps, src.image.references);
-  return await describeLayout(deps, pr, src.layout!.path);
+  return await describeLayout(deps, pr, src.layout!.path, opts);
 }
 
 /** Registry access settings of a class (plain HTTP, CAs, credentials from its Secret). */
@@ -126,7 +137,11 @@ async function getClass(deps: ReconcilerDeps, name: string): Promise<CheckpointS
   return cls;
 }
 
-async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<DescribedSource> {
+async function describeStorage(
+  deps: ReconcilerDeps,
+  pr: PodRestore,
+  opts: DescribeOptions,
+): Promise<DescribedSource> {
   const { storageClassName, key } = pr.spec.source.storage!;
   const cls = await getClass(deps, storageClassName);
   if (!cls.spec.registry?.repository) {
@@ -144,7 +159,7 @@ async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<De
     );
   }
   const store = createStore(cls.spec, { secret });
-  const work = await Deno.makeTempDir({ prefix: "lpm-restore-" });
+  const work = await Deno.makeTempDir({ dir: opts.tmpDir, prefix: "lpm-restore-" });
   const close = async () => {
     store.close?.();
     await Deno.remove(work, { recursive: true }).catch(() => {});
@@ -152,11 +167,14 @@ async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<De
   try {
     const metas: { key: string; meta: CheckpointMetadata }[] = [];
     for (const mKey of await metadataKeys(store, key, storageClassName)) {
+      let doc: unknown;
       try {
-        metas.push({
-          key: mKey,
-          meta: JSON.parse(await new Response(await store.get(mKey)).text()),
-        });
+        const bytes = await readBounded(
+          await store.get(mKey),
+          LIMITS.jsonBytes,
+          `checkpoint metadata "${mKey}"`,
+        );
+        doc = JSON.parse(new TextDecoder().decode(bytes));
       } catch (err) {
         throw new RestoreFailure(
           "MetadataUnavailable",
@@ -165,13 +183,7 @@ async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<De
           }`,
         );
       }
-      const m = metas.at(-1)!;
-      if (!m.meta.sourcePod?.spec?.containers?.length || !m.meta.container) {
-        throw new RestoreFailure(
-          "PodSpecUnavailable",
-          `Checkpoint metadata "${mKey}" holds no source pod spec or container name`,
-        );
-      }
+      metas.push({ key: mKey, meta: checkStoredMetadata(doc, mKey) });
     }
     const meta = mergeImageMetadata(
       metas.map((m) => ({ containerName: m.meta.container!, image: m.key, meta: m.meta })),
@@ -179,31 +191,32 @@ async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<De
     const materialize = async () => {
       const images: Record<string, string> = {};
       const summaries: string[] = [];
-      for (const { key: mKey, meta: m } of metas) {
+      for (const [i, { key: mKey, meta: m }] of metas.entries()) {
         const archiveKey = m.archive?.key ?? mKey.replace(/\.checkpoint\.json$/, ".tar");
-        // Download, verifying the sha256 the metadata recorded (the store also
-        // checks its own digest while streaming).
-        const archive = `${work}/${m.container}.tar`;
-        const f = await Deno.open(archive, { write: true, create: true, truncate: true });
-        await (await store.get(archiveKey)).pipeTo(f.writable);
-        const img = await buildCheckpointImage(archive, {
-          containerName: m.container,
-          layoutDir: `${work}/layout`,
-          refName: m.container,
-          source: { pod: m.pod, namespace: m.namespace, node: m.node },
-          runtime: m.runtime,
-          architecture: m.architecture,
-          // The rebuilt image describes itself like the agent's: it can be restored from alone.
-          podSpec: JSON.stringify(m.sourcePod),
-        });
-        await Deno.remove(archive);
-        const want = m.archive?.sha256?.replace(/^sha256:/, "");
-        const got = img.archiveDigest.replace(/^sha256:/, "");
-        if (want && want !== got) {
+        // Named by us: nothing from the metadata becomes a path.
+        const archive = `${work}/archive-${i}.tar`;
+        let img;
+        let got: string;
+        try {
+          got = await downloadArchive(store, archiveKey, archive, m.archive);
+          img = await buildCheckpointImage(archive, {
+            containerName: m.container,
+            layoutDir: `${work}/layout`,
+            refName: m.container,
+            source: { pod: m.pod, namespace: m.namespace, node: m.node },
+            runtime: m.runtime,
+            architecture: m.architecture,
+            // The rebuilt image describes itself like the agent's: it can be restored from alone.
+            podSpec: JSON.stringify(m.sourcePod),
+          });
+        } catch (err) {
+          if (err instanceof RestoreFailure) throw err;
           throw new RestoreFailure(
-            "DigestMismatch",
-            `Archive "${archiveKey}" has sha256 ${got} but its metadata records ${want}`,
+            "InvalidArchive",
+            `Cannot import archive "${archiveKey}": ${(err as Error).message}`,
           );
+        } finally {
+          await Deno.remove(archive).catch(() => {});
         }
         const repository = cls.spec.registry!.repository;
         const pushed = await pushImage(
@@ -222,6 +235,103 @@ async function describeStorage(deps: ReconcilerDeps, pr: PodRestore): Promise<De
     await close();
     throw err;
   }
+}
+
+/**
+ * Downloads `archiveKey` to `path`, checking the size and sha256 the
+ * metadata recorded before anything reads the archive (the store also
+ * checks its own digest while streaming); returns the sha256 hex. The
+ * file is removed when a check fails.
+ */
+async function downloadArchive(
+  store: ReturnType<typeof createStore>,
+  archiveKey: string,
+  path: string,
+  recorded: CheckpointMetadata["archive"],
+): Promise<string> {
+  const hash = new DigestStream();
+  const f = await Deno.open(path, { write: true, createNew: true });
+  const max = recorded?.size ?? LIMITS.entryBytes;
+  try {
+    await limitStream(await store.get(archiveKey), max, `archive "${archiveKey}"`)
+      .pipeThrough(hash).pipeTo(f.writable);
+    if (recorded?.size !== undefined && hash.size !== recorded.size) {
+      throw new RestoreFailure(
+        "SizeMismatch",
+        `Archive "${archiveKey}" is ${hash.size} bytes but its metadata records ${recorded.size}`,
+      );
+    }
+    const got = hash.digest.replace(/^sha256:/, "");
+    const want = recorded?.sha256?.replace(/^sha256:/, "");
+    if (want && want !== got) {
+      throw new RestoreFailure(
+        "DigestMismatch",
+        `Archive "${archiveKey}" has sha256 ${got} but its metadata records ${want}`,
+      );
+    }
+    return got;
+  } catch (err) {
+    await Deno.remove(path).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Checks stored checkpoint metadata (outside data) before any of it is
+ * used: `container` must be a DNS label (it names images and refs),
+ * `archive.key` a valid key next to the metadata (`<ns>/<pod>/<id>/`),
+ * `archive.sha256` 64 hex digits, `archive.size` a non-negative integer,
+ * and the source pod spec present. Throws a {@linkcode RestoreFailure}
+ * naming the field.
+ */
+export function checkStoredMetadata(doc: unknown, mKey: string): CheckpointMetadata {
+  const bad = (field: string, why: string) =>
+    new RestoreFailure("InvalidMetadata", `Checkpoint metadata "${mKey}": ${field} ${why}`);
+  if (!doc || typeof doc !== "object" || Array.isArray(doc)) {
+    throw bad("the document", "is not a JSON object");
+  }
+  const m = doc as CheckpointMetadata;
+  if (!m.sourcePod?.spec?.containers?.length || !m.container) {
+    throw new RestoreFailure(
+      "PodSpecUnavailable",
+      `Checkpoint metadata "${mKey}" holds no source pod spec or container name`,
+    );
+  }
+  if (!isDnsLabel(m.container)) {
+    throw bad(
+      `field "container" ${JSON.stringify(String(m.container).slice(0, 100))}`,
+      "is not a container name (a DNS label: lowercase letters, digits and '-', at most 63)",
+    );
+  }
+  const a = m.archive;
+  if (a !== undefined) {
+    if (!a || typeof a !== "object" || Array.isArray(a)) {
+      throw bad('field "archive"', "is not an object");
+    }
+    if (a.key !== undefined) {
+      const why = typeof a.key === "string" ? keyProblem(a.key) : "it is not a string";
+      if (why) {
+        throw bad(`field "archive.key" ${JSON.stringify(a.key)}`, `is not a valid key: ${why}`);
+      }
+      const dir = mKey.slice(0, mKey.lastIndexOf("/") + 1);
+      if (!a.key.startsWith(dir) || a.key.slice(dir.length).includes("/")) {
+        throw bad(
+          `field "archive.key" ${JSON.stringify(a.key)}`,
+          `is not next to its metadata (under "${dir}")`,
+        );
+      }
+    }
+    if (a.sha256 !== undefined && !/^(sha256:)?[a-f0-9]{64}$/.test(String(a.sha256))) {
+      throw bad(`field "archive.sha256" ${JSON.stringify(a.sha256)}`, "is not 64 hex digits");
+    }
+    if (
+      a.size !== undefined &&
+      (typeof a.size !== "number" || !Number.isSafeInteger(a.size) || a.size < 0)
+    ) {
+      throw bad(`field "archive.size" ${JSON.stringify(a.size)}`, "is not a non-negative integer");
+    }
+  }
+  return m;
 }
 
 /**
@@ -379,6 +489,7 @@ async function describeLayout(
   deps: ReconcilerDeps,
   pr: PodRestore,
   path: string,
+  opts: DescribeOptions,
 ): Promise<DescribedSource> {
   const st = await Deno.stat(path).catch(() => undefined);
   if (!st) {
@@ -387,7 +498,7 @@ async function describeLayout(
       `OCI layout "${path}" does not exist where the controller runs`,
     );
   }
-  const work = await Deno.makeTempDir({ prefix: "lpm-restore-layout-" });
+  const work = await Deno.makeTempDir({ dir: opts.tmpDir, prefix: "lpm-restore-layout-" });
   const close = () => Deno.remove(work, { recursive: true }).catch(() => {});
   try {
     let layout: OciLayout;

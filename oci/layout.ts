@@ -5,6 +5,14 @@
  * their digest, so a blob path always holds complete, verified content.
  * @module
  */
+import { extractTar } from "../agent/archive/mod.ts";
+import {
+  boundedInflate,
+  ConfinementError,
+  LIMITS,
+  limitStream,
+  type MemberKind,
+} from "../confine/mod.ts";
 import { digestBytes, digestHex, DigestStream } from "./digest.ts";
 import { type Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from "./media_types.ts";
 
@@ -81,7 +89,11 @@ export class OciLayout {
     const d = new DigestStream();
     try {
       const f = await Deno.open(tmp, { write: true, createNew: true });
-      await stream.pipeThrough(d).pipeTo(f.writable);
+      // A blob of known size stops at one byte past it, not when the disk is full.
+      const bounded = expect?.size !== undefined
+        ? limitStream(stream, expect.size, `blob ${expect.digest}`)
+        : stream;
+      await bounded.pipeThrough(d).pipeTo(f.writable);
       if (expect) {
         if (expect.size !== undefined && d.size !== expect.size) {
           throw new Error(
@@ -109,9 +121,17 @@ export class OciLayout {
     return { digest, size: bytes.length };
   }
 
-  /** Reads a small blob, verifying its digest. */
-  async readBytes(digest: string): Promise<Uint8Array<ArrayBuffer>> {
-    const bytes = await Deno.readFile(this.blobPath(digest));
+  /** Reads a small blob (at most `max` bytes, default 4 MiB), verifying its digest. */
+  async readBytes(
+    digest: string,
+    max: number = LIMITS.manifestBytes,
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    const path = this.blobPath(digest);
+    const size = (await Deno.stat(path)).size;
+    if (size > max) {
+      throw new Error(`Blob ${digest} in "${this.dir}" is ${size} bytes, over the limit ${max}`);
+    }
+    const bytes = await Deno.readFile(path);
     if (digestBytes(bytes) !== digest) {
       throw new Error(`Blob ${digest} in "${this.dir}" is corrupt (digest mismatch)`);
     }
@@ -129,7 +149,24 @@ export class OciLayout {
 
   /** The index. */
   async index(): Promise<ImageIndex> {
-    return JSON.parse(await Deno.readTextFile(`${this.dir}/index.json`)) as ImageIndex;
+    const path = `${this.dir}/index.json`;
+    const st = await Deno.lstat(path);
+    if (!st.isFile || st.size > LIMITS.manifestBytes) {
+      throw new Error(
+        `Invalid OCI layout "${this.dir}": "index.json" is not a regular file under ` +
+          `${LIMITS.manifestBytes} bytes`,
+      );
+    }
+    let index: ImageIndex;
+    try {
+      index = JSON.parse(await Deno.readTextFile(path));
+    } catch (err) {
+      throw new Error(`Invalid OCI layout "${this.dir}": "index.json": ${(err as Error).message}`);
+    }
+    if (!index || !Array.isArray(index.manifests)) {
+      throw new Error(`Invalid OCI layout "${this.dir}": "index.json" has no "manifests" list`);
+    }
+    return index;
   }
 
   /** Adds (or replaces, by `refName`) a manifest in the index. */
@@ -199,9 +236,54 @@ export async function writeLayoutTarball(dir: string, out: string): Promise<void
   );
 }
 
-/** Unpacks an OCI layout tarball into `dir` and opens it. */
+/**
+ * Why `name` (of kind `type`) is not part of an OCI layout tarball, or
+ * undefined: `oci-layout`, `index.json`, `blobs/sha256/<hex>` and their
+ * directories; `manifest.json` and `repositories` (what `docker save` adds)
+ * are tolerated. Regular files and directories only.
+ */
+export function layoutTarballProblem(name: string, type: MemberKind): string | undefined {
+  const dirs = ["blobs", "blobs/sha256"];
+  const files = ["oci-layout", "index.json", "manifest.json", "repositories"];
+  if (dirs.includes(name)) return type === "dir" ? undefined : `"${name}" must be a directory`;
+  if (files.includes(name) || /^blobs\/sha256\/[a-f0-9]{64}$/.test(name)) {
+    return type === "file" ? undefined : `"${name}" must be a regular file`;
+  }
+  return "it is not part of an OCI image layout (oci-layout, index.json, blobs/sha256/<hex>)";
+}
+
+/**
+ * Unpacks an OCI layout tarball (from outside) into `dir` and opens it.
+ * Members are confined and checked against the layout before each is
+ * written: absolute paths, `..`, links, devices and other names are refused.
+ */
 export async function readLayoutTarball(tarball: string, dir: string): Promise<OciLayout> {
-  await Deno.mkdir(dir, { recursive: true });
-  await tar(["-C", dir, "-xf", tarball], `read OCI layout tarball "${tarball}"`);
+  const what = `OCI layout tarball "${tarball}"`;
+  try {
+    // GNU tar, which this replaced, also took gzip-compressed tarballs.
+    const head = new Uint8Array(2);
+    const f = await Deno.open(tarball);
+    const n = await f.read(head);
+    f.close();
+    const gzip = n === 2 && head[0] === 0x1f && head[1] === 0x8b;
+    const source = gzip
+      ? boundedInflate(
+        (await Deno.open(tarball)).readable,
+        (s) =>
+          s.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>),
+        { what },
+      )
+      : tarball;
+    await extractTar(source, dir, {
+      what,
+      symlinks: "none",
+      hardlinks: false,
+      devices: false,
+      layout: layoutTarballProblem,
+    });
+  } catch (err) {
+    if (err instanceof ConfinementError) throw err;
+    throw new Error(`Cannot read OCI layout tarball "${tarball}": ${(err as Error).message}`);
+  }
   return await OciLayout.open(dir);
 }

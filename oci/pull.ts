@@ -5,6 +5,7 @@
  * @module
  */
 import { OciLayout } from "./layout.ts";
+import { checkManifest } from "./_manifest_check.ts";
 import { type ImageManifest, MANIFEST_MEDIA_TYPE } from "./media_types.ts";
 import { parseReference } from "./reference.ts";
 import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
@@ -46,12 +47,8 @@ export async function pullImage(
   const repo = src.repository;
   try {
     const got = await client.getManifest(repo, which);
-    const manifest = JSON.parse(new TextDecoder().decode(got.bytes)) as ImageManifest;
-    if (!manifest.config || !Array.isArray(manifest.layers)) {
-      throw new Error(
-        `Cannot pull "${ref}": ${got.mediaType} is not an image manifest (image indexes are not supported)`,
-      );
-    }
+    // Checked before any blob is fetched: digests in form, sizes bounded.
+    const manifest = checkManifest(got.bytes, `manifest of "${ref}" (${got.mediaType})`);
     const layout = await OciLayout.open(dir, { create: true });
     const blobs = [manifest.config, ...manifest.layers];
     const total = blobs.reduce((n, b) => n + b.size, 0);

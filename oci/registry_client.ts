@@ -6,6 +6,7 @@
  * @module
  */
 import type { RegistryCredentials } from "./auth.ts";
+import { LIMITS, readBounded } from "../confine/mod.ts";
 import { digestBytes } from "./digest.ts";
 import {
   DOCKER_MANIFEST_MEDIA_TYPE,
@@ -393,7 +394,29 @@ export class RegistryClient {
         accept: [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE].join(", "),
       },
     });
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    // A manifest is read into memory: bounded, whatever Content-Length claims.
+    const declared = Number(res.headers.get("content-length") ?? 0);
+    if (declared > LIMITS.manifestBytes) {
+      await res.body?.cancel();
+      throw new RegistryError(
+        `Cannot ${what}: the registry declares ${declared} bytes, over the manifest limit ` +
+          `${LIMITS.manifestBytes}`,
+        200,
+        ["SIZE_INVALID"],
+      );
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = res.body
+        ? await readBounded(
+          res.body,
+          LIMITS.manifestBytes,
+          `manifest "${ref}" from "${this.host}/${repo}"`,
+        )
+        : new Uint8Array();
+    } catch (err) {
+      throw new RegistryError(`Cannot ${what}: ${(err as Error).message}`, 200, ["SIZE_INVALID"]);
+    }
     const digest = digestBytes(bytes);
     const expected = ref.startsWith("sha256:") ? ref : res.headers.get("docker-content-digest");
     if (expected && expected !== digest) {
@@ -403,8 +426,16 @@ export class RegistryClient {
         ["DIGEST_INVALID"],
       );
     }
-    const mediaType = res.headers.get("content-type")?.split(";")[0] ??
-      (JSON.parse(new TextDecoder().decode(bytes)).mediaType as string);
+    let mediaType = res.headers.get("content-type")?.split(";")[0];
+    if (!mediaType) {
+      try {
+        mediaType = String(JSON.parse(new TextDecoder().decode(bytes)).mediaType ?? "");
+      } catch {
+        throw new RegistryError(`Cannot ${what}: the manifest is not JSON`, 200, [
+          "MANIFEST_INVALID",
+        ]);
+      }
+    }
     return { bytes, mediaType, digest };
   }
 }

@@ -3,6 +3,7 @@
  * file names and the JSON shapes of `config.dump`.
  * @module
  */
+import type { MemberKind, MemberPolicy } from "../../confine/mod.ts";
 
 /** Entry names at the root of a checkpoint archive. */
 export const ARCHIVE_FILES = {
@@ -58,4 +59,41 @@ export class CheckpointArchiveError extends Error {
     super(message);
     this.name = "CheckpointArchiveError";
   }
+}
+
+/** A top-level file name of an archive: what runtimes write (`status.dump`, `container.log`, ...). */
+const TOP_LEVEL_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+
+/**
+ * Why `name` (of kind `type`) is not part of the checkpoint archive layout,
+ * or undefined: regular files at the top (any plain name, since runtimes add
+ * their own, e.g. containerd's `status.dump`), and the `checkpoint/`
+ * directory of CRIU images (directories and regular files). No links,
+ * devices or other directories.
+ */
+export function checkpointLayoutProblem(name: string, type: MemberKind): string | undefined {
+  const dir = ARCHIVE_FILES.checkpointDir;
+  if (name === dir) return type === "dir" ? undefined : `"${dir}" must be a directory`;
+  if (name.startsWith(`${dir}/`)) {
+    return type === "file" || type === "dir"
+      ? undefined
+      : `only files and directories may be under "${dir}/"`;
+  }
+  if (name.includes("/")) {
+    return `it is outside the checkpoint archive layout (files at the top and under "${dir}/")`;
+  }
+  if (type !== "file") return "top-level members must be regular files";
+  if (!TOP_LEVEL_FILE.test(name)) return "it is not a plain file name";
+  return undefined;
+}
+
+/** The member policy of a checkpoint archive: its fixed layout, no links, no devices. */
+export function checkpointArchivePolicy(what: string): MemberPolicy {
+  return {
+    what,
+    symlinks: "none",
+    hardlinks: false,
+    devices: false,
+    layout: checkpointLayoutProblem,
+  };
 }

@@ -3,12 +3,19 @@
  * CRIU statistics, packing and unpacking.
  * @module
  */
-export { ARCHIVE_FILES, CheckpointArchiveError } from "./format.ts";
+export {
+  ARCHIVE_FILES,
+  CheckpointArchiveError,
+  checkpointArchivePolicy,
+  checkpointLayoutProblem,
+} from "./format.ts";
 export type { ConfigDump } from "./format.ts";
 export { readArchive, readArchiveStats, validateArchive } from "./read.ts";
-export type { ArchiveInfo } from "./read.ts";
+export type { ArchiveInfo, ReadArchiveOptions } from "./read.ts";
+export { extractTar } from "./extract.ts";
+export type { ExtractOptions } from "./extract.ts";
 export { encodeCriuStats, parseCriuStats } from "./stats.ts";
 export type { CriuStats } from "./stats.ts";
 export { packArchive, unpackArchive } from "./write.ts";
 export { tarEntries, tarFileEntries } from "./_tar.ts";
-export type { TarEntry } from "./_tar.ts";
+export type { TarEntry, TarReadOptions } from "./_tar.ts";

@@ -3,8 +3,14 @@
  * streaming pass over the tar, holding only the small metadata entries.
  * @module
  */
+import { boundedInflate, ConfinementError, LIMITS, MemberChecker } from "../../confine/mod.ts";
 import { tarEntries, type TarEntry, tarFileEntries } from "./_tar.ts";
-import { ARCHIVE_FILES, CheckpointArchiveError, type ConfigDump } from "./format.ts";
+import {
+  ARCHIVE_FILES,
+  CheckpointArchiveError,
+  checkpointArchivePolicy,
+  type ConfigDump,
+} from "./format.ts";
 import { type CriuStats, parseCriuStats } from "./stats.ts";
 
 /** What an archive holds. */
@@ -27,7 +33,15 @@ export interface ArchiveInfo {
   compressed: boolean;
 }
 
-async function openArchive(path: string): Promise<{
+/** Bounds of {@linkcode readArchive} (defaults: `LIMITS` of `confine/`). */
+export interface ReadArchiveOptions {
+  /** Most bytes a gzip-compressed archive may decompress to. */
+  maxInflatedBytes?: number;
+  /** Largest member. */
+  maxEntryBytes?: number;
+}
+
+async function openArchive(path: string, opts: ReadArchiveOptions): Promise<{
   entries: AsyncGenerator<TarEntry>;
   compressed: boolean;
 }> {
@@ -53,12 +67,25 @@ async function openArchive(path: string): Promise<{
   }
   if (n !== null && n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
     return {
-      entries: tarEntries(file.readable.pipeThrough(new DecompressionStream("gzip"))),
+      entries: tarEntries(
+        boundedInflate(
+          file.readable,
+          (s) =>
+            s.pipeThrough(
+              new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
+            ),
+          {
+            what: `gzip-compressed checkpoint archive "${path}"`,
+            maxBytes: opts.maxInflatedBytes,
+          },
+        ),
+        opts,
+      ),
       compressed: true,
     };
   }
   file.close();
-  return { entries: await tarFileEntries(path), compressed: false };
+  return { entries: await tarFileEntries(path, opts), compressed: false };
 }
 
 function parseJson<T>(path: string, entry: string, bytes: Uint8Array): T {
@@ -72,13 +99,31 @@ function parseJson<T>(path: string, entry: string, bytes: Uint8Array): T {
   }
 }
 
+/** Why a `deleted.files` entry cannot be applied, or undefined. */
+function deletedProblem(p: unknown): string | undefined {
+  if (typeof p !== "string") return "it is not a string";
+  if (!p.startsWith("/")) return "it is not an absolute path in the container";
+  if (p.includes("\0")) return "it contains a NUL byte";
+  if (p.length > 4096) return "it is longer than 4096 bytes";
+  if (p.split("/").includes("..")) return 'it contains ".."';
+  if (p.split("/").every((s) => s === "" || s === ".")) return "it names the root";
+  return undefined;
+}
+
 /**
  * Validates a checkpoint archive and returns its metadata. Throws a
  * {@linkcode CheckpointArchiveError} naming what is missing: `checkpoint/`
- * (with CRIU's `inventory.img`), `config.dump` or `spec.dump`.
+ * (with CRIU's `inventory.img`), `config.dump` or `spec.dump`; or what is
+ * hostile: a member outside the layout (absolute, `..`, links, devices,
+ * other directories), a size over the limits, a `deleted.files` entry that
+ * leaves the root.
  */
-export async function readArchive(path: string): Promise<ArchiveInfo> {
-  const { entries: iter, compressed } = await openArchive(path);
+export async function readArchive(
+  path: string,
+  opts: ReadArchiveOptions = {},
+): Promise<ArchiveInfo> {
+  const { entries: iter, compressed } = await openArchive(path, opts);
+  const check = new MemberChecker(checkpointArchivePolicy(`checkpoint archive "${path}"`));
   const top = new Set<string>();
   let config: ConfigDump | undefined;
   let spec: ArchiveInfo["spec"] | undefined;
@@ -91,13 +136,14 @@ export async function readArchive(path: string): Promise<ArchiveInfo> {
   try {
     for await (const e of iter) {
       entries++;
-      if (!e.name) continue;
+      if (!check.check(e)) continue;
       top.add(e.name.split("/")[0]);
-      if (e.name === ARCHIVE_FILES.config) config = parseJson(path, e.name, await e.bytes());
-      else if (e.name === ARCHIVE_FILES.spec) spec = parseJson(path, e.name, await e.bytes());
-      else if (e.name === ARCHIVE_FILES.statsDump) statsBytes = await e.bytes();
+      const small = () => e.bytes(LIMITS.metadataBytes);
+      if (e.name === ARCHIVE_FILES.config) config = parseJson(path, e.name, await small());
+      else if (e.name === ARCHIVE_FILES.spec) spec = parseJson(path, e.name, await small());
+      else if (e.name === ARCHIVE_FILES.statsDump) statsBytes = await small();
       else if (e.name === ARCHIVE_FILES.deletedFiles) {
-        deleted = parseJson<string[] | null>(path, e.name, await e.bytes()) ?? [];
+        deleted = parseDeleted(path, await small());
       } else if (e.name === ARCHIVE_FILES.rootfsDiff) rootfsDiffBytes = e.size;
       else if (e.name.startsWith(`${ARCHIVE_FILES.checkpointDir}/`)) {
         if (e.type === "file") checkpointBytes += e.size;
@@ -106,6 +152,7 @@ export async function readArchive(path: string): Promise<ArchiveInfo> {
     }
   } catch (err) {
     if (err instanceof CheckpointArchiveError) throw err;
+    if (err instanceof ConfinementError) throw new CheckpointArchiveError(path, err.message);
     throw new CheckpointArchiveError(
       path,
       `Invalid checkpoint archive "${path}": ${(err as Error).message}`,
@@ -136,6 +183,14 @@ export async function readArchive(path: string): Promise<ArchiveInfo> {
   if (!spec) {
     throw new CheckpointArchiveError(path, `Invalid checkpoint archive "${path}": no "spec.dump"`);
   }
+  for (const [what, v] of [[ARCHIVE_FILES.config, config], [ARCHIVE_FILES.spec, spec]] as const) {
+    if (!v || typeof v !== "object" || Array.isArray(v)) {
+      throw new CheckpointArchiveError(
+        path,
+        `Invalid checkpoint archive "${path}": "${what}" is not a JSON object`,
+      );
+    }
+  }
   let stats: CriuStats | undefined;
   if (statsBytes) {
     try {
@@ -155,6 +210,27 @@ export async function readArchive(path: string): Promise<ArchiveInfo> {
     deletedFiles: deleted,
     compressed,
   };
+}
+
+function parseDeleted(path: string, bytes: Uint8Array): string[] {
+  const list = parseJson<unknown>(path, ARCHIVE_FILES.deletedFiles, bytes) ?? [];
+  if (!Array.isArray(list)) {
+    throw new CheckpointArchiveError(
+      path,
+      `Invalid checkpoint archive "${path}": "${ARCHIVE_FILES.deletedFiles}" is not a JSON list`,
+    );
+  }
+  list.forEach((p, i) => {
+    const why = deletedProblem(p);
+    if (why) {
+      throw new CheckpointArchiveError(
+        path,
+        `Invalid checkpoint archive "${path}": "${ARCHIVE_FILES.deletedFiles}" entry ${i} ` +
+          `${JSON.stringify(p)}: ${why}`,
+      );
+    }
+  });
+  return list as string[];
 }
 
 /** Validates an archive; throws {@linkcode CheckpointArchiveError} when unusable. */

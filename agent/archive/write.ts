@@ -1,9 +1,12 @@
 /**
- * Packs a staged checkpoint directory into an archive and unpacks one,
- * with GNU tar (numeric owners, no `./` prefix: the names CRI-O writes).
+ * Packs a staged checkpoint directory into an archive with GNU tar (numeric
+ * owners, no `./` prefix: the names CRI-O writes), and unpacks one with the
+ * confined extractor (the archive comes from outside).
  * @module
  */
-import { ARCHIVE_FILES, CheckpointArchiveError } from "./format.ts";
+import { ConfinementError } from "../../confine/mod.ts";
+import { extractTar } from "./extract.ts";
+import { ARCHIVE_FILES, CheckpointArchiveError, checkpointArchivePolicy } from "./format.ts";
 
 async function runTar(args: string[], what: string): Promise<void> {
   const out = await new Deno.Command("tar", { args, stdout: "null", stderr: "piped" }).output();
@@ -49,15 +52,23 @@ export async function packArchive(dir: string, outPath: string): Promise<void> {
   );
 }
 
-/** Unpacks the archive `path` into `dir` (created when missing). */
+/**
+ * Unpacks the archive `path` into `dir` (created when missing): only the
+ * checkpoint archive layout (top-level files, `checkpoint/`), no links or
+ * devices; a refused member throws {@linkcode CheckpointArchiveError}.
+ */
 export async function unpackArchive(
   path: string,
   dir: string,
   opts: { only?: string[] } = {},
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  await runTar(
-    ["--numeric-owner", "-C", dir, "-xf", path, ...(opts.only ?? [])],
-    `unpack checkpoint archive "${path}"`,
-  );
+  try {
+    await extractTar(path, dir, checkpointArchivePolicy(`checkpoint archive "${path}"`), opts);
+  } catch (err) {
+    if (err instanceof ConfinementError) throw new CheckpointArchiveError(path, err.message);
+    throw new CheckpointArchiveError(
+      path,
+      `Cannot unpack checkpoint archive "${path}": ${(err as Error).message}`,
+    );
+  }
 }

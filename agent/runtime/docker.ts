@@ -27,6 +27,9 @@ import type {
 } from "./driver.ts";
 import { captureCriuFiles } from "./_docker_stats.ts";
 import { applyRootfsDiff, writeRootfsDiff } from "./_docker_rootfs.ts";
+/** Exported for the hostile-input tests, which apply changes to a plain directory. */
+export { applyRootfsChanges, rootfsDiffPolicy } from "./_docker_rootfs.ts";
+export type { RootfsTarget } from "./_docker_rootfs.ts";
 import { criuVersion } from "./criu_version.ts";
 
 /** Options of {@linkcode createDockerDriver}. */
