@@ -50,6 +50,35 @@ export interface CheckpointRequestMsg {
   keepArchiveOnFailure?: boolean;
   containerRef?: string;
   checkpointId?: string;
+  freezeKey?: string;
+}
+
+/** `FreezePodRequest` message. */
+export interface FreezePodRequestMsg {
+  key: string;
+  namespace: string;
+  pod: string;
+  deadlineSeconds: number;
+}
+
+/** `ControlFreezeRequest` message. */
+export interface ControlFreezeRequestMsg {
+  key: string;
+  namespace: string;
+  pod: string;
+  action: string;
+  deadlineSeconds?: number;
+}
+
+/** `FreezeState` message. */
+export interface FreezeStateMsg {
+  key: string;
+  namespace: string;
+  pod: string;
+  state: string;
+  frozenAtMs: number;
+  deadlineMs: number;
+  message: string;
 }
 
 /** `PrepareRestoreRequest` message. */

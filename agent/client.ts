@@ -9,12 +9,16 @@ import * as grpc from "@grpc/grpc-js";
 import type {
   AgentConnector,
   CheckpointRequest,
+  FreezeStatus,
   NodeAgent,
   OperationStatus,
 } from "../controllers/agent_connector.ts";
 import {
   agentService,
   type CheckpointRequestMsg,
+  type ControlFreezeRequestMsg,
+  type FreezePodRequestMsg,
+  type FreezeStateMsg,
   type HealthResponseMsg,
   type OperationLogMsg,
   type OperationMsg,
@@ -171,10 +175,31 @@ export class AgentClient {
     return this.#unary("GetOperationLog", { operationId });
   }
 
+  /** Freezes every container of a pod and arms the agent's thaw deadline. */
+  freezePod(req: FreezePodRequestMsg): Promise<FreezeStateMsg> {
+    return this.#unary("FreezePod", req);
+  }
+
+  /** Renews, confirms, kills, thaws or reads a freeze. */
+  controlFreeze(req: ControlFreezeRequestMsg): Promise<FreezeStateMsg> {
+    return this.#unary("ControlFreeze", req);
+  }
+
   /** Closes the channel. */
   close(): void {
     this.client.close();
   }
+}
+
+/** The controllers' view of a freeze state message. */
+export function toFreezeStatus(m: FreezeStateMsg): FreezeStatus {
+  return {
+    key: m.key,
+    state: m.state as FreezeStatus["state"],
+    frozenAtMs: Number(m.frozenAtMs) || undefined,
+    deadlineMs: Number(m.deadlineMs) || undefined,
+    message: m.message || undefined,
+  };
 }
 
 /** Options for {@linkcode GrpcAgentConnector}. */
@@ -222,6 +247,26 @@ export class GrpcAgentConnector implements AgentConnector {
             storageClass: { name: req.storageClassName },
             leaveRunning: req.leaveRunning,
             podJson: req.podJson,
+            freezeKey: req.freezeKey ?? "",
+          }),
+        ),
+      freezePod: async (req) =>
+        toFreezeStatus(
+          await c.freezePod({
+            key: req.key,
+            namespace: req.namespace,
+            pod: req.pod,
+            deadlineSeconds: req.deadlineSeconds,
+          }),
+        ),
+      controlFreeze: async (req) =>
+        toFreezeStatus(
+          await c.controlFreeze({
+            key: req.key,
+            namespace: req.namespace,
+            pod: req.pod,
+            action: req.action,
+            deadlineSeconds: req.deadlineSeconds ?? 0,
           }),
         ),
       getOperation: async (id: string) => {

@@ -26,6 +26,9 @@ import { readArchiveStats } from "./archive/mod.ts";
 import { createImagePublisher } from "./image_push.ts";
 import { createOciImagePublisher } from "./image_oci.ts";
 import { createVolumeCarrier } from "./volumes.ts";
+import { type Freezes, openFreezes } from "./freezes.ts";
+import { createPodFreezer } from "./runtime/freeze.ts";
+import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
@@ -258,6 +261,18 @@ export async function main(args: string[]): Promise<number> {
     files: { cert: a.tlsCert!, key: a.tlsKey!, ca: a.clientCa! },
     allowedClients: a.allowedClients,
   };
+  // Frozen final checkpoints need the node's containerd (the CRI endpoint's socket).
+  let freezes: Freezes | undefined;
+  let containerd: ContainerdTasks | undefined;
+  if (driver.name === "kubelet" && a.runtimeEndpoint?.startsWith("unix://")) {
+    containerd = connectContainerd(a.runtimeEndpoint);
+    freezes = await openFreezes({
+      dir: `${a.stateDir}/freezes`,
+      freezer: createPodFreezer({ containerd, dump: (ref, o) => driver.checkpoint(ref, o) }),
+      onThawed: (rec, how) =>
+        log("warn", `pod thawed (${how})`, { key: rec.key, pod: `${rec.namespace}/${rec.pod}` }),
+    });
+  }
   const server = await startAgentServer({
     nodeName: a.nodeName,
     listen: a.listen,
@@ -267,6 +282,7 @@ export async function main(args: string[]): Promise<number> {
     images,
     readStats,
     volumes,
+    freezes,
     resolveClass: (ref) => resolveStorageClass(ref, { kube, allowInline: a.allowInlineStorage }),
     prepareImage: (req, signal) =>
       prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),
@@ -319,6 +335,9 @@ export async function main(args: string[]): Promise<number> {
   clearInterval(sweeper);
   await health?.shutdown();
   await server.close({ graceMs: 10_000 });
+  // Deadlines stay on disk: the next agent process re-arms them (or thaws the expired).
+  freezes?.close();
+  containerd?.close?.();
   kube?.close();
   log("info", "agent stopped");
   return 0;

@@ -8,6 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import {
   agentService,
   type CheckpointRequestMsg,
+  type ControlFreezeRequestMsg,
+  type FreezePodRequestMsg,
+  type FreezeStateMsg,
   type HealthResponseMsg,
   type OperationLogMsg,
   type OperationMsg,
@@ -29,6 +32,7 @@ import {
   runCheckpoint,
   type VolumeCarrier,
 } from "./pipeline.ts";
+import type { FreezeAction, Freezes } from "./freezes.ts";
 import type { CheckpointDriver } from "./runtime/_types.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
@@ -84,6 +88,8 @@ export interface AgentServerOptions {
   images?: ImagePublisher;
   /** Carries emptyDir volumes with checkpoints (kubelet nodes). */
   volumes?: VolumeCarrier;
+  /** Frozen pods (containerd nodes): FreezePod, ControlFreeze and frozen final checkpoints. */
+  freezes?: Freezes;
   /** Reads CRIU stats from an archive. */
   readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
   /** Makes an image available on this node (PrepareRestore). */
@@ -288,7 +294,38 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         cls: req.storageClass?.name,
         leaveRunning: !!req.leaveRunning,
         ref: req.containerRef ?? "",
+        freeze: req.freezeKey ?? "",
       });
+      // A final checkpoint is taken only of a pod this agent holds frozen.
+      let driver = opts.driver;
+      if (req.freezeKey) {
+        if (!opts.freezes) {
+          throw grpcError(
+            grpc.status.FAILED_PRECONDITION,
+            "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
+          );
+        }
+        const freezes = opts.freezes;
+        const held = freezes.held(req.freezeKey, req.namespace, req.pod, req.container);
+        if (!held.id) throw grpcError(grpc.status.FAILED_PRECONDITION, held.refusal!);
+        const id = held.id;
+        driver = {
+          ...opts.driver,
+          name: opts.driver.name,
+          checkpoint: async (ref, o) => {
+            const out = await opts.driver.checkpoint(ref, o);
+            // The runtime dumps a task it knows as paused without resuming it; say so if not.
+            if (!(await freezes.isPaused(id))) {
+              if (out.ownsArchive) await Deno.remove(out.archivePath).catch(() => {});
+              throw new Error(
+                `Container "${ref.container}" ran again after its dump: the checkpoint is not ` +
+                  "its final state (was the pod thawed?)",
+              );
+            }
+            return out;
+          },
+        };
+      }
       const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
       if (!created) return toMsg(op);
       log("info", "checkpoint started", {
@@ -309,7 +346,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
           timeoutSeconds: req.timeoutSeconds || undefined,
           keepArchiveOnFailure: req.keepArchiveOnFailure,
         }, {
-          driver: opts.driver,
+          driver,
           resolveClass: () => opts.resolveClass(req.storageClass!),
           images: opts.images,
           volumes: opts.volumes,
@@ -461,6 +498,56 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       await operations.remove(op.id);
       log("info", "checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
       return { bytesFreed: freed };
+    }),
+
+    FreezePod: unary<FreezePodRequestMsg>("FreezePod", async (req) => {
+      required({ key: req.key, namespace: req.namespace, pod: req.pod });
+      if (!opts.freezes) {
+        throw grpcError(
+          grpc.status.UNIMPLEMENTED,
+          "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
+        );
+      }
+      const s = await opts.freezes.freeze({
+        key: req.key,
+        namespace: req.namespace,
+        pod: req.pod,
+        deadlineSeconds: req.deadlineSeconds || 120,
+      });
+      log("info", "pod frozen", { key: s.key, pod: `${s.namespace}/${s.pod}`, state: s.state });
+      return s satisfies FreezeStateMsg;
+    }),
+
+    ControlFreeze: unary<ControlFreezeRequestMsg>("ControlFreeze", async (req) => {
+      required({ key: req.key, namespace: req.namespace, pod: req.pod, action: req.action });
+      if (!opts.freezes) {
+        throw grpcError(
+          grpc.status.UNIMPLEMENTED,
+          "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
+        );
+      }
+      const actions = ["STATUS", "EXTEND", "CONFIRM", "KILL", "THAW"];
+      if (!actions.includes(req.action)) {
+        throw grpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `Field "action" is "${req.action}": want one of ${actions.join(", ")}`,
+        );
+      }
+      const s = await opts.freezes.control({
+        key: req.key,
+        namespace: req.namespace,
+        pod: req.pod,
+        action: req.action as FreezeAction,
+        deadlineSeconds: req.deadlineSeconds || undefined,
+      });
+      if (req.action !== "STATUS" && req.action !== "EXTEND") {
+        log("info", `freeze ${req.action}`, {
+          key: s.key,
+          pod: `${s.namespace}/${s.pod}`,
+          state: s.state,
+        });
+      }
+      return s satisfies FreezeStateMsg;
     }),
 
     Health: unary<Record<string, never>>("Health", async () => ({

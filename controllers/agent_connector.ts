@@ -60,6 +60,32 @@ export interface CheckpointRequest {
   leaveRunning: boolean;
   /** JSON of the source pod (travels with the checkpoint as metadata). */
   podJson?: string;
+  /** Final checkpoint of a frozen pod: the freeze that holds it (the container stays frozen). */
+  freezeKey?: string;
+}
+
+/** A freeze the agent holds (or held). */
+export interface FreezeStatus {
+  /** The caller's key. */
+  key: string;
+  /** frozen | confirmed | killed | thawed | unknown. */
+  state: "frozen" | "confirmed" | "killed" | "thawed" | "unknown";
+  /** Epoch ms of the freeze. */
+  frozenAtMs?: number;
+  /** Epoch ms after which the agent thaws it, while frozen. */
+  deadlineMs?: number;
+  /** How it ended, or why a request was refused. */
+  message?: string;
+}
+
+/** A pod and the key of its freeze. */
+export interface FreezeRef {
+  /** The caller's key (PodCheckpoint uid). */
+  key: string;
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
 }
 
 /** A request to make a checkpoint image available on a node. */
@@ -82,6 +108,15 @@ export interface NodeAgent {
   getOperation(id: string): Promise<OperationStatus>;
   /** Starts pre-pulling a checkpoint image on this node; returns at once. */
   prepareRestore(req: PrepareRestoreRequest): Promise<OperationStatus>;
+  /** Freezes every container of the pod; the agent thaws it after the deadline unless renewed. */
+  freezePod?(req: FreezeRef & { deadlineSeconds: number }): Promise<FreezeStatus>;
+  /** Acts on a freeze: STATUS, EXTEND (renew), CONFIRM (hand-over), KILL, THAW. */
+  controlFreeze?(
+    req: FreezeRef & {
+      action: "STATUS" | "EXTEND" | "CONFIRM" | "KILL" | "THAW";
+      deadlineSeconds?: number;
+    },
+  ): Promise<FreezeStatus>;
   /** What the node offers a restore (optional: older agents and scripted ones may not say). */
   health?(): Promise<NodeAgentHealth>;
 }

@@ -133,10 +133,18 @@ async function start(
       pod: podName,
       container: containerName,
       storageClassName,
+      // The runtime's dump leaves the container as it was: running, or frozen
+      // (spec.freezeKey: the PodCheckpoint froze the whole pod first).
       leaveRunning: true,
       podJson: JSON.stringify({ metadata: pod.metadata, spec: pod.spec }),
+      freezeKey: cc.spec.freezeKey,
     });
   } catch (err) {
+    // A final checkpoint of a pod that is not frozen (any more) must not be retried.
+    if ((err as { code?: number }).code === 9 /* FAILED_PRECONDITION */) {
+      fail(deps, cc, status, "NotFrozen", apiMessage(err));
+      return;
+    }
     const message = `Cannot start the checkpoint on the agent of node "${nodeName}": ${
       apiMessage(err)
     }`;

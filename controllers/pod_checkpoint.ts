@@ -2,6 +2,15 @@
  * The PodCheckpoint reconciler: one ContainerCheckpoint per container of the
  * pod (owned by the PodCheckpoint, so they go when it goes), and a status
  * that sums theirs up: Failed as soon as one fails, Succeeded when all have.
+ *
+ * With `spec.leaveRunning: false` the whole pod is frozen by its node's agent
+ * before any ContainerCheckpoint exists (each then dumps its container
+ * frozen), and the freeze is renewed while the checkpoint runs. If a
+ * container's checkpoint fails, the pod is thawed and goes on where it
+ * stopped. When all succeed, a PodMigration that owns this checkpoint takes
+ * the frozen pod over (hand-over or thaw); a PodCheckpoint of its own stops
+ * the pod: the hand-over is confirmed, the pod deleted and its frozen
+ * processes killed, so they never run past the checkpoint.
  * @module
  */
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
@@ -10,6 +19,8 @@ import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
+import { controlFreeze, DEFAULT_FREEZE_DEADLINE_S, freezePod, isoOf } from "./pod_freeze.ts";
+import type { FreezeRef } from "./agent_connector.ts";
 
 type Status = NonNullable<PodCheckpoint["status"]>;
 
@@ -32,9 +43,62 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
     if (isTerminal(status.phase)) return;
     const now = deps.now();
     const conditions = (status.conditions ??= []) as Condition[];
+    const freezing = pc.spec.leaveRunning === false;
+    const ref: FreezeRef = { key: pc.metadata!.uid!, namespace, pod: pc.spec.podName };
     try {
       status.phase ??= "Pending";
       let names = pc.spec.containers;
+      if (freezing && !status.freeze) {
+        // Freeze first: no container is dumped before every one is frozen.
+        let pod;
+        try {
+          pod = await deps.core.readNamespacedPod({ name: pc.spec.podName, namespace });
+        } catch (err) {
+          if (apiStatus(err) !== 404) throw err;
+        }
+        if (!pod || pod.status?.phase !== "Running" || !pod.spec?.nodeName) {
+          status.phase = "Failed";
+          status.message = `Pod "${namespace}/${pc.spec.podName}" ${
+            pod ? "is not running" : "does not exist"
+          }: nothing to freeze`;
+          setCondition(conditions, {
+            type: "Completed",
+            status: "False",
+            reason: pod ? "PodNotRunning" : "PodNotFound",
+            message: status.message,
+          }, now);
+          deps.events.warning(pc, "CheckpointFailed", status.message);
+          return;
+        }
+        status.nodeName = pod.spec.nodeName;
+        const f = await freezePod(
+          deps,
+          pod.spec.nodeName,
+          ref,
+          pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+        );
+        if (f.state !== "frozen") {
+          throw new Error(
+            `The agent did not freeze pod "${namespace}/${pc.spec.podName}": ${f.state} ${
+              f.message ?? ""
+            }`,
+          );
+        }
+        status.frozenAt = isoOf(f.frozenAtMs);
+        status.freeze = { key: ref.key, state: "Frozen", deadline: isoOf(f.deadlineMs) };
+        setCondition(conditions, {
+          type: "Frozen",
+          status: "True",
+          reason: "PodFrozen",
+          message:
+            `Every container of pod "${namespace}/${pc.spec.podName}" is frozen on node "${pod.spec.nodeName}"`,
+        }, now);
+        deps.events.normal(
+          pc,
+          "PodFrozen",
+          `Froze pod "${pc.spec.podName}" on "${pod.spec.nodeName}"`,
+        );
+      }
       if (!names?.length) {
         try {
           const pod = await deps.core.readNamespacedPod({ name: pc.spec.podName, namespace });
@@ -72,6 +136,7 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
               podName: pc.spec.podName,
               containerName: c,
               storageClassName: pc.spec.storageClassName,
+              ...(freezing ? { freezeKey: ref.key } : {}),
             },
           } as ContainerCheckpoint);
           deps.events.normal(
@@ -97,6 +162,10 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
         status.message = `Container "${failed.spec.containerName}": ${
           failed.status?.message ?? "checkpoint failed"
         }`;
+        if (status.freeze?.state === "Frozen") {
+          // The source goes on where it stopped.
+          status.message += `; ${await endFreeze(deps, pc, status, ref, "THAW")}`;
+        }
         status.completionTime = now.toISOString();
         setCondition(conditions, {
           type: "Completed",
@@ -108,6 +177,14 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
       } else if (children.every((c) => c.status?.phase === "Succeeded")) {
         status.phase = "Succeeded";
         status.message = `${children.length} container(s) checkpointed`;
+        const migration = pc.metadata?.ownerReferences?.some((o) =>
+          o.controller && o.kind === "PodMigration"
+        );
+        if (status.freeze?.state === "Frozen" && !migration) {
+          status.message += `; ${await stopPod(deps, pc, status, ref)}`;
+        } else if (status.freeze?.state === "Frozen") {
+          status.message += "; the pod stays frozen for its migration";
+        }
         status.completionTime = now.toISOString();
         setCondition(conditions, {
           type: "Completed",
@@ -120,6 +197,36 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
         status.phase = "Running";
         const done = children.filter((c) => c.status?.phase === "Succeeded").length;
         status.message = `${done}/${children.length} container(s) checkpointed`;
+        if (status.freeze?.state === "Frozen") {
+          // Renew while working: a controller that stops renewing lets the agent thaw the pod.
+          const f = await controlFreeze(
+            deps,
+            status.nodeName!,
+            ref,
+            "EXTEND",
+            pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+          );
+          if (f.state === "frozen") {
+            status.freeze.deadline = isoOf(f.deadlineMs);
+          } else {
+            status.freeze.state = "Thawed";
+            status.phase = "Failed";
+            status.message =
+              `Pod "${namespace}/${pc.spec.podName}" is no longer frozen (${f.state}${
+                f.message ? `: ${f.message}` : ""
+              }): its checkpoint is not its final state`;
+            status.completionTime = now.toISOString();
+            setCondition(conditions, {
+              type: "Completed",
+              status: "False",
+              reason: "Thawed",
+              message: status.message,
+            }, now);
+            deps.events.warning(pc, "CheckpointFailed", status.message);
+            return;
+          }
+          return { requeueAfterMs: 5000 };
+        }
       }
     } finally {
       status.observedGeneration = pc.metadata?.generation;
@@ -128,4 +235,67 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
       }
     }
   };
+}
+
+/** Ends a freeze with THAW and records it; returns a sentence for the status message. */
+async function endFreeze(
+  deps: ReconcilerDeps,
+  pc: PodCheckpoint,
+  status: Status,
+  ref: FreezeRef,
+  action: "THAW",
+): Promise<string> {
+  try {
+    const f = await controlFreeze(deps, status.nodeName!, ref, action);
+    status.freeze = { key: ref.key, state: "Thawed" };
+    setCondition((status.conditions ??= []) as Condition[], {
+      type: "Frozen",
+      status: "False",
+      reason: "Thawed",
+      message: `Pod "${ref.namespace}/${ref.pod}" thawed: it goes on where it stopped`,
+    }, deps.now());
+    deps.events.normal(pc, "PodThawed", `Thawed pod "${ref.pod}" (${f.state})`);
+    return "the pod was thawed and goes on";
+  } catch (err) {
+    return `the pod could not be thawed now (${
+      (err as Error).message
+    }); its agent thaws it at the deadline`;
+  }
+}
+
+/** Stops a frozen pod after its own checkpoint: confirm, delete (no grace), kill. */
+async function stopPod(
+  deps: ReconcilerDeps,
+  pc: PodCheckpoint,
+  status: Status,
+  ref: FreezeRef,
+): Promise<string> {
+  const node = status.nodeName!;
+  const c = await controlFreeze(deps, node, ref, "CONFIRM");
+  if (c.state !== "confirmed") {
+    status.freeze = { key: ref.key, state: "Thawed" };
+    return `the pod was thawed before it could be stopped (${c.state}${
+      c.message ? `: ${c.message}` : ""
+    })`;
+  }
+  // Delete first, so that the kubelet does not restart the killed containers.
+  try {
+    await deps.core.deleteNamespacedPod({
+      name: ref.pod,
+      namespace: ref.namespace,
+      gracePeriodSeconds: 0,
+    });
+  } catch (err) {
+    if (apiStatus(err) !== 404) throw err;
+  }
+  await controlFreeze(deps, node, ref, "KILL");
+  status.freeze = { key: ref.key, state: "Stopped" };
+  setCondition((status.conditions ??= []) as Condition[], {
+    type: "Frozen",
+    status: "False",
+    reason: "Stopped",
+    message: `Pod "${ref.namespace}/${ref.pod}" stopped after its checkpoint (leaveRunning false)`,
+  }, deps.now());
+  deps.events.normal(pc, "PodStopped", `Stopped pod "${ref.pod}" after its checkpoint`);
+  return "the pod was stopped (leaveRunning false)";
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { PodMigration } from "../api/mod.ts";
+import { sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
 import { apiStatus, ensureFinalizer, removeFinalizer } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
@@ -72,10 +73,23 @@ async function reconcileDelete(deps: ReconcilerDeps, pm: PodMigration, log: Logg
   // A migration deleted before it finished must not leave a half-restored pod behind.
   if (restored && pm.status?.phase !== "Succeeded") {
     try {
-      await deps.core.deleteNamespacedPod({ name: restored, namespace: ns });
+      await deps.core.deleteNamespacedPod({ name: restored, namespace: ns, gracePeriodSeconds: 0 });
       log.info("deleted the restored pod of an unfinished migration", { pod: restored });
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
+    }
+  }
+  // ...nor a frozen source: it goes on where it stopped.
+  const frozen = pm.status?.conditions?.some((c) =>
+    c.type === "SourceFrozen" && c.status === "True"
+  );
+  if (frozen && !isTerminal(pm.status?.phase)) {
+    const freeze = await sourceFreeze(deps, pm, pm.status!).catch(() => undefined);
+    if (freeze) {
+      await sourceFreezeAction(deps, freeze, "THAW").then(
+        () => log.info("thawed the source of a deleted migration", { pod: pm.spec.podName }),
+        (err) => log.warn("could not thaw the source (its agent will at the deadline)", { err }),
+      );
     }
   }
   await removeFinalizer(deps.lpm, "podmigrations", pm, PM_FINALIZER);

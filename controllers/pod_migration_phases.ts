@@ -7,7 +7,12 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import type { CheckpointStorageClass, PodCheckpoint, PodMigration } from "../api/mod.ts";
+import type {
+  CheckpointStorageClass,
+  ContainerCheckpoint,
+  PodCheckpoint,
+  PodMigration,
+} from "../api/mod.ts";
 import { apiMessage, apiStatus, controllerRef } from "./lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
@@ -20,6 +25,8 @@ import {
   unsupportedReason,
 } from "./restored_pod.ts";
 import { stepRestoring } from "./pod_migration_restore.ts";
+import { notFrozenReason, sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
+import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
 import { agentHealthWithin } from "./agent_connector.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 
@@ -29,6 +36,7 @@ export type MigrationStatus = NonNullable<PodMigration["status"]>;
 /** Condition types the PodMigration reconciler owns. */
 export const PM_CONDITIONS = {
   validated: "Validated",
+  sourceFrozen: "SourceFrozen",
   checkpointed: "Checkpointed",
   transferred: "Transferred",
   restored: "Restored",
@@ -106,18 +114,43 @@ export async function failMigration(
   const ns = pm.metadata!.namespace!;
   if (status.restoredPodName) {
     try {
-      await deps.core.deleteNamespacedPod({ name: status.restoredPodName, namespace: ns });
+      // No grace: the source is about to run again, and only one copy may.
+      await deps.core.deleteNamespacedPod({
+        name: status.restoredPodName,
+        namespace: ns,
+        gracePeriodSeconds: 0,
+      });
     } catch (err) {
       if (apiStatus(err) !== 404) log.warn("could not delete the restored pod", { err });
     }
   }
-  status.message = f.message;
+  let thawed = "";
+  const frozen = getCondition(status, PM_CONDITIONS.sourceFrozen)?.status === "True";
+  const freeze = frozen ? await sourceFreeze(deps, pm, status).catch(() => undefined) : undefined;
+  if (freeze) {
+    try {
+      const s = await sourceFreezeAction(deps, freeze, "THAW");
+      thawed = `; the source was thawed and goes on where it stopped (${s.state})`;
+      cond(status, pm, now, {
+        type: PM_CONDITIONS.sourceFrozen,
+        status: "False",
+        reason: "Thawed",
+        message: `Source pod "${pm.spec.podName}" thawed: the migration failed before hand-over`,
+      });
+      deps.events.normal(pm, "SourceThawed", `Thawed source pod "${pm.spec.podName}"`);
+    } catch (err) {
+      thawed = `; the source could not be thawed now (${(err as Error).message}): its agent ` +
+        "thaws it at the freeze deadline";
+      log.warn("could not thaw the source", { error: (err as Error).message });
+    }
+  }
+  status.message = f.message + thawed;
   status.completionTime = now.toISOString();
   cond(status, pm, now, {
     type: PM_CONDITIONS.succeeded,
     status: "False",
     reason: f.reason,
-    message: f.message,
+    message: status.message,
   });
   setPhase(status, "Failed", now);
   deps.metrics?.migrationDuration.observe(
@@ -316,20 +349,44 @@ async function stepCheckpointing(
       spec: {
         podName: pm.spec.podName,
         storageClassName: status.storageClassName,
-        leaveRunning: true,
+        // Frozen from the final checkpoint on: the source never runs past it.
+        leaveRunning: false,
+        freezeDeadlineSeconds: pm.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
       },
     } as PodCheckpoint);
   }
   status.podCheckpointRef = { name };
+  if (pc.status?.frozenAt && !status.frozenAt) {
+    status.frozenAt = pc.status.frozenAt;
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.sourceFrozen,
+      status: "True",
+      reason: "Frozen",
+      message: `Every container of "${pm.spec.podName}" is frozen on "${status.sourceNode}"`,
+    });
+    deps.events.normal(pm, "SourceFrozen", `Froze source pod "${pm.spec.podName}"`);
+  }
   if (pc.status?.phase === "Failed") {
+    if (pc.status.freeze?.state === "Thawed") {
+      cond(status, pm, now, {
+        type: PM_CONDITIONS.sourceFrozen,
+        status: "False",
+        reason: "Thawed",
+        message: `Source pod "${pm.spec.podName}" thawed after its checkpoint failed`,
+      });
+    }
     throw new MigrationFailure(
       "CheckpointFailed",
-      `Checkpoint failed, the source pod keeps running: ${pc.status.message ?? "no message"}`,
+      `Checkpoint failed, the source pod goes on: ${pc.status.message ?? "no message"}`,
     );
   }
-  if (pc.status?.phase !== "Succeeded") return { requeueAfterMs: 5000 };
+  if (pc.status?.phase !== "Succeeded") return { requeueAfterMs: 2000 };
   const started = phaseTime(status, "Checkpointing") ?? now;
-  status.timings = { ...status.timings, checkpointMs: now.getTime() - started.getTime() };
+  status.timings = {
+    ...status.timings,
+    checkpointMs: now.getTime() - started.getTime(),
+    ...await dumpAndUpload(deps, pm, pc),
+  };
   cond(status, pm, now, {
     type: PM_CONDITIONS.checkpointed,
     status: "True",
@@ -353,6 +410,7 @@ async function stepTransferring(
       `PodCheckpoint "${ns}/${pm.metadata!.name}" disappeared`,
     );
   }
+  await renewSourceFreeze(deps, pm, status);
   let agent;
   try {
     agent = await deps.agents.forNode(pm.spec.targetNode);
@@ -391,7 +449,8 @@ async function stepTransferring(
   }
   if (pending > 0) return { requeueAfterMs: deps.pollMs };
   const started = phaseTime(status, "Transferring") ?? now;
-  status.timings = { ...status.timings, transferMs: now.getTime() - started.getTime() };
+  const prePullMs = now.getTime() - started.getTime();
+  status.timings = { ...status.timings, prePullMs, transferMs: prePullMs };
   cond(status, pm, now, {
     type: PM_CONDITIONS.transferred,
     status: "True",
@@ -399,4 +458,61 @@ async function stepTransferring(
     message: `Checkpoint images are on node "${pm.spec.targetNode}"`,
   });
   setPhase(status, "Restoring", now);
+}
+
+/** The condition of `type`, if set. */
+export function getCondition(status: MigrationStatus, type: string): Condition | undefined {
+  return (status.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+}
+
+/**
+ * Renews the source's freeze; fails the migration when the source is no
+ * longer frozen (its agent's deadline thawed it: it ran past the checkpoint).
+ */
+export async function renewSourceFreeze(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+): Promise<void> {
+  if (getCondition(status, PM_CONDITIONS.sourceFrozen)?.status !== "True") return;
+  const freeze = await sourceFreeze(deps, pm, status);
+  if (!freeze) return;
+  const s = await sourceFreezeAction(deps, freeze, "EXTEND", pm);
+  if (s.state === "frozen" || s.state === "confirmed") return;
+  cond(status, pm, deps.now(), {
+    type: PM_CONDITIONS.sourceFrozen,
+    status: "False",
+    reason: "DeadlineThawed",
+    message: `Source pod "${pm.spec.podName}" is no longer frozen: ${notFrozenReason(s)}`,
+  });
+  throw new MigrationFailure(
+    "SourceThawed",
+    `The source ran again before hand-over (${notFrozenReason(s)}): its checkpoint is stale`,
+  );
+}
+
+/** Dump and upload figures from the ContainerCheckpoints of a frozen checkpoint. */
+async function dumpAndUpload(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  pc: PodCheckpoint,
+): Promise<{ dumpMs?: number; uploadMs?: number }> {
+  const frozenAt = pc.status?.frozenAt ? Date.parse(pc.status.frozenAt) : undefined;
+  let dumped = 0;
+  let upload = 0;
+  for (const c of pc.status?.containers ?? []) {
+    const cc = await deps.lpm.get<ContainerCheckpoint>(
+      "containercheckpoints",
+      pm.metadata!.namespace!,
+      c.containerCheckpointName,
+    );
+    const at = cc?.status?.checkpointTime ? Date.parse(cc.status.checkpointTime) : 0;
+    const done = cc?.status?.completionTime ? Date.parse(cc.status.completionTime) : 0;
+    dumped = Math.max(dumped, at);
+    if (at && done) upload = Math.max(upload, done - at);
+  }
+  return {
+    ...(frozenAt && dumped ? { dumpMs: Math.max(0, dumped - frozenAt) } : {}),
+    ...(upload ? { uploadMs: upload } : {}),
+  };
 }

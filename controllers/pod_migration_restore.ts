@@ -28,7 +28,9 @@ import {
   MigrationFailure,
   type MigrationStatus,
   PM_CONDITIONS,
+  renewSourceFreeze,
 } from "./pod_migration_phases.ts";
+import { notFrozenReason, sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
 
 const BAD_WAITING = new Set([
   "ErrImagePull",
@@ -153,6 +155,9 @@ export async function stepRestoring(
     return { requeueAfterMs: 1000 };
   }
 
+  if (getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
+    await renewSourceFreeze(deps, pm, status);
+  }
   const failure = restoreFailure(restored);
   if (failure && getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
     throw new MigrationFailure(
@@ -161,15 +166,18 @@ export async function stepRestoring(
     );
   }
   if (getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
-    if (!podRunning(restored)) return { requeueAfterMs: 1000 };
+    if (!podRunning(restored)) return { requeueAfterMs: 500 };
     const restoreStart = phaseTime(status, "Restoring") ?? now;
-    const checkpointStart = phaseTime(status, "Checkpointing") ?? restoreStart;
+    // When the runtime started the last restored container (the API's
+    // one-second resolution), not when this controller happened to look.
+    const started = lastStarted(restored) ?? now;
+    status.restoredRunningAt = started.toISOString();
+    const frozenAt = status.frozenAt ? new Date(status.frozenAt) : undefined;
     status.timings = {
       ...status.timings,
-      restoreMs: now.getTime() - restoreStart.getTime(),
-      // Whatever the source did after its checkpoint is not carried over: the
-      // service's state was frozen from the checkpoint until the restored pod ran.
-      downtimeMs: now.getTime() - checkpointStart.getTime(),
+      restoreMs: Math.max(0, started.getTime() - restoreStart.getTime()),
+      // Downtime: from the freeze of the source to its successor running.
+      ...(frozenAt ? { downtimeMs: Math.max(0, started.getTime() - frozenAt.getTime()) } : {}),
     };
     cond(status, pm, now, {
       type: PM_CONDITIONS.restored,
@@ -204,9 +212,29 @@ export async function stepRestoring(
     }
   }
   const policy = pm.spec.sourcePodPolicy ?? "Delete";
+  const freeze = getCond(status, PM_CONDITIONS.sourceFrozen)?.status === "True"
+    ? await sourceFreeze(deps, pm, status)
+    : undefined;
+  if (freeze && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
+    // Hand-over: the agent stops the deadline only if the source is still frozen.
+    const c = await sourceFreezeAction(deps, freeze, "CONFIRM");
+    if (c.state !== "confirmed" && c.state !== "killed") {
+      throw new MigrationFailure(
+        "SourceThawed",
+        `The source ran again before hand-over (${
+          notFrozenReason(c)
+        }); the restored pod is removed`,
+      );
+    }
+  }
   if (source && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
     try {
-      await deps.core.deleteNamespacedPod({ name: srcName, namespace: ns });
+      // No grace: a frozen source has nothing to finish, and its successor runs.
+      await deps.core.deleteNamespacedPod({
+        name: srcName,
+        namespace: ns,
+        ...(freeze ? { gracePeriodSeconds: 0 } : {}),
+      });
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }
@@ -216,7 +244,29 @@ export async function stepRestoring(
       reason: "SourceDeleted",
       message: `Source pod "${srcName}" deleted from node "${status.sourceNode}"`,
     });
-  } else if (policy === "Keep") {
+  }
+  if (freeze && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
+    // Deleted first (so the kubelet does not restart them), then killed without running.
+    await sourceFreezeAction(deps, freeze, "KILL");
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.sourceFrozen,
+      status: "False",
+      reason: "Killed",
+      message: `Source pod "${srcName}" killed while frozen: it never ran past its checkpoint`,
+    });
+    deps.events.normal(pm, "SourceKilled", `Killed the frozen source pod "${srcName}"`);
+  } else if (policy === "Keep" && freeze) {
+    // Keep: the source goes on next to its copy (a clone, asked for).
+    await sourceFreezeAction(deps, freeze, "THAW");
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.sourceFrozen,
+      status: "False",
+      reason: "Thawed",
+      message: `Source pod "${srcName}" thawed: sourcePodPolicy Keep runs it next to its copy`,
+    });
+    deps.events.normal(pm, "SourceThawed", `Thawed source pod "${srcName}" (sourcePodPolicy Keep)`);
+  }
+  if (policy === "Keep" && !(source && owner?.kind === "ReplicaSet")) {
     cond(status, pm, now, {
       type: PM_CONDITIONS.sourceDeleted,
       status: "False",
@@ -241,6 +291,18 @@ export async function stepRestoring(
     (status.timings.totalMs ?? 0) / 1000,
   );
   deps.metrics?.migrationDowntime.observe({}, (status.timings.downtimeMs ?? 0) / 1000);
+}
+
+/** When the last container of `pod` started running (from its status), if all run. */
+export function lastStarted(pod: k8s.V1Pod): Date | undefined {
+  let last: Date | undefined;
+  for (const cs of pod.status?.containerStatuses ?? []) {
+    const at = cs.state?.running?.startedAt;
+    if (!at) return undefined;
+    const d = new Date(at);
+    if (!last || d > last) last = d;
+  }
+  return last;
 }
 
 function getCond(status: MigrationStatus, type: string): Condition | undefined {

@@ -91,7 +91,7 @@ Deno.test({
       const cond = pm.status?.conditions?.find((c) => c.type === "Succeeded");
       assertEquals(cond?.reason, "CheckpointFailed");
       for (
-        const text of [RLIMIT_LINE, "non-root uid", "CAP_SYS_RESOURCE", "source pod keeps running"]
+        const text of [RLIMIT_LINE, "non-root uid", "CAP_SYS_RESOURCE", "the source pod goes on"]
       ) {
         assertStringIncludes(cond?.message ?? "", text);
         assertStringIncludes(pm.status?.message ?? "", text);

@@ -323,7 +323,7 @@ Deno.test({
       }, { what: "the class's storage to validate", timeoutMs: 60_000 });
       const pm = await migrate(c, "move", "counter", { storageClassName: bad });
       assertEquals(pm.status?.phase, "Failed");
-      assertStringIncludes(pm.status?.message ?? "", "source pod keeps running");
+      assertStringIncludes(pm.status?.message ?? "", "the source pod goes on");
       const before = (await values(c, "counter", "counter")).at(-1)!;
       await new Promise((r) => setTimeout(r, 1500));
       const src = await c.core.readNamespacedPod({ name: "counter", namespace: c.ns });

@@ -8,6 +8,7 @@
 import type {
   AgentConnector,
   CheckpointRequest,
+  FreezeStatus,
   NodeAgent,
   OperationStatus,
 } from "../controllers/agent_connector.ts";
@@ -24,6 +25,10 @@ export interface NodeScript {
   loseOperations?: boolean;
   /** getOperation() polls before an operation completes. Default 2. */
   pollsToFinish?: number;
+  /** freezePod() rejects with this message. */
+  freezeFailsWith?: string;
+  /** Freezes held on this node are found thawed at the next call (a deadline that passed). */
+  thawFreezes?: boolean;
   /** prepareRestore operations end Failed with this message. */
   pullFailsWith?: string;
   /** What health() reports as the node's CRIU version (default: nothing). */
@@ -37,7 +42,7 @@ export interface NodeScript {
 /** A record of what the controllers asked for. */
 export interface ScriptedCall {
   node: string;
-  method: "checkpoint" | "getOperation" | "prepareRestore" | "health";
+  method: "checkpoint" | "getOperation" | "prepareRestore" | "health" | "freeze";
   arg: string;
 }
 
@@ -49,6 +54,8 @@ export class ScriptedAgents implements AgentConnector {
   readonly calls: ScriptedCall[] = [];
   /** Operations by id. */
   readonly operations = new Map<string, OperationStatus & { polls: number; node: string }>();
+  /** Freezes by key: what a real agent would hold (state only; nothing is paused). */
+  readonly freezes = new Map<string, FreezeStatus & { node: string; pod: string }>();
 
   /** Creates the connector; `registry` names the image repository in results. */
   constructor(readonly registry = "127.0.0.1:5000/lpm") {}
@@ -122,6 +129,48 @@ export class ScriptedAgents implements AgentConnector {
         }
         return agent.getOperation(req.operationId);
       },
+      freezePod: (req) => {
+        this.calls.push({ node, method: "freeze", arg: `FREEZE ${req.key}` });
+        if (s().freezeFailsWith) return Promise.reject(new Error(s().freezeFailsWith));
+        let f = this.freezes.get(req.key);
+        if (!f) {
+          const at = Date.now();
+          f = {
+            key: req.key,
+            state: "frozen",
+            frozenAtMs: at,
+            deadlineMs: at + req.deadlineSeconds * 1000,
+            node,
+            pod: `${req.namespace}/${req.pod}`,
+          };
+          this.freezes.set(req.key, f);
+        }
+        return Promise.resolve(freezeView(f));
+      },
+      controlFreeze: (req) => {
+        this.calls.push({ node, method: "freeze", arg: `${req.action} ${req.key}` });
+        const f = this.freezes.get(req.key);
+        if (!f) return Promise.resolve({ key: req.key, state: "unknown" as const });
+        // A script can make the deadline pass: the next renewal finds the pod thawed.
+        if (s().thawFreezes && f.state === "frozen") f.state = "thawed";
+        switch (req.action) {
+          case "EXTEND":
+            if (f.state === "frozen") {
+              f.deadlineMs = Date.now() + (req.deadlineSeconds ?? 120) * 1000;
+            }
+            break;
+          case "CONFIRM":
+            if (f.state === "frozen") f.state = "confirmed";
+            break;
+          case "KILL":
+            if (f.state === "confirmed" || f.state === "frozen") f.state = "killed";
+            break;
+          case "THAW":
+            if (f.state === "frozen") f.state = "thawed";
+            break;
+        }
+        return Promise.resolve(freezeView(f));
+      },
       health: () => {
         this.calls.push({ node, method: "health", arg: "" });
         if (s().healthHangs) return new Promise(() => {});
@@ -140,6 +189,11 @@ export class ScriptedAgents implements AgentConnector {
   callsOf(method: ScriptedCall["method"]): ScriptedCall[] {
     return this.calls.filter((c) => c.method === method);
   }
+}
+
+function freezeView(f: FreezeStatus & { node?: string; pod?: string }): FreezeStatus {
+  const { node: _n, pod: _p, ...rest } = f;
+  return { ...rest };
 }
 
 function strip(op: OperationStatus & { polls?: number; node?: string }): OperationStatus {

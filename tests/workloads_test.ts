@@ -38,7 +38,6 @@ import {
   assertEquals,
   assertGreater,
   assertGreaterOrEqual,
-  assertStringIncludes,
 } from "@std/assert";
 import { requirePart, testEnv } from "./env.ts";
 import {

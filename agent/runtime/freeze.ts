@@ -87,8 +87,22 @@ export interface FreezeOptions {
   timeoutSeconds?: number;
 }
 
+/** A pod frozen, before any dump. */
+export interface PausedPod {
+  /** The pod's containers, all paused. */
+  containers: PodContainer[];
+  /** Epoch ms when the last container was paused. */
+  frozenAt: number;
+  /** Milliseconds from the first pause request to the last container paused. */
+  pauseMs: number;
+}
+
 /** Freezes, dumps, thaws and kills whole pods. */
 export interface PodFreezer {
+  /** Freezes every container of the pod (all paused before this returns); dumps nothing. */
+  pause(pod: PodRef): Promise<PausedPod>;
+  /** True when the runtime reports the container paused. */
+  isPaused(containerId: string): Promise<boolean>;
   /** Freezes every container of the pod, then dumps each; the pod stays frozen. Thaws on failure. */
   freeze(pod: PodRef, opts: FreezeOptions): Promise<FrozenPod>;
   /** Resumes every paused container of the pod; returns the ids it resumed (idempotent). */
@@ -193,6 +207,23 @@ export function createPodFreezer(opts: PodFreezerOptions): PodFreezer {
   };
 
   return {
+    async pause(pod) {
+      const list = await containersOf(pod);
+      if (list.length === 0) {
+        throw new Error(
+          `Cannot freeze pod "${pod.namespace}/${pod.pod}": it has no running container on this node`,
+        );
+      }
+      const t0 = now();
+      await pauseAll(pod, list);
+      const frozenAt = now();
+      return { containers: list, frozenAt, pauseMs: frozenAt - t0 };
+    },
+
+    async isPaused(id) {
+      return (await ctrd.state(id)).status === "paused";
+    },
+
     async freeze(pod, fopts) {
       const list = await containersOf(pod);
       if (list.length === 0) {
