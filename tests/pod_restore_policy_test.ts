@@ -21,7 +21,7 @@ import { createStore } from "../storage/mod.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const quiet = new Logger({}, "error", () => {});
 
-function metadata(ns: string, spec: k8s.V1PodSpec) {
+function metadata(ns: string, spec: k8s.V1PodSpec, id = "x1") {
   return {
     operationId: "op-1",
     namespace: ns,
@@ -29,7 +29,12 @@ function metadata(ns: string, spec: k8s.V1PodSpec) {
     container: "app",
     node: "node-x",
     architecture: "amd64",
-    archive: { storageClassName: "shared", key: `${ns}/db/x1/app.tar`, sha256: "0".repeat(64) },
+    archive: {
+      storageClassName: "shared",
+      key: `${ns}/db/${id}/app.tar`,
+      sha256: "0".repeat(64),
+      size: 1024,
+    },
     runtime: { name: "containerd", version: "2.2.9" },
     sourcePod: { apiVersion: "v1", kind: "Pod", metadata: { name: "db", namespace: ns }, spec },
   };
@@ -78,12 +83,12 @@ Deno.test({
       await put("shop/db/x1/app.checkpoint.json", metadata("shop", plain));
       const privileged = structuredClone(plain);
       privileged.containers[0].securityContext = { privileged: true };
-      await put("shop/db/x2/app.checkpoint.json", metadata("shop", privileged));
+      await put("shop/db/x2/app.checkpoint.json", metadata("shop", privileged, "x2"));
       const hostPath = {
         ...structuredClone(plain),
         volumes: [{ name: "etc", hostPath: { path: "/etc" } }],
       };
-      await put("shop/db/x3/app.checkpoint.json", metadata("shop", hostPath));
+      await put("shop/db/x3/app.checkpoint.json", metadata("shop", hostPath, "x3"));
 
       const restore = async (ns: string, name: string, prefix: string) => {
         await lpm.create("podrestores", ns, {
