@@ -56,14 +56,19 @@ export async function followMigration(
   }
 }
 
-/** Human summary of a finished migration's timings. */
+/**
+ * Human summary of a finished migration's timings: the steps (dump, upload,
+ * pre-pull, restore), then the downtime (source frozen -> restored pod
+ * running) apart from the total.
+ */
 export function timingSummary(pm: PodMigration): string {
   const t = pm.status?.timings ?? {};
   const s = (ms?: number) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
-  return `checkpoint ${s(t.checkpointMs)}, transfer ${s(t.transferMs)}, restore ${
-    s(t.restoreMs)
+  return `dump ${s(t.dumpMs)}, upload ${s(t.uploadMs)}, pre-pull ${
+    s(t.prePullMs ?? t.transferMs)
   }, ` +
-    `total ${s(t.totalMs)}, downtime ${s(t.downtimeMs)}`;
+    `restore ${s(t.restoreMs)}; downtime ${s(t.downtimeMs)} (frozen -> running), ` +
+    `total ${s(t.totalMs)}`;
 }
 
 async function main(args: string[]): Promise<number> {
