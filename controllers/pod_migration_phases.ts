@@ -368,12 +368,24 @@ async function stepCheckpointing(
   }
   if (pc.status?.phase === "Failed") {
     if (pc.status.freeze?.state === "Thawed") {
+      // Its PodCheckpoint thawed it (a container's checkpoint failed), or the
+      // agent did because nobody renewed the freeze in time.
+      const byDeadline = pc.status.conditions?.some((c) =>
+        c.type === "Completed" && c.reason === "Thawed"
+      );
       cond(status, pm, now, {
         type: PM_CONDITIONS.sourceFrozen,
         status: "False",
-        reason: "Thawed",
-        message: `Source pod "${pm.spec.podName}" thawed after its checkpoint failed`,
+        reason: byDeadline ? "DeadlineThawed" : "Thawed",
+        message: byDeadline
+          ? `Source pod "${pm.spec.podName}" was thawed by its agent: the freeze deadline passed`
+          : `Source pod "${pm.spec.podName}" thawed after its checkpoint failed`,
       });
+      deps.events.normal(
+        pm,
+        "SourceThawed",
+        `Source pod "${pm.spec.podName}" thawed${byDeadline ? " by its freeze deadline" : ""}`,
+      );
     }
     throw new MigrationFailure(
       "CheckpointFailed",

@@ -19,6 +19,12 @@ for s in "${steps[@]}"; do
   bash "$LPM_ROOT/hack/steps/$s.sh"
 done
 
+# Each kubelet and containerd takes inotify instances; tests run several
+# local clusters at once (cross-cluster restore), beyond the default 128.
+if (($(sysctl -n fs.inotify.max_user_instances) < 1024)); then
+  sysctl -qw fs.inotify.max_user_instances=1024 || log "warning: cannot raise fs.inotify.max_user_instances"
+fi
+
 # Stable names for the versioned builds.
 bin="$LPM_CACHE/bin"; mkdir -p "$bin"
 link() { [[ -e "$LPM_CACHE/$1/bin/$2" ]] && ln -sfn "$LPM_CACHE/$1/bin/$2" "$bin/$2"; return 0; }

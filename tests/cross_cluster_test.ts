@@ -306,6 +306,9 @@ Deno.test(
       );
       meta.architecture = "arm64";
       const armKey = `${NS}/arm/x/app.checkpoint.json`;
+      // Metadata names an archive next to it (the reader refuses one elsewhere); the
+      // refusal comes before any archive is read.
+      meta.archive = { ...meta.archive, key: `${NS}/arm/x/app.tar` };
       await store.put(armKey, new Blob([JSON.stringify(meta)]).stream());
       store.close?.();
       // Through the CLI this time: `deno task restore --from storage:<class>/<key> --wait`.
@@ -321,6 +324,7 @@ Deno.test(
       // Refusal: dumped by a newer CRIU than the target node's agent reports.
       const newer = { ...meta, architecture: "amd64", runtime: { ...meta.runtime } };
       newer.runtime.criuVersion = "99.0";
+      newer.archive = { ...meta.archive, key: `${NS}/newer/x/app.tar` };
       const newerKey = `${NS}/newer/x/app.checkpoint.json`;
       const store2 = createStore(storeSpec, { secret: storeSecret });
       await store2.put(newerKey, new Blob([JSON.stringify(newer)]).stream());

@@ -33,12 +33,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import "../controllers/runtime/kube_http1.ts";
-import {
-  assert,
-  assertEquals,
-  assertGreater,
-  assertGreaterOrEqual,
-} from "@std/assert";
+import { assert, assertEquals, assertGreater, assertGreaterOrEqual } from "@std/assert";
 import { requirePart, testEnv } from "./env.ts";
 import {
   createMinioClass,
