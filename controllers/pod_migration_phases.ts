@@ -497,6 +497,7 @@ export async function renewSourceFreeze(
     reason: "DeadlineThawed",
     message: `Source pod "${pm.spec.podName}" is no longer frozen: ${notFrozenReason(s)}`,
   });
+  deps.events.normal(pm, "SourceThawed", `Source pod "${pm.spec.podName}" thawed by its agent`);
   throw new MigrationFailure(
     "SourceThawed",
     `The source ran again before hand-over (${notFrozenReason(s)}): its checkpoint is stale`,
