@@ -185,6 +185,14 @@ export class AgentClient {
     return this.#unary("ControlFreeze", req);
   }
 
+  /** When the running containers of a pod on the node started (the runtime's record). */
+  containerStarts(
+    namespace: string,
+    pod: string,
+  ): Promise<{ containers: { name: string; id: string; startedAtMs: number }[] }> {
+    return this.#unary("ContainerStarts", { namespace, pod });
+  }
+
   /** Closes the channel. */
   close(): void {
     this.client.close();
@@ -250,6 +258,11 @@ export class GrpcAgentConnector implements AgentConnector {
             freezeKey: req.freezeKey ?? "",
           }),
         ),
+      containerStarts: async (namespace, pod) =>
+        (await c.containerStarts(namespace, pod)).containers.map((x) => ({
+          name: x.name,
+          startedAtMs: Number(x.startedAtMs),
+        })),
       freezePod: async (req) =>
         toFreezeStatus(
           await c.freezePod({

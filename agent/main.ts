@@ -26,6 +26,7 @@ import { readArchiveStats } from "./archive/mod.ts";
 import { createImagePublisher } from "./image_push.ts";
 import { createOciImagePublisher } from "./image_oci.ts";
 import { createVolumeCarrier } from "./volumes.ts";
+import { criContainerStarts } from "./cri_runtime.ts";
 import { type Freezes, openFreezes } from "./freezes.ts";
 import { createPodFreezer } from "./runtime/freeze.ts";
 import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
@@ -283,6 +284,9 @@ export async function main(args: string[]): Promise<number> {
     readStats,
     volumes,
     freezes,
+    containerStarts: a.runtimeEndpoint
+      ? (ns, pod) => criContainerStarts(a.runtimeEndpoint!, ns, pod)
+      : undefined,
     resolveClass: (ref) => resolveStorageClass(ref, { kube, allowInline: a.allowInlineStorage }),
     prepareImage: (req, signal) =>
       prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),

@@ -90,6 +90,11 @@ export interface AgentServerOptions {
   volumes?: VolumeCarrier;
   /** Frozen pods (containerd nodes): FreezePod, ControlFreeze and frozen final checkpoints. */
   freezes?: Freezes;
+  /** When a pod's running containers started (the node's CRI). */
+  containerStarts?: (
+    namespace: string,
+    pod: string,
+  ) => Promise<{ name: string; id: string; startedAtMs: number }[]>;
   /** Reads CRIU stats from an archive. */
   readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
   /** Makes an image available on this node (PrepareRestore). */
@@ -548,6 +553,17 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         });
       }
       return s satisfies FreezeStateMsg;
+    }),
+
+    ContainerStarts: unary<{ namespace: string; pod: string }>("ContainerStarts", async (req) => {
+      required({ namespace: req.namespace, pod: req.pod });
+      if (!opts.containerStarts) {
+        throw grpcError(
+          grpc.status.UNIMPLEMENTED,
+          "This agent has no CRI endpoint (--runtime-endpoint)",
+        );
+      }
+      return { containers: await opts.containerStarts(req.namespace, req.pod) };
     }),
 
     Health: unary<Record<string, never>>("Health", async () => ({

@@ -108,6 +108,11 @@ export interface NodeAgent {
   getOperation(id: string): Promise<OperationStatus>;
   /** Starts pre-pulling a checkpoint image on this node; returns at once. */
   prepareRestore(req: PrepareRestoreRequest): Promise<OperationStatus>;
+  /** When the running containers of a pod on this node started, in epoch ms (the runtime's record). */
+  containerStarts?(
+    namespace: string,
+    pod: string,
+  ): Promise<{ name: string; startedAtMs: number }[]>;
   /** Freezes every container of the pod; the agent thaws it after the deadline unless renewed. */
   freezePod?(req: FreezeRef & { deadlineSeconds: number }): Promise<FreezeStatus>;
   /** Acts on a freeze: STATUS, EXTEND (renew), CONFIRM (hand-over), KILL, THAW. */

@@ -168,9 +168,11 @@ export async function stepRestoring(
   if (getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
     if (!podRunning(restored)) return { requeueAfterMs: 500 };
     const restoreStart = phaseTime(status, "Restoring") ?? now;
-    // When the runtime started the last restored container (the API's
-    // one-second resolution), not when this controller happened to look.
-    const started = lastStarted(restored) ?? now;
+    // When the runtime started the last restored container, not when this
+    // controller happened to look: the target node's record (ms), else the
+    // pod status (whole seconds).
+    const started = await preciseStart(deps, pm.spec.targetNode, restored) ??
+      lastStarted(restored) ?? now;
     status.restoredRunningAt = started.toISOString();
     const frozenAt = status.frozenAt ? new Date(status.frozenAt) : undefined;
     status.timings = {
@@ -291,6 +293,30 @@ export async function stepRestoring(
     (status.timings.totalMs ?? 0) / 1000,
   );
   deps.metrics?.migrationDowntime.observe({}, (status.timings.downtimeMs ?? 0) / 1000);
+}
+
+/** The target runtime's start time of the pod's last container, or undefined (best effort, 3 s). */
+async function preciseStart(
+  deps: ReconcilerDeps,
+  node: string,
+  pod: k8s.V1Pod,
+): Promise<Date | undefined> {
+  try {
+    const agent = await deps.agents.forNode(node);
+    if (!agent.containerStarts) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), 3000));
+    const starts = await Promise.race([
+      agent.containerStarts(pod.metadata!.namespace!, pod.metadata!.name!),
+      timeout,
+    ]).finally(() => clearTimeout(timer));
+    const want = pod.spec?.containers.map((c) => c.name) ?? [];
+    if (!starts || !want.every((n) => starts.some((s) => s.name === n))) return undefined;
+    const last = Math.max(...starts.filter((s) => want.includes(s.name)).map((s) => s.startedAtMs));
+    return Number.isFinite(last) ? new Date(last) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** When the last container of `pod` started running (from its status), if all run. */
