@@ -1,9 +1,11 @@
 /**
- * `deno task checkpoint <pod> [-n ns] [--storage-class c] [--container name...] [--wait]`
+ * `deno task checkpoint <pod> [-n ns] [--storage-class c] [--container name...] [--stop] [--wait]`
  *
  * Creates a PodCheckpoint: every container (or the named ones) of a running
  * pod is checkpointed, packed as a checkpoint image, pushed, and stored; the
- * pod keeps running. With --wait, shows progress and prints the images.
+ * pod keeps running, or with --stop (`leaveRunning: false`) it is frozen whole
+ * before the dump and stopped after it, so it never runs past its checkpoint.
+ * With --wait, shows progress and prints the images.
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
@@ -13,16 +15,27 @@ import { kubeconfigPath, parseArgs } from "./_args.ts";
 import { Progress } from "./_progress.ts";
 
 const USAGE = `usage: deno task checkpoint <pod> [-n <namespace>] [--storage-class <class>]
-                             [--container <name>[,<name>...]] [--name <name>] [--wait] [--kubeconfig <path>]
+                             [--container <name>[,<name>...]] [--name <name>] [--stop] [--wait]
+                             [--kubeconfig <path>]
 
-Checkpoints the running pod <pod> (all containers unless --container); the pod keeps running.`;
+Checkpoints the running pod <pod> (all containers unless --container); the pod keeps running.
+--stop freezes the whole pod before the dump and stops (deletes) it after: leaveRunning false.`;
 
 async function main(args: string[]): Promise<number> {
   let a;
   try {
     a = parseArgs(args, {
-      known: ["namespace", "storage-class", "container", "name", "wait", "kubeconfig", "help"],
-      booleans: ["wait", "help"],
+      known: [
+        "namespace",
+        "storage-class",
+        "container",
+        "name",
+        "stop",
+        "wait",
+        "kubeconfig",
+        "help",
+      ],
+      booleans: ["stop", "wait", "help"],
       aliases: { n: "namespace", c: "container", h: "help" },
     });
   } catch (err) {
@@ -51,6 +64,7 @@ async function main(args: string[]): Promise<number> {
       podName: pod,
       ...(a.flags["storage-class"] ? { storageClassName: a.flags["storage-class"] } : {}),
       ...(a.flags.container ? { containers: a.flags.container.split(",") } : {}),
+      ...(a.flags.stop ? { leaveRunning: false } : {}),
     },
   } as PodCheckpoint;
   try {
