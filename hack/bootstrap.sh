@@ -27,7 +27,13 @@ fi
 
 # Stable names for the versioned builds.
 bin="$LPM_CACHE/bin"; mkdir -p "$bin"
-link() { [[ -e "$LPM_CACHE/$1/bin/$2" ]] && ln -sfn "$LPM_CACHE/$1/bin/$2" "$bin/$2"; return 0; }
+# Relinked only when the target changes: ln -f removes the old link first, which a
+# bootstrap running side by side with a test would see as a missing tool.
+link() {
+  local target="$LPM_CACHE/$1/bin/$2"
+  [[ -e "$target" ]] || return 0
+  [[ "$(readlink "$bin/$2" 2>/dev/null)" == "$target" ]] || ln -sfn "$target" "$bin/$2"
+}
 for t in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do link "kubernetes-$K8S_VERSION" "$t"; done
 link "minio-$MINIO_VERSION" minio
 for t in containerd containerd-shim-runc-v2 ctr; do link "containerd-$CONTAINERD_VERSION" "$t"; done

@@ -53,6 +53,17 @@ with_heartbeat() {
   return "$rc"
 }
 
+# install_file DEST: writes stdin to DEST atomically (temp file + rename), and
+# only when the content differs: concurrent bootstraps (tests running side by
+# side) must never see a half-written wrapper.
+install_file() {
+  local dest="$1" tmp
+  tmp=$(mktemp "$dest.XXXXXX")
+  cat >"$tmp"
+  chmod +x "$tmp"
+  if cmp -s "$tmp" "$dest"; then rm -f "$tmp"; else mv -f "$tmp" "$dest"; fi
+}
+
 # cache_ready NAME-VERSION: true when that cache entry was completed.
 cache_ready() { [[ -f "$LPM_CACHE/$1/.complete" ]]; }
 

@@ -39,11 +39,10 @@ if ! cache_ready "$name"; then
 fi
 
 lp="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu"
-cat >"$bin/criu" <<W
+install_file "$bin/criu" <<W
 #!/bin/sh
 exec "$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "$lp" "$root/usr/sbin/criu" "\$@"
 W
-chmod +x "$bin/criu"
 "$bin/criu" --version | grep -q "Version: $CRIU_VERSION" || die "criu wrapper does not report $CRIU_VERSION"
 out=$("$bin/criu" check 2>&1) || { echo "$out" >&2; die "criu check failed (see above)"; }
 echo "$out" | grep -q "Looks good" || { echo "$out" >&2; die "criu check did not say 'Looks good'"; }

@@ -13,11 +13,10 @@ write_wrappers() {
   local lp="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu"
   local tool
   for tool in etcd:usr/bin/etcd etcdctl:usr/bin/etcdctl checkpointctl:usr/bin/checkpointctl; do
-    cat >"$bin/${tool%%:*}" <<W
+    install_file "$bin/${tool%%:*}" <<W
 #!/bin/sh
 exec "$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "$lp" "$root/${tool#*:}" "\$@"
 W
-    chmod +x "$bin/${tool%%:*}"
   done
 }
 
