@@ -15,5 +15,7 @@ if ! cache_ready "$name"; then
   cache_publish "$name" "$staging"
 fi
 mkdir -p "$LPM_CACHE/bin"
-ln -sf "$LPM_CACHE/$name/bin/deno" "$LPM_CACHE/bin/deno"
+# Relinked only when it changes (see link() in bootstrap.sh).
+[[ "$(readlink "$LPM_CACHE/bin/deno" 2>/dev/null)" == "$LPM_CACHE/$name/bin/deno" ]] ||
+  ln -sf "$LPM_CACHE/$name/bin/deno" "$LPM_CACHE/bin/deno"
 log "deno $DENO_VERSION: ready"
