@@ -195,6 +195,7 @@ Deno.test("api crds: every example applies, kubectl get lpm lists them, printer 
       targetNode: "node-b",
       sourcePodPolicy: "Delete",
       timeoutSeconds: 600,
+      freezeDeadlineSeconds: 120,
     });
     const pc = JSON.parse(
       await kubectl(kc, ["get", "pckpt", "counter-checkpoint", "-n", ns, "-o", "json"]),
