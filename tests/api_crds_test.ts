@@ -574,6 +574,7 @@ Deno.test("api crds: podName, targetNode and storageClassName of a PodMigration 
       storageClassName: "minio",
       timeoutSeconds: 1200,
       sourcePodPolicy: "Keep",
+      freezeDeadlineSeconds: 120,
     });
   });
 });
