@@ -81,6 +81,7 @@ export const FULL_STORAGE_CLASS: Full<CheckpointStorageClass> = {
       caBundle: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
     },
     retention: { maxAge: "72h", maxCount: 5 },
+    deletionPolicy: "Retain",
     restore: { allowedNamespaces: ["recovery"] },
   },
   status: {
@@ -89,6 +90,15 @@ export const FULL_STORAGE_CLASS: Full<CheckpointStorageClass> = {
     message: "Bucket and registry reachable",
     conditions: [{ ...condition, type: "Available" }],
     observedGeneration: 1,
+    retention: {
+      lastRunTime: T0,
+      nextRunTime: T1,
+      checkpoints: 5,
+      bytes: 5242880,
+      collected: 2,
+      protected: 1,
+      message: "Kept 5 checkpoints (5242880 bytes); collected 2 (maxCount)",
+    },
   },
 };
 

@@ -74,6 +74,12 @@ export interface CheckpointStorageClassSpec {
     /** Checkpoints kept per pod. */
     maxCount?: number;
   };
+  /**
+   * What happens to a checkpoint's stored archives and images when its
+   * PodCheckpoint (or standalone ContainerCheckpoint) is deleted: `Delete`
+   * (default) removes them, `Retain` keeps them.
+   */
+  deletionPolicy?: "Delete" | "Retain";
   /** Who may restore checkpoints of this class (PodRestore). */
   restore?: {
     /**
@@ -95,6 +101,26 @@ export interface CheckpointStorageClassStatus {
   message?: string;
   conditions?: Condition[];
   observedGeneration?: number;
+  /** What the last retention pass found and did. */
+  retention?: RetentionStatus;
+}
+
+/** CheckpointStorageClass.status.retention: the last retention pass. */
+export interface RetentionStatus {
+  /** When the last pass ended. */
+  lastRunTime?: string;
+  /** When the next periodic pass is due. */
+  nextRunTime?: string;
+  /** Checkpoints the store holds after the pass. */
+  checkpoints?: number;
+  /** Bytes the store holds after the pass (archives and metadata). */
+  bytes?: number;
+  /** Checkpoints the pass removed. */
+  collected?: number;
+  /** Checkpoints the pass would have removed but kept: a migration or restore needs them. */
+  protected?: number;
+  /** What the pass did, or why it could not run. */
+  message?: string;
 }
 
 /** Cluster-scoped: where and how checkpoints are stored. */

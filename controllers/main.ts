@@ -5,6 +5,7 @@
  *     --tls-cert controller.crt --tls-key controller.key --tls-ca agents-ca.crt
  *     [--leader-elect --leader-elect-namespace lpm-system]
  *     [--health-addr 127.0.0.1:8080] [--poll-ms 1000] [--validation-period-s 60]
+ *     [--retention-period-s 600]
  *     [--insecure-dev]
  *
  * In a cluster it reads the in-cluster configuration; elsewhere a kubeconfig.
@@ -22,7 +23,7 @@ import { Logger } from "./runtime/log.ts";
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
        [--leader-elect] [--leader-elect-namespace <ns>] [--health-addr <host:port>]
-       [--poll-ms <ms>] [--validation-period-s <s>] [--insecure-dev]`;
+       [--poll-ms <ms>] [--validation-period-s <s>] [--retention-period-s <s>] [--insecure-dev]`;
 
 /** Runs the manager until SIGINT/SIGTERM. */
 export async function main(args: string[]): Promise<number> {
@@ -47,6 +48,7 @@ export async function main(args: string[]): Promise<number> {
         "health-addr",
         "poll-ms",
         "validation-period-s",
+        "retention-period-s",
         "insecure-dev",
         "help",
       ],
@@ -94,6 +96,9 @@ export async function main(args: string[]): Promise<number> {
     pollMs: a.flags["poll-ms"] ? Number(a.flags["poll-ms"]) : undefined,
     validationPeriodMs: a.flags["validation-period-s"]
       ? Number(a.flags["validation-period-s"]) * 1000
+      : undefined,
+    retentionPeriodMs: a.flags["retention-period-s"]
+      ? Number(a.flags["retention-period-s"]) * 1000
       : undefined,
     leaderElection: a.flags["leader-elect"] === "true"
       ? { namespace: a.flags["leader-elect-namespace"] ?? "lpm-system" }

@@ -19,6 +19,7 @@ import { containerCheckpointReconciler } from "./container_checkpoint.ts";
 import { podCheckpointReconciler } from "./pod_checkpoint.ts";
 import { podMigrationReconciler } from "./pod_migration.ts";
 import { storageClassReconciler } from "./storage_class.ts";
+import { checkpointRetentionReconciler } from "./checkpoint_retention.ts";
 import { podRestoreReconciler } from "./pod_restore.ts";
 import { MIGRATION_LABEL } from "./restored_pod.ts";
 
@@ -38,6 +39,8 @@ export interface ManagerOptions {
   pollMs?: number;
   /** Storage class validation period. Default 60 s. */
   validationPeriodMs?: number;
+  /** Period of each class's retention pass (it also runs after each new checkpoint). Default 10 min. */
+  retentionPeriodMs?: number;
   /** Workers per controller. Default 2. */
   workers?: number;
   /** Logger. */
@@ -89,6 +92,12 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       reconcile: storageClassReconciler(deps, { validationPeriodMs: opts.validationPeriodMs }),
       ...common,
     }),
+    retention: new Controller({
+      name: "checkpointretention",
+      reconcile: checkpointRetentionReconciler(deps, { periodMs: opts.retentionPeriodMs }),
+      ...common,
+      workers: 1,
+    }),
     pr: new Controller({
       name: "podrestore",
       reconcile: podRestoreReconciler(deps),
@@ -124,8 +133,17 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     controllers.cc.enqueue(keyOf(o));
     const pc = ownerKey(o, "PodCheckpoint");
     if (pc) controllers.pc.enqueue(pc);
+    // A new checkpoint may push an old one out of its class's retention.
+    const st = (o as { status?: { phase?: string; archive?: { storageClassName?: string } } })
+      .status;
+    if (st?.phase === "Succeeded" && st.archive?.storageClassName) {
+      controllers.retention.enqueue(st.archive.storageClassName);
+    }
   });
-  informers.csc.onChange((o) => controllers.csc.enqueue(keyOf(o)));
+  informers.csc.onChange((o) => {
+    controllers.csc.enqueue(keyOf(o));
+    controllers.retention.enqueue(keyOf(o));
+  });
   informers.pr.onChange((o) => controllers.pr.enqueue(keyOf(o)));
   informers.pods.onChange((p) => {
     const m = p.metadata?.labels?.[MIGRATION_LABEL];

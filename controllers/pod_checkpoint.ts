@@ -11,10 +11,14 @@
  * the frozen pod over (hand-over or thaw); a PodCheckpoint of its own stops
  * the pod: the hand-over is confirmed, the pod deleted and its frozen
  * processes killed, so they never run past the checkpoint.
+ *
+ * A finalizer removes the checkpoint's stored data and images when the
+ * PodCheckpoint is deleted (pod_checkpoint_delete.ts).
  * @module
  */
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
-import { apiStatus, controllerRef } from "./lpm_client.ts";
+import { apiStatus, controllerRef, ensureFinalizer } from "./lpm_client.ts";
+import { PC_FINALIZER, reconcilePodCheckpointDelete } from "./pod_checkpoint_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
@@ -34,10 +38,13 @@ export function containerCheckpointName(pc: string, container: string): string {
 
 /** Builds the PodCheckpoint reconcile function. */
 export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
-  return async (key: string, _log: Logger): Promise<ReconcileResult> => {
+  return async (key: string, log: Logger): Promise<ReconcileResult> => {
     const { namespace, name } = splitKey(key);
-    const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", namespace, name);
-    if (!pc || pc.metadata?.deletionTimestamp) return;
+    let pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", namespace, name);
+    if (!pc) return;
+    if (pc.metadata?.deletionTimestamp) return await reconcilePodCheckpointDelete(deps, pc, log);
+    // Its stored data and images go with it (unless the class retains them).
+    pc = await ensureFinalizer(deps.lpm, "podcheckpoints", pc, PC_FINALIZER) as PodCheckpoint;
     const before = JSON.stringify(pc.status ?? {});
     const status: Status = structuredClone(pc.status ?? {}) as Status;
     if (isTerminal(status.phase)) return;

@@ -41,6 +41,7 @@ export function storageClassReconciler(
     if (fresh) return { requeueAfterMs: period - (now.getTime() - last) };
 
     const status: Status = structuredClone(cls.status ?? {}) as Status;
+    delete status.retention; // the retention reconciler's: a merge patch without it keeps it
     const conditions = (status.conditions ??= []) as Condition[];
     let secret: Record<string, string> | undefined;
     let result: { available: boolean; message: string };

@@ -1,7 +1,7 @@
 /**
  * A client of the OCI distribution API: ping, blob HEAD / GET / upload
  * (monolithic, or chunked with resumable sessions), cross-repository mount,
- * manifest PUT / GET by tag or digest; Basic and Bearer-token auth, a custom
+ * manifest PUT / GET by tag or digest, manifest DELETE by digest; Basic and Bearer-token auth, a custom
  * CA, and plain HTTP only when asked (`insecure`).
  * @module
  */
@@ -82,8 +82,8 @@ export class RegistryClient {
     this.#client?.close();
   }
 
-  #scope(repo?: string): string {
-    return repo ? `repository:${repo}:pull,push` : "";
+  #scope(repo?: string, actions = "pull,push"): string {
+    return repo ? `repository:${repo}:${actions}` : "";
   }
 
   async #authorize(scope: string): Promise<string | undefined> {
@@ -129,6 +129,8 @@ export class RegistryClient {
     path: string,
     opts: {
       repo?: string;
+      /** Token scope actions on `repo` (default "pull,push"). */
+      actions?: string;
       headers?: Record<string, string>;
       body?: () => Promise<Body> | Body;
       ok: number[];
@@ -139,7 +141,7 @@ export class RegistryClient {
     const url = path.startsWith("http") ? path : `${this.base}${path}`;
     for (let attempt = 0; attempt < 2; attempt++) {
       const headers = new Headers(opts.headers);
-      const auth = await this.#authorize(this.#scope(opts.repo));
+      const auth = await this.#authorize(this.#scope(opts.repo, opts.actions));
       if (auth) headers.set("authorization", auth);
       const body = opts.body ? await opts.body() : null;
       let res: Response;
@@ -165,7 +167,7 @@ export class RegistryClient {
         await res.body?.cancel();
         if (challenge && (challenge.scheme === "bearer" || this.#basic)) {
           this.#challenge = challenge;
-          this.#tokens.delete(this.#scope(opts.repo));
+          this.#tokens.delete(this.#scope(opts.repo, opts.actions));
           continue;
         }
         throw new RegistryError(
@@ -188,6 +190,8 @@ export class RegistryClient {
           ? " (forbidden: the credentials lack access)"
           : res.status === 404
           ? " (not found)"
+          : res.status === 405
+          ? " (method not allowed: deletion disabled on the registry?)"
           : res.status >= 500
           ? " (registry server error)"
           : "";
@@ -375,6 +379,26 @@ export class RegistryClient {
       );
     }
     return digest;
+  }
+
+  /**
+   * Deletes the manifest `digest` (and with it every tag that points at it);
+   * returns false when the registry does not have it. The blobs stay until
+   * the registry's own garbage collection runs. A registry started without
+   * `storage.delete.enabled` answers 405, reported as such.
+   */
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) {
+      throw new RegistryError(`Cannot delete manifest "${digest}": not a sha256 digest`, 0);
+    }
+    const res = await this.request("DELETE", `/v2/${repo}/manifests/${digest}`, {
+      repo,
+      actions: "delete",
+      ok: [202, 200, 404],
+      what: `delete manifest "${digest}" in "${this.host}/${repo}"`,
+    });
+    await res.body?.cancel();
+    return res.status !== 404;
   }
 
   /**

@@ -29,6 +29,18 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Cancels the run. */
   signal?: AbortSignal;
+  /**
+   * Checkpoints (by prefix `<ns>/<pod>/<id>/`) that retention must keep
+   * whatever their age or rank: something still needs them. They still
+   * count towards `maxCount`.
+   */
+  protect?: (prefix: string) => boolean;
+  /**
+   * Called before a checkpoint's objects are deleted, with its keys (to
+   * remove what lives elsewhere, such as its images). If it throws, the
+   * checkpoint is left whole for the next run and the run goes on.
+   */
+  beforeRemove?: (prefix: string, keys: string[]) => Promise<void>;
 }
 
 /** What a GC run did. */
@@ -39,6 +51,14 @@ export interface GcResult {
   objectsDeleted: number;
   /** Debris items removed. */
   debrisRemoved: number;
+  /** Checkpoints retention would remove but `protect` kept. */
+  protected: string[];
+  /** Checkpoints that could not be removed (`beforeRemove` or a delete failed), with why. */
+  failed: { prefix: string; error: string }[];
+  /** Checkpoints left after the run. */
+  checkpoints: number;
+  /** Bytes of the checkpoints left after the run. */
+  bytes: number;
 }
 
 const UNITS: Record<string, number> = {
@@ -77,7 +97,10 @@ interface Checkpoint {
   prefix: string;
   keys: string[];
   newest: number;
+  bytes: number;
 }
+
+const isMeta = (key: string) => key.endsWith(".json");
 
 /** Applies retention per pod, then removes debris. */
 export async function collectGarbage(
@@ -99,31 +122,62 @@ export async function collectGarbage(
     let cps = pods.get(pod);
     if (!cps) pods.set(pod, cps = new Map());
     let cp = cps.get(cpPrefix);
-    if (!cp) cps.set(cpPrefix, cp = { prefix: cpPrefix, keys: [], newest: 0 });
+    if (!cp) cps.set(cpPrefix, cp = { prefix: cpPrefix, keys: [], newest: 0, bytes: 0 });
     cp.keys.push(o.key);
+    cp.bytes += o.size;
     cp.newest = Math.max(cp.newest, o.lastModified.getTime());
   }
-  const result: GcResult = { removed: [], objectsDeleted: 0, debrisRemoved: 0 };
+  const result: GcResult = {
+    removed: [],
+    objectsDeleted: 0,
+    debrisRemoved: 0,
+    protected: [],
+    failed: [],
+    checkpoints: 0,
+    bytes: 0,
+  };
   for (const cps of pods.values()) {
     const sorted = [...cps.values()].sort((a, b) =>
       b.newest - a.newest || (a.prefix < b.prefix ? 1 : -1)
     );
+    const doomed: { cp: Checkpoint; reason: "maxAge" | "maxCount" }[] = [];
     sorted.forEach((cp, i) => {
-      if (maxAgeMs !== undefined && now - cp.newest > maxAgeMs) {
-        result.removed.push({ prefix: cp.prefix, reason: "maxAge" });
-      } else if (maxCount !== undefined && i >= maxCount) {
-        result.removed.push({ prefix: cp.prefix, reason: "maxCount" });
-      }
+      const reason = maxAgeMs !== undefined && now - cp.newest > maxAgeMs
+        ? "maxAge"
+        : maxCount !== undefined && i >= maxCount
+        ? "maxCount"
+        : undefined;
+      if (reason && opts.protect?.(cp.prefix)) result.protected.push(cp.prefix);
+      else if (reason) doomed.push({ cp, reason });
     });
-    if (opts.dryRun) continue;
-    for (const r of result.removed) {
-      const cp = cps.get(r.prefix);
-      if (!cp) continue;
-      for (const key of cp.keys) {
-        if (opts.signal?.aborted) throw opts.signal.reason;
-        await store.delete(key);
-        result.objectsDeleted++;
+    const gone = new Set<Checkpoint>();
+    for (const { cp, reason } of doomed) {
+      if (opts.dryRun) {
+        result.removed.push({ prefix: cp.prefix, reason });
+        gone.add(cp);
+        continue;
       }
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      try {
+        await opts.beforeRemove?.(cp.prefix, cp.keys);
+        // Metadata last: a run cut short still finds what the checkpoint was.
+        const keys = [...cp.keys].sort((a, b) => Number(isMeta(a)) - Number(isMeta(b)));
+        for (const key of keys) {
+          if (opts.signal?.aborted) throw opts.signal.reason;
+          await store.delete(key);
+          result.objectsDeleted++;
+        }
+        result.removed.push({ prefix: cp.prefix, reason });
+        gone.add(cp);
+      } catch (err) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        result.failed.push({ prefix: cp.prefix, error: (err as Error).message ?? String(err) });
+      }
+    }
+    for (const cp of sorted) {
+      if (gone.has(cp)) continue;
+      result.checkpoints++;
+      result.bytes += cp.bytes;
     }
   }
   if (!opts.dryRun) {

@@ -79,3 +79,46 @@ Deno.test("GC removes debris older than the grace period only", async () => {
     await f.cleanup();
   }
 });
+
+Deno.test("retention keeps protected checkpoints, calls beforeRemove first, and leaves a checkpoint whole when it throws", async () => {
+  const f = await openFsFixture("local");
+  try {
+    const put = (k: string, n = 3) => f.store.put(k, streamOf(new Uint8Array(n)));
+    for (let i = 1; i <= 4; i++) {
+      await put(`ns/pod/c${i}/app.tar`, 10);
+      await put(`ns/pod/c${i}/app.checkpoint.json`, 2);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const seen: string[][] = [];
+    const r = await collectGarbage(f.store, {
+      retention: { maxCount: 1 },
+      protect: (p) => p === "ns/pod/c1/",
+      beforeRemove: async (prefix, keys) => {
+        // Its objects are all still there when the hook runs.
+        assertEquals((await Array.fromAsync(f.store.list(prefix))).length, 2);
+        seen.push([...keys].sort());
+        if (prefix === "ns/pod/c2/") throw new Error("registry down");
+      },
+    });
+    assertEquals(r.removed.map((x) => x.prefix), ["ns/pod/c3/"]);
+    assertEquals(r.protected, ["ns/pod/c1/"]);
+    assertEquals(r.failed, [{ prefix: "ns/pod/c2/", error: "registry down" }]);
+    assertEquals(seen, [
+      ["ns/pod/c3/app.checkpoint.json", "ns/pod/c3/app.tar"],
+      ["ns/pod/c2/app.checkpoint.json", "ns/pod/c2/app.tar"],
+    ]);
+    assertEquals(r.checkpoints, 3);
+    assertEquals(r.bytes, 36);
+    const left = (await Array.fromAsync(f.store.list(""))).map((o) => o.key).sort();
+    assertEquals(left, [
+      "ns/pod/c1/app.checkpoint.json",
+      "ns/pod/c1/app.tar",
+      "ns/pod/c2/app.checkpoint.json",
+      "ns/pod/c2/app.tar",
+      "ns/pod/c4/app.checkpoint.json",
+      "ns/pod/c4/app.tar",
+    ]);
+  } finally {
+    await f.cleanup();
+  }
+});

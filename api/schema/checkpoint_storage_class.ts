@@ -112,6 +112,11 @@ const specSchema: JsonSchema = obj("Where and how checkpoints are stored.", {
     }),
     maxCount: int("Keep at most this many checkpoints per pod.", { minimum: 1, maximum: 10000 }),
   }),
+  deletionPolicy: oneOf(
+    "What happens to a checkpoint's stored archives and images when its PodCheckpoint (or standalone ContainerCheckpoint) is deleted: Delete removes them, Retain keeps them.",
+    ["Delete", "Retain"],
+    { default: "Delete" },
+  ),
   restore: obj("Who may restore this class's checkpoints with a PodRestore.", {
     allowedNamespaces: arr(
       'Namespaces that may restore a checkpoint taken in another namespace ("*": any). By default a checkpoint restores only into the namespace it was taken in: it holds that namespace\'s memory, secrets included.',
@@ -146,6 +151,18 @@ const statusSchema: JsonSchema = obj("Observed state: the result of the last val
   message: messageSchema,
   conditions: conditionsSchema,
   observedGeneration: observedGenerationSchema,
+  retention: obj("What the last retention pass found and did.", {
+    lastRunTime: dateTime("When the last pass ended."),
+    nextRunTime: dateTime("When the next periodic pass is due."),
+    checkpoints: int("Checkpoints the store holds after the pass.", { minimum: 0 }),
+    bytes: int("Bytes the store holds after the pass (archives and metadata).", { minimum: 0 }),
+    collected: int("Checkpoints the pass removed.", { minimum: 0 }),
+    protected: int(
+      "Checkpoints the pass would have removed but kept: a migration or restore needs them.",
+      { minimum: 0 },
+    ),
+    message: messageSchema,
+  }),
 });
 
 /** The CheckpointStorageClass kind. */

@@ -37,6 +37,8 @@ export interface MinioClassOptions {
   repository: string;
   /** Tolerate an existing Secret and class (tests sharing one environment). */
   reuse?: boolean;
+  /** More spec fields of the class (`retention`, `deletionPolicy`...). */
+  spec?: Record<string, unknown>;
 }
 
 /**
@@ -68,6 +70,7 @@ export async function createMinioClass(
       minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: opts.prefix },
       credentialsSecretRef: { name, namespace: "lpm-system" },
       registry: { repository: opts.repository, insecure: true },
+      ...opts.spec,
     },
   }).catch(tolerate);
   await waitFor(async () => {

@@ -1,0 +1,186 @@
+/**
+ * A checkpoint's data, as the controller reaches it: its archives and
+ * `<container>.checkpoint.json` metadata under `<ns>/<pod>/<id>/` in the
+ * class's store, and its checkpoint (and volume) images in the class's
+ * registry. Retention and the finalizers remove a checkpoint through
+ * {@linkcode removeCheckpoint}: images first (found in the metadata and in
+ * what the caller knows), then the archives, the metadata last, so that a
+ * removal cut short can be run again and still finds the images.
+ *
+ * Only images inside the class's own repository are deleted: the metadata
+ * is outside data, and a tampered one must not make the controller delete
+ * another repository's images with the class's credentials.
+ *
+ * Manifest deletion leaves the layers in the registry until its garbage
+ * collection runs (`registry garbage-collect`, see docs/api.md).
+ * @module
+ */
+import type { CheckpointStorageClass } from "../api/mod.ts";
+import { LIMITS, readBounded } from "../confine/mod.ts";
+import {
+  credentialsFor,
+  parseReference,
+  RegistryClient,
+  type RegistryClientOptions,
+} from "../oci/mod.ts";
+import {
+  type CheckpointStore,
+  createStore,
+  decodeSecretData,
+  isStorageError,
+} from "../storage/mod.ts";
+import type { ReconcilerDeps } from "./deps.ts";
+
+/**
+ * Providers whose store lives on the nodes (a hostPath, a claim the agents
+ * mount): the controller cannot open it.
+ */
+export const NODE_PROVIDERS: readonly string[] = ["local", "pvc"];
+
+/** The store and registry of one class, opened by the controller. */
+export interface ClassData {
+  /** The class's store; undefined for node providers. */
+  store?: CheckpointStore;
+  /** The class's registry, when it has one. */
+  registry?: { client: RegistryClient; host: string; repository: string };
+  /** Releases clients. */
+  close(): void;
+}
+
+/** Opens the store (unless the provider is a node one) and the registry of `cls`. */
+export async function openClassData(
+  deps: ReconcilerDeps,
+  cls: CheckpointStorageClass,
+): Promise<ClassData> {
+  let store: CheckpointStore | undefined;
+  if (!NODE_PROVIDERS.includes(cls.spec.provider)) {
+    const ref = cls.spec.credentialsSecretRef;
+    const secret = ref
+      ? decodeSecretData(
+        await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
+      )
+      : undefined;
+    store = createStore(cls.spec, { secret });
+  }
+  let registry: ClassData["registry"];
+  const reg = cls.spec.registry;
+  if (reg?.repository) {
+    const [host, ...path] = reg.repository.split("/");
+    const opts: RegistryClientOptions = { insecure: reg.insecure };
+    if (reg.caBundle) opts.caCerts = [reg.caBundle];
+    if (reg.credentialsSecretRef) {
+      const s = decodeSecretData(
+        await deps.core.readNamespacedSecret({
+          name: reg.credentialsSecretRef.name,
+          namespace: reg.credentialsSecretRef.namespace,
+        }),
+      );
+      opts.credentials = s[".dockerconfigjson"]
+        ? credentialsFor(s[".dockerconfigjson"], host)
+        : s.username !== undefined
+        ? { username: s.username, password: s.password ?? "" }
+        : undefined;
+    }
+    registry = { client: new RegistryClient(host, opts), host, repository: path.join("/") };
+  }
+  return {
+    store,
+    registry,
+    close() {
+      store?.close?.();
+      registry?.client.close();
+    },
+  };
+}
+
+/** The image references (`repo@sha256:...`) a checkpoint's metadata names. */
+export async function imagesInMetadata(store: CheckpointStore, keys: string[]): Promise<string[]> {
+  const refs: string[] = [];
+  for (const key of keys) {
+    if (!key.endsWith(".checkpoint.json")) continue;
+    let doc: { image?: { reference?: unknown }; volumes?: { image?: unknown } };
+    try {
+      const bytes = await readBounded(await store.get(key), LIMITS.jsonBytes, `metadata "${key}"`);
+      doc = JSON.parse(new TextDecoder().decode(bytes));
+    } catch (err) {
+      // The store failing is retried; metadata that is gone, too big or not JSON names no image.
+      if (isStorageError(err) && !isStorageError(err, "NotFound")) throw err;
+      continue;
+    }
+    for (const r of [doc?.image?.reference, doc?.volumes?.image]) {
+      if (typeof r === "string" && r) refs.push(r);
+    }
+  }
+  return refs;
+}
+
+/** What {@linkcode deleteImages} did. */
+export interface ImageDeletion {
+  /** References whose manifest was deleted. */
+  deleted: string[];
+  /** References the registry no longer had. */
+  missing: string[];
+  /** References refused: not by digest, or outside the class's repository. */
+  refused: string[];
+}
+
+/** Deletes the manifests of `refs` that live in the class's repository. */
+export async function deleteImages(
+  data: ClassData,
+  refs: Iterable<string>,
+): Promise<ImageDeletion> {
+  const out: ImageDeletion = { deleted: [], missing: [], refused: [] };
+  for (const ref of new Set(refs)) {
+    let parsed;
+    try {
+      parsed = parseReference(ref);
+    } catch {
+      out.refused.push(ref);
+      continue;
+    }
+    const reg = data.registry;
+    if (
+      !reg || !parsed.digest || parsed.host !== reg.host || parsed.repository !== reg.repository
+    ) {
+      out.refused.push(ref);
+      continue;
+    }
+    const had = await reg.client.deleteManifest(parsed.repository, parsed.digest);
+    (had ? out.deleted : out.missing).push(ref);
+  }
+  return out;
+}
+
+/** What {@linkcode removeCheckpoint} did. */
+export interface CheckpointRemoval {
+  /** Store objects deleted. */
+  objects: number;
+  /** Images deleted, missing and refused. */
+  images: ImageDeletion;
+}
+
+/**
+ * Removes the checkpoint under `prefix` (`<ns>/<pod>/<id>/`): the images its
+ * metadata names and `knownImages` (from its objects' status), then its
+ * objects, metadata last. Without a store only the images go.
+ */
+export async function removeCheckpoint(
+  data: ClassData,
+  prefix: string,
+  opts: { knownImages?: string[]; signal?: AbortSignal } = {},
+): Promise<CheckpointRemoval> {
+  if (!/^[^/]+\/[^/]+\/[^/]+\/$/.test(prefix)) {
+    throw new Error(`Cannot remove checkpoint "${prefix}": not a <ns>/<pod>/<id>/ prefix`);
+  }
+  const keys = data.store
+    ? (await Array.fromAsync(data.store.list(prefix, { signal: opts.signal }))).map((o) => o.key)
+    : [];
+  const fromMeta = data.store ? await imagesInMetadata(data.store, keys) : [];
+  const images = await deleteImages(data, [...fromMeta, ...opts.knownImages ?? []]);
+  keys.sort((a, b) => Number(a.endsWith(".json")) - Number(b.endsWith(".json")));
+  for (const key of keys) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    await data.store!.delete(key);
+  }
+  return { objects: keys.length, images };
+}

@@ -1,0 +1,323 @@
+/**
+ * Checkpoint lifecycle on the real parts (two nodes, the agents and the
+ * controller, MinIO, the registry): a class's retention collects both copies
+ * of a checkpoint, and a deleted PodCheckpoint takes its data with it unless
+ * the class retains it. What is left is listed by MinIO's own client
+ * (minio-js, every object under the class's prefix, data blobs included) and
+ * by the registry's distribution API (tags and manifests), never through
+ * lpm's store.
+ */
+import * as k8s from "@kubernetes/client-node";
+import "../controllers/runtime/kube_http1.ts";
+import * as Minio from "minio";
+import { assert, assertEquals } from "@std/assert";
+import { requirePart, testEnv } from "./env.ts";
+import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
+import { LpmClient } from "../controllers/lpm_client.ts";
+import type { CheckpointStorageClass, ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+interface Ctx {
+  core: k8s.CoreV1Api;
+  lpm: LpmClient;
+  ns: string;
+  cls: string;
+  prefix: string;
+  repo: string;
+  registry: string;
+  minio: Minio.Client;
+  bucket: string;
+}
+
+async function setup(spec: Record<string, unknown>): Promise<Ctx> {
+  const env = testEnv();
+  const kube = requirePart("kube");
+  const minio = requirePart("minio");
+  const registry = requirePart("registry").host;
+  if ((env.nodes?.length ?? 0) < 1 || !env.lpm) {
+    throw new Error('These tests need a node and lpm in the environment: run "deno task test"');
+  }
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kube.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const lpm = new LpmClient(kc);
+  const id = crypto.randomUUID().slice(0, 6);
+  const ns = `life-${id}`;
+  const cls = `life-${id}`;
+  const prefix = `life-${id}/`;
+  const repo = `lpm/life-${id}`;
+  await createNamespace(core, ns);
+  await createMinioClass(core, lpm, {
+    name: cls,
+    minio,
+    prefix,
+    repository: `${registry}/${repo}`,
+    spec,
+  });
+  const url = new URL(minio.endpoint);
+  return {
+    core,
+    lpm,
+    ns,
+    cls,
+    prefix,
+    repo,
+    registry,
+    bucket: minio.bucket,
+    minio: new Minio.Client({
+      endPoint: url.hostname,
+      port: Number(url.port),
+      useSSL: false,
+      accessKey: minio.accessKey,
+      secretKey: minio.secretKey,
+      region: minio.region,
+    }),
+  };
+}
+
+async function teardown(c: Ctx): Promise<void> {
+  // The counter ignores SIGTERM: no grace, or the namespace takes 30 s to go.
+  await c.core.deleteCollectionNamespacedPod({ namespace: c.ns, gracePeriodSeconds: 0 })
+    .catch(() => {});
+  await c.core.deleteNamespace({ name: c.ns }).catch(() => {});
+  // Retained data is ours to remove, once the namespace's checkpoints are gone.
+  await waitFor(async () => {
+    try {
+      await c.core.readNamespace({ name: c.ns });
+      return false;
+    } catch {
+      return true;
+    }
+  }, { what: `namespace "${c.ns}" to go`, timeoutMs: 120_000 }).catch(() => {});
+  const names = await minioNames(c);
+  if (names.length) await c.minio.removeObjects(c.bucket, names);
+  await c.lpm.delete("checkpointstorageclasses", "", c.cls);
+  await c.core.deleteNamespacedSecret({ name: c.cls, namespace: "lpm-system" }).catch(() => {});
+}
+
+/** Every object name under the class's prefix, as MinIO lists it. */
+async function minioNames(c: Ctx): Promise<string[]> {
+  const names: string[] = [];
+  for await (const o of c.minio.listObjectsV2(c.bucket, c.prefix, true)) {
+    if ((o as { name?: string }).name) names.push((o as { name: string }).name);
+  }
+  return names;
+}
+
+/** The checkpoint ids that have any object (manifest or data blob) in MinIO for pod `pod`. */
+async function storedIds(c: Ctx, pod: string): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const name of await minioNames(c)) {
+    const rest = name.slice(c.prefix.length).replace(/^\.lpm-data\//, "");
+    const [ns, p, id] = rest.split("/");
+    if (ns === c.ns && p === pod && id) ids.add(id);
+  }
+  return [...ids].sort();
+}
+
+/** The repository's tags, as the registry lists them (none when it forgot the repository). */
+async function tags(c: Ctx): Promise<string[]> {
+  const res = await fetch(`http://${c.registry}/v2/${c.repo}/tags/list`);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return [];
+  }
+  assertEquals(res.status, 200);
+  return (((await res.json()) as { tags?: string[] | null }).tags ?? []).sort();
+}
+
+/** The HTTP status of a manifest HEAD by digest (200 present, 404 deleted). */
+async function manifestStatus(c: Ctx, ref: string): Promise<number> {
+  const digest = ref.split("@")[1];
+  const res = await fetch(`http://${c.registry}/v2/${c.repo}/manifests/${digest}`, {
+    method: "HEAD",
+    headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+  });
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** A running counter pod with an emptyDir, so each checkpoint also has a volume image. */
+async function startPod(c: Ctx, name: string): Promise<void> {
+  const env = testEnv();
+  await c.core.createNamespacedPod({
+    namespace: c.ns,
+    body: {
+      metadata: { name },
+      spec: {
+        nodeName: env.nodes![0].name,
+        containers: [{
+          name: "app",
+          image: env.nodeImages!.busybox,
+          command: [
+            "sh",
+            "-c",
+            "echo kept > /data/note; i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done",
+          ],
+          volumeMounts: [{ name: "data", mountPath: "/data" }],
+        }],
+        volumes: [{ name: "data", emptyDir: {} }],
+      },
+    },
+  });
+  await waitFor(async () => {
+    const p = await c.core.readNamespacedPod({ name, namespace: c.ns });
+    return p.status?.phase === "Running";
+  }, { what: `pod "${name}" to run`, timeoutMs: 60_000 });
+}
+
+interface Taken {
+  name: string;
+  uid: string;
+  images: string[];
+  tags: string[];
+}
+
+/** Checkpoints `pod` with a PodCheckpoint and waits until it has succeeded. */
+async function checkpoint(
+  c: Ctx,
+  pod: string,
+  name: string,
+  extra: Record<string, unknown> = {},
+): Promise<Taken> {
+  const pc = await c.lpm.create<PodCheckpoint>("podcheckpoints", c.ns, {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodCheckpoint",
+    metadata: { name },
+    spec: { podName: pod, storageClassName: c.cls, ...extra },
+  });
+  const done = await waitFor(async () => {
+    const p = await c.lpm.get<PodCheckpoint>("podcheckpoints", c.ns, name);
+    if (p?.status?.phase === "Failed") throw new Error(`${name} failed: ${p.status.message}`);
+    return p?.status?.phase === "Succeeded" ? p : undefined;
+  }, { what: `PodCheckpoint "${name}" to succeed`, timeoutMs: 90_000 });
+  const cc = await c.lpm.get<ContainerCheckpoint>(
+    "containercheckpoints",
+    c.ns,
+    done.status!.containers![0].containerCheckpointName,
+  );
+  const images = [cc!.status!.image!.reference, cc!.status!.volumes!.image];
+  return {
+    name,
+    uid: pc.metadata!.uid!,
+    images,
+    tags: [cc!.status!.image!.tag!, `${cc!.status!.image!.tag!.slice(0, 120)}-volumes`],
+  };
+}
+
+Deno.test({
+  name: "lifecycle: a class with maxCount 2 keeps exactly the two newest of five checkpoints of " +
+    "a pod, in MinIO and in the registry, and deletes the collected PodCheckpoints",
+  ...opts,
+  async fn() {
+    const c = await setup({ retention: { maxCount: 2 } });
+    try {
+      await startPod(c, "counter");
+      const taken: Taken[] = [];
+      for (let i = 1; i <= 5; i++) taken.push(await checkpoint(c, "counter", `cp-${i}`));
+      const kept = taken.slice(3);
+      const gone = taken.slice(0, 3);
+      // Retention runs after each new checkpoint: no periodic pass is waited for.
+      await waitFor(
+        async () =>
+          JSON.stringify(await storedIds(c, "counter")) ===
+            JSON.stringify(kept.map((t) => t.uid).sort()),
+        { what: "MinIO to hold only the two newest checkpoints", timeoutMs: 60_000 },
+      );
+      assertEquals(await storedIds(c, "counter"), kept.map((t) => t.uid).sort());
+      await waitFor(async () => (await tags(c)).length === 4, {
+        what: "the registry to hold only the two newest checkpoints' tags",
+        timeoutMs: 30_000,
+      });
+      assertEquals(await tags(c), kept.flatMap((t) => t.tags).sort());
+      for (const t of kept) {
+        for (const ref of t.images) assertEquals(await manifestStatus(c, ref), 200, ref);
+      }
+      for (const t of gone) {
+        for (const ref of t.images) assertEquals(await manifestStatus(c, ref), 404, ref);
+        assertEquals(await c.lpm.get("podcheckpoints", c.ns, t.name), undefined, t.name);
+      }
+      const cls = await waitFor(async () => {
+        const x = await c.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", c.cls);
+        return x?.status?.retention?.checkpoints === 2 ? x : undefined;
+      }, { what: "the class status to count 2 checkpoints", timeoutMs: 30_000 });
+      assert(cls.status!.retention!.bytes! > 0);
+      assert(cls.status!.retention!.nextRunTime);
+    } finally {
+      await teardown(c);
+    }
+  },
+});
+
+Deno.test({
+  name: "lifecycle: deleting a PodCheckpoint removes its archives, metadata and images " +
+    "(deletionPolicy Delete); with Retain they stay",
+  ...opts,
+  async fn() {
+    const c = await setup({});
+    try {
+      await startPod(c, "counter");
+      const a = await checkpoint(c, "counter", "cp-delete");
+      const b = await checkpoint(c, "counter", "cp-retain");
+      assertEquals(await storedIds(c, "counter"), [a.uid, b.uid].sort());
+      for (const ref of [...a.images, ...b.images]) assertEquals(await manifestStatus(c, ref), 200);
+
+      await c.lpm.delete("podcheckpoints", c.ns, a.name);
+      await waitFor(async () => !(await c.lpm.get("podcheckpoints", c.ns, a.name)), {
+        what: `PodCheckpoint "${a.name}" to be gone`,
+        timeoutMs: 60_000,
+      });
+      assertEquals(await storedIds(c, "counter"), [b.uid]);
+      for (const ref of a.images) assertEquals(await manifestStatus(c, ref), 404, ref);
+      assertEquals(await tags(c), b.tags.sort());
+
+      const api = new k8s.KubeConfig();
+      api.loadFromFile(requirePart("kube").kubeconfig);
+      await api.makeApiClient(k8s.CustomObjectsApi).patchClusterCustomObject({
+        group: "lpm.my.domain",
+        version: "v1",
+        plural: "checkpointstorageclasses",
+        name: c.cls,
+        body: { spec: { deletionPolicy: "Retain" } },
+      }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+      await c.lpm.delete("podcheckpoints", c.ns, b.name);
+      await waitFor(async () => !(await c.lpm.get("podcheckpoints", c.ns, b.name)), {
+        what: `PodCheckpoint "${b.name}" to be gone`,
+        timeoutMs: 60_000,
+      });
+      assertEquals(await storedIds(c, "counter"), [b.uid]);
+      for (const ref of b.images) assertEquals(await manifestStatus(c, ref), 200, ref);
+      assertEquals(await tags(c), b.tags.sort());
+    } finally {
+      await teardown(c);
+    }
+  },
+});
+
+Deno.test({
+  name: "lifecycle: a PodCheckpoint with leaveRunning false stops its pod after the checkpoint; " +
+    "the checkpoint is stored",
+  ...opts,
+  async fn() {
+    const c = await setup({});
+    try {
+      await startPod(c, "counter");
+      const t = await checkpoint(c, "counter", "cp-stop", { leaveRunning: false });
+      const pc = await c.lpm.get<PodCheckpoint>("podcheckpoints", c.ns, t.name);
+      assertEquals(pc!.status!.freeze?.state, "Stopped");
+      await waitFor(async () => {
+        try {
+          await c.core.readNamespacedPod({ name: "counter", namespace: c.ns });
+          return false;
+        } catch {
+          return true;
+        }
+      }, { what: "the stopped pod to be gone", timeoutMs: 30_000 });
+      assertEquals(await storedIds(c, "counter"), [t.uid]);
+      for (const ref of t.images) assertEquals(await manifestStatus(c, ref), 200, ref);
+    } finally {
+      await teardown(c);
+    }
+  },
+});
