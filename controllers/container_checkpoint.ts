@@ -13,6 +13,7 @@ import type { OperationStatus } from "./agent_connector.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
+import { defaultClassName } from "./default_class.ts";
 
 type Status = NonNullable<ContainerCheckpoint["status"]>;
 
@@ -71,7 +72,8 @@ async function start(
   log: Logger,
 ): Promise<ReconcileResult> {
   const ns = cc.metadata!.namespace!;
-  const { podName, containerName, storageClassName } = cc.spec;
+  const { podName, containerName } = cc.spec;
+  let storageClassName = cc.spec.storageClassName;
   status.phase ??= "Pending";
   let pod;
   try {
@@ -110,14 +112,12 @@ async function start(
     return;
   }
   if (!storageClassName) {
-    fail(
-      deps,
-      cc,
-      status,
-      "NoStorageClass",
-      "spec.storageClassName is empty and no class was resolved",
-    );
-    return;
+    const d = await defaultClassName(deps);
+    if ("problem" in d) {
+      fail(deps, cc, status, "NoStorageClass", d.problem);
+      return;
+    }
+    storageClassName = d.name;
   }
   status.nodeName = nodeName;
   let op: OperationStatus;

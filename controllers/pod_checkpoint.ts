@@ -19,6 +19,7 @@
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 import { apiStatus, controllerRef, ensureFinalizer } from "./lpm_client.ts";
 import { PC_FINALIZER, reconcilePodCheckpointDelete } from "./pod_checkpoint_delete.ts";
+import { defaultClassName } from "./default_class.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
@@ -126,10 +127,17 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
         }
       }
       const children: ContainerCheckpoint[] = [];
+      // Every container in one class: the default one when the spec names none.
+      let className = pc.spec.storageClassName;
       for (const c of names) {
         const ccName = containerCheckpointName(name, c);
         let cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, ccName);
         if (!cc) {
+          if (!className) {
+            // Without one the ContainerCheckpoint fails and says why (and this one with it).
+            const d = await defaultClassName(deps);
+            if ("name" in d) className = d.name;
+          }
           cc = await deps.lpm.create<ContainerCheckpoint>("containercheckpoints", namespace, {
             apiVersion: "lpm.my.domain/v1",
             kind: "ContainerCheckpoint",
@@ -142,7 +150,7 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
             spec: {
               podName: pc.spec.podName,
               containerName: c,
-              storageClassName: pc.spec.storageClassName,
+              storageClassName: className,
               ...(freezing ? { freezeKey: ref.key } : {}),
             },
           } as ContainerCheckpoint);

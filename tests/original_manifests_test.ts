@@ -1,0 +1,196 @@
+/**
+ * The Go prototype's manifests apply unchanged and work, on the real parts.
+ *
+ * The PodMigration is the one in the original project's README
+ * (`../shared/original-project-readme.md`, "Basic Workflow"), applied with
+ * kubectl as YAML text with only its pod and node names filled in. The
+ * README shows no PodCheckpoint or ContainerCheckpoint; their minimal forms
+ * are the specs the original project documents for them (its technical
+ * overview: `PodCheckpoint {podName}`, `ContainerCheckpoint {podName,
+ * containerName}`). None of the three names a storage class: each uses the
+ * cluster's default class, which this test makes.
+ */
+import * as k8s from "@kubernetes/client-node";
+import "../controllers/runtime/kube_http1.ts";
+import * as Minio from "minio";
+import { assert, assertEquals } from "@std/assert";
+import { requirePart, testEnv } from "./env.ts";
+import { createMinioClass, createNamespace, kubectl, waitFor } from "./harness/mod.ts";
+import { LpmClient } from "../controllers/lpm_client.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** The README's PodMigration, as printed there. */
+const README_MIGRATION = `apiVersion: lpm.my.domain/v1
+kind: PodMigration
+metadata:
+  name: my-migration
+spec:
+  podName: my-app-pod
+  targetNode: target-node-name
+`;
+
+const ORIGINAL_POD_CHECKPOINT = `apiVersion: lpm.my.domain/v1
+kind: PodCheckpoint
+metadata:
+  name: test-checkpoint
+spec:
+  podName: my-app-pod
+`;
+
+const ORIGINAL_CONTAINER_CHECKPOINT = `apiVersion: lpm.my.domain/v1
+kind: ContainerCheckpoint
+metadata:
+  name: test-container-checkpoint
+spec:
+  podName: my-app-pod
+  containerName: counter
+`;
+
+async function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Promise<number[]> {
+  const log = await core.readNamespacedPodLog({ name: pod, namespace: ns, container: "counter" });
+  return String(log).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+/** The counter's values with the time the kubelet logged each. */
+async function timedValues(
+  core: k8s.CoreV1Api,
+  ns: string,
+  pod: string,
+): Promise<{ at: number; value: number }[]> {
+  const log = await core.readNamespacedPodLog({
+    name: pod,
+    namespace: ns,
+    container: "counter",
+    timestamps: true,
+  });
+  return String(log).split("\n").map((l) => l.trim().split(" ")).filter((p) =>
+    p.length === 2 && /^\d+$/.test(p[1])
+  ).map(([ts, v]) => ({ at: new Date(ts).getTime(), value: Number(v) }));
+}
+
+Deno.test({
+  name: "original manifests: the prototype's PodCheckpoint, ContainerCheckpoint and README " +
+    "PodMigration apply unchanged; both checkpoints succeed and the pod migrates, its count going on",
+  ...opts,
+  async fn() {
+    const env = testEnv();
+    const kube = requirePart("kube");
+    const minio = requirePart("minio");
+    if ((env.nodes?.length ?? 0) < 2 || !env.lpm) {
+      throw new Error('This test needs 2 nodes and lpm in the environment: run "deno task test"');
+    }
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfig);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const lpm = new LpmClient(kc);
+    const id = crypto.randomUUID().slice(0, 6);
+    const ns = `orig-${id}`;
+    const cls = `orig-${id}`;
+    const prefix = `orig-${id}/`;
+    const [nodeA, nodeB] = [env.nodes![0].name, env.nodes![1].name];
+    await createNamespace(core, ns);
+    const apply = (yaml: string) => kubectl(kube.kubeconfig, ["-n", ns, "apply", "-f", "-"], yaml);
+    const phase = async (plural: string, name: string) =>
+      (await lpm.get<{ status?: { phase?: string; message?: string } }>(
+        plural as "podcheckpoints",
+        ns,
+        name,
+      ))?.status;
+    const succeeded = (plural: string, name: string) =>
+      waitFor(async () => {
+        const s = await phase(plural, name);
+        if (s?.phase === "Failed") throw new Error(`${plural}/${name} failed: ${s.message}`);
+        return s?.phase === "Succeeded";
+      }, { what: `${plural}/${name} to succeed`, timeoutMs: 120_000 });
+    try {
+      await createMinioClass(core, lpm, {
+        name: cls,
+        minio,
+        prefix,
+        repository: `${requirePart("registry").host}/lpm/orig-${id}`,
+        spec: { default: true },
+      });
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: "my-app-pod" },
+          spec: {
+            nodeName: nodeA,
+            containers: [{
+              name: "counter",
+              image: env.nodeImages!.busybox,
+              command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+            }],
+          },
+        },
+      });
+      await waitFor(async () => (await counterValues(core, ns, "my-app-pod")).length >= 3, {
+        what: "the counter to count",
+        timeoutMs: 60_000,
+      });
+
+      await apply(ORIGINAL_POD_CHECKPOINT);
+      await succeeded("podcheckpoints", "test-checkpoint");
+      await apply(ORIGINAL_CONTAINER_CHECKPOINT);
+      await succeeded("containercheckpoints", "test-container-checkpoint");
+      const pod = await core.readNamespacedPod({ name: "my-app-pod", namespace: ns });
+      assertEquals(pod.status?.phase, "Running", "both checkpoints leave the pod running");
+
+      const before = (await counterValues(core, ns, "my-app-pod")).length;
+      await apply(README_MIGRATION.replace("target-node-name", nodeB));
+      await succeeded("podmigrations", "my-migration");
+      const pm = await lpm.get<{ status: { restoredPodName: string; storageClassName: string } }>(
+        "podmigrations",
+        ns,
+        "my-migration",
+      );
+      assertEquals(pm!.status.storageClassName, cls, "the default class was used");
+      const restored = await core.readNamespacedPod({
+        name: pm!.status.restoredPodName,
+        namespace: ns,
+      });
+      assertEquals(restored.spec?.nodeName, nodeB);
+      // The restored log replays the checkpointed one, then goes on: one run of 1, 2, 3...
+      // whose values printed after the restored pod was made continue the source's count.
+      const made = new Date(restored.metadata!.creationTimestamp!).getTime();
+      const after = await waitFor(async () => {
+        const lines = await timedValues(core, ns, pm!.status.restoredPodName);
+        return lines.filter((l) => l.at > made).length >= 3 ? lines : undefined;
+      }, { what: "the restored counter to go on", timeoutMs: 30_000 });
+      const values = after.map((l) => l.value);
+      assertEquals(values, values.map((_, i) => i + 1), "one count, never restarted");
+      const firstNew = after.find((l) => l.at > made)!.value;
+      assert(firstNew >= before, `the restored count goes on (${firstNew}), not from 1`);
+    } finally {
+      await core.deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 0 })
+        .catch(() => {});
+      await core.deleteNamespace({ name: ns }).catch(() => {});
+      await waitFor(async () => {
+        try {
+          await core.readNamespace({ name: ns });
+          return false;
+        } catch {
+          return true;
+        }
+      }, { what: `namespace "${ns}" to go`, timeoutMs: 120_000 }).catch(() => {});
+      // The standalone ContainerCheckpoint's data has no finalizer yet: ours to remove.
+      const url = new URL(minio.endpoint);
+      const mc = new Minio.Client({
+        endPoint: url.hostname,
+        port: Number(url.port),
+        useSSL: false,
+        accessKey: minio.accessKey,
+        secretKey: minio.secretKey,
+        region: minio.region,
+      });
+      const names: string[] = [];
+      for await (const o of mc.listObjectsV2(minio.bucket, prefix, true)) {
+        if ((o as { name?: string }).name) names.push((o as { name: string }).name);
+      }
+      if (names.length) await mc.removeObjects(minio.bucket, names);
+      await lpm.delete("checkpointstorageclasses", "", cls);
+      await core.deleteNamespacedSecret({ name: cls, namespace: "lpm-system" }).catch(() => {});
+    }
+  },
+});
