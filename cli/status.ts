@@ -82,14 +82,29 @@ async function main(args: string[]): Promise<number> {
     const classes = await lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
     console.log("STORAGE CLASSES");
     console.log(table([
-      ["NAME", "PROVIDER", "DEFAULT", "PHASE", "MESSAGE"],
-      ...classes.map((c) => [
-        c.metadata?.name ?? "",
-        c.spec.provider,
-        c.spec.default ? "yes" : "",
-        c.status?.phase ?? "",
-        (c.status?.message ?? "").slice(0, 80),
-      ]),
+      [
+        "NAME",
+        "PROVIDER",
+        "DEFAULT",
+        "PHASE",
+        "CHECKPOINTS",
+        "BYTES",
+        "NEXT COLLECTION",
+        "MESSAGE",
+      ],
+      ...classes.map((c) => {
+        const r = c.status?.retention;
+        return [
+          c.metadata?.name ?? "",
+          c.spec.provider,
+          c.spec.default ? "yes" : "",
+          c.status?.phase ?? "",
+          r?.checkpoints !== undefined ? String(r.checkpoints) : "-",
+          r?.bytes !== undefined ? humanBytes(r.bytes) : "-",
+          r?.nextRunTime ?? "-",
+          (c.status?.message ?? "").slice(0, 80),
+        ];
+      }),
     ]));
     const pms = await lpm.list<PodMigration>("podmigrations", ns);
     console.log("\nPOD MIGRATIONS");
@@ -173,6 +188,18 @@ async function logs(
     console.error(`Cannot show the logs of "${ns}/${flags.logs}": ${apiMessage(err)}`);
     return 1;
   }
+}
+
+/** 1536 -> "1.5 KiB". */
+export function humanBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

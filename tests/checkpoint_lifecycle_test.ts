@@ -244,6 +244,27 @@ Deno.test({
       }, { what: "the class status to count 2 checkpoints", timeoutMs: 30_000 });
       assert(cls.status!.retention!.bytes! > 0);
       assert(cls.status!.retention!.nextRunTime);
+      // `deno task status` shows what the class holds and when it collects next.
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../cli/status.ts", import.meta.url).pathname,
+          "--kubeconfig",
+          requirePart("kube").kubeconfig,
+        ],
+        stdout: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout).split("\n");
+      const header = text.find((l) => l.startsWith("NAME") && l.includes("CHECKPOINTS"))!;
+      const row = text.find((l) => l.startsWith(`${c.cls} `));
+      assert(header && row, `no row for class "${c.cls}" in deno task status`);
+      const col = (name: string, next: string) =>
+        row.slice(header.indexOf(name), header.indexOf(next)).trim();
+      assertEquals(col("CHECKPOINTS", "BYTES"), "2", row);
+      // Passes also run after each new checkpoint: the next one is due after this one.
+      const next = Date.parse(col("NEXT COLLECTION", "MESSAGE"));
+      assert(next >= Date.parse(cls.status!.retention!.nextRunTime!), row);
     } finally {
       await teardown(c);
     }
