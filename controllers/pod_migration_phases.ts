@@ -230,6 +230,21 @@ async function stepPending(
       }, not Running: only a running pod can be migrated`,
     );
   }
+  // Reserved fields are refused rather than silently ignored.
+  if ((pm.spec.preCopy?.rounds ?? 0) > 0) {
+    throw new MigrationFailure(
+      "NotImplemented",
+      `spec.preCopy.rounds is ${pm.spec.preCopy!.rounds}: iterative pre-copy is not implemented ` +
+        "yet (set 0 or leave it out)",
+    );
+  }
+  if (pm.spec.bandwidthLimit) {
+    throw new MigrationFailure(
+      "NotImplemented",
+      `spec.bandwidthLimit is "${pm.spec.bandwidthLimit}": transfer limits are not implemented yet ` +
+        "(leave it out)",
+    );
+  }
   const unsupported = unsupportedReason(pod);
   if (unsupported) throw new MigrationFailure("Unsupported", unsupported);
   const sourceNode = pod.spec?.nodeName ?? "";

@@ -411,6 +411,18 @@ Deno.test({
             "Unsupported",
             'Volume "data" is a hostPath',
           ],
+          [
+            "pre-copy",
+            { podName: "ok", targetNode: w.nodeB, preCopy: { rounds: 2 } },
+            "NotImplemented",
+            "spec.preCopy.rounds is 2",
+          ],
+          [
+            "bandwidth",
+            { podName: "ok", targetNode: w.nodeB, bandwidthLimit: "100Mi" },
+            "NotImplemented",
+            'spec.bandwidthLimit is "100Mi"',
+          ],
         ];
         for (const [name, spec] of cases) await migrate(w, name, spec);
         for (const [name, , reason, text] of cases) {

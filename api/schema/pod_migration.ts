@@ -54,13 +54,19 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     "The source is frozen from its final checkpoint until hand-over; its node's agent thaws it by itself when the migration has not renewed the freeze for this many seconds (a controller gone, a lost agent).",
     { minimum: 10, maximum: 3600, default: 120 },
   ),
-  preCopy: obj("Reserved: iterative pre-copy (not implemented yet).", {
-    rounds: int("Pre-copy rounds before the final dump.", { minimum: 0, maximum: 16 }),
-  }),
-  bandwidthLimit: str('Reserved: transfer limit in bytes per second, a quantity like "100Mi".', {
-    maxLength: 32,
-    pattern: QUANTITY,
-  }),
+  preCopy: obj(
+    "Reserved: iterative pre-copy; not implemented yet: rounds above 0 fail the migration.",
+    {
+      rounds: int("Pre-copy rounds before the final dump.", { minimum: 0, maximum: 16 }),
+    },
+  ),
+  bandwidthLimit: str(
+    'Reserved: transfer limit in bytes per second, a quantity like "100Mi"; not implemented yet: set, it fails the migration.',
+    {
+      maxLength: 32,
+      pattern: QUANTITY,
+    },
+  ),
 }, {
   required: ["podName", "targetNode"],
   rules: [
