@@ -470,6 +470,37 @@ Deno.test({
 });
 
 Deno.test({
+  name: "controllers: spec.timeoutSeconds fails a migration that does not finish in time, and " +
+    "its frozen source is thawed",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      // The checkpoint never finishes: the agent keeps reporting progress.
+      w.agents.scripts[w.nodeA] = { pollsToFinish: 1_000_000 };
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter");
+        const t0 = Date.now();
+        await migrate(w, "slow", { podName: "counter", targetNode: w.nodeB, timeoutSeconds: 10 });
+        const pm = await waitPhase(w, "slow", ["Failed", "Succeeded"], 40_000);
+        const took = Date.now() - t0;
+        assertEquals(pm.status?.phase, "Failed");
+        const c = pm.status?.conditions?.find((c) => c.type === "Succeeded");
+        assertEquals(c?.reason, "Timeout");
+        assertStringIncludes(pm.status?.message ?? "", "within 10s (spec.timeoutSeconds)");
+        assert(took >= 10_000 && took < 30_000, `failed after ${took} ms`);
+        // The source had been frozen for the checkpoint; the failure thawed it.
+        const freezes = [...w.agents.freezes.values()];
+        assertEquals(freezes.map((f) => f.state), ["thawed"]);
+        const frozen = pm.status?.conditions?.find((c) => c.type === "SourceFrozen");
+        assertEquals(frozen?.reason, "Thawed");
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
   name: "controllers: a node whose CRIU fails on its kernel is refused in validation " +
     "(agent's CRIU + agent's or node's kernel); a silent agent does not block",
   ...opts,

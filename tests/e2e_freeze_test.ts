@@ -831,3 +831,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "freeze e2e: sourcePodPolicy Keep (a copy, asked for): the restored pod continues at N+1 " +
+    "and the source is thawed after it runs, also continuing at N+1",
+  ...opts,
+  async fn() {
+    const c = await setup();
+    try {
+      await c.core.createNamespacedPod({
+        namespace: c.ns,
+        body: counterPod("kept", c.nodeA, ["counter"], c.image),
+      });
+      await runningPod(c, "kept");
+      const f = new LogFollower(c, "kept", "counter");
+      await counted(f, 10);
+      await migrate(c, "copy", "kept", { sourcePodPolicy: "Keep" });
+      const pm = await finished(c, "copy");
+      assertEquals(pm.status?.phase, "Succeeded", pm.status?.message);
+      assertSourceFrozen(pm, "Thawed");
+      await assertEvent(c, pm, "SourceThawed");
+      // The source stays, thawed: it goes on from where it was frozen.
+      await sleep(1500);
+      await f.stop();
+      const source = [...f.lines];
+      const { n, pauseMs } = thawedPause(source, pm.status!.frozenAt!, "kept source");
+      assertConsecutive(numbers(source), "the kept source, across its freeze");
+      // The copy continues from the same N.
+      const restored = await restoredLog(c, pm.status!.restoredPodName!, "counter", n + 5);
+      const values = numbers(restored);
+      const at = values.indexOf(n);
+      assert(at >= 0 && values[at + 1] === n + 1, `the copy continues at ${n + 1}: ${values}`);
+      const src = await c.core.readNamespacedPod({ name: "kept", namespace: c.ns });
+      assertEquals(src.metadata?.deletionTimestamp, undefined, "the source pod is kept");
+      console.error(
+        `[e2e_freeze] Keep: both continue at ${n + 1}; the source paused ${pauseMs} ms`,
+      );
+    } finally {
+      await c.close();
+    }
+  },
+});
