@@ -9,7 +9,8 @@
 import type { CheckpointStorageClass } from "../api/mod.ts";
 import { decodeSecretData, defaultClassConflicts, validateStorageClass } from "../storage/mod.ts";
 import { insecureRegistryRefusal } from "../oci/mod.ts";
-import { apiMessage, apiStatus } from "./lpm_client.ts";
+import { apiMessage, apiStatus, ensureFinalizer } from "./lpm_client.ts";
+import { CLASS_FINALIZER, reconcileClassDelete } from "./storage_class_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "./runtime/log.ts";
@@ -30,8 +31,15 @@ export function storageClassReconciler(
 ): Reconcile {
   const period = opts.validationPeriodMs ?? 60_000;
   return async (name: string, log: Logger): Promise<ReconcileResult> => {
-    const cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
-    if (!cls || cls.metadata?.deletionTimestamp) return;
+    let cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
+    if (!cls) return;
+    if (cls.metadata?.deletionTimestamp) return await reconcileClassDelete(deps, cls);
+    cls = await ensureFinalizer(
+      deps.lpm,
+      "checkpointstorageclasses",
+      cls,
+      CLASS_FINALIZER,
+    ) as CheckpointStorageClass;
     const now = deps.now();
     const last = cls.status?.lastValidationTime
       ? new Date(cls.status.lastValidationTime).getTime()

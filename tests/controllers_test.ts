@@ -18,7 +18,12 @@ import { ScriptedAgents } from "./scripted_agent.ts";
 import { startManager } from "../controllers/manager.ts";
 import { LpmClient } from "../controllers/lpm_client.ts";
 import { Logger } from "../controllers/runtime/log.ts";
-import type { ContainerCheckpoint, PodCheckpoint, PodMigration } from "../api/mod.ts";
+import type {
+  CheckpointStorageClass,
+  ContainerCheckpoint,
+  PodCheckpoint,
+  PodMigration,
+} from "../api/mod.ts";
 
 // LPM_TEST_LOG=debug shows the manager's logs.
 const quiet = new Logger(
@@ -463,6 +468,45 @@ Deno.test({
         assertEquals(src.status?.phase, "Running");
         assertEquals(src.metadata?.deletionTimestamp, undefined);
         assertEquals(pm.status?.restoredPodName, undefined, "no restored pod was made");
+      } finally {
+        await m.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "controllers: a storage class in use is not deleted until its checkpoints are; it says who uses it",
+  ...opts,
+  fn: () =>
+    withWorld(async (w) => {
+      const m = await manager(w);
+      try {
+        await counterPod(w, "counter");
+        const finalized = async () =>
+          (await w.lpm.get("checkpointstorageclasses", "", w.cls))?.metadata?.finalizers ?? [];
+        await waitFor(async () => (await finalized()).includes("lpm.my.domain/class-in-use"), {
+          what: "the class finalizer",
+        });
+        await w.lpm.create("podcheckpoints", w.ns, {
+          apiVersion: "lpm.my.domain/v1",
+          kind: "PodCheckpoint",
+          metadata: { name: "keepme", namespace: w.ns },
+          spec: { podName: "counter", storageClassName: w.cls },
+        });
+        await w.lpm.delete("checkpointstorageclasses", "", w.cls);
+        const held = await waitFor(async () => {
+          const c = await w.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", w.cls);
+          return c?.status?.message?.includes("still used by") ? c : undefined;
+        }, { what: "the class to say it is in use" });
+        assert(held.metadata?.deletionTimestamp, "the class is being deleted");
+        assertStringIncludes(held.status!.message!, `PodCheckpoint ${w.ns}/keepme`);
+        // The checkpoint goes (its data with it); then the class goes.
+        await w.lpm.delete("podcheckpoints", w.ns, "keepme");
+        await waitFor(
+          async () => !(await w.lpm.get("checkpointstorageclasses", "", w.cls)),
+          { what: "the class to be deleted once unused", timeoutMs: 30_000 },
+        );
       } finally {
         await m.stop();
       }
