@@ -7,7 +7,12 @@
  * @module
  */
 import type { ContainerCheckpoint } from "../api/mod.ts";
-import { apiMessage, apiStatus } from "./lpm_client.ts";
+import { apiMessage, apiStatus, ensureFinalizer } from "./lpm_client.ts";
+import {
+  CC_FINALIZER,
+  reconcileContainerCheckpointDelete,
+  standalone,
+} from "./container_checkpoint_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { OperationStatus } from "./agent_connector.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
@@ -24,8 +29,21 @@ export const CC_CONDITIONS = { agentReachable: "AgentReachable", completed: "Com
 export function containerCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
   return async (key: string, log: Logger): Promise<ReconcileResult> => {
     const { namespace, name } = splitKey(key);
-    const cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, name);
-    if (!cc || cc.metadata?.deletionTimestamp) return;
+    let cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, name);
+    if (!cc) return;
+    if (cc.metadata?.deletionTimestamp) {
+      await reconcileContainerCheckpointDelete(deps, cc, log);
+      return;
+    }
+    // A standalone checkpoint's data goes with it (a PodCheckpoint's goes with the PodCheckpoint).
+    if (standalone(cc)) {
+      cc = await ensureFinalizer(
+        deps.lpm,
+        "containercheckpoints",
+        cc,
+        CC_FINALIZER,
+      ) as ContainerCheckpoint;
+    }
     const before = JSON.stringify(cc.status ?? {});
     const status: Status = structuredClone(cc.status ?? {}) as Status;
     if (isTerminal(status.phase)) return;

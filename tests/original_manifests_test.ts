@@ -89,6 +89,22 @@ Deno.test({
     const cls = `orig-${id}`;
     const prefix = `orig-${id}/`;
     const [nodeA, nodeB] = [env.nodes![0].name, env.nodes![1].name];
+    const url = new URL(minio.endpoint);
+    const mc = new Minio.Client({
+      endPoint: url.hostname,
+      port: Number(url.port),
+      useSSL: false,
+      accessKey: minio.accessKey,
+      secretKey: minio.secretKey,
+      region: minio.region,
+    });
+    const listed = async (p: string) => {
+      const names: string[] = [];
+      for await (const o of mc.listObjectsV2(minio.bucket, p, true)) {
+        if ((o as { name?: string }).name) names.push((o as { name: string }).name);
+      }
+      return names;
+    };
     await createNamespace(core, ns);
     const apply = (yaml: string) => kubectl(kube.kubeconfig, ["-n", ns, "apply", "-f", "-"], yaml);
     const phase = async (plural: string, name: string) =>
@@ -136,6 +152,19 @@ Deno.test({
       await succeeded("containercheckpoints", "test-container-checkpoint");
       const pod = await core.readNamespacedPod({ name: "my-app-pod", namespace: ns });
       assertEquals(pod.status?.phase, "Running", "both checkpoints leave the pod running");
+      // A standalone ContainerCheckpoint's data goes with it (the class's deletionPolicy is Delete).
+      const cc = (await lpm.get("containercheckpoints", ns, "test-container-checkpoint"))!;
+      const ccPrefix = `${prefix}${ns}/my-app-pod/${cc.metadata!.uid}/`;
+      assert((await listed(ccPrefix)).length >= 2, `archive and metadata under "${ccPrefix}"`);
+      await lpm.delete("containercheckpoints", ns, "test-container-checkpoint");
+      await waitFor(
+        async () => !(await lpm.get("containercheckpoints", ns, "test-container-checkpoint")),
+        {
+          what: "the standalone ContainerCheckpoint to go (its finalizer removes its data)",
+          timeoutMs: 30_000,
+        },
+      );
+      assertEquals(await listed(ccPrefix), [], "its archive and metadata are gone from MinIO");
 
       const before = (await counterValues(core, ns, "my-app-pod")).length;
       await apply(README_MIGRATION.replace("target-node-name", nodeB));
@@ -174,20 +203,8 @@ Deno.test({
           return true;
         }
       }, { what: `namespace "${ns}" to go`, timeoutMs: 120_000 }).catch(() => {});
-      // The standalone ContainerCheckpoint's data has no finalizer yet: ours to remove.
-      const url = new URL(minio.endpoint);
-      const mc = new Minio.Client({
-        endPoint: url.hostname,
-        port: Number(url.port),
-        useSSL: false,
-        accessKey: minio.accessKey,
-        secretKey: minio.secretKey,
-        region: minio.region,
-      });
-      const names: string[] = [];
-      for await (const o of mc.listObjectsV2(minio.bucket, prefix, true)) {
-        if ((o as { name?: string }).name) names.push((o as { name: string }).name);
-      }
+      // Whatever the test left in the class's prefix.
+      const names = await listed(prefix).catch(() => []);
       if (names.length) await mc.removeObjects(minio.bucket, names);
       await lpm.delete("checkpointstorageclasses", "", cls);
       await core.deleteNamespacedSecret({ name: cls, namespace: "lpm-system" }).catch(() => {});
