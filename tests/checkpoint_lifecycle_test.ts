@@ -236,7 +236,11 @@ Deno.test({
       }
       for (const t of gone) {
         for (const ref of t.images) assertEquals(await manifestStatus(c, ref), 404, ref);
-        assertEquals(await c.lpm.get("podcheckpoints", c.ns, t.name), undefined, t.name);
+        // Deleted by retention; it goes once its finalizer ran (a moment later under load).
+        await waitFor(async () => !(await c.lpm.get("podcheckpoints", c.ns, t.name)), {
+          what: `PodCheckpoint "${t.name}" to be gone`,
+          timeoutMs: 30_000,
+        });
       }
       const cls = await waitFor(async () => {
         const x = await c.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", c.cls);
