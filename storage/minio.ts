@@ -39,6 +39,8 @@ export interface MinioStoreOptions {
 const MIB = 1 << 20;
 /** Bytes per ranged GET when reading a large object. */
 const RANGE = 4 * MIB;
+/** Bytes per ranged GET when streaming (not to a file): less native memory held (see s3.ts). */
+const STREAM_RANGE = 1 * MIB;
 /** Ranged GETs in flight when reading a large object. */
 const READ_CONCURRENCY = 2;
 
@@ -173,10 +175,11 @@ class MinioAdapter implements BucketAdapter {
     size?: number,
     readAhead?: number,
   ): Promise<ReadableStream<Uint8Array>> {
-    if (size !== undefined && size > RANGE) {
+    const rangeSize = readAhead === undefined ? STREAM_RANGE : RANGE;
+    if (size !== undefined && size > rangeSize) {
       return await parallelRangedStream({
         size,
-        rangeSize: RANGE,
+        rangeSize,
         concurrency: readAhead ?? READ_CONCURRENCY,
         signal,
         fetchRange: async (start, end, abortSignal) => {
