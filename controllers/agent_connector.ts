@@ -143,22 +143,32 @@ export interface NodeAgentHealth {
  * cannot say, it fails, or it does not answer within `timeoutMs`: for checks
  * that are best effort (later phases meet an unreachable agent anyway).
  */
-export async function agentHealthWithin(
+export function agentHealthWithin(
   agents: AgentConnector,
   node: string,
   opts: { timeoutMs: number },
 ): Promise<NodeAgentHealth | undefined> {
+  return askAgentWithin(agents, node, (a) => a.health?.(), opts);
+}
+
+/**
+ * Asks `node`'s agent with `ask`; undefined when there is no agent, it
+ * cannot say, it fails, or it does not answer within `timeoutMs`.
+ */
+export async function askAgentWithin<T>(
+  agents: AgentConnector,
+  node: string,
+  ask: (agent: NodeAgent) => Promise<T | undefined> | undefined,
+  opts: { timeoutMs: number },
+): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const ask = (async () => {
-    const agent = await agents.forNode(node);
-    return agent.health ? await agent.health() : undefined;
-  })();
-  ask.catch(() => {}); // a late failure after the timeout is nobody's business
+  const answer = (async () => await ask(await agents.forNode(node)))();
+  answer.catch(() => {}); // a late failure after the timeout is nobody's business
   try {
     const timeout = new Promise<undefined>((r) =>
       timer = setTimeout(() => r(undefined), opts.timeoutMs)
     );
-    return await Promise.race([ask, timeout]);
+    return await Promise.race([answer, timeout]);
   } catch {
     return undefined;
   } finally {

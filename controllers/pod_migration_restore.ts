@@ -31,6 +31,7 @@ import {
   renewSourceFreeze,
 } from "./pod_migration_phases.ts";
 import { notFrozenReason, sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
+import { askAgentWithin } from "./agent_connector.ts";
 
 const BAD_WAITING = new Set([
   "ErrImagePull",
@@ -301,22 +302,16 @@ async function preciseStart(
   node: string,
   pod: k8s.V1Pod,
 ): Promise<Date | undefined> {
-  try {
-    const agent = await deps.agents.forNode(node);
-    if (!agent.containerStarts) return undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), 3000));
-    const starts = await Promise.race([
-      agent.containerStarts(pod.metadata!.namespace!, pod.metadata!.name!),
-      timeout,
-    ]).finally(() => clearTimeout(timer));
-    const want = pod.spec?.containers.map((c) => c.name) ?? [];
-    if (!starts || !want.every((n) => starts.some((s) => s.name === n))) return undefined;
-    const last = Math.max(...starts.filter((s) => want.includes(s.name)).map((s) => s.startedAtMs));
-    return Number.isFinite(last) ? new Date(last) : undefined;
-  } catch {
-    return undefined;
-  }
+  const starts = await askAgentWithin(
+    deps.agents,
+    node,
+    (a) => a.containerStarts?.(pod.metadata!.namespace!, pod.metadata!.name!),
+    { timeoutMs: 3000 },
+  );
+  const want = pod.spec?.containers.map((c) => c.name) ?? [];
+  if (!starts || !want.every((n) => starts.some((s) => s.name === n))) return undefined;
+  const last = Math.max(...starts.filter((s) => want.includes(s.name)).map((s) => s.startedAtMs));
+  return Number.isFinite(last) ? new Date(last) : undefined;
 }
 
 /** When the last container of `pod` started running (from its status), if all run. */

@@ -24,6 +24,7 @@ import {
   RESTORED_FROM_ANNOTATION,
 } from "./restored_pod.ts";
 import { incompatibility } from "./pod_restore_compat.ts";
+import { agentHealthWithin } from "./agent_connector.ts";
 import { describeSource, RestoreFailure } from "./pod_restore_sources.ts";
 import { namespaceRefusal, podSpecRefusal } from "./pod_restore_policy.ts";
 
@@ -280,20 +281,9 @@ async function nodeCriuVersion(
   node: string,
   log: Logger,
 ): Promise<string | undefined> {
-  try {
-    const agent = await deps.agents.forNode(node);
-    if (!agent.health) return undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), 5000));
-    try {
-      return (await Promise.race([agent.health(), timeout]))?.criuVersion;
-    } finally {
-      clearTimeout(timer);
-    }
-  } catch (err) {
-    log.info("node CRIU version unknown", { node, error: (err as Error).message });
-    return undefined;
-  }
+  const v = (await agentHealthWithin(deps.agents, node, { timeoutMs: 5000 }))?.criuVersion;
+  if (!v) log.info("node CRIU version unknown", { node });
+  return v;
 }
 
 /**
