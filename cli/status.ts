@@ -4,6 +4,7 @@
  * `--logs <migration>` prints the CRIU logs the node agents kept instead.
  * @module
  */
+import { formatBytes } from "./_progress.ts";
 import * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodCheckpoint, PodMigration } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
@@ -100,7 +101,7 @@ async function main(args: string[]): Promise<number> {
           c.spec.default ? "yes" : "",
           c.status?.phase ?? "",
           r?.checkpoints !== undefined ? String(r.checkpoints) : "-",
-          r?.bytes !== undefined ? humanBytes(r.bytes) : "-",
+          r?.bytes !== undefined ? formatBytes(r.bytes) : "-",
           r?.nextRunTime ?? "-",
           (c.status?.message ?? "").slice(0, 80),
         ];
@@ -188,18 +189,6 @@ async function logs(
     console.error(`Cannot show the logs of "${ns}/${flags.logs}": ${apiMessage(err)}`);
     return 1;
   }
-}
-
-/** 1536 -> "1.5 KiB". */
-export function humanBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
