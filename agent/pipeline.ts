@@ -212,6 +212,8 @@ export async function runCheckpoint(
     );
   }
   const t1 = performance.now();
+  // When the checkpoint was taken: its dump just ended (not after the uploads below).
+  const checkpointTime = new Date().toISOString();
   const archivePath = outcome.archivePath;
   const localPaths = outcome.ownsArchive ? [archivePath] : [];
   await deps.report({ localPaths });
@@ -263,7 +265,6 @@ export async function runCheckpoint(
     const both = new AbortController();
     const onOuterAbort = () => both.abort(deps.signal?.reason);
     deps.signal?.addEventListener("abort", onOuterAbort, { once: true });
-    const checkpointTime = new Date().toISOString();
     let storedBytes = 0;
     let pushedBytes = 0;
     const progress = () => void deps.report({ bytesDone: storedBytes + pushedBytes });
