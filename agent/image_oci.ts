@@ -15,8 +15,9 @@ import {
   parseReference,
   pushImage,
   RegistryClient,
+  type RegistryClientOptions,
 } from "../oci/mod.ts";
-import type { ImagePublisher, PushedImage } from "./pipeline.ts";
+import type { ImagePublisher, PushedImage, RegistrySettings } from "./pipeline.ts";
 
 /** Options for {@linkcode createOciImagePublisher}. */
 export interface OciImagePublisherOptions {
@@ -24,6 +25,17 @@ export interface OciImagePublisherOptions {
   compression?: Compression;
   /** Directory for layouts (default: next to the archive). */
   workDir?: string;
+}
+
+/** The `oci/` client options of a class's registry settings. */
+export function registryClientOptions(registry: RegistrySettings): RegistryClientOptions {
+  return {
+    insecure: registry.insecure,
+    caCerts: registry.caBundle ? [registry.caBundle] : undefined,
+    credentials: registry.credentials?.username
+      ? { username: registry.credentials.username, password: registry.credentials.password }
+      : undefined,
+  };
 }
 
 /** Creates the publisher. */
@@ -35,13 +47,7 @@ export function createOciImagePublisher(opts: OciImagePublisherOptions = {}): Im
         prefix: ".oci-",
       });
       const registry = p.registry;
-      const clientOpts = {
-        insecure: registry.insecure,
-        caCerts: registry.caBundle ? [registry.caBundle] : undefined,
-        credentials: registry.credentials?.username
-          ? { username: registry.credentials.username, password: registry.credentials.password }
-          : undefined,
-      };
+      const clientOpts = registryClientOptions(registry);
       const target = `${registry.repository}:${p.tag}`;
       const dest = parseReference(target);
       const client = new RegistryClient(dest.host, clientOpts);

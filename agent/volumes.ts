@@ -30,6 +30,7 @@ import {
   VOLUME_IMAGE,
   volumeImageCommand,
 } from "../oci/mod.ts";
+import { registryClientOptions } from "./image_oci.ts";
 import type {
   CarriedVolumeImage,
   CheckpointJob,
@@ -220,13 +221,7 @@ export async function publishVolumeImage(
     annotations: opts.annotations,
   });
   const r = opts.registry;
-  const clientOpts = {
-    insecure: r.insecure,
-    caCerts: r.caBundle ? [r.caBundle] : undefined,
-    credentials: r.credentials?.username
-      ? { username: r.credentials.username, password: r.credentials.password }
-      : undefined,
-  };
+  const clientOpts = registryClientOptions(r);
   const target = `${r.repository}:${opts.tag}`;
   const client = new RegistryClient(parseReference(target).host, clientOpts);
   try {
