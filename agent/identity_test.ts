@@ -12,15 +12,6 @@ import { createLocalStore } from "../storage/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function fingerprint(cert: string): Promise<string> {
-  const out = await new Deno.Command("openssl", {
-    args: ["x509", "-noout", "-fingerprint", "-sha256", "-in", cert],
-    stdout: "piped",
-  }).output();
-  return new TextDecoder().decode(out.stdout).trim().split("=")[1].replaceAll(":", "")
-    .toLowerCase();
-}
-
 async function certs(dir: string) {
   const pki = await Pki.create(`${dir}/ca`, "lpm-test-ca");
   const ca = pki.ca.cert;
@@ -45,7 +36,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "lpm-identity-" });
     const c = await certs(dir);
-    const pin = `sha256:${await fingerprint(c.controller.cert)}`;
+    const pin = `sha256:${await Pki.fingerprint(c.controller.cert)}`;
     const { server, stateDir, address } = await startTestServer(
       { dir, server: c.agentA } as unknown as TestCerts,
       {

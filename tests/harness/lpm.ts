@@ -26,18 +26,6 @@ export interface LpmInfo {
   tls: { ca: string; controllerCert: string; controllerKey: string };
 }
 
-/** SHA-256 fingerprint (hex) of a PEM certificate, as `--allowed-client sha256:` takes it. */
-async function certFingerprint(cert: string): Promise<string> {
-  const out = await new Deno.Command("openssl", {
-    args: ["x509", "-noout", "-fingerprint", "-sha256", "-in", cert],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`Cannot fingerprint "${cert}": openssl failed`);
-  return new TextDecoder().decode(out.stdout).trim().split("=")[1].replaceAll(":", "")
-    .toLowerCase();
-}
-
 /** Starts agents for every node of `env` and the controller. */
 export async function startLpm(
   env: EnvironmentInfo,
@@ -122,7 +110,7 @@ export async function startLpm(
         `--tls-cert=${agentTlsOf.get(node.name)!.cert}`,
         `--tls-key=${agentTlsOf.get(node.name)!.key}`,
         `--client-ca=${lpmPki.ca.cert}`,
-        `--allowed-client=sha256:${await certFingerprint(controllerTls.cert)}`,
+        `--allowed-client=sha256:${await Pki.fingerprint(controllerTls.cert)}`,
         `--state-dir=${stateDir}`,
         `--kubeconfig=${agentKubeconfig}`,
         `--kubelet-root-dir=${node.rootDir}`,

@@ -72,6 +72,18 @@ export class Pki {
     return pki;
   }
 
+  /** SHA-256 fingerprint (lowercase hex) of a PEM certificate, as `--allowed-client sha256:` takes it. */
+  static async fingerprint(cert: string): Promise<string> {
+    const out = await new Deno.Command("openssl", {
+      args: ["x509", "-noout", "-fingerprint", "-sha256", "-in", cert],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(`Cannot fingerprint "${cert}": openssl failed`);
+    return new TextDecoder().decode(out.stdout).trim().split("=")[1].replaceAll(":", "")
+      .toLowerCase();
+  }
+
   /** Opens the CA already in `dir` (`ca.crt`, `ca.key`) to issue more certificates. */
   static async open(dir: string): Promise<Pki> {
     const pki = new Pki(dir);
