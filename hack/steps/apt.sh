@@ -10,39 +10,20 @@ PACKAGES=(
   socat conntrack ethtool kmod util-linux python3
 )
 
-if [[ ! -f /etc/apt/sources.list.d/lpm-trixie.sources ]]; then
-  log "apt: adding the trixie suite with pin priority 50"
-  cat >/etc/apt/sources.list.d/lpm-trixie.sources <<'SRC'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  cat >/etc/apt/preferences.d/lpm-trixie <<'PIN'
-Package: *
-Pin: release n=trixie
-Pin-Priority: 50
-PIN
+# add_suite NAME SUITE CODENAME PIN: a Debian suite apt may download from by
+# name only (pin below 100: nothing installed or upgraded from it by default).
+add_suite() {
+  local name="$1" suite="$2" codename="$3" pin="$4"
+  [[ -f "/etc/apt/sources.list.d/lpm-$name.sources" ]] && return 0
+  log "apt: adding the $suite suite with pin priority $pin"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$suite" >"/etc/apt/sources.list.d/lpm-$name.sources"
+  printf 'Package: *\nPin: release n=%s\nPin-Priority: %s\n' "$codename" "$pin" \
+    >"/etc/apt/preferences.d/lpm-$name"
   rm -f "$LPM_CACHE/.apt-updated"
-fi
-
-if [[ ! -f /etc/apt/sources.list.d/lpm-unstable.sources ]]; then
-  log "apt: adding the unstable suite with pin priority 40"
-  cat >/etc/apt/sources.list.d/lpm-unstable.sources <<'SRC'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: unstable
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  cat >/etc/apt/preferences.d/lpm-unstable <<'PIN'
-Package: *
-Pin: release n=sid
-Pin-Priority: 40
-PIN
-  rm -f "$LPM_CACHE/.apt-updated"
-fi
+}
+add_suite trixie trixie trixie 50
+add_suite unstable unstable sid 40
 
 missing=()
 for p in "${PACKAGES[@]}"; do
