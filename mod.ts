@@ -18,4 +18,4 @@ export * as controllers from "./controllers/mod.ts";
 export * as agent from "./agent/mod.ts";
 export * as storage from "./storage/mod.ts";
 export * as oci from "./oci/mod.ts";
-export * as archive from "./agent/archive/mod.ts";
+export * as archive from "./archive/mod.ts";

@@ -5,9 +5,9 @@
  * agent to name its node refuses an agent whose certificate names another.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { Pki } from "../tests/harness/pki.ts";
-import { FakeDriver, startTestServer, type TestCerts } from "./_testing.ts";
-import { AgentClient, GrpcAgentConnector } from "./client.ts";
+import { Pki } from "../localenv/pki.ts";
+import { FakeDriver, startTestServer, type TestCerts } from "../testing/agent.ts";
+import { AgentClient, GrpcAgentConnector } from "../contract/client.ts";
 import { createLocalStore } from "../storage/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type KubeHttp, kubeHttp, loadKubeConfig } from "./_kube_http.ts";
+import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { type AgentSecurity, jsonLogger, type Logger, startAgentServer } from "./server.ts";
 import type { ImagePublisher, VolumeCarrier } from "./pipeline.ts";
 import { createKubeletDriver, type KubeletDriver } from "./runtime/kubelet.ts";
@@ -22,7 +22,7 @@ import type { CheckpointDriver } from "./runtime/_types.ts";
 import { resolveStorageClass } from "./storage_class.ts";
 import { prepareImage } from "./prepare.ts";
 import { createDockerDriver } from "./runtime/docker.ts";
-import { readArchiveStats } from "./archive/mod.ts";
+import { readArchiveStats } from "../archive/mod.ts";
 import { createImagePublisher } from "./image_push.ts";
 import { createOciImagePublisher } from "./image_oci.ts";
 import { createVolumeCarrier } from "./volumes.ts";

@@ -5,16 +5,20 @@
  * The process entry point is `main.ts` (`deno task agent`).
  * @module
  */
-export { AgentClient, GrpcAgentConnector, toOperationStatus } from "./client.ts";
-export type { AgentClientOptions, ClientSecurity, GrpcAgentConnectorOptions } from "./client.ts";
+export { AgentClient, GrpcAgentConnector, toOperationStatus } from "../contract/client.ts";
+export type {
+  AgentClientOptions,
+  ClientSecurity,
+  GrpcAgentConnectorOptions,
+} from "../contract/client.ts";
 export {
   AGENT_LABEL,
   AGENT_NAMESPACE,
   AGENT_PORT,
   parseOverrides,
   resolveAgent,
-} from "./discovery.ts";
-export type { AgentPod, PodLister, ResolveAgentOptions } from "./discovery.ts";
+} from "../contract/discovery.ts";
+export type { AgentPod, PodLister, ResolveAgentOptions } from "../contract/discovery.ts";
 export { AGENT_VERSION, jsonLogger, startAgentServer } from "./server.ts";
 export type {
   AgentSecurity,
@@ -45,8 +49,8 @@ export {
   DEFAULT_SERVER_NAME,
   identityOf,
   isAllowed,
-} from "./tls.ts";
-export type { PeerIdentity, TlsFiles } from "./tls.ts";
+} from "../contract/tls.ts";
+export type { PeerIdentity, TlsFiles } from "../contract/tls.ts";
 export { createKubeletDriver, kubeletHint } from "./runtime/kubelet.ts";
 export type { KubeletAccess, KubeletDriverOptions } from "./runtime/kubelet.ts";
 export { selectDriver } from "./runtime/select.ts";

@@ -8,7 +8,7 @@
  * as its own phase, not inside the restore).
  * @module
  */
-import type { PrepareRestoreRequestMsg } from "./_proto.ts";
+import type { PrepareRestoreRequestMsg } from "../contract/proto.ts";
 import { criPullImage } from "./cri_image.ts";
 
 /** The parts of an image reference. */

@@ -17,7 +17,7 @@ import {
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
   type StorageClassRefMsg,
-} from "./_proto.ts";
+} from "../contract/proto.ts";
 import {
   isFinal,
   type Operation,
@@ -37,7 +37,13 @@ import type { CheckpointDriver } from "./runtime/_types.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
 import { hostArchitecture } from "../oci/platform.ts";
-import { createServerTls, describeIdentity, identityOf, isAllowed, type TlsFiles } from "./tls.ts";
+import {
+  createServerTls,
+  describeIdentity,
+  identityOf,
+  isAllowed,
+  type TlsFiles,
+} from "../contract/tls.ts";
 
 /** Agent version reported by Health and recorded in metadata. */
 export const AGENT_VERSION = "0.1.0";

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
-import { agentService } from "./_proto.ts";
+import { agentService } from "../contract/proto.ts";
 import { createLocalStore } from "../storage/mod.ts";
 import {
   clientWith,
@@ -9,7 +9,7 @@ import {
   makeTestCerts,
   startTestServer,
   type TestCerts,
-} from "./_testing.ts";
+} from "../testing/agent.ts";
 import type { AgentServer } from "./server.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import type { ResolvedClass } from "./pipeline.ts";
@@ -251,7 +251,7 @@ Deno.test({
     await Deno.copyFile(certs.server.cert, files.cert);
     await Deno.copyFile(certs.server.key, files.key);
     await Deno.copyFile(certs.server.ca, files.ca);
-    const { Pki } = await import("../tests/harness/pki.ts");
+    const { Pki } = await import("../localenv/pki.ts");
     const newCa = await Pki.create(`${certs.dir}/new-ca`, "rotated-ca");
     const newCtl = await newCa.issue("controller", { cn: "lpm-controller", usage: ["client"] });
     const newClientFiles = { cert: newCtl.cert, key: newCtl.key, ca: certs.server.ca };
@@ -275,7 +275,7 @@ Deno.test({
       // Rotate: the client CA is now the new CA (written atomically, like the kubelet does).
       await Deno.copyFile(newCa.ca.cert, `${files.ca}.new`);
       await Deno.rename(`${files.ca}.new`, files.ca);
-      const { waitFor } = await import("../tests/harness/mod.ts");
+      const { waitFor } = await import("../localenv/mod.ts");
       await waitFor(() => reloads.includes("TLS certificates reloaded"), {
         what: "the TLS reload",
         timeoutMs: 10_000,

@@ -11,8 +11,8 @@
  */
 import { API_VERSION, type CheckpointStorageClassSpec } from "../api/mod.ts";
 import { createStore, decodeSecretData } from "../storage/mod.ts";
-import type { KubeHttp } from "./_kube_http.ts";
-import type { StorageClassRefMsg } from "./_proto.ts";
+import type { KubeHttp } from "../kube/config.ts";
+import type { StorageClassRefMsg } from "../contract/proto.ts";
 import type { RegistrySettings, ResolvedClass } from "./pipeline.ts";
 import { insecureRegistryRefusal } from "../oci/mod.ts";
 

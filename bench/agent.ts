@@ -7,7 +7,7 @@
  * data (incompressible, like CRIU page images mostly are).
  * @module
  */
-import { startEnvironment } from "../tests/harness/mod.ts";
+import { startEnvironment } from "../localenv/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createOciImagePublisher } from "../agent/image_oci.ts";
 import type { ImagePublisher } from "../agent/pipeline.ts";

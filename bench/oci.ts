@@ -8,7 +8,7 @@
  *       `tar | gzip` and `tar | zstd` of the same archive.
  * @module
  */
-import { startEnvironment } from "../tests/harness/mod.ts";
+import { startEnvironment } from "../localenv/mod.ts";
 import { buildCheckpointImage, pullImage, pushImage } from "../oci/mod.ts";
 
 async function sh(script: string): Promise<void> {

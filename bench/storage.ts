@@ -30,10 +30,10 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { startEnvironment } from "../tests/harness/mod.ts";
+import { startEnvironment } from "../localenv/mod.ts";
 import { createStore, fetchToFile, storeFile } from "../storage/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
-import { bucketClassSpec, type S3ServerInfo } from "../storage/_fixtures.ts";
+import { bucketClassSpec, type S3ServerInfo } from "../testing/storage_fixtures.ts";
 
 const MIB = 1 << 20;
 const ALL = ["local", "pvc", "s3", "minio"] as const;

@@ -8,9 +8,9 @@
  */
 import type * as k8s from "@kubernetes/client-node";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
-import type { LpmClient } from "../controllers/lpm_client.ts";
-import { GrpcAgentConnector } from "../agent/client.ts";
-import type { TlsFiles } from "../agent/tls.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
+import { GrpcAgentConnector } from "../contract/client.ts";
+import type { TlsFiles } from "../contract/tls.ts";
 
 /** Label of a ContainerCheckpoint naming its PodCheckpoint (controllers/pod_checkpoint.ts). */
 const POD_CHECKPOINT_LABEL = "lpm.my.domain/pod-checkpoint";

@@ -9,9 +9,9 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
-import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
-import { kubeconfigPath, parseArgs } from "./_args.ts";
-import { Progress } from "./_progress.ts";
+import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
+import { kubeconfigPath, parseArgs } from "../base/args.ts";
+import { Progress } from "./progress.ts";
 
 const USAGE = `usage: deno task migrate <pod> --to <node> [-n <namespace>] [--storage-class <class>]
                           [--name <migration name>] [--timeout <seconds>] [--keep-source]

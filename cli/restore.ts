@@ -17,7 +17,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodRestore, PodRestoreSpec } from "../api/mod.ts";
-import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
+import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
 import {
   CRIU,
   describeCheckpointImage,
@@ -26,8 +26,8 @@ import {
   readLayoutTarball,
   RegistryClient,
 } from "../oci/mod.ts";
-import { kubeconfigPath, parseArgs } from "./_args.ts";
-import { Progress } from "./_progress.ts";
+import { kubeconfigPath, parseArgs } from "../base/args.ts";
+import { Progress } from "./progress.ts";
 
 const USAGE = `usage: deno task restore --from <ref> [--context <context>] [--kubeconfig <path>]
                           [--node <node>] [-n <namespace>] [--name <pod name>] [--storage-class <class>]

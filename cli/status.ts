@@ -4,14 +4,14 @@
  * `--logs <migration>` prints the CRIU logs the node agents kept instead.
  * @module
  */
-import { formatBytes } from "./_progress.ts";
+import { formatBytes } from "./progress.ts";
 import * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodCheckpoint, PodMigration } from "../api/mod.ts";
-import { apiMessage, LpmClient } from "../controllers/lpm_client.ts";
-import { kubeconfigPath, parseArgs } from "./_args.ts";
+import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
+import { kubeconfigPath, parseArgs } from "../base/args.ts";
 import { timingSummary } from "./migrate.ts";
 import { logSources, printLogs, readLocalEnvironment } from "./_logs.ts";
-import { parseOverrides } from "../agent/discovery.ts";
+import { parseOverrides } from "../contract/discovery.ts";
 
 const USAGE = `usage: deno task status [-n <namespace> | -A] [--kubeconfig <path>]
        deno task status --logs <migration> [-n <namespace>] [--kubeconfig <path>]

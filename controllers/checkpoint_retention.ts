@@ -28,9 +28,9 @@ import { collectGarbage } from "../storage/mod.ts";
 import { parseReference } from "../oci/mod.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { isTerminal } from "./_status.ts";
-import { apiMessage, apiStatus } from "./lpm_client.ts";
+import { apiMessage, apiStatus } from "../kube/lpm_client.ts";
 import {
   deleteImages,
   imagesInMetadata,

@@ -7,16 +7,16 @@
  * @module
  */
 import type { ContainerCheckpoint } from "../api/mod.ts";
-import { apiMessage, apiStatus, ensureFinalizer } from "./lpm_client.ts";
+import { apiMessage, apiStatus, ensureFinalizer } from "../kube/lpm_client.ts";
 import {
   CC_FINALIZER,
   reconcileContainerCheckpointDelete,
   standalone,
 } from "./container_checkpoint_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import type { OperationStatus } from "./agent_connector.ts";
+import type { OperationStatus } from "../contract/agent.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
 

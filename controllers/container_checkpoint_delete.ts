@@ -8,9 +8,9 @@
  * @module
  */
 import type { CheckpointStorageClass, ContainerCheckpoint } from "../api/mod.ts";
-import { removeFinalizer } from "./lpm_client.ts";
+import { removeFinalizer } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { openClassData, removeCheckpoint } from "./checkpoint_data.ts";
 import { PC_FINALIZER } from "./pod_checkpoint_delete.ts";
 

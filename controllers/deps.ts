@@ -1,8 +1,8 @@
 /** What every lpm reconciler is built from. @module */
 import * as k8s from "@kubernetes/client-node";
-import "./runtime/kube_http1.ts";
-import { LpmClient } from "./lpm_client.ts";
-import type { AgentConnector } from "./agent_connector.ts";
+import "../kube/http1.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
+import type { AgentConnector } from "../contract/agent.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import type { ControllerMetrics } from "./runtime/metrics.ts";
 

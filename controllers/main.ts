@@ -14,11 +14,11 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import { GrpcAgentConnector } from "../agent/client.ts";
-import { parseOverrides } from "../agent/discovery.ts";
-import { parseArgs } from "../cli/_args.ts";
+import { GrpcAgentConnector } from "../contract/client.ts";
+import { parseOverrides } from "../contract/discovery.ts";
+import { parseArgs } from "../base/args.ts";
 import { startManager } from "./manager.ts";
-import { Logger } from "./runtime/log.ts";
+import { Logger } from "../base/log.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]

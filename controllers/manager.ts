@@ -6,13 +6,13 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import type { AgentConnector } from "./agent_connector.ts";
+import type { AgentConnector } from "../contract/agent.ts";
 import { newReconcilerDeps, type ReconcilerDeps } from "./deps.ts";
-import type { LpmPlural } from "./lpm_client.ts";
+import type { LpmPlural } from "../kube/lpm_client.ts";
 import { Controller, keyOf } from "./runtime/controller.ts";
 import { Informer, type KubeObject } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader_election.ts";
-import { Logger } from "./runtime/log.ts";
+import { Logger } from "../base/log.ts";
 import { type ControllerMetrics, newControllerMetrics } from "./runtime/metrics.ts";
 import { type HealthServer, serveHealth } from "./runtime/health_server.ts";
 import { containerCheckpointReconciler } from "./container_checkpoint.ts";

@@ -16,7 +16,7 @@ export type {
   OperationPhase,
   OperationStatus,
   PrepareRestoreRequest,
-} from "./agent_connector.ts";
+} from "../contract/agent.ts";
 export {
   apiMessage,
   apiStatus,
@@ -24,8 +24,8 @@ export {
   LPM_GROUP,
   LPM_VERSION,
   LpmClient,
-} from "./lpm_client.ts";
-export type { LpmObject, LpmPlural } from "./lpm_client.ts";
+} from "../kube/lpm_client.ts";
+export type { LpmObject, LpmPlural } from "../kube/lpm_client.ts";
 export { PM_FINALIZER, podMigrationReconciler } from "./pod_migration.ts";
 export { podCheckpointReconciler } from "./pod_checkpoint.ts";
 export { containerCheckpointReconciler } from "./container_checkpoint.ts";
@@ -43,6 +43,6 @@ export { WorkQueue } from "./runtime/workqueue.ts";
 export { Informer } from "./runtime/informer.ts";
 export { LeaderElector } from "./runtime/leader_election.ts";
 export { EventRecorder } from "./runtime/events.ts";
-export { Logger } from "./runtime/log.ts";
+export { Logger } from "../base/log.ts";
 export { newControllerMetrics } from "./runtime/metrics.ts";
-export { kubeHttp } from "./runtime/kube_http.ts";
+export { kubeHttp } from "../kube/http.ts";

@@ -17,15 +17,15 @@
  * @module
  */
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
-import { apiStatus, controllerRef, ensureFinalizer } from "./lpm_client.ts";
+import { apiStatus, controllerRef, ensureFinalizer } from "../kube/lpm_client.ts";
 import { PC_FINALIZER, reconcilePodCheckpointDelete } from "./pod_checkpoint_delete.ts";
 import { defaultClassName } from "./default_class.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { controlFreeze, DEFAULT_FREEZE_DEADLINE_S, freezePod, isoOf } from "./pod_freeze.ts";
-import type { FreezeRef } from "./agent_connector.ts";
+import type { FreezeRef } from "../contract/agent.ts";
 
 type Status = NonNullable<PodCheckpoint["status"]>;
 

@@ -5,7 +5,7 @@
  * nobody renews the freeze before its deadline.
  * @module
  */
-import type { FreezeRef, FreezeStatus, NodeAgent } from "./agent_connector.ts";
+import type { FreezeRef, FreezeStatus, NodeAgent } from "../contract/agent.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 
 /** Default seconds after which an unrenewed freeze is thawed by the agent. */

@@ -8,12 +8,13 @@
  */
 import type { PodMigration } from "../api/mod.ts";
 import { sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
-import { apiStatus, ensureFinalizer, removeFinalizer } from "./lpm_client.ts";
+import { apiStatus, ensureFinalizer, removeFinalizer } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { isTerminal } from "./_status.ts";
-import { type MigrationStatus, runPhase } from "./pod_migration_phases.ts";
+import { runPhase } from "./pod_migration_phases.ts";
+import type { MigrationStatus } from "./pod_migration_status.ts";
 
 /** Finalizer that lets an interrupted migration clean up its restored pod. */
 export const PM_FINALIZER = "lpm.my.domain/podmigration";

@@ -8,9 +8,16 @@
  * @module
  */
 import type { PodCheckpoint, PodMigration } from "../api/mod.ts";
-import type { FreezeRef, FreezeStatus } from "./agent_connector.ts";
+import type { FreezeRef, FreezeStatus } from "../contract/agent.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { controlFreeze, DEFAULT_FREEZE_DEADLINE_S, type FreezeAction } from "./pod_freeze.ts";
+import {
+  cond,
+  getCondition,
+  MigrationFailure,
+  type MigrationStatus,
+  PM_CONDITIONS,
+} from "./pod_migration_status.ts";
 
 /** The PodMigration status as the reconciler edits it. */
 type Status = NonNullable<PodMigration["status"]>;
@@ -56,4 +63,31 @@ export async function sourceFreezeAction(
 /** Describes a freeze state that is not "frozen" for a failure message. */
 export function notFrozenReason(f: FreezeStatus): string {
   return `its node's agent reports the freeze "${f.state}"${f.message ? ` (${f.message})` : ""}`;
+}
+
+/**
+ * Renews the source's freeze; fails the migration when the source is no
+ * longer frozen (its agent's deadline thawed it: it ran past the checkpoint).
+ */
+export async function renewSourceFreeze(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+): Promise<void> {
+  if (getCondition(status, PM_CONDITIONS.sourceFrozen)?.status !== "True") return;
+  const freeze = await sourceFreeze(deps, pm, status);
+  if (!freeze) return;
+  const s = await sourceFreezeAction(deps, freeze, "EXTEND", pm);
+  if (s.state === "frozen" || s.state === "confirmed") return;
+  cond(status, pm, deps.now(), {
+    type: PM_CONDITIONS.sourceFrozen,
+    status: "False",
+    reason: "DeadlineThawed",
+    message: `Source pod "${pm.spec.podName}" is no longer frozen: ${notFrozenReason(s)}`,
+  });
+  deps.events.normal(pm, "SourceThawed", `Source pod "${pm.spec.podName}" thawed by its agent`);
+  throw new MigrationFailure(
+    "SourceThawed",
+    `The source ran again before hand-over (${notFrozenReason(s)}): its checkpoint is stale`,
+  );
 }

@@ -13,11 +13,11 @@ import type {
   PodCheckpoint,
   PodMigration,
 } from "../api/mod.ts";
-import { apiMessage, apiStatus, controllerRef } from "./lpm_client.ts";
+import { apiMessage, apiStatus, controllerRef } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
-import { type Condition, phaseTime, setCondition, setPhase } from "./_status.ts";
+import type { Logger } from "../base/log.ts";
+import { phaseTime, setPhase } from "./_status.ts";
 import {
   nodeReady,
   runtimeSupport,
@@ -25,34 +25,19 @@ import {
   unsupportedReason,
 } from "./restored_pod.ts";
 import { stepRestoring } from "./pod_migration_restore.ts";
-import { notFrozenReason, sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
+import { renewSourceFreeze, sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
+import {
+  cond,
+  getCondition,
+  MigrationFailure,
+  type MigrationStatus,
+  PM_CONDITIONS,
+} from "./pod_migration_status.ts";
 import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
-import { agentHealthWithin } from "./agent_connector.ts";
+import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 
-/** The PodMigration status as the reconciler edits it. */
-export type MigrationStatus = NonNullable<PodMigration["status"]>;
-
-/** Condition types the PodMigration reconciler owns. */
-export const PM_CONDITIONS = {
-  validated: "Validated",
-  sourceFrozen: "SourceFrozen",
-  checkpointed: "Checkpointed",
-  transferred: "Transferred",
-  restored: "Restored",
-  sourceDeleted: "SourceDeleted",
-  succeeded: "Succeeded",
-} as const;
-
 const DEFAULT_TIMEOUT_S = 600;
-
-/** A failure that ends the migration, with a machine reason and a message for people. */
-export class MigrationFailure extends Error {
-  /** Creates the failure. */
-  constructor(readonly reason: string, message: string) {
-    super(message);
-  }
-}
 
 /** Runs the step of the current phase. */
 export async function runPhase(
@@ -87,19 +72,6 @@ export async function runPhase(
     if (!(err instanceof MigrationFailure)) throw err;
     await failMigration(deps, pm, status, err, log);
   }
-}
-
-/** Sets a condition this reconciler owns, stamped with the object's generation. */
-export function cond(
-  status: MigrationStatus,
-  pm: PodMigration,
-  now: Date,
-  c: Omit<Condition, "lastTransitionTime">,
-) {
-  setCondition((status.conditions ??= []) as Condition[], {
-    observedGeneration: pm.metadata?.generation,
-    ...c,
-  }, now);
 }
 
 /** Marks the migration Failed, removing a restored pod that is not serving. */
@@ -485,38 +457,6 @@ async function stepTransferring(
     message: `Checkpoint images are on node "${pm.spec.targetNode}"`,
   });
   setPhase(status, "Restoring", now);
-}
-
-/** The condition of `type`, if set. */
-export function getCondition(status: MigrationStatus, type: string): Condition | undefined {
-  return (status.conditions as Condition[] | undefined)?.find((c) => c.type === type);
-}
-
-/**
- * Renews the source's freeze; fails the migration when the source is no
- * longer frozen (its agent's deadline thawed it: it ran past the checkpoint).
- */
-export async function renewSourceFreeze(
-  deps: ReconcilerDeps,
-  pm: PodMigration,
-  status: MigrationStatus,
-): Promise<void> {
-  if (getCondition(status, PM_CONDITIONS.sourceFrozen)?.status !== "True") return;
-  const freeze = await sourceFreeze(deps, pm, status);
-  if (!freeze) return;
-  const s = await sourceFreezeAction(deps, freeze, "EXTEND", pm);
-  if (s.state === "frozen" || s.state === "confirmed") return;
-  cond(status, pm, deps.now(), {
-    type: PM_CONDITIONS.sourceFrozen,
-    status: "False",
-    reason: "DeadlineThawed",
-    message: `Source pod "${pm.spec.podName}" is no longer frozen: ${notFrozenReason(s)}`,
-  });
-  deps.events.normal(pm, "SourceThawed", `Source pod "${pm.spec.podName}" thawed by its agent`);
-  throw new MigrationFailure(
-    "SourceThawed",
-    `The source ran again before hand-over (${notFrozenReason(s)}): its checkpoint is stale`,
-  );
 }
 
 /** Dump and upload figures from the ContainerCheckpoints of a frozen checkpoint. */

@@ -12,10 +12,10 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import type { CarriedVolumes, PodCheckpoint, PodMigration } from "../api/mod.ts";
-import { apiStatus } from "./lpm_client.ts";
+import { apiStatus } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { type Condition, phaseTime, setPhase } from "./_status.ts";
 import {
   buildRestoredPod,
@@ -28,10 +28,14 @@ import {
   MigrationFailure,
   type MigrationStatus,
   PM_CONDITIONS,
+} from "./pod_migration_status.ts";
+import {
+  notFrozenReason,
   renewSourceFreeze,
-} from "./pod_migration_phases.ts";
-import { notFrozenReason, sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
-import { askAgentWithin } from "./agent_connector.ts";
+  sourceFreeze,
+  sourceFreezeAction,
+} from "./pod_migration_freeze.ts";
+import { askAgentWithin } from "../contract/agent.ts";
 
 const BAD_WAITING = new Set([
   "ErrImagePull",

@@ -12,10 +12,10 @@
  */
 import type * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
-import { apiMessage, apiStatus } from "./lpm_client.ts";
+import { apiMessage, apiStatus } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition, setPhase } from "./_status.ts";
 import {
   buildRestoredPod,
@@ -24,7 +24,7 @@ import {
   RESTORED_FROM_ANNOTATION,
 } from "./restored_pod.ts";
 import { incompatibility } from "./pod_restore_compat.ts";
-import { agentHealthWithin } from "./agent_connector.ts";
+import { agentHealthWithin } from "../contract/agent.ts";
 import { describeSource, RestoreFailure } from "./pod_restore_sources.ts";
 import { namespaceRefusal, podSpecRefusal } from "./pod_restore_policy.ts";
 

@@ -9,11 +9,11 @@
 import type { CheckpointStorageClass } from "../api/mod.ts";
 import { decodeSecretData, defaultClassConflicts, validateStorageClass } from "../storage/mod.ts";
 import { insecureRegistryRefusal } from "../oci/mod.ts";
-import { apiMessage, apiStatus, ensureFinalizer } from "./lpm_client.ts";
+import { apiMessage, apiStatus, ensureFinalizer } from "../kube/lpm_client.ts";
 import { CLASS_FINALIZER, reconcileClassDelete } from "./storage_class_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
-import type { Logger } from "./runtime/log.ts";
+import type { Logger } from "../base/log.ts";
 import { type Condition, setCondition } from "./_status.ts";
 
 type Status = NonNullable<CheckpointStorageClass["status"]>;

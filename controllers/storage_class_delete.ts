@@ -15,7 +15,7 @@ import type {
   PodMigration,
   PodRestore,
 } from "../api/mod.ts";
-import { removeFinalizer } from "./lpm_client.ts";
+import { removeFinalizer } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import { isTerminal } from "./_status.ts";

@@ -5,7 +5,7 @@
  * the checkpoint annotations. One streaming pass over the archive.
  * @module
  */
-import { readArchive } from "../agent/archive/mod.ts";
+import { readArchive } from "../archive/mod.ts";
 import { checkpointAnnotations } from "./annotations.ts";
 import { compressStream } from "./compress.ts";
 import { DigestStream, fileStream } from "./digest.ts";

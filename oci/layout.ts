@@ -5,7 +5,7 @@
  * their digest, so a blob path always holds complete, verified content.
  * @module
  */
-import { extractTar } from "../agent/archive/mod.ts";
+import { extractTar } from "../archive/mod.ts";
 import {
   boundedInflate,
   ConfinementError,

@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { collectGarbage, parseGoDuration } from "./gc.ts";
-import { openFsFixture } from "./_fixtures.ts";
-import { streamOf } from "./_conformance.ts";
+import { openFsFixture } from "../testing/storage_fixtures.ts";
+import { streamOf } from "../testing/storage_conformance.ts";
 
 Deno.test("parseGoDuration reads Go durations", () => {
   assertEquals(parseGoDuration("72h"), 72 * 3_600_000);

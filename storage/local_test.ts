@@ -1,4 +1,4 @@
-import { registerConformance } from "./_conformance.ts";
-import { openFsFixture } from "./_fixtures.ts";
+import { registerConformance } from "../testing/storage_conformance.ts";
+import { openFsFixture } from "../testing/storage_fixtures.ts";
 
 registerConformance({ name: "local", open: () => openFsFixture("local") });

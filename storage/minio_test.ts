@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
-import { requirePart } from "../tests/env.ts";
-import { drain, generatedStream, registerConformance } from "./_conformance.ts";
-import { bucketClassSpec, openBucketFixture } from "./_fixtures.ts";
+import { requirePart } from "../testing/env.ts";
+import { drain, generatedStream, registerConformance } from "../testing/storage_conformance.ts";
+import { bucketClassSpec, openBucketFixture } from "../testing/storage_fixtures.ts";
 import { createStore } from "./factory.ts";
 
 registerConformance({

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
-import { registerConformance, streamOf } from "./_conformance.ts";
-import { openFsFixture } from "./_fixtures.ts";
+import { registerConformance, streamOf } from "../testing/storage_conformance.ts";
+import { openFsFixture } from "../testing/storage_fixtures.ts";
 import { createPvcStore } from "./pvc.ts";
 import { StorageError } from "./errors.ts";
 

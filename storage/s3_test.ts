@@ -1,8 +1,8 @@
 import { assertEquals } from "@std/assert";
-import { requirePart } from "../tests/env.ts";
+import { requirePart } from "../testing/env.ts";
 import { isPlainHttpLoopback } from "./_endpoint.ts";
-import { registerConformance } from "./_conformance.ts";
-import { openBucketFixture } from "./_fixtures.ts";
+import { registerConformance } from "../testing/storage_conformance.ts";
+import { openBucketFixture } from "../testing/storage_fixtures.ts";
 
 registerConformance({ name: "s3", open: () => openBucketFixture("s3", requirePart("minio")) });
 

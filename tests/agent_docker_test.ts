@@ -11,14 +11,14 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import Docker from "dockerode";
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { requirePart } from "./env.ts";
-import { buildBusyboxRootfsTar, counterScript, minioS3Client, waitFor } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { buildBusyboxRootfsTar, counterScript, minioS3Client, waitFor } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
-import { readArchiveStats } from "../agent/archive/mod.ts";
+import { readArchiveStats } from "../archive/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { startAgentServer } from "../agent/server.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
-import { clientWith, makeTestCerts } from "../agent/_testing.ts";
+import { clientWith, makeTestCerts } from "../testing/agent.ts";
 
 async function importBusybox(docker: Docker): Promise<string> {
   const tag = `lpm-agent-test/busybox:${crypto.randomUUID().slice(0, 8)}`;

@@ -8,12 +8,12 @@
  * @module
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { requirePart } from "./env.ts";
+import { requirePart } from "../testing/env.ts";
 import { createLocalStore } from "../storage/mod.ts";
 import { runCheckpoint } from "../agent/pipeline.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createOciImagePublisher } from "../agent/image_oci.ts";
-import { FakeDriver } from "../agent/_testing.ts";
+import { FakeDriver } from "../testing/agent.ts";
 import type { ImagePublisher } from "../agent/pipeline.ts";
 
 const ACCEPT = { accept: "application/vnd.oci.image.manifest.v1+json" };

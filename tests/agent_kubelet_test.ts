@@ -12,19 +12,19 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { requirePart, testEnv } from "./env.ts";
-import { counterScript, kubectl, minioS3Client, waitFor } from "./harness/mod.ts";
-import type { NodeInfo } from "./harness/mod.ts";
-import { ctr } from "./harness/containerd.ts";
-import { kubeHttp, loadKubeConfig } from "../agent/_kube_http.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { counterScript, kubectl, minioS3Client, waitFor } from "../localenv/mod.ts";
+import type { NodeInfo } from "../localenv/mod.ts";
+import { ctr } from "../localenv/containerd.ts";
+import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
 import { startAgentServer } from "../agent/server.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { prepareImage } from "../agent/prepare.ts";
-import { readArchiveStats } from "../agent/archive/mod.ts";
-import { clientWith, makeTestCerts } from "../agent/_testing.ts";
-import type { AgentClient } from "../agent/client.ts";
+import { readArchiveStats } from "../archive/mod.ts";
+import { clientWith, makeTestCerts } from "../testing/agent.ts";
+import type { AgentClient } from "../contract/client.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 
@@ -303,7 +303,7 @@ Deno.test({
     const prefix = `agent-kill-${suffix}`;
     const certs = await makeTestCerts();
     const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
-    const { freePort } = await import("./harness/mod.ts");
+    const { freePort } = await import("../localenv/mod.ts");
     const port = await freePort();
     const spawn = () =>
       new Deno.Command(Deno.execPath(), {
@@ -446,7 +446,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "lpm-agent-direct-" });
     await Deno.copyFile(kube.caCert, `${dir}/ca.crt`);
     await Deno.copyFile(kube.caKey, `${dir}/ca.key`);
-    const { Pki } = await import("./harness/mod.ts");
+    const { Pki } = await import("../localenv/mod.ts");
     const pki = await Pki.open(dir);
     // Two identities: the kubelet caches authorization answers (30 s for a denial),
     // so the refused one and the allowed one are different users.

@@ -7,8 +7,8 @@
  * @module
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { kubectl } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { kubectl } from "../localenv/mod.ts";
 
 const DIR = new URL("../config/agent/", import.meta.url).pathname;
 const SA = "system:serviceaccount:lpm-system:lpm-agent";

@@ -7,9 +7,9 @@
  * @module
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { kubectl } from "./harness/mod.ts";
-import { kubeHttp, loadKubeConfig } from "../agent/_kube_http.ts";
+import { requirePart } from "../testing/env.ts";
+import { kubectl } from "../localenv/mod.ts";
+import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 
 Deno.test({

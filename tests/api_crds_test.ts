@@ -9,7 +9,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { isDeepStrictEqual } from "node:util";
 import { parseAllDocuments } from "yaml";
-import { kubectl, startEnvironment, waitFor } from "./harness/mod.ts";
+import { kubectl, startEnvironment, waitFor } from "../localenv/mod.ts";
 import { FULL_OBJECTS, KIND_DEFINITIONS, KINDS, PROVIDERS } from "../api/mod.ts";
 
 /**

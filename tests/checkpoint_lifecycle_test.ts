@@ -8,12 +8,12 @@
  * lpm's store.
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
-import { requirePart, testEnv } from "./env.ts";
-import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
 import type { CheckpointStorageClass, ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -4,8 +4,8 @@
  * ServiceAccount).
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { kubectl, tool } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { kubectl, tool } from "../localenv/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SA = "system:serviceaccount:lpm-system:lpm-controller";

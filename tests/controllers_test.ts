@@ -5,7 +5,7 @@
  * reports pod status. The same flow on real nodes is in tests/e2e_*.
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import {
   assert,
   assertArrayIncludes,
@@ -13,11 +13,11 @@ import {
   assertExists,
   assertStringIncludes,
 } from "@std/assert";
-import { createNamespace, startEnvironment, waitFor } from "./harness/mod.ts";
-import { ScriptedAgents } from "./scripted_agent.ts";
+import { createNamespace, startEnvironment, waitFor } from "../localenv/mod.ts";
+import { ScriptedAgents } from "../testing/scripted_agent.ts";
 import { startManager } from "../controllers/manager.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
-import { Logger } from "../controllers/runtime/log.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
+import { Logger } from "../base/log.ts";
 import type {
   CheckpointStorageClass,
   ContainerCheckpoint,

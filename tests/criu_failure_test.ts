@@ -9,12 +9,12 @@
  * (GetOperationLog) and the CLI (`deno task status --logs`).
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "./env.ts";
-import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
-import { AgentClient } from "../agent/client.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
+import { AgentClient } from "../contract/client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 
 const REPO = new URL("../", import.meta.url).pathname.replace(/\/$/, "");

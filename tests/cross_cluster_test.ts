@@ -15,12 +15,12 @@
  * agent reports, are refused with an Incompatible condition.
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { type Environment, startEnvironment } from "./harness/environment.ts";
-import { ctr } from "./harness/containerd.ts";
-import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
+import { type Environment, startEnvironment } from "../localenv/environment.ts";
+import { ctr } from "../localenv/containerd.ts";
+import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodCheckpoint, PodRestore } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
 import { describeCheckpointImage, pullImage, writeLayoutTarball } from "../oci/mod.ts";

@@ -12,16 +12,11 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { tool } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { tool } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
-import { readArchive } from "../agent/archive/mod.ts";
-import {
-  importBusybox,
-  logNumbers,
-  runTool,
-  startCounter,
-} from "../agent/runtime/_docker_testing.ts";
+import { readArchive } from "../archive/mod.ts";
+import { importBusybox, logNumbers, runTool, startCounter } from "../testing/docker.ts";
 
 Deno.test({
   name: "docker driver: checkpoint to a CRI-O archive (checkpointctl reads it), restore continues",

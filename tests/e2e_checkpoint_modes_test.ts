@@ -7,11 +7,11 @@
  * "nothing after the freeze" is read from the pod's own log, not assumed.
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater } from "@std/assert";
-import { requirePart, testEnv } from "./env.ts";
-import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
 import type { PodCheckpoint } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

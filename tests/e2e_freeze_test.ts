@@ -29,9 +29,9 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { testEnv } from "./env.ts";
+import { testEnv } from "../testing/env.ts";
 import {
   buildBusyboxRootfsTar,
   createMinioClass,
@@ -40,9 +40,9 @@ import {
   pushImage,
   startEnvironment,
   waitFor,
-} from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
-import { type KubeHttp, kubeHttp } from "../controllers/runtime/kube_http.ts";
+} from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
+import { type KubeHttp, kubeHttp } from "../kube/http.ts";
 import type { PodMigration } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

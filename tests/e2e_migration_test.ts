@@ -5,11 +5,11 @@
  * PodMigrations and keep their state.
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "./env.ts";
-import { createMinioClass, createNamespace, waitFor } from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
 

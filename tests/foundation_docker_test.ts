@@ -4,8 +4,8 @@
  */
 import Docker from "dockerode";
 import { assert, assertGreater } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { buildBusyboxRootfsTar, counterScript } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { buildBusyboxRootfsTar, counterScript } from "../localenv/mod.ts";
 
 async function logNumbers(c: Docker.Container): Promise<number[]> {
   const buf = await c.logs({ stdout: true, stderr: false, follow: false }) as unknown as Uint8Array;

@@ -4,8 +4,8 @@
  * kube-controller-manager deletes an owned object when its owner goes.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { kubectl, startEnvironment, waitFor } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { kubectl, startEnvironment, waitFor } from "../localenv/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

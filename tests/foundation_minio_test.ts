@@ -3,8 +3,8 @@ import { Buffer } from "node:buffer";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import * as Minio from "minio";
 import { assertEquals } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { minioS3Client } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { minioS3Client } from "../localenv/mod.ts";
 
 async function sha256Hex(data: Uint8Array): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);

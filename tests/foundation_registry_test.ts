@@ -4,7 +4,7 @@
  * by digest with identical bytes.
  */
 import { assertEquals } from "@std/assert";
-import { requirePart } from "./env.ts";
+import { requirePart } from "../testing/env.ts";
 
 const enc = new TextEncoder();
 

@@ -15,10 +15,10 @@
  */
 import { assert, assertEquals, assertGreaterOrEqual } from "@std/assert";
 import type * as k8s from "@kubernetes/client-node";
-import { requirePart, testEnv } from "./env.ts";
-import { counterScript, kubectl, tool, waitFor } from "./harness/mod.ts";
-import type { NodeInfo } from "./harness/mod.ts";
-import { kubeHttp, loadKubeConfig } from "../agent/_kube_http.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { counterScript, kubectl, tool, waitFor } from "../localenv/mod.ts";
+import type { NodeInfo } from "../localenv/mod.ts";
+import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
 import { connectContainerd, type ContainerdTasks } from "../agent/runtime/containerd_tasks.ts";
 import { createPodFreezer, type FrozenPod, type PodFreezer } from "../agent/runtime/freeze.ts";

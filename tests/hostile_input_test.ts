@@ -14,13 +14,13 @@ import {
   tarEntries,
   tarFileEntries,
   unpackArchive,
-} from "../agent/archive/mod.ts";
+} from "../archive/mod.ts";
 import {
   applyRootfsChanges,
   rootfsDiffPolicy,
   type RootfsTarget,
 } from "../agent/runtime/docker.ts";
-import { extractTar } from "../agent/archive/mod.ts";
+import { extractTar } from "../archive/mod.ts";
 import { ConfinementError } from "../confine/mod.ts";
 import {
   digestBytes,

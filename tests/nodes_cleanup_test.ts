@@ -6,7 +6,7 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import { counterScript, kubectl, startEnvironment, waitFor } from "./harness/mod.ts";
+import { counterScript, kubectl, startEnvironment, waitFor } from "../localenv/mod.ts";
 
 async function processesMentioning(text: string): Promise<string[]> {
   const found: string[] = [];

@@ -11,9 +11,9 @@
  * @module
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "./env.ts";
-import { counterScript, kubectl, pushImage, tool, waitFor } from "./harness/mod.ts";
-import type { NodeInfo } from "./harness/mod.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { counterScript, kubectl, pushImage, tool, waitFor } from "../localenv/mod.ts";
+import type { NodeInfo } from "../localenv/mod.ts";
 
 /** The environment's nodes, or an error saying how to get them (never a silent skip). */
 function requireNodes(count: number): { nodes: NodeInfo[]; busybox: string } {

@@ -5,7 +5,7 @@
  * tag appears), and an archive without `checkpoint/`.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { requirePart } from "./env.ts";
+import { requirePart } from "../testing/env.ts";
 import {
   buildCheckpointImage,
   credentialsFor,
@@ -16,8 +16,8 @@ import {
   RegistryClient,
   RegistryError,
 } from "../oci/mod.ts";
-import { CheckpointArchiveError } from "../agent/archive/mod.ts";
-import { runTool } from "../agent/runtime/_docker_testing.ts";
+import { CheckpointArchiveError } from "../archive/mod.ts";
+import { runTool } from "../testing/docker.ts";
 
 type Handler = (req: Request, url: URL) => Response | Promise<Response>;
 

@@ -7,8 +7,8 @@
  */
 import type Docker from "dockerode";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { tool } from "./harness/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import { tool } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
 import {
   buildCheckpointImage,
@@ -21,12 +21,7 @@ import {
   pushImage,
   RegistryClient,
 } from "../oci/mod.ts";
-import {
-  importBusybox,
-  logNumbers,
-  runTool,
-  startCounter,
-} from "../agent/runtime/_docker_testing.ts";
+import { importBusybox, logNumbers, runTool, startCounter } from "../testing/docker.ts";
 
 Deno.test({
   name:

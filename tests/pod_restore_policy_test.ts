@@ -8,13 +8,13 @@
  * controller would race the in-process manager.)
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { createNamespace, startEnvironment, waitFor } from "./harness/mod.ts";
-import { ScriptedAgents } from "./scripted_agent.ts";
+import { createNamespace, startEnvironment, waitFor } from "../localenv/mod.ts";
+import { ScriptedAgents } from "../testing/scripted_agent.ts";
 import { startManager } from "../controllers/manager.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
-import { Logger } from "../controllers/runtime/log.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
+import { Logger } from "../base/log.ts";
 import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
 

@@ -7,7 +7,7 @@
  *   deno task test storage/ oci/   only these paths (the environment still starts)
  * @module
  */
-import { type Environment, startEnvironment } from "./harness/environment.ts";
+import { type Environment, startEnvironment } from "../localenv/environment.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 

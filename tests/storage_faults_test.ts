@@ -6,10 +6,14 @@
  * already stored.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
-import { freePort, startEnvironment, tool, waitFor } from "./harness/mod.ts";
-import { requirePart } from "./env.ts";
-import { bucketClassSpec, openBucketFixture, type S3ServerInfo } from "../storage/_fixtures.ts";
-import { drain, generatedStream, randomBytes, streamOf } from "../storage/_conformance.ts";
+import { freePort, startEnvironment, tool, waitFor } from "../localenv/mod.ts";
+import { requirePart } from "../testing/env.ts";
+import {
+  bucketClassSpec,
+  openBucketFixture,
+  type S3ServerInfo,
+} from "../testing/storage_fixtures.ts";
+import { drain, generatedStream, randomBytes, streamOf } from "../testing/storage_conformance.ts";
 import { createStore, StorageError, validateStorageClass } from "../storage/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

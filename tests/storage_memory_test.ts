@@ -4,10 +4,10 @@
  * a child process whose peak RSS (VmHWM) must stay under 256 MiB.
  */
 import { assert, assertEquals } from "@std/assert";
-import { requirePart } from "./env.ts";
-import { bucketClassSpec, openBucketFixture } from "../storage/_fixtures.ts";
+import { requirePart } from "../testing/env.ts";
+import { bucketClassSpec, openBucketFixture } from "../testing/storage_fixtures.ts";
 
-const CHILD = new URL("../storage/_put_child.ts", import.meta.url).pathname;
+const CHILD = new URL("../testing/put_child.ts", import.meta.url).pathname;
 const SIZE = 2 * 1024 ** 3;
 const LIMIT_KIB = 256 * 1024;
 

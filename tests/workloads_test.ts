@@ -5,7 +5,7 @@
  * shared memory), a Python runtime with a few hundred MiB of heap and
  * threads, and a three-process Python program joined by a pipe and a shared
  * memory block. Every image is built by the project from Debian 12's packages
- * (tests/harness/workload_images.ts). Each program's state is read with its
+ * (localenv/workload_images.ts). Each program's state is read with its
  * own client (redis-cli, HTTP, the scripts' unix sockets) from the source just
  * before the migration and from the restored pod after it.
  *
@@ -32,17 +32,17 @@
  * not of real nodes).
  */
 import * as k8s from "@kubernetes/client-node";
-import "../controllers/runtime/kube_http1.ts";
+import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertGreaterOrEqual } from "@std/assert";
-import { requirePart, testEnv } from "./env.ts";
+import { requirePart, testEnv } from "../testing/env.ts";
 import {
   createMinioClass,
   createNamespace,
   kubectl,
   pushWorkloadImage,
   waitFor,
-} from "./harness/mod.ts";
-import { LpmClient } from "../controllers/lpm_client.ts";
+} from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -13,7 +13,7 @@ import {
   pathProblem,
   resolveInside,
 } from "../../confine/mod.ts";
-import { tarFileEntries } from "../archive/mod.ts";
+import { tarFileEntries } from "../../archive/mod.ts";
 
 async function run(cmd: string, args: string[], what: string): Promise<void> {
   const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();

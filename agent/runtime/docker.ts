@@ -15,8 +15,8 @@ import {
   packArchive,
   readArchive,
   unpackArchive,
-} from "../archive/mod.ts";
-import { parseCriuStats } from "../archive/stats.ts";
+} from "../../archive/mod.ts";
+import { parseCriuStats } from "../../archive/stats.ts";
 import type {
   CheckpointOptions,
   CheckpointResult,

@@ -4,7 +4,7 @@
  * Structurally equal to the agent's `_types.ts` `CheckpointDriver`.
  * @module
  */
-import type { CriuStats } from "../archive/mod.ts";
+import type { CriuStats } from "../../archive/mod.ts";
 
 /** Which container to checkpoint. */
 export interface ContainerRef {

@@ -8,7 +8,7 @@
  * the kubelet never does). Works for CRI-O and containerd 2.x nodes.
  * @module
  */
-import type { KubeHttp } from "../_kube_http.ts";
+import type { KubeHttp } from "../../kube/config.ts";
 import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
 import { criuVersion } from "./criu_version.ts";
 import {

@@ -6,7 +6,7 @@
  */
 import { WorkQueue, type WorkQueueOptions } from "./workqueue.ts";
 import type { ControllerMetrics } from "./metrics.ts";
-import { Logger } from "./log.ts";
+import { Logger } from "../../base/log.ts";
 
 /** What a reconcile asks for next: nothing, or another look after a delay. */
 export type ReconcileResult = { requeueAfterMs?: number } | void;

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { Controller, keyOf, splitKey, TerminalError } from "./controller.ts";
 import { newControllerMetrics } from "./metrics.ts";
-import { silentLogger } from "./log.ts";
+import { silentLogger } from "../../base/log.ts";
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;

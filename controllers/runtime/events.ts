@@ -6,7 +6,7 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import { Logger } from "./log.ts";
+import { Logger } from "../../base/log.ts";
 
 /** The object an event is about. */
 export interface EventTarget {

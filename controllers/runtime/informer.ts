@@ -10,7 +10,7 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import { type KubeHttp, kubeHttp } from "./kube_http.ts";
+import { type KubeHttp, kubeHttp } from "../../kube/http.ts";
 
 /** A Kubernetes object as the informer sees it. */
 export type KubeObject = k8s.KubernetesObject & { metadata?: k8s.V1ObjectMeta };

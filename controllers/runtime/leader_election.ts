@@ -7,7 +7,7 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import { Logger } from "./log.ts";
+import { Logger } from "../../base/log.ts";
 
 /**
  * A MicroTime as the API server parses it (six fractional digits); the

@@ -1,13 +1,13 @@
 /** The runtime against the real API server: informers, leader election, events. */
 import * as k8s from "@kubernetes/client-node";
-import "./kube_http1.ts";
+import "../../kube/http1.ts";
 import { assert, assertEquals } from "@std/assert";
-import { requirePart } from "../../tests/env.ts";
-import { waitFor } from "../../tests/harness/mod.ts";
+import { requirePart } from "../../testing/env.ts";
+import { waitFor } from "../../localenv/mod.ts";
 import { Informer } from "./informer.ts";
 import { LeaderElector } from "./leader_election.ts";
 import { EventRecorder } from "./events.ts";
-import { silentLogger } from "./log.ts";
+import { silentLogger } from "../../base/log.ts";
 
 function kubeConfig(): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();

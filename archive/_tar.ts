@@ -8,8 +8,8 @@
  * Paths are not judged here: callers pass members to a `MemberChecker`.
  * @module
  */
-import type { MemberKind } from "../../confine/mod.ts";
-import { LIMITS } from "../../confine/mod.ts";
+import type { MemberKind } from "../confine/mod.ts";
+import { LIMITS } from "../confine/mod.ts";
 
 /** One tar entry. */
 export interface TarEntry {

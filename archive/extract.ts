@@ -12,7 +12,7 @@ import {
   MemberChecker,
   type MemberPolicy,
   resolveInside,
-} from "../../confine/mod.ts";
+} from "../confine/mod.ts";
 import { tarEntries, type TarEntry, tarFileEntries, type TarReadOptions } from "./_tar.ts";
 
 /** Options of {@linkcode extractTar}. */

@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { formatBytes, Progress, renderLine } from "./_progress.ts";
+import { formatBytes, Progress, renderLine } from "./progress.ts";
 
 Deno.test("renderLine shows phase, bar, bytes and elapsed time", () => {
   const l = renderLine(

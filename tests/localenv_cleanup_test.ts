@@ -4,9 +4,9 @@
  * directory it made, even with a container running in its dockerd.
  */
 import { assert, assertEquals } from "@std/assert";
-import { isAlive } from "./_process.ts";
-import { waitFor } from "./_wait.ts";
-import type { EnvironmentInfo } from "./environment.ts";
+import { isAlive } from "../localenv/_process.ts";
+import { waitFor } from "../localenv/_wait.ts";
+import type { EnvironmentInfo } from "../localenv/info.ts";
 
 async function processesMentioning(paths: string[]): Promise<string[]> {
   const found: string[] = [];
@@ -29,7 +29,13 @@ Deno.test({
   async fn() {
     const state = await Deno.makeTempDir({ prefix: "lpm-state-" });
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./cli.ts", import.meta.url).pathname, "up", "--foreground"],
+      args: [
+        "run",
+        "-A",
+        new URL("../localenv/cli.ts", import.meta.url).pathname,
+        "up",
+        "--foreground",
+      ],
       env: { LPM_STATE_DIR: state },
       stdout: "null",
       stderr: "piped",
@@ -54,7 +60,7 @@ Deno.test({
       });
       try {
         const tar = await Deno.makeTempFile();
-        const { buildBusyboxRootfsTar } = await import("./images.ts");
+        const { buildBusyboxRootfsTar } = await import("../localenv/images.ts");
         await buildBusyboxRootfsTar(tar);
         const imp = await fetch("http://d/images/create?fromSrc=-&repo=cleanup&tag=t", {
           method: "POST",

@@ -12,19 +12,9 @@ import { Pki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { kubectl } from "./control_plane.ts";
 import { toolPath } from "./tools.ts";
-import type { EnvironmentInfo } from "./environment.ts";
+import type { EnvironmentInfo, LpmInfo } from "./info.ts";
 
-const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-
-/** What runs of lpm. */
-export interface LpmInfo {
-  /** One agent per node. */
-  agents: { node: string; address: string; pid: number; stateDir: string }[];
-  /** The controller manager. */
-  controller: { pid: number; healthPort: number };
-  /** mTLS material: the CA, the controller's client pair (for tests and CLIs that call agents). */
-  tls: { ca: string; controllerCert: string; controllerKey: string };
-}
+const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Starts agents for every node of `env` and the controller. */
 export async function startLpm(

@@ -5,11 +5,11 @@
  * The fake driver stands beside the real-driver tests, never instead of them.
  * @module
  */
-import { Pki } from "../tests/harness/pki.ts";
-import { AgentClient } from "./client.ts";
-import { type AgentServer, type AgentServerOptions, startAgentServer } from "./server.ts";
-import type { CheckpointDriver, CheckpointTarget } from "./runtime/_types.ts";
-import type { TlsFiles } from "./tls.ts";
+import { Pki } from "../localenv/pki.ts";
+import { AgentClient } from "../contract/client.ts";
+import { type AgentServer, type AgentServerOptions, startAgentServer } from "../agent/server.ts";
+import type { CheckpointDriver, CheckpointTarget } from "../agent/runtime/_types.ts";
+import type { TlsFiles } from "../contract/tls.ts";
 
 /** Certificates for mTLS tests. */
 export interface TestCerts {

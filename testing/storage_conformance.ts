@@ -13,10 +13,10 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { createHash } from "node:crypto";
-import type { CheckpointStore, ObjectInfo } from "./backend.ts";
-import { isStorageError, StorageError } from "./errors.ts";
-import type { CheckpointStorageClassSpec } from "./_class_spec.ts";
-import { fetchToFile, storeFile } from "./file_io.ts";
+import type { CheckpointStore, ObjectInfo } from "../storage/backend.ts";
+import { isStorageError, StorageError } from "../storage/errors.ts";
+import type { CheckpointStorageClassSpec } from "../storage/_class_spec.ts";
+import { fetchToFile, storeFile } from "../storage/file_io.ts";
 
 /** One isolated store under test (its own directory or bucket prefix). */
 export interface ConformanceFixture {
@@ -47,7 +47,7 @@ export interface ConformanceOptions {
 }
 
 const MIB = 1 << 20;
-const CHILD = new URL("./_put_child.ts", import.meta.url).pathname;
+const CHILD = new URL("./put_child.ts", import.meta.url).pathname;
 
 /** Random bytes of any length (getRandomValues fills at most 64 KiB at a time). */
 export function randomBytes(n: number): Uint8Array {

@@ -13,10 +13,11 @@
  * (endpoints, credentials, pids), `cluster.pid`, `cluster.log`.
  * @module
  */
-import { ALL_PARTS, type Part, startEnvironment } from "./environment.ts";
+import { startEnvironment } from "./environment.ts";
+import { ALL_PARTS, type Part } from "./info.ts";
 import { isAlive } from "./_process.ts";
 
-const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const STATE = Deno.env.get("LPM_STATE_DIR") ?? `${REPO_ROOT}/.lpm`;
 const PID_FILE = `${STATE}/cluster.pid`;
 const ENV_FILE = `${STATE}/env.json`;

@@ -13,11 +13,11 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import type { PodMigration } from "../api/mod.ts";
-import { apiMessage, apiStatus, LpmClient } from "../controllers/lpm_client.ts";
-import { type KubeHttp, kubeHttp } from "../controllers/runtime/kube_http.ts";
-import type { EnvironmentInfo } from "../tests/harness/environment.ts";
-import { followMigration, timingSummary } from "./migrate.ts";
-import { Progress } from "./_progress.ts";
+import { apiMessage, apiStatus, LpmClient } from "../kube/lpm_client.ts";
+import { type KubeHttp, kubeHttp } from "../kube/http.ts";
+import type { EnvironmentInfo } from "./info.ts";
+import { followMigration, timingSummary } from "../cli/migrate.ts";
+import { Progress } from "../cli/progress.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const STATE = Deno.env.get("LPM_STATE_DIR") ?? `${ROOT}/.lpm`;

@@ -12,7 +12,7 @@ import type {
   FreezeStatus,
   NodeAgent,
   OperationStatus,
-} from "../controllers/agent_connector.ts";
+} from "./agent.ts";
 import {
   agentService,
   type CheckpointRequestMsg,
@@ -24,7 +24,7 @@ import {
   type OperationMsg,
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
-} from "./_proto.ts";
+} from "./proto.ts";
 import { type PodLister, resolveAgent, type ResolveAgentOptions } from "./discovery.ts";
 import { agentServerName, type ClientTlsOptions, createClientTls, type TlsFiles } from "./tls.ts";
 

@@ -3,7 +3,7 @@
  * (tests/run.ts), or by a running `deno task cluster:up`.
  * @module
  */
-import type { EnvironmentInfo } from "./harness/environment.ts";
+import type { EnvironmentInfo } from "../localenv/info.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 

@@ -4,7 +4,7 @@
  * confined extractor (the archive comes from outside).
  * @module
  */
-import { ConfinementError } from "../../confine/mod.ts";
+import { ConfinementError } from "../confine/mod.ts";
 import { extractTar } from "./extract.ts";
 import { ARCHIVE_FILES, CheckpointArchiveError, checkpointArchivePolicy } from "./format.ts";
 

@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./environment.ts";
+export * from "./info.ts";
 export { installCrds, kubectl } from "./control_plane.ts";
 export type { ControlPlaneInfo } from "./control_plane.ts";
 export { minioS3Client } from "./minio.ts";

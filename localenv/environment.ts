@@ -5,46 +5,13 @@
  * @module
  */
 import type { ManagedProcess } from "./_process.ts";
-import { type ControlPlaneInfo, installCrds, startControlPlane } from "./control_plane.ts";
-import { type MinioInfo, startMinio } from "./minio.ts";
-import { type RegistryInfo, startRegistry } from "./registry.ts";
-import { type LpmInfo, startLpm } from "./lpm.ts";
-import { type DockerInfo, removeAllContainers, startDockerd } from "./dockerd.ts";
-import { type NodeImages, type NodeInfo, startNodes } from "./node.ts";
-
-/** The parts the environment can start. */
-export type Part = "kube" | "minio" | "registry" | "docker";
-
-/** Every part, in start order. */
-export const ALL_PARTS: readonly Part[] = ["kube", "minio", "registry", "docker"];
-
-/** Serializable description of a running environment (written to `info.json`). */
-export interface EnvironmentInfo {
-  /** Root directory of all data and logs. */
-  dir: string;
-  /** Where each part logs. */
-  logDir: string;
-  /** Parts that run. */
-  parts: Part[];
-  /** pids of the processes started (process-group leaders). */
-  pids: number[];
-  /** Extra directories owned by the environment outside `dir`. */
-  extraDirs: string[];
-  /** Control plane, when "kube" runs. */
-  kube?: ControlPlaneInfo;
-  /** MinIO, when "minio" runs. */
-  minio?: MinioInfo;
-  /** OCI registry, when "registry" runs. */
-  registry?: RegistryInfo;
-  /** Docker engine, when "docker" runs. */
-  docker?: DockerInfo;
-  /** lpm's agents and controller, when `lpm` was asked for. */
-  lpm?: LpmInfo;
-  /** Worker nodes (kubelet + containerd), when `nodes` was asked for. */
-  nodes?: NodeInfo[];
-  /** Images the nodes use (pause, busybox), in the harness registry. */
-  nodeImages?: NodeImages;
-}
+import { installCrds, startControlPlane } from "./control_plane.ts";
+import { startMinio } from "./minio.ts";
+import { startRegistry } from "./registry.ts";
+import { startLpm } from "./lpm.ts";
+import { ALL_PARTS, type EnvironmentInfo, type LpmInfo, type Part } from "./info.ts";
+import { removeAllContainers, startDockerd } from "./dockerd.ts";
+import { startNodes } from "./node.ts";
 
 /** A running environment. */
 export interface Environment {
@@ -78,7 +45,7 @@ export interface EnvironmentOptions {
   nodes?: number;
 }
 
-const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Starts the requested parts; on failure stops what started and throws. */
 export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<Environment> {

@@ -6,7 +6,7 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import "./runtime/kube_http1.ts";
+import "./http1.ts";
 
 /** The API group of every lpm kind. */
 export const LPM_GROUP = "lpm.my.domain";

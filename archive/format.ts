@@ -3,7 +3,7 @@
  * file names and the JSON shapes of `config.dump`.
  * @module
  */
-import type { MemberKind, MemberPolicy } from "../../confine/mod.ts";
+import type { MemberKind, MemberPolicy } from "../confine/mod.ts";
 
 /** Entry names at the root of a checkpoint archive. */
 export const ARCHIVE_FILES = {

@@ -3,11 +3,11 @@
  * stream, printing "progress N" lines, then "done <sha256> <vmhwm-kib>".
  * Used by the conformance suite (killed mid-upload) and the memory test.
  *
- *   deno run -A storage/_put_child.ts '<{"spec":…,"secret":…}>' <key> <bytes> [slow|fast] [get]
+ *   deno run -A testing/put_child.ts '<{"spec":…,"secret":…}>' <key> <bytes> [slow|fast] [get]
  * @module
  */
-import { createStore } from "./factory.ts";
-import { drain, generatedStream } from "./_conformance.ts";
+import { createStore } from "../storage/factory.ts";
+import { drain, generatedStream } from "./storage_conformance.ts";
 
 /** Peak resident set size of this process in KiB (VmHWM). */
 export function peakRssKib(): number {

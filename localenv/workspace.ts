@@ -5,7 +5,7 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import type { LpmClient } from "../../controllers/lpm_client.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
 import type { MinioInfo } from "./minio.ts";
 import { waitFor } from "./_wait.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { KubeConfig } from "@kubernetes/client-node";
-export { type KubeHttp, kubeHttp } from "../controllers/runtime/kube_http.ts";
+export { type KubeHttp, kubeHttp } from "./http.ts";
 
 /** Loads a KubeConfig from a file, or the in-cluster service account when `path` is empty. */
 export function loadKubeConfig(path?: string): KubeConfig {

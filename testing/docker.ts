@@ -4,7 +4,7 @@
  * @module
  */
 import type Docker from "dockerode";
-import { buildBusyboxRootfsTar, counterScript } from "../../tests/harness/mod.ts";
+import { buildBusyboxRootfsTar, counterScript } from "../localenv/mod.ts";
 
 /** Imports the harness busybox rootfs as `lpm-test/busybox:<random>`; returns the tag. */
 export async function importBusybox(docker: Docker): Promise<string> {

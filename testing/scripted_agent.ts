@@ -11,7 +11,7 @@ import type {
   FreezeStatus,
   NodeAgent,
   OperationStatus,
-} from "../controllers/agent_connector.ts";
+} from "../contract/agent.ts";
 
 /** How the scripted agent of one node behaves. */
 export interface NodeScript {

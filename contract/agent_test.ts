@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { type AgentConnector, agentHealthWithin, type NodeAgent } from "./agent_connector.ts";
+import { type AgentConnector, agentHealthWithin, type NodeAgent } from "./agent.ts";
 
 function connector(health?: NodeAgent["health"], unreachable = false): AgentConnector {
   return {

@@ -3,7 +3,7 @@
  * streaming pass over the tar, holding only the small metadata entries.
  * @module
  */
-import { boundedInflate, ConfinementError, LIMITS, MemberChecker } from "../../confine/mod.ts";
+import { boundedInflate, ConfinementError, LIMITS, MemberChecker } from "../confine/mod.ts";
 import { tarEntries, type TarEntry, tarFileEntries } from "./_tar.ts";
 import {
   ARCHIVE_FILES,

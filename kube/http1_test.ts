@@ -1,6 +1,6 @@
 import * as k8s from "@kubernetes/client-node";
 import { assertEquals } from "@std/assert";
-import { clientNodeHttp1 } from "./kube_http1.ts";
+import { clientNodeHttp1 } from "./http1.ts";
 
 Deno.test("client-node is held to HTTP/1.1: its undici connector gets allowH2 false", () => {
   assertEquals(clientNodeHttp1, true);

@@ -1,9 +1,9 @@
 /** Conformance fixtures for the real stores (test support, not part of the public face). @module */
-import type { ConformanceFixture } from "./_conformance.ts";
-import type { CheckpointStorageClassSpec } from "./_class_spec.ts";
-import { createStore } from "./factory.ts";
-import type { BucketStore } from "./_bucket_store.ts";
-import { DATA_DIR } from "./_bucket_store.ts";
+import type { ConformanceFixture } from "./storage_conformance.ts";
+import type { CheckpointStorageClassSpec } from "../storage/_class_spec.ts";
+import { createStore } from "../storage/factory.ts";
+import type { BucketStore } from "../storage/_bucket_store.ts";
+import { DATA_DIR } from "../storage/_bucket_store.ts";
 import { S3Client } from "@aws-sdk/client-s3";
 import {
   AbortMultipartUploadCommand,
