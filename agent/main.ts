@@ -18,7 +18,7 @@ import { type AgentSecurity, jsonLogger, type Logger, startAgentServer } from ".
 import type { ImagePublisher, VolumeCarrier } from "./pipeline.ts";
 import { createKubeletDriver, type KubeletDriver } from "./runtime/kubelet.ts";
 import { type DriverName, selectDriver } from "./runtime/select.ts";
-import type { CheckpointDriver } from "./runtime/_types.ts";
+import type { RuntimeDriver } from "./runtime/driver.ts";
 import { resolveStorageClass } from "./storage_class.ts";
 import { prepareImage } from "./prepare.ts";
 import { createDockerDriver } from "./runtime/docker.ts";
@@ -182,7 +182,7 @@ export async function buildDriver(
   kube: KubeHttp | undefined,
   log: Logger,
 ): Promise<{
-  driver: CheckpointDriver;
+  driver: RuntimeDriver;
   images?: ImagePublisher;
   readStats?: OptionalStats;
   volumes?: VolumeCarrier;

@@ -14,7 +14,7 @@
 import { checkpointAnnotations, hostArchitecture, LPM } from "../oci/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
 import { checkpointKey, storeFile } from "../storage/mod.ts";
-import type { CheckpointDriver, CheckpointOutcome } from "./runtime/_types.ts";
+import type { CheckpointResult as DriverResult, RuntimeDriver } from "./runtime/driver.ts";
 import type { CheckpointResult, Operation, OperationPatch } from "./operations.ts";
 import { portablePod } from "./pod_spec.ts";
 
@@ -118,7 +118,7 @@ export interface CheckpointJob {
 /** What the pipeline is given. */
 export interface PipelineDeps {
   /** The runtime driver. */
-  driver: CheckpointDriver;
+  driver: RuntimeDriver;
   /** Builds the class (store + registry) for the job. */
   resolveClass: () => Promise<ResolvedClass>;
   /** Image publisher (required when the class has a registry). */
@@ -194,7 +194,7 @@ export async function runCheckpoint(
 
   await deps.report({ step: "checkpointing", bytesDone: 0, bytesTotal: 0 });
   const t0 = performance.now();
-  let outcome: CheckpointOutcome;
+  let outcome: DriverResult;
   try {
     outcome = await deps.driver.checkpoint(
       { namespace: job.namespace, pod: job.pod, container: job.container, id: job.containerRef },

@@ -33,7 +33,7 @@ import {
   type VolumeCarrier,
 } from "./pipeline.ts";
 import type { FreezeAction, Freezes } from "./freezes.ts";
-import type { CheckpointDriver } from "./runtime/_types.ts";
+import type { RuntimeDriver } from "./runtime/driver.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
 import { hostArchitecture } from "../oci/platform.ts";
@@ -87,7 +87,7 @@ export interface AgentServerOptions {
   /** State dir (operations, work files). */
   stateDir: string;
   /** Runtime driver. */
-  driver: CheckpointDriver;
+  driver: RuntimeDriver;
   /** Storage class resolver. */
   resolveClass: ClassResolver;
   /** Image publisher for checkpoint images. */
@@ -473,8 +473,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
               }),
             ).pipeTo(file.writable);
             await operations.update(op.id, { step: "restoring" });
-            const r = await driver.restore!(path, { name: req.name, signal });
-            const containerId = typeof r === "string" ? r : r.containerId;
+            const { containerId } = await driver.restore!(path, { name: req.name, signal });
             await operations.update(op.id, {
               phase: "Succeeded",
               step: "done",

@@ -14,7 +14,7 @@ import type { AgentServer } from "./server.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import type { ResolvedClass } from "./pipeline.ts";
 import { CriuFailureError } from "./runtime/criu_log.ts";
-import type { CheckpointTarget } from "./runtime/_types.ts";
+import type { ContainerRef } from "./runtime/driver.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -169,7 +169,7 @@ Deno.test({
           "default/counter/op-idem-1/app.tar",
         ]);
         assertEquals(last?.result?.archive?.size, 256 * 1024);
-        assertEquals(last?.result?.criuStats?.frozen_time, 7);
+        assertEquals(last?.result?.criuStats?.frozenTime, 7);
         // A different request under the same id is refused.
         const conflict = await assertRejects(() => c.checkpoint({ ...req, container: "other" }));
         assertMatch((conflict as Error).message, /already exists with different parameters/);
@@ -297,7 +297,7 @@ Deno.test({
 
 /** A driver whose dump fails inside CRIU, with the log the runtime left. */
 class CriuFailingDriver extends FakeDriver {
-  override checkpoint(_ref: CheckpointTarget): Promise<never> {
+  override checkpoint(_ref: ContainerRef): Promise<never> {
     return Promise.reject(
       new CriuFailureError('Cannot checkpoint: CRIU failed: "Error (criu/x.c:1): boom"', {
         path: "/run/containerd/t/criu-dump.log",

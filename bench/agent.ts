@@ -12,7 +12,7 @@ import { createImagePublisher } from "../agent/image_push.ts";
 import { createOciImagePublisher } from "../agent/image_oci.ts";
 import type { ImagePublisher } from "../agent/pipeline.ts";
 import { runCheckpoint } from "../agent/pipeline.ts";
-import type { CheckpointDriver } from "../agent/runtime/_types.ts";
+import type { RuntimeDriver } from "../agent/runtime/driver.ts";
 import { createStore } from "../storage/mod.ts";
 
 const MIB = 1024 * 1024;
@@ -25,7 +25,7 @@ async function sh(cmd: string): Promise<number> {
 }
 
 /** A driver whose "checkpoint" is an archive already on disk: only the pipeline is timed. */
-function readyArchive(path: string): CheckpointDriver {
+function readyArchive(path: string): RuntimeDriver {
   return {
     name: "bench",
     checkpoint: () => Promise.resolve({ archivePath: path, runtime: { name: "bench" } }),

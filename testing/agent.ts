@@ -8,7 +8,12 @@
 import { Pki } from "../localenv/pki.ts";
 import { AgentClient } from "../contract/client.ts";
 import { type AgentServer, type AgentServerOptions, startAgentServer } from "../agent/server.ts";
-import type { CheckpointDriver, CheckpointTarget } from "../agent/runtime/_types.ts";
+import type {
+  CheckpointOptions,
+  CheckpointResult,
+  ContainerRef,
+  RuntimeDriver,
+} from "../agent/runtime/driver.ts";
 import type { TlsFiles } from "../contract/tls.ts";
 
 /** Certificates for mTLS tests. */
@@ -49,17 +54,17 @@ export async function makeTestCerts(): Promise<TestCerts> {
 }
 
 /** A driver that writes `size` bytes as the archive and counts its calls. */
-export class FakeDriver implements CheckpointDriver {
+export class FakeDriver implements RuntimeDriver {
   readonly name = "fake";
   /** Every checkpoint call. */
-  readonly calls: CheckpointTarget[] = [];
+  readonly calls: ContainerRef[] = [];
   /** Delay before the archive is written, ms. */
   delayMs = 0;
 
   /** Creates the driver. */
   constructor(readonly size = 64 * 1024) {}
 
-  async checkpoint(ref: CheckpointTarget, opts: { workDir: string; signal?: AbortSignal }) {
+  async checkpoint(ref: ContainerRef, opts: CheckpointOptions): Promise<CheckpointResult> {
     this.calls.push(ref);
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     opts.signal?.throwIfAborted();
@@ -69,7 +74,16 @@ export class FakeDriver implements CheckpointDriver {
       crypto.getRandomValues(data.subarray(i, Math.min(i + 65536, data.length)));
     }
     await Deno.writeFile(archivePath, data);
-    return { archivePath, runtime: { name: "fake", version: "1" }, stats: { frozen_time: 7 } };
+    const stats = {
+      freezingTime: 1,
+      frozenTime: 7,
+      memdumpTime: 2,
+      memwriteTime: 3,
+      pagesScanned: 0,
+      pagesSkippedParent: 0,
+      pagesWritten: 0,
+    };
+    return { archivePath, runtime: { name: "fake", version: "1" }, stats };
   }
 }
 

@@ -1,16 +1,17 @@
 /**
  * The runtime driver interface: how the agent checkpoints a container into
  * a CRI-O-layout archive and (where the runtime allows it) restores one.
- * Structurally equal to the agent's `_types.ts` `CheckpointDriver`.
+ * The one definition every driver (kubelet, Docker), the pipeline, the
+ * server and the test and bench fakes use.
  * @module
  */
 import type { CriuStats } from "../../archive/mod.ts";
 
 /** Which container to checkpoint. */
 export interface ContainerRef {
-  /** Pod namespace (Kubernetes), when known. */
+  /** Pod namespace (Kubernetes; the kubelet driver needs it). */
   namespace?: string;
-  /** Pod name (Kubernetes), when known. */
+  /** Pod name (Kubernetes; the kubelet driver needs it). */
   pod?: string;
   /** Container name (in the pod, or the runtime's container name). */
   container: string;
@@ -62,12 +63,13 @@ export interface RestoreOptions {
   workDir?: string;
 }
 
-/** A container runtime the agent can checkpoint through. */
+/**
+ * A container runtime the agent can checkpoint through. The runtime's version
+ * travels in each {@linkcode CheckpointResult}, so the interface asks no more.
+ */
 export interface RuntimeDriver {
   /** Driver name (`docker`, `kubelet`). */
   readonly name: string;
-  /** Runtime name and version. */
-  version(): Promise<RuntimeVersion>;
   /** Checkpoints one container into an archive under `opts.workDir`. */
   checkpoint(ref: ContainerRef, opts: CheckpointOptions): Promise<CheckpointResult>;
   /** Restores an archive into a new container; returns its id. */

@@ -18,7 +18,7 @@
  * would have to be assembled by hand. See docs/freeze.md.
  * @module
  */
-import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
+import type { CheckpointOptions, CheckpointResult, ContainerRef } from "./driver.ts";
 import type { ContainerdTasks, PodContainer, TaskStatus } from "./containerd_tasks.ts";
 
 /** Which pod to freeze; `containers` (ids and names) skips the lookup in containerd. */
@@ -40,7 +40,7 @@ export interface FrozenContainer extends PodContainer {
   /** Milliseconds its dump took (the runtime's checkpoint call). */
   dumpMs: number;
   /** Runtime that took it. */
-  runtime: CheckpointOutcome["runtime"];
+  runtime: CheckpointResult["runtime"];
 }
 
 /** A pod frozen with its archives taken. */
@@ -61,9 +61,9 @@ export interface FrozenPod {
 
 /** Checkpoints one container (the kubelet driver's `checkpoint` fits). */
 export type DumpContainer = (
-  ref: CheckpointTarget,
+  ref: ContainerRef,
   opts: CheckpointOptions,
-) => Promise<CheckpointOutcome>;
+) => Promise<CheckpointResult>;
 
 /** Options of {@linkcode createPodFreezer}. */
 export interface PodFreezerOptions {

@@ -9,7 +9,7 @@
  * @module
  */
 import type { KubeHttp } from "../../kube/config.ts";
-import type { CheckpointOptions, CheckpointOutcome, CheckpointTarget } from "./_types.ts";
+import type { CheckpointOptions, CheckpointResult, ContainerRef, RuntimeDriver } from "./driver.ts";
 import { criuVersion } from "./criu_version.ts";
 import {
   CriuFailureError,
@@ -67,11 +67,11 @@ export interface KubeletDriverOptions {
 }
 
 /** A runtime driver backed by the kubelet checkpoint API. */
-export interface KubeletDriver {
+export interface KubeletDriver extends RuntimeDriver {
   /** "kubelet". */
   readonly name: string;
-  /** Checkpoints one container; returns the archive path as seen by the agent. */
-  checkpoint(ref: CheckpointTarget, opts: CheckpointOptions): Promise<CheckpointOutcome>;
+  /** Checkpoints one container of a pod; returns the archive path as seen by the agent. */
+  checkpoint(ref: ContainerRef, opts: CheckpointOptions): Promise<CheckpointResult>;
   /**
    * Removes archives in the kubelet's checkpoint dir older than `olderThanMs`
    * that are not in `keep` (the kubelet never removes them; an agent killed
@@ -142,6 +142,11 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
     name: "kubelet",
     async checkpoint(ref, copts) {
       const what = `container "${ref.container}" of pod "${ref.namespace}/${ref.pod}"`;
+      if (!ref.namespace || !ref.pod) {
+        throw new Error(
+          `Cannot checkpoint ${what}: the kubelet API needs the pod's namespace and name`,
+        );
+      }
       const timeout = copts.timeoutSeconds || opts.timeoutSeconds || 300;
       const path = `/checkpoint/${encodeURIComponent(ref.namespace)}/${
         encodeURIComponent(ref.pod)
