@@ -28,7 +28,8 @@ export type {
   Logger,
 } from "./server.ts";
 export { isFinal, OperationConflictError, OperationStore } from "./operations.ts";
-export type { CheckpointResult, Operation, OperationKind, OperationPhase } from "./operations.ts";
+export type { Operation, OperationKind } from "./operations.ts";
+export type { CheckpointResult, OperationPhase } from "../contract/agent.ts";
 export { imageTag, runCheckpoint } from "./pipeline.ts";
 export type {
   CheckpointJob,

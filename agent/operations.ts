@@ -3,31 +3,15 @@
  * as one JSON file per operation in the state dir, written atomically (temp +
  * rename). An id is the caller's idempotency key. When the agent restarts,
  * every operation that was still running is marked Failed ("agent restarted
- * during ...") and its work directory is removed.
+ * during ...") and its work directory is removed. The phases and the
+ * checkpoint result are the contract's (`contract/agent.ts`), the types the
+ * controllers read back; only the store is the agent's own.
  * @module
  */
-
-/** Phases of an operation. */
-export type OperationPhase = "Pending" | "Running" | "Succeeded" | "Failed";
+import type { CheckpointResult, OperationPhase } from "../contract/agent.ts";
 
 /** Kinds of operation. */
 export type OperationKind = "checkpoint" | "prepareRestore" | "restoreContainer";
-
-/** The outcome of a checkpoint operation. */
-export interface CheckpointResult {
-  /** Where the archive is stored. */
-  archive: { storageClassName: string; key: string; sha256: string; size: number };
-  /** The pushed checkpoint image. */
-  image: { reference: string; digest: string; tag?: string };
-  /** CRIU statistics from stats-dump. */
-  criuStats?: Record<string, number>;
-  /** Runtime that took the checkpoint. */
-  runtime?: { name: string; version?: string; criuVersion?: string };
-  /** When the checkpoint was taken (RFC 3339). */
-  checkpointTime?: string;
-  /** emptyDir volumes carried with the checkpoint (their image by digest). */
-  volumes?: { names: string[]; image: string; size: number };
-}
 
 /** The outcome of a restore or pre-pull operation. */
 export interface RestoreResult {

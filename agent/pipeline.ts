@@ -15,7 +15,8 @@ import { checkpointAnnotations, hostArchitecture, LPM } from "../oci/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
 import { checkpointKey, storeFile } from "../storage/mod.ts";
 import type { CheckpointResult as DriverResult, RuntimeDriver } from "./runtime/driver.ts";
-import type { CheckpointResult, Operation, OperationPatch } from "./operations.ts";
+import type { CheckpointResult } from "../contract/agent.ts";
+import type { Operation, OperationPatch } from "./operations.ts";
 import { portablePod } from "./pod_spec.ts";
 
 /** The class settings the pipeline needs. */
