@@ -4,7 +4,13 @@
  * @module
  */
 import type { CheckpointStore } from "./backend.ts";
-import type { CheckpointStorageClass, CheckpointStorageClassSpec } from "./_class_spec.ts";
+import {
+  type CheckpointStorageClass,
+  type CheckpointStorageClassSpec,
+  GROUP,
+  KINDS,
+  VERSION,
+} from "../api/mod.ts";
 import { StorageError } from "./errors.ts";
 import { getProvider, providerNames } from "./providers.ts";
 
@@ -43,11 +49,11 @@ export function decodeSecretData(
   return { ...out, ...secret.stringData };
 }
 
-/** Where the CheckpointStorageClass resource lives (until `api/` exports it). */
+/** Where the CheckpointStorageClass resource lives (default: the `api/` group and version). */
 export interface ClassResource {
-  /** API group; default "lpm.dev". */
+  /** API group; default `GROUP` ("lpm.my.domain"). */
   group?: string;
-  /** API version; default "v1alpha1". */
+  /** API version; default `VERSION` ("v1"). */
   version?: string;
 }
 
@@ -63,9 +69,9 @@ export async function loadStoreForClass(
   const k8s = await import("@kubernetes/client-node");
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const storageClass = await custom.getClusterCustomObject({
-    group: opts.group ?? "lpm.dev",
-    version: opts.version ?? "v1alpha1",
-    plural: "checkpointstorageclasses",
+    group: opts.group ?? GROUP,
+    version: opts.version ?? VERSION,
+    plural: KINDS.CheckpointStorageClass.plural,
     name: className,
   }) as CheckpointStorageClass;
   let secret: Record<string, string> | undefined;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { CheckpointStore } from "./backend.ts";
-import type { CheckpointStorageClassSpec } from "./_class_spec.ts";
+import type { CheckpointStorageClassSpec } from "../api/mod.ts";
 import { describeCause, isStorageError } from "./errors.ts";
 import { createStore } from "./factory.ts";
 

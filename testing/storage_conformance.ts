@@ -15,7 +15,7 @@ import {
 import { createHash } from "node:crypto";
 import type { CheckpointStore, ObjectInfo } from "../storage/backend.ts";
 import { isStorageError, StorageError } from "../storage/errors.ts";
-import type { CheckpointStorageClassSpec } from "../storage/_class_spec.ts";
+import type { CheckpointStorageClassSpec } from "../api/mod.ts";
 import { fetchToFile, storeFile } from "../storage/file_io.ts";
 
 /** One isolated store under test (its own directory or bucket prefix). */
@@ -147,24 +147,11 @@ function stallingStream(first: Uint8Array): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/** Registers the conformance tests for one provider. */
-export function registerConformance(opts: ConformanceOptions): void {
-  const t = (name: string, fn: (f: ConformanceFixture) => Promise<void>) =>
-    Deno.test({
-      name: `${opts.name} conformance: ${name}`,
-      ignore: opts.ignore,
-      sanitizeOps: false,
-      sanitizeResources: false,
-      async fn() {
-        const f = await opts.open();
-        try {
-          await fn(f);
-        } finally {
-          await f.cleanup();
-        }
-      },
-    });
+/** Registers one conformance test; the fixture is opened before and cleaned after it. */
+type Register = (name: string, fn: (f: ConformanceFixture) => Promise<void>) => void;
 
+/** Conformance: put, get, list, delete and overwrite. */
+function registerRoundTrips(t: Register): void {
   t("put/get round trip keeps bytes, sha256 and metadata", async ({ store }) => {
     const data = randomBytes(3 * MIB + 17);
     const expected = await webSha256(data);
@@ -238,7 +225,10 @@ export function registerConformance(opts: ConformanceOptions): void {
     assertEquals(st?.metadata, { v: "2" });
     assertEquals((await listAll(store, "ns/")).length, 1);
   });
+}
 
+/** Conformance: big objects, missing and invalid keys, corruption. */
+function registerEdges(t: Register, opts: ConformanceOptions): void {
   t(
     `big object (${(opts.bigBytes ?? 64 * MIB) / MIB} MiB) streams both ways`,
     async ({ store }) => {
@@ -279,7 +269,10 @@ export function registerConformance(opts: ConformanceOptions): void {
     const other = err.message.match(/[0-9a-f]{64}/g)?.filter((d) => d !== good) ?? [];
     assertEquals(other.length, 1, `message names the actual digest too: ${err.message}`);
   });
+}
 
+/** Conformance: the file helpers (storeFile/fetchToFile). */
+function registerFiles(t: Register): void {
   t("file round trip (storeFile/fetchToFile): bytes, sha256, expectations", async (f) => {
     const dir = await Deno.makeTempDir({ prefix: "lpm-conf-files-" });
     try {
@@ -345,7 +338,10 @@ export function registerConformance(opts: ConformanceOptions): void {
       await Deno.remove(dir, { recursive: true });
     }
   });
+}
 
+/** Conformance: failed, aborted and killed writers. */
+function registerFailures(t: Register): void {
   t("put with a wrong sha256 publishes nothing and keeps the old version", async (f) => {
     const old = randomBytes(1000);
     await f.store.put("ns/pod/c/f", streamOf(old));
@@ -428,4 +424,27 @@ export function registerConformance(opts: ConformanceOptions): void {
     assertGreater(await f.store.cleanDebris({ graceMs: 0 }), 0);
     assertEquals(await f.debris(), 0);
   });
+}
+
+/** Registers the conformance tests for one provider. */
+export function registerConformance(opts: ConformanceOptions): void {
+  const t: Register = (name, fn) =>
+    Deno.test({
+      name: `${opts.name} conformance: ${name}`,
+      ignore: opts.ignore,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      async fn() {
+        const f = await opts.open();
+        try {
+          await fn(f);
+        } finally {
+          await f.cleanup();
+        }
+      },
+    });
+  registerRoundTrips(t);
+  registerEdges(t, opts);
+  registerFiles(t);
+  registerFailures(t);
 }

@@ -1,6 +1,6 @@
 /** Conformance fixtures for the real stores (test support, not part of the public face). @module */
 import type { ConformanceFixture } from "./storage_conformance.ts";
-import type { CheckpointStorageClassSpec } from "../storage/_class_spec.ts";
+import type { CheckpointStorageClassSpec } from "../api/mod.ts";
 import { createStore } from "../storage/factory.ts";
 import type { BucketStore } from "../storage/_bucket_store.ts";
 import { DATA_DIR } from "../storage/_bucket_store.ts";
