@@ -101,3 +101,38 @@ export async function tailLog(path: string, lines = 20): Promise<string> {
     return "(no log)";
   }
 }
+
+/** Processes started together, stopped together (last started first). */
+export interface ProcessGroup {
+  /** The processes, in start order. */
+  processes: ManagedProcess[];
+  /** Stops every process, last started first. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `start`, which adds the processes it starts to the group it is given.
+ * When `start` fails, every process it started is stopped and the error,
+ * prefixed with `what`, carries the tail of each one's log.
+ */
+export async function startGroup<T>(
+  what: string,
+  start: (group: ProcessGroup) => Promise<T>,
+): Promise<T & ProcessGroup> {
+  const processes: ManagedProcess[] = [];
+  const group: ProcessGroup = {
+    processes,
+    async stop() {
+      for (const p of [...processes].reverse()) await p.stop();
+    },
+  };
+  try {
+    return { ...await start(group), processes, stop: group.stop };
+  } catch (err) {
+    const logs = await Promise.all(
+      processes.map(async (p) => `--- ${p.name} (${p.logPath}):\n${await tailLog(p.logPath, 15)}`),
+    );
+    await group.stop();
+    throw new Error(`${what}: ${(err as Error).message}\n${logs.join("\n")}`);
+  }
+}

@@ -4,7 +4,7 @@
  * collection, service-account tokens) and kube-scheduler.
  * @module
  */
-import { type ManagedProcess, startProcess, tailLog } from "./_process.ts";
+import { type ManagedProcess, startGroup, startProcess } from "./_process.ts";
 import { freePort, tcpOpen, waitFor } from "./_wait.ts";
 import { Pki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
@@ -46,187 +46,214 @@ async function httpsOk(url: string, client: Deno.HttpClient): Promise<boolean> {
   }
 }
 
+/** The certificates and kubeconfigs of one control plane. */
+interface ControlPlaneCerts {
+  pki: Pki;
+  serving: { cert: string; key: string };
+  admin: { cert: string; key: string };
+  kubeletClient: { cert: string; key: string };
+  sa: { key: string; pub: string };
+  kubeconfig: string;
+  cmKubeconfig: string;
+  schedKubeconfig: string;
+}
+
+async function issueCertificates(
+  dir: string,
+  name: string,
+  server: string,
+): Promise<ControlPlaneCerts> {
+  const pki = await Pki.create(`${dir}/pki`, `${name}-ca`);
+  const [serving, admin, cm, sched, kubeletClient, sa] = await Promise.all([
+    pki.issue("apiserver", {
+      cn: "kube-apiserver",
+      usage: ["server"],
+      sans: [
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "10.96.0.1",
+      ],
+    }),
+    pki.issue("admin", { cn: "lpm-admin", orgs: ["system:masters"] }),
+    pki.issue("controller-manager", { cn: "system:kube-controller-manager" }),
+    pki.issue("scheduler", { cn: "system:kube-scheduler" }),
+    pki.issue("apiserver-kubelet-client", {
+      cn: "kube-apiserver-kubelet-client",
+      orgs: ["system:masters"],
+    }),
+    pki.signingKey("sa"),
+  ]);
+  const kubeconfig = `${dir}/admin.kubeconfig`;
+  const cmKubeconfig = `${dir}/controller-manager.kubeconfig`;
+  const schedKubeconfig = `${dir}/scheduler.kubeconfig`;
+  await writeKubeconfig(kubeconfig, { server, caFile: pki.ca.cert, user: admin });
+  await writeKubeconfig(cmKubeconfig, { server, caFile: pki.ca.cert, user: cm });
+  await writeKubeconfig(schedKubeconfig, { server, caFile: pki.ca.cert, user: sched });
+  return { pki, serving, admin, kubeletClient, sa, kubeconfig, cmKubeconfig, schedKubeconfig };
+}
+
+function startEtcd(
+  dir: string,
+  logDir: string,
+): { process: ManagedProcess; port: number } {
+  const port = freePort();
+  const peer = freePort();
+  const etcd = startProcess("etcd", [
+    tool("etcd"),
+    "--name=lpm",
+    `--data-dir=${dir}/etcd`,
+    `--listen-client-urls=http://127.0.0.1:${port}`,
+    `--advertise-client-urls=http://127.0.0.1:${port}`,
+    `--listen-peer-urls=http://127.0.0.1:${peer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+    `--initial-cluster=lpm=http://127.0.0.1:${peer}`,
+    "--unsafe-no-fsync", // test data, thrown away; fsync dominates start-up on this disk
+    "--log-level=warn",
+  ], { logPath: `${logDir}/etcd.log` });
+  return { process: etcd, port };
+}
+
+async function startApiserver(
+  c: ControlPlaneCerts,
+  ports: { api: number; etcd: number },
+  logDir: string,
+): Promise<ManagedProcess> {
+  const apiserver = startProcess("kube-apiserver", [
+    tool("kube-apiserver"),
+    `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${ports.api}`,
+    `--tls-cert-file=${c.serving.cert}`,
+    `--tls-private-key-file=${c.serving.key}`,
+    `--client-ca-file=${c.pki.ca.cert}`,
+    `--kubelet-client-certificate=${c.kubeletClient.cert}`,
+    `--kubelet-client-key=${c.kubeletClient.key}`,
+    `--kubelet-certificate-authority=${c.pki.ca.cert}`,
+    "--kubelet-preferred-address-types=InternalIP,Hostname",
+    "--authorization-mode=Node,RBAC",
+    "--anonymous-auth=false",
+    "--service-cluster-ip-range=10.96.0.0/16",
+    "--service-account-issuer=https://kubernetes.default.svc",
+    `--service-account-key-file=${c.sa.pub}`,
+    `--service-account-signing-key-file=${c.sa.key}`,
+    "--allow-privileged=true",
+    "--endpoint-reconciler-type=none",
+    "--profiling=false",
+    "--v=1",
+  ], { logPath: `${logDir}/kube-apiserver.log` });
+  const client = Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(c.pki.ca.cert)],
+    cert: await Deno.readTextFile(c.admin.cert),
+    key: await Deno.readTextFile(c.admin.key),
+  });
+  try {
+    await waitFor(() => httpsOk(`https://127.0.0.1:${ports.api}/readyz`, client), {
+      what: "kube-apiserver /readyz",
+      timeoutMs: 90_000,
+      exited: apiserver.exited,
+    });
+  } finally {
+    client.close();
+  }
+  return apiserver;
+}
+
+function startControllerManager(
+  c: ControlPlaneCerts,
+  logDir: string,
+): { process: ManagedProcess; port: number } {
+  const port = freePort();
+  const process = startProcess("kube-controller-manager", [
+    tool("kube-controller-manager"),
+    `--kubeconfig=${c.cmKubeconfig}`,
+    `--authentication-kubeconfig=${c.cmKubeconfig}`,
+    `--authorization-kubeconfig=${c.cmKubeconfig}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${port}`,
+    "--leader-elect=false",
+    "--use-service-account-credentials=true",
+    `--service-account-private-key-file=${c.sa.key}`,
+    `--root-ca-file=${c.pki.ca.cert}`,
+    `--cluster-signing-cert-file=${c.pki.ca.cert}`,
+    `--cluster-signing-key-file=${c.pki.ca.key}`,
+    "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
+    "--concurrent-gc-syncs=5",
+    "--v=1",
+  ], { logPath: `${logDir}/kube-controller-manager.log`, env: { PATH: toolPath() } });
+  return { process, port };
+}
+
+function startScheduler(
+  c: ControlPlaneCerts,
+  logDir: string,
+): { process: ManagedProcess; port: number } {
+  const port = freePort();
+  const process = startProcess("kube-scheduler", [
+    tool("kube-scheduler"),
+    `--kubeconfig=${c.schedKubeconfig}`,
+    `--authentication-kubeconfig=${c.schedKubeconfig}`,
+    `--authorization-kubeconfig=${c.schedKubeconfig}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${port}`,
+    "--leader-elect=false",
+    "--v=1",
+  ], { logPath: `${logDir}/kube-scheduler.log` });
+  return { process, port };
+}
+
 /** Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler in `dir`. */
 export async function startControlPlane(
   dir: string,
   opts: { logDir: string; name?: string } = { logDir: dir },
 ): Promise<ControlPlane> {
-  const processes: ManagedProcess[] = [];
-  const stop = async () => {
-    for (const p of [...processes].reverse()) await p.stop();
-  };
-  try {
-    const pkiDir = `${dir}/pki`;
-    const pki = await Pki.create(pkiDir, `${opts.name ?? "lpm"}-ca`);
+  return await startGroup("Cannot start the control plane", async ({ processes }) => {
     const apiPort = freePort();
     const server = `https://127.0.0.1:${apiPort}`;
-    const [serving, admin, cm, sched, kubeletClient, sa] = await Promise.all([
-      pki.issue("apiserver", {
-        cn: "kube-apiserver",
-        usage: ["server"],
-        sans: [
-          "127.0.0.1",
-          "localhost",
-          "kubernetes",
-          "kubernetes.default",
-          "kubernetes.default.svc",
-          "10.96.0.1",
-        ],
-      }),
-      pki.issue("admin", { cn: "lpm-admin", orgs: ["system:masters"] }),
-      pki.issue("controller-manager", { cn: "system:kube-controller-manager" }),
-      pki.issue("scheduler", { cn: "system:kube-scheduler" }),
-      pki.issue("apiserver-kubelet-client", {
-        cn: "kube-apiserver-kubelet-client",
-        orgs: ["system:masters"],
-      }),
-      pki.signingKey("sa"),
-    ]);
-    const kubeconfig = `${dir}/admin.kubeconfig`;
-    const cmKubeconfig = `${dir}/controller-manager.kubeconfig`;
-    const schedKubeconfig = `${dir}/scheduler.kubeconfig`;
-    await writeKubeconfig(kubeconfig, { server, caFile: pki.ca.cert, user: admin });
-    await writeKubeconfig(cmKubeconfig, { server, caFile: pki.ca.cert, user: cm });
-    await writeKubeconfig(schedKubeconfig, { server, caFile: pki.ca.cert, user: sched });
-
-    // etcd
-    const etcdPort = freePort();
-    const etcdPeer = freePort();
-    const etcd = startProcess("etcd", [
-      tool("etcd"),
-      "--name=lpm",
-      `--data-dir=${dir}/etcd`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=lpm=http://127.0.0.1:${etcdPeer}`,
-      "--unsafe-no-fsync", // test data, thrown away; fsync dominates start-up on this disk
-      "--log-level=warn",
-    ], { logPath: `${opts.logDir}/etcd.log` });
-    processes.push(etcd);
-    await waitFor(() => tcpOpen(etcdPort), {
+    const certs = await issueCertificates(dir, opts.name ?? "lpm", server);
+    const etcd = startEtcd(dir, opts.logDir);
+    processes.push(etcd.process);
+    await waitFor(() => tcpOpen(etcd.port), {
       what: "etcd",
       timeoutMs: 30_000,
-      exited: etcd.exited,
+      exited: etcd.process.exited,
     });
-
-    const apiserver = startProcess("kube-apiserver", [
-      tool("kube-apiserver"),
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
-      `--secure-port=${apiPort}`,
-      `--tls-cert-file=${serving.cert}`,
-      `--tls-private-key-file=${serving.key}`,
-      `--client-ca-file=${pki.ca.cert}`,
-      `--kubelet-client-certificate=${kubeletClient.cert}`,
-      `--kubelet-client-key=${kubeletClient.key}`,
-      `--kubelet-certificate-authority=${pki.ca.cert}`,
-      "--kubelet-preferred-address-types=InternalIP,Hostname",
-      "--authorization-mode=Node,RBAC",
-      "--anonymous-auth=false",
-      "--service-cluster-ip-range=10.96.0.0/16",
-      "--service-account-issuer=https://kubernetes.default.svc",
-      `--service-account-key-file=${sa.pub}`,
-      `--service-account-signing-key-file=${sa.key}`,
-      "--allow-privileged=true",
-      "--endpoint-reconciler-type=none",
-      "--profiling=false",
-      "--v=1",
-    ], { logPath: `${opts.logDir}/kube-apiserver.log` });
-    processes.push(apiserver);
-    const client = Deno.createHttpClient({
-      caCerts: [await Deno.readTextFile(pki.ca.cert)],
-      cert: await Deno.readTextFile(admin.cert),
-      key: await Deno.readTextFile(admin.key),
-    });
-    try {
-      await waitFor(() => httpsOk(`${server}/readyz`, client), {
-        what: "kube-apiserver /readyz",
-        timeoutMs: 90_000,
-        exited: apiserver.exited,
+    processes.push(await startApiserver(certs, { api: apiPort, etcd: etcd.port }, opts.logDir));
+    const cm = startControllerManager(certs, opts.logDir);
+    processes.push(cm.process);
+    const sched = startScheduler(certs, opts.logDir);
+    processes.push(sched.process);
+    for (
+      const [part, what] of [[cm, "kube-controller-manager"], [sched, "kube-scheduler"]] as const
+    ) {
+      await waitFor(() => tcpOpen(part.port), {
+        what,
+        timeoutMs: 60_000,
+        exited: part.process.exited,
       });
-    } finally {
-      client.close();
     }
-
-    const cmPort = freePort();
-    const controllerManager = startProcess("kube-controller-manager", [
-      tool("kube-controller-manager"),
-      `--kubeconfig=${cmKubeconfig}`,
-      `--authentication-kubeconfig=${cmKubeconfig}`,
-      `--authorization-kubeconfig=${cmKubeconfig}`,
-      "--bind-address=127.0.0.1",
-      `--secure-port=${cmPort}`,
-      "--leader-elect=false",
-      "--use-service-account-credentials=true",
-      `--service-account-private-key-file=${sa.key}`,
-      `--root-ca-file=${pki.ca.cert}`,
-      `--cluster-signing-cert-file=${pki.ca.cert}`,
-      `--cluster-signing-key-file=${pki.ca.key}`,
-      "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
-      "--concurrent-gc-syncs=5",
-      "--v=1",
-    ], { logPath: `${opts.logDir}/kube-controller-manager.log`, env: { PATH: toolPath() } });
-    processes.push(controllerManager);
-    const schedPort = freePort();
-    const scheduler = startProcess("kube-scheduler", [
-      tool("kube-scheduler"),
-      `--kubeconfig=${schedKubeconfig}`,
-      `--authentication-kubeconfig=${schedKubeconfig}`,
-      `--authorization-kubeconfig=${schedKubeconfig}`,
-      "--bind-address=127.0.0.1",
-      `--secure-port=${schedPort}`,
-      "--leader-elect=false",
-      "--v=1",
-    ], { logPath: `${opts.logDir}/kube-scheduler.log` });
-    processes.push(scheduler);
-    await waitFor(() => tcpOpen(cmPort), {
-      what: "kube-controller-manager",
-      timeoutMs: 60_000,
-      exited: controllerManager.exited,
-    });
-    await waitFor(() => tcpOpen(schedPort), {
-      what: "kube-scheduler",
-      timeoutMs: 60_000,
-      exited: scheduler.exited,
-    });
     // A fresh cluster refuses pods until the ServiceAccount controller has
     // made "default/default": the control plane is ready only then.
     await waitFor(
       () =>
-        kubectl(kubeconfig, ["-n", "default", "get", "serviceaccount", "default"]).then(
+        kubectl(certs.kubeconfig, ["-n", "default", "get", "serviceaccount", "default"]).then(
           () => true,
           () => false,
         ),
       {
         what: 'ServiceAccount "default/default"',
         timeoutMs: 60_000,
-        exited: controllerManager.exited,
+        exited: cm.process.exited,
       },
     );
+    const { kubeconfig, pki, kubeletClient } = certs;
     return {
-      info: {
-        server,
-        kubeconfig,
-        caCert: pki.ca.cert,
-        caKey: pki.ca.key,
-        kubeletClient,
-        dir,
-      },
-      processes,
-      stop,
+      info: { server, kubeconfig, caCert: pki.ca.cert, caKey: pki.ca.key, kubeletClient, dir },
     };
-  } catch (err) {
-    const logs = await Promise.all(
-      processes.map(async (p) => `--- ${p.name} (${p.logPath}):\n${await tailLog(p.logPath, 15)}`),
-    );
-    await stop();
-    throw new Error(
-      `Cannot start the control plane: ${(err as Error).message}\n${logs.join("\n")}`,
-    );
-  }
+  });
 }
 
 /** Runs kubectl against `kubeconfig`; throws with its stderr on failure. */

@@ -47,6 +47,109 @@ export interface EnvironmentOptions {
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
+/** What the start steps share: the info they fill in and the stop list they add to. */
+interface Starting {
+  info: EnvironmentInfo;
+  dir: string;
+  logDir: string;
+  /** Records a started process (its pid goes into info.json). */
+  track(p: ManagedProcess): void;
+  /** Adds a stop step (run last added first). */
+  onStop(stop: () => Promise<void>): void;
+  progress(msg: string): void;
+}
+
+async function startKube(s: Starting, crdDir: string): Promise<void> {
+  s.progress("starting etcd + kube-apiserver + kube-controller-manager + kube-scheduler");
+  const cp = await startControlPlane(`${s.dir}/kube`, { logDir: s.logDir });
+  cp.processes.forEach(s.track);
+  s.onStop(cp.stop);
+  s.info.kube = cp.info;
+  const crds = await installCrds(cp.info.kubeconfig, crdDir);
+  s.progress(`control plane ready at ${cp.info.server}; CRDs established: ${crds.length}`);
+}
+
+async function startServices(s: Starting, parts: Part[]): Promise<void> {
+  const { dir, logDir } = s;
+  if (parts.includes("minio")) {
+    const m = await startMinio(`${dir}/minio`, { logDir });
+    s.track(m.process);
+    s.onStop(() => m.process.stop());
+    s.info.minio = m.info;
+    s.progress(`MinIO ready at ${m.info.endpoint} (bucket ${m.info.bucket})`);
+  }
+  if (parts.includes("registry")) {
+    const r = await startRegistry(`${dir}/registry`, { logDir });
+    s.track(r.process);
+    s.onStop(() => r.process.stop());
+    s.info.registry = r.info;
+    s.progress(`registry ready at ${r.info.host}`);
+  }
+  if (parts.includes("docker")) {
+    const d = await startDockerd(`${dir}/docker`, { logDir });
+    s.track(d.process);
+    s.info.extraDirs.push(d.info.execRoot);
+    s.onStop(async () => {
+      await removeAllContainers(d.info.socketPath);
+      await d.process.stop(20_000);
+    });
+    s.info.docker = d.info;
+    s.progress(`dockerd ready at ${d.info.socketPath}`);
+  }
+}
+
+async function startNodesPart(s: Starting, count: number): Promise<void> {
+  const { info } = s;
+  if (!info.kube || !info.registry) {
+    throw new Error(`Nodes need the "kube" and "registry" parts (parts: ${info.parts.join(", ")})`);
+  }
+  s.progress(`starting ${count} node(s): kubelet + containerd each`);
+  const n = await startNodes(`${s.dir}/nodes`, {
+    count,
+    kube: info.kube,
+    registry: info.registry,
+    logDir: s.logDir,
+    onProgress: s.progress,
+  });
+  n.processes.forEach(s.track);
+  s.onStop(n.stop);
+  info.nodes = n.nodes;
+  info.nodeImages = n.images;
+}
+
+/** lpm's processes, which can be restarted on their own (`cluster:lpm-restart`). */
+function lpmPart(s: Starting): { launch(): Promise<LpmInfo>; restart(): Promise<LpmInfo> } {
+  let stopLpm: (() => Promise<void>) | undefined;
+  const launch = async (): Promise<LpmInfo> => {
+    s.progress("starting lpm: an agent per node and the controller");
+    const l = await startLpm(s.info, `${s.dir}/lpm`, { logDir: s.logDir });
+    l.processes.forEach(s.track);
+    if (!stopLpm) s.onStop(() => stopLpm?.() ?? Promise.resolve());
+    stopLpm = l.stop;
+    s.info.lpm = l.info;
+    s.progress(
+      `lpm ready: agents ${l.info.agents.map((a) => `${a.node}=${a.address}`).join(", ")}`,
+    );
+    return l.info;
+  };
+  const restart = async (): Promise<LpmInfo> => {
+    if (!stopLpm) throw new Error("lpm does not run in this environment (start it with lpm)");
+    s.progress("restarting lpm");
+    const info = s.info;
+    const old = new Set(info.lpm?.agents.map((a) => a.pid).concat(info.lpm.controller.pid));
+    await stopLpm();
+    info.pids = info.pids.filter((p) => !old.has(p));
+    const l = await launch();
+    await writeInfo(info);
+    return l;
+  };
+  return { launch, restart };
+}
+
+function writeInfo(info: EnvironmentInfo): Promise<void> {
+  return Deno.writeTextFile(`${info.dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
+}
+
 /** Starts the requested parts; on failure stops what started and throws. */
 export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<Environment> {
   const parts = [...(opts.parts ?? ALL_PARTS)];
@@ -55,7 +158,6 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
   await Deno.mkdir(logDir, { recursive: true });
   const progress = opts.onProgress ?? (() => {});
   const info: EnvironmentInfo = { dir, logDir, parts, pids: [], extraDirs: [] };
-  const procs: ManagedProcess[] = [];
   const stoppers: (() => Promise<void>)[] = [];
   let stopped = false;
   const stop = async () => {
@@ -70,102 +172,32 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     }
     await cleanupFiles(info);
   };
-  const track = (p: ManagedProcess) => {
-    procs.push(p);
-    info.pids.push(p.pid);
+  const starting: Starting = {
+    info,
+    dir,
+    logDir,
+    track: (p) => info.pids.push(p.pid),
+    onStop: (fn) => stoppers.push(fn),
+    progress,
   };
   try {
-    const startKube = async () => {
-      if (!parts.includes("kube")) return;
-      progress("starting etcd + kube-apiserver + kube-controller-manager + kube-scheduler");
-      const cp = await startControlPlane(`${dir}/kube`, { logDir });
-      cp.processes.forEach(track);
-      stoppers.push(cp.stop);
-      info.kube = cp.info;
-      const crds = await installCrds(cp.info.kubeconfig, opts.crdDir ?? `${REPO_ROOT}/crds`);
-      progress(`control plane ready at ${cp.info.server}; CRDs established: ${crds.length}`);
-    };
-    const startOthers = async () => {
-      if (parts.includes("minio")) {
-        const m = await startMinio(`${dir}/minio`, { logDir });
-        track(m.process);
-        stoppers.push(() => m.process.stop());
-        info.minio = m.info;
-        progress(`MinIO ready at ${m.info.endpoint} (bucket ${m.info.bucket})`);
-      }
-      if (parts.includes("registry")) {
-        const r = await startRegistry(`${dir}/registry`, { logDir });
-        track(r.process);
-        stoppers.push(() => r.process.stop());
-        info.registry = r.info;
-        progress(`registry ready at ${r.info.host}`);
-      }
-      if (parts.includes("docker")) {
-        const d = await startDockerd(`${dir}/docker`, { logDir });
-        track(d.process);
-        info.extraDirs.push(d.info.execRoot);
-        stoppers.push(async () => {
-          await removeAllContainers(d.info.socketPath);
-          await d.process.stop(20_000);
-        });
-        info.docker = d.info;
-        progress(`dockerd ready at ${d.info.socketPath}`);
-      }
-    };
     // The control plane and the rest start side by side.
-    const results = await Promise.allSettled([startKube(), startOthers()]);
+    const results = await Promise.allSettled([
+      parts.includes("kube") ? startKube(starting, opts.crdDir ?? `${REPO_ROOT}/crds`) : undefined,
+      startServices(starting, parts),
+    ]);
     const failed = results.find((r) => r.status === "rejected") as
       | PromiseRejectedResult
       | undefined;
     if (failed) throw failed.reason;
-    if (opts.nodes) {
-      if (!info.kube || !info.registry) {
-        throw new Error(`Nodes need the "kube" and "registry" parts (parts: ${parts.join(", ")})`);
-      }
-      progress(`starting ${opts.nodes} node(s): kubelet + containerd each`);
-      const n = await startNodes(`${dir}/nodes`, {
-        count: opts.nodes,
-        kube: info.kube,
-        registry: info.registry,
-        logDir,
-        onProgress: progress,
-      });
-      n.processes.forEach(track);
-      stoppers.push(n.stop);
-      info.nodes = n.nodes;
-      info.nodeImages = n.images;
-    }
-    let stopLpm: (() => Promise<void>) | undefined;
-    const launchLpm = async (): Promise<LpmInfo> => {
-      progress("starting lpm: an agent per node and the controller");
-      const l = await startLpm(info, `${dir}/lpm`, { logDir });
-      l.processes.forEach(track);
-      stopLpm = l.stop;
-      info.lpm = l.info;
-      progress(
-        `lpm ready: agents ${l.info.agents.map((a) => `${a.node}=${a.address}`).join(", ")}`,
-      );
-      return l.info;
-    };
+    if (opts.nodes) await startNodesPart(starting, opts.nodes);
+    const lpm = lpmPart(starting);
     if (opts.lpm) {
       if (!info.nodes?.length) throw new Error("lpm (agents + controller) needs nodes: set nodes");
-      await launchLpm();
-      stoppers.push(() => stopLpm?.() ?? Promise.resolve());
+      await lpm.launch();
     }
-    const writeInfo = () =>
-      Deno.writeTextFile(`${dir}/info.json`, JSON.stringify(info, null, 2) + "\n");
-    await writeInfo();
-    const restartLpm = async (): Promise<LpmInfo> => {
-      if (!stopLpm) throw new Error("lpm does not run in this environment (start it with lpm)");
-      progress("restarting lpm");
-      const old = new Set(info.lpm?.agents.map((a) => a.pid).concat(info.lpm.controller.pid));
-      await stopLpm();
-      info.pids = info.pids.filter((p) => !old.has(p));
-      const l = await launchLpm();
-      await writeInfo();
-      return l;
-    };
-    return { info, stop, restartLpm };
+    await writeInfo(info);
+    return { info, stop, restartLpm: lpm.restart };
   } catch (err) {
     await stop();
     throw err;
