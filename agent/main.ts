@@ -14,7 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
-import { type AgentSecurity, jsonLogger, type Logger, startAgentServer } from "./server.ts";
+import { Logger } from "../base/log.ts";
+import { type AgentSecurity, startAgentServer } from "./server.ts";
 import type { ImagePublisher, VolumeCarrier } from "./pipeline.ts";
 import { createKubeletDriver, type KubeletDriver } from "./runtime/kubelet.ts";
 import { type DriverName, selectDriver } from "./runtime/select.ts";
@@ -195,7 +196,7 @@ export async function buildDriver(
     containerRuntimeVersion: runtimeVersion,
     dockerSocket: a.dockerSocket,
   });
-  log("info", "runtime driver chosen", { driver: choice.driver, reason: choice.reason });
+  log.info("runtime driver chosen", { driver: choice.driver, reason: choice.reason });
   const images = a.imageCompression === "none"
     ? createImagePublisher()
     : createOciImagePublisher({ compression: a.imageCompression });
@@ -242,11 +243,14 @@ export async function buildDriver(
   };
 }
 
+/** The agent's logger: JSON lines on stderr, as the controller's. */
+const AGENT_LOG = new Logger({ component: "lpm-agent" });
+
 type OptionalStats = (archivePath: string) => Promise<Record<string, number> | undefined>;
 
 /** Runs the agent until SIGTERM/SIGINT. */
 export async function main(args: string[]): Promise<number> {
-  const log = jsonLogger;
+  const log = AGENT_LOG;
   let a: AgentArgs;
   try {
     a = parseAgentArgs(args);
@@ -271,7 +275,7 @@ export async function main(args: string[]): Promise<number> {
       dir: `${a.stateDir}/freezes`,
       freezer: createPodFreezer({ containerd, dump: (ref, o) => driver.checkpoint(ref, o) }),
       onThawed: (rec, how) =>
-        log("warn", `pod thawed (${how})`, { key: rec.key, pod: `${rec.namespace}/${rec.pod}` }),
+        log.warn(`pod thawed (${how})`, { key: rec.key, pod: `${rec.namespace}/${rec.pod}` }),
     });
   }
   const server = await startAgentServer({
@@ -298,8 +302,8 @@ export async function main(args: string[]): Promise<number> {
     if (!kubelet.sweepArchives) return;
     const keep = new Set(server.operations.list().flatMap((o) => o.localPaths ?? []));
     kubelet.sweepArchives({ olderThanMs: 30 * 60_000, keep }).then(
-      (removed) => removed.length && log("info", "removed stale kubelet archives", { removed }),
-      (e) => log("warn", "archive sweep failed", { error: (e as Error).message }),
+      (removed) => removed.length && log.info("removed stale kubelet archives", { removed }),
+      (e) => log.warn("archive sweep failed", { error: (e as Error).message }),
     );
   };
   sweep();
@@ -318,15 +322,15 @@ export async function main(args: string[]): Promise<number> {
   }
   const done = Promise.withResolvers<void>();
   const stop = (sig: string) => () => {
-    log("info", "shutting down", { signal: sig });
+    log.info("shutting down", { signal: sig });
     done.resolve();
   };
   const onTerm = stop("SIGTERM");
   const onInt = stop("SIGINT");
   const onHup = () => {
     server.reloadTls().then(
-      () => log("info", "TLS certificates reloaded (SIGHUP)"),
-      (e) => log("error", "TLS reload failed", { error: (e as Error).message }),
+      () => log.info("TLS certificates reloaded (SIGHUP)"),
+      (e) => log.error("TLS reload failed", { error: (e as Error).message }),
     );
   };
   Deno.addSignalListener("SIGTERM", onTerm);
@@ -343,13 +347,13 @@ export async function main(args: string[]): Promise<number> {
   freezes?.close();
   containerd?.close?.();
   kube?.close();
-  log("info", "agent stopped");
+  log.info("agent stopped");
   return 0;
 }
 
 if (import.meta.main) {
   main(Deno.args).then((code) => Deno.exit(code), (err) => {
-    jsonLogger("error", "agent failed", { error: (err as Error).message });
+    AGENT_LOG.error("agent failed", { error: (err as Error).message });
     Deno.exit(1);
   });
 }

@@ -19,14 +19,8 @@ export {
   resolveAgent,
 } from "../contract/discovery.ts";
 export type { AgentPod, PodLister, ResolveAgentOptions } from "../contract/discovery.ts";
-export { AGENT_VERSION, jsonLogger, startAgentServer } from "./server.ts";
-export type {
-  AgentSecurity,
-  AgentServer,
-  AgentServerOptions,
-  ClassResolver,
-  Logger,
-} from "./server.ts";
+export { AGENT_VERSION, startAgentServer } from "./server.ts";
+export type { AgentSecurity, AgentServer, AgentServerOptions, ClassResolver } from "./server.ts";
 export { isFinal, OperationConflictError, OperationStore } from "./operations.ts";
 export type { Operation, OperationKind } from "./operations.ts";
 export type { CheckpointResult, OperationPhase } from "../contract/agent.ts";

@@ -36,6 +36,7 @@ import type { FreezeAction, Freezes } from "./freezes.ts";
 import type { RuntimeDriver } from "./runtime/driver.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
+import { Logger } from "../base/log.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import {
   createServerTls,
@@ -47,14 +48,6 @@ import {
 
 /** Agent version reported by Health and recorded in metadata. */
 export const AGENT_VERSION = "0.1.0";
-
-/** A structured logger: one JSON line per call. */
-export type Logger = (level: "info" | "warn" | "error", msg: string, fields?: object) => void;
-
-/** Logs JSON lines to stderr. */
-export const jsonLogger: Logger = (level, msg, fields = {}) => {
-  console.error(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
-};
 
 /** Security of the listener. */
 export type AgentSecurity =
@@ -108,7 +101,7 @@ export interface AgentServerOptions {
     req: PrepareRestoreRequestMsg,
     signal: AbortSignal,
   ) => Promise<{ image: string }>;
-  /** Logger (default JSON lines on stderr). */
+  /** Logger (default: JSON lines on stderr with component "lpm-agent"). */
   log?: Logger;
 }
 
@@ -171,10 +164,10 @@ function grpcError(code: grpc.status, message: string): grpc.ServiceError {
 
 /** Starts the agent's gRPC server. */
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
-  const log = opts.log ?? jsonLogger;
+  const log = opts.log ?? new Logger({ component: "lpm-agent" });
   const operations = await OperationStore.open(opts.stateDir, {
     onRecovered: (op) =>
-      log("warn", "operation failed by restart", { operation: op.id, message: op.message }),
+      log.warn("operation failed by restart", { operation: op.id, message: op.message }),
   });
   const work = new AbortController();
   const running = new Set<Promise<void>>();
@@ -194,15 +187,14 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         signal: work.signal,
         onReload: (err) =>
           err
-            ? log("error", "TLS reload failed; keeping the old certificates", {
+            ? log.error("TLS reload failed; keeping the old certificates", {
               error: err.message,
             })
-            : log("info", "TLS certificates reloaded"),
+            : log.info("TLS certificates reloaded"),
       });
     }
   } else {
-    log(
-      "warn",
+    log.warn(
       "!!! INSECURE DEVELOPMENT MODE: the agent serves WITHOUT TLS and WITHOUT client " +
         "authentication; anyone who reaches this port can checkpoint containers. Never use " +
         "--insecure-dev outside a development machine. !!!",
@@ -220,7 +212,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       ctx?.sslPeerCertificate as Parameters<typeof identityOf>[0],
     );
     if (isAllowed(identity, security.allowedClients)) return undefined;
-    log("warn", "client refused", { peer: call.getPeer(), identity: describeIdentity(identity) });
+    log.warn("client refused", { peer: call.getPeer(), identity: describeIdentity(identity) });
     return grpcError(
       grpc.status.PERMISSION_DENIED,
       `Client ${describeIdentity(identity)} is not allowed to call this agent ` +
@@ -234,12 +226,12 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         await body(work.signal);
       } catch (err) {
         const message = (err as Error).message;
-        log("error", "operation failed", { operation: id, kind, error: message });
+        log.error("operation failed", { operation: id, kind, error: message });
         const criuLog = criuLogOf(err);
         if (criuLog) {
           // The runtime overwrites its log on the next dump: keep this one with the operation.
           await keepLog(id, criuLog).catch((e) =>
-            log("warn", "cannot keep the CRIU log", { operation: id, error: e.message })
+            log.warn("cannot keep the CRIU log", { operation: id, error: e.message })
           );
         }
         await operations.update(id, { phase: "Failed", message }).catch(() => {});
@@ -268,7 +260,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       if (refused) return cb(refused);
       fn(call.request).then((v) => cb(null, v), (err) => {
         const e = err as Error & { code?: number };
-        if (!(typeof e.code === "number")) log("error", `${name} failed`, { error: e.message });
+        if (!(typeof e.code === "number")) log.error(`${name} failed`, { error: e.message });
         cb(
           typeof e.code === "number" ? e as grpc.ServiceError : grpcError(
             err instanceof OperationConflictError
@@ -339,7 +331,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       }
       const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
       if (!created) return toMsg(op);
-      log("info", "checkpoint started", {
+      log.info("checkpoint started", {
         operation: op.id,
         pod: `${req.namespace}/${req.pod}`,
         container: req.container,
@@ -367,7 +359,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
           report: report(op.id),
           signal,
           agent: { nodeName: opts.nodeName, version: AGENT_VERSION },
-          log: (msg, fields) => log("info", msg, { operation: op.id, ...fields }),
+          log: (msg, fields) => log.info(msg, { operation: op.id, ...fields }),
         });
         await operations.update(op.id, {
           phase: "Succeeded",
@@ -377,7 +369,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
             Math.round(timings.checkpointMs)
           } ms, publish ${Math.round(timings.publishMs)} ms`,
         });
-        log("info", "checkpoint succeeded", { operation: op.id, ...timings });
+        log.info("checkpoint succeeded", { operation: op.id, ...timings });
       });
       return toMsg(operations.get(op.id)!);
     }),
@@ -506,7 +498,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         await Deno.remove(p, { recursive: true }).catch(() => {});
       }
       await operations.remove(op.id);
-      log("info", "checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
+      log.info("checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
       return { bytesFreed: freed };
     }),
 
@@ -524,7 +516,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         pod: req.pod,
         deadlineSeconds: req.deadlineSeconds || 120,
       });
-      log("info", "pod frozen", { key: s.key, pod: `${s.namespace}/${s.pod}`, state: s.state });
+      log.info("pod frozen", { key: s.key, pod: `${s.namespace}/${s.pod}`, state: s.state });
       return s satisfies FreezeStateMsg;
     }),
 
@@ -551,7 +543,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         deadlineSeconds: req.deadlineSeconds || undefined,
       });
       if (req.action !== "STATUS" && req.action !== "EXTEND") {
-        log("info", `freeze ${req.action}`, {
+        log.info(`freeze ${req.action}`, {
           key: s.key,
           pod: `${s.namespace}/${s.pod}`,
           state: s.state,
@@ -615,7 +607,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         err ? reject(new Error(`Cannot listen on "${opts.listen}": ${err.message}`)) : resolve(p),
     )
   );
-  log("info", "agent listening", {
+  log.info("agent listening", {
     listen: opts.listen,
     port,
     node: opts.nodeName,

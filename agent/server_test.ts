@@ -15,6 +15,7 @@ import { hostArchitecture } from "../oci/platform.ts";
 import type { ResolvedClass } from "./pipeline.ts";
 import { CriuFailureError } from "./runtime/criu_log.ts";
 import type { ContainerRef } from "./runtime/driver.ts";
+import { Logger } from "../base/log.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -265,7 +266,7 @@ Deno.test({
       stateDir,
       driver: new FakeDriver(),
       resolveClass: localClass(storeDir),
-      log: (_l, msg) => void reloads.push(msg),
+      log: new Logger({}, "info", (line) => void reloads.push(JSON.parse(line).msg)),
     });
     const address = `127.0.0.1:${server.port}`;
     try {

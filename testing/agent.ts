@@ -6,6 +6,7 @@
  * @module
  */
 import { Pki } from "../localenv/pki.ts";
+import { silentLogger } from "../base/log.ts";
 import { AgentClient } from "../contract/client.ts";
 import { type AgentServer, type AgentServerOptions, startAgentServer } from "../agent/server.ts";
 import type {
@@ -103,7 +104,7 @@ export async function startTestServer(
       watch: false,
     },
     stateDir,
-    log: () => {},
+    log: silentLogger,
     ...opts,
   });
   return { server, stateDir, address: `127.0.0.1:${server.port}` };

@@ -17,6 +17,7 @@ import { createDockerDriver } from "../agent/runtime/docker.ts";
 import { readArchiveStats } from "../archive/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { startAgentServer } from "../agent/server.ts";
+import { silentLogger } from "../base/log.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { clientWith, makeTestCerts } from "../testing/agent.ts";
 
@@ -91,7 +92,7 @@ Deno.test({
       readStats: readArchiveStats,
       // These agents run without cluster access to classes: inline specs, as on a Docker host.
       resolveClass: (ref) => resolveStorageClass(ref, { allowInline: true }),
-      log: () => {},
+      log: silentLogger,
     });
     const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
     try {

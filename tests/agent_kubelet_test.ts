@@ -20,6 +20,7 @@ import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
 import { startAgentServer } from "../agent/server.ts";
+import { silentLogger } from "../base/log.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { prepareImage } from "../agent/prepare.ts";
 import { readArchiveStats } from "../archive/mod.ts";
@@ -148,7 +149,7 @@ Deno.test({
       // This test's one agent pre-pulls for node-b: through node-b's CRI socket.
       prepareImage: (req, signal) =>
         prepareImage(req, { signal, runtimeEndpoint: `unix://${b.containerdSocket}` }),
-      log: () => {},
+      log: silentLogger,
     });
     const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
     try {
