@@ -5,6 +5,7 @@ import { LpmClient } from "../kube/lpm_client.ts";
 import type { AgentConnector } from "../contract/agent.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import type { ControllerMetrics } from "./runtime/metrics.ts";
+import { makeApiClient } from "../kube/api_requests.ts";
 
 /** Shared dependencies of the reconcilers. */
 export interface ReconcilerDeps {
@@ -35,7 +36,7 @@ export function newReconcilerDeps(
   return {
     kc,
     lpm: new LpmClient(kc),
-    core: kc.makeApiClient(k8s.CoreV1Api),
+    core: makeApiClient(kc, k8s.CoreV1Api),
     agents,
     events: new EventRecorder(kc, opts.component ?? "lpm-controller"),
     metrics: opts.metrics,

@@ -19,6 +19,7 @@ import { parseOverrides } from "../contract/discovery.ts";
 import { parseArgs } from "../base/args.ts";
 import { startManager } from "./manager.ts";
 import { Logger } from "../base/log.ts";
+import { makeApiClient } from "../kube/api_requests.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
@@ -84,7 +85,7 @@ export async function main(args: string[]): Promise<number> {
       serverName: a.flags["tls-server-name"],
     },
     overrides: parseOverrides(agentFlags),
-    kube: kc.makeApiClient(k8s.CoreV1Api),
+    kube: makeApiClient(kc, k8s.CoreV1Api),
   });
   const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(/:(?=\d+$)/);
   const manager = await startManager({

@@ -22,6 +22,7 @@ import { storageClassReconciler } from "./storage_class.ts";
 import { checkpointRetentionReconciler } from "./checkpoint_retention.ts";
 import { podRestoreReconciler } from "./pod_restore.ts";
 import { MIGRATION_LABEL } from "./restored_pod.ts";
+import { onApiRequest } from "../kube/api_requests.ts";
 
 /** Options for {@linkcode startManager}. */
 export interface ManagerOptions {
@@ -66,6 +67,7 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
   const log = opts.logger ?? new Logger({ component: "lpm-controller" });
   const kc = opts.kubeConfig;
   const metrics = newControllerMetrics();
+  const stopCounting = onApiRequest((r) => metrics.apiRequests.inc({ ...r }));
   const deps: ReconcilerDeps = {
     ...newReconcilerDeps(kc, opts.agents, { metrics, pollMs: opts.pollMs }),
     ...opts.deps,
@@ -225,6 +227,7 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     leading,
     async stop() {
       clearInterval(gaugeTimer);
+      stopCounting();
       await elector?.stop();
       await stopControllers();
       await health?.shutdown();

@@ -36,6 +36,7 @@ import {
   sourceFreezeAction,
 } from "./pod_migration_freeze.ts";
 import { askAgentWithin } from "../contract/agent.ts";
+import { makeApiClient } from "../kube/api_requests.ts";
 
 const BAD_WAITING = new Set([
   "ErrImagePull",
@@ -340,7 +341,7 @@ async function selectorOf(
   rsName: string,
 ): Promise<Record<string, string> | undefined> {
   try {
-    const apps = deps.kc.makeApiClient(k8s.AppsV1Api);
+    const apps = makeApiClient(deps.kc, k8s.AppsV1Api);
     const rs = await apps.readNamespacedReplicaSet({ name: rsName, namespace: ns });
     return rs.spec?.selector?.matchLabels;
   } catch (err) {

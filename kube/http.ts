@@ -6,6 +6,7 @@
  * @module
  */
 import type { KubeConfig } from "@kubernetes/client-node";
+import { recordApiRequest } from "./api_requests.ts";
 
 /** A ready-to-use API server client. */
 export interface KubeHttp {
@@ -47,6 +48,7 @@ export function kubeHttp(kc: KubeConfig): KubeHttp {
       const headers = new Headers(init.headers);
       const t = token();
       if (t) headers.set("authorization", `Bearer ${t}`);
+      recordApiRequest(init.method ?? "GET", path);
       return fetch(`${server}${path}`, { ...init, headers, client });
     },
     close: () => client.close(),

@@ -6,7 +6,7 @@
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
-import "./http1.ts";
+import { makeApiClient } from "./api_requests.ts";
 
 /** The API group of every lpm kind. */
 export const LPM_GROUP = "lpm.my.domain";
@@ -58,7 +58,7 @@ export class LpmClient {
 
   /** Creates a client from a KubeConfig. */
   constructor(kc: k8s.KubeConfig) {
-    this.#api = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.#api = makeApiClient(kc, k8s.CustomObjectsApi);
   }
 
   /** Reads an object; undefined when it does not exist. */

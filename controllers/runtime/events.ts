@@ -7,6 +7,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { Logger } from "../../base/log.ts";
+import { makeApiClient } from "../../kube/api_requests.ts";
 
 /** The object an event is about. */
 export interface EventTarget {
@@ -25,7 +26,7 @@ export class EventRecorder {
 
   /** Creates a recorder that signs events as `component`. */
   constructor(kc: k8s.KubeConfig, readonly component: string, readonly log: Logger = new Logger()) {
-    this.#api = kc.makeApiClient(k8s.CoreV1Api);
+    this.#api = makeApiClient(kc, k8s.CoreV1Api);
   }
 
   /** Records a Normal event. Never throws: events are best effort. */

@@ -8,6 +8,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { Logger } from "../../base/log.ts";
+import { makeApiClient } from "../../kube/api_requests.ts";
 
 /**
  * A MicroTime as the API server parses it (six fractional digits); the
@@ -47,7 +48,7 @@ export class LeaderElector {
 
   /** Creates an elector; {@linkcode run} starts it. */
   constructor(kc: k8s.KubeConfig, opts: LeaderElectionOptions) {
-    this.#api = kc.makeApiClient(k8s.CoordinationV1Api);
+    this.#api = makeApiClient(kc, k8s.CoordinationV1Api);
     this.#o = {
       leaseDurationMs: 15_000,
       renewDeadlineMs: 10_000,

@@ -144,6 +144,8 @@ export interface ControllerMetrics {
   migrationDuration: Histogram;
   /** Measured downtime of migrations (source frozen until target running). */
   migrationDowntime: Histogram;
+  /** Requests to the API server by verb and resource (kube/api_requests.ts). */
+  apiRequests: Counter;
 }
 
 /** Creates the standard controller metrics in a new registry. */
@@ -179,6 +181,9 @@ export function newControllerMetrics(): ControllerMetrics {
         "Source frozen until target running.",
         long,
       ),
+    ),
+    apiRequests: registry.register(
+      new Counter("lpm_api_requests_total", "Requests to the API server by verb and resource."),
     ),
   };
 }

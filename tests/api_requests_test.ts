@@ -1,0 +1,127 @@
+/**
+ * How many API requests one counter migration costs the controller, read
+ * from its own `lpm_api_requests_total{verb,resource}` on the real local
+ * cluster (real API server, two real nodes, agents and the controller).
+ *
+ * Measured on one counter pod moving node-a -> node-b, controller requests
+ * between the PodMigration's creation and its finalizer's removal:
+ *   before the informer caches (every step GETs what it reads): 387, of which
+ *     ~280 were the retention reconciler re-running on its own status patches
+ *     (31 passes of: get class, list pm/pc/cc/pr, get secret, patch status,
+ *     and the class reconciler's get) and ~105 the migration's own: 33 get
+ *     podcheckpoints, 25 get podmigrations, 24 get pods, 13 get
+ *     containercheckpoints, 3 get nodes, 13 create events, 21 writes
+ *     (status and finalizer patches, 3 creates, 1 delete).
+ * The bound below leaves room for what runs beside the migration (a storage
+ * class validation, a watch renewal, Event count patches) and for retries
+ * under load, but not for a return to reading the API at every step.
+ */
+import * as k8s from "@kubernetes/client-node";
+import { assert, assertEquals } from "@std/assert";
+import { requirePart, testEnv } from "../testing/env.ts";
+import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
+import { LpmClient } from "../kube/lpm_client.ts";
+import { makeApiClient } from "../kube/api_requests.ts";
+import type { PodMigration } from "../api/mod.ts";
+
+const CLASS = "e2e-minio";
+/** At most this many API requests for one counter migration (see the header). */
+const MAX_REQUESTS = 1000;
+
+/** The controller's lpm_api_requests_total series, by `verb resource`. */
+async function apiRequests(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^lpm_api_requests_total\{(.*)\} (\d+)$/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries(
+      [...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
+    );
+    out.set(`${labels.verb} ${labels.resource}`, Number(m[2]));
+  }
+  return out;
+}
+
+Deno.test({
+  name: "api requests: one counter migration costs the controller a bounded number of requests",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const env = testEnv();
+    const kube = requirePart("kube");
+    if ((env.nodes?.length ?? 0) < 2 || !env.lpm?.controller?.healthPort) {
+      throw new Error(
+        'This test needs 2 nodes and lpm (agents + controller with its health port): run it with "deno task test"',
+      );
+    }
+    const port = env.lpm.controller.healthPort;
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfig);
+    const core = makeApiClient(kc, k8s.CoreV1Api);
+    const lpm = new LpmClient(kc);
+    const ns = `apireq-${crypto.randomUUID().slice(0, 6)}`;
+    await createNamespace(core, ns);
+    try {
+      await createMinioClass(core, lpm, {
+        name: CLASS,
+        minio: requirePart("minio"),
+        prefix: "e2e/",
+        repository: `${requirePart("registry").host}/lpm/e2e`,
+        reuse: true,
+      });
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: "counter" },
+          spec: {
+            nodeName: env.nodes![0].name,
+            containers: [{
+              name: "counter",
+              image: env.nodeImages!.busybox,
+              command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+            }],
+          },
+        },
+      });
+      await waitFor(async () => {
+        const p = await core.readNamespacedPod({ name: "counter", namespace: ns });
+        return p.status?.phase === "Running";
+      }, { what: "the counter pod to run", timeoutMs: 60_000 });
+
+      const before = await apiRequests(port);
+      await lpm.create("podmigrations", ns, {
+        apiVersion: "lpm.my.domain/v1",
+        kind: "PodMigration",
+        metadata: { name: "move", namespace: ns },
+        spec: { podName: "counter", targetNode: env.nodes![1].name, storageClassName: CLASS },
+      });
+      const pm = await waitFor(async () => {
+        const pm = await lpm.get<PodMigration>("podmigrations", ns, "move");
+        return pm?.status?.phase === "Succeeded" || pm?.status?.phase === "Failed" ? pm : undefined;
+      }, { what: "the migration to finish", timeoutMs: 120_000, intervalMs: 250 });
+      assertEquals(pm.status?.phase, "Succeeded", pm.status?.message);
+      // Its last step lets the finalizer go.
+      await waitFor(
+        async () => !(await lpm.get("podmigrations", ns, "move"))?.metadata?.finalizers?.length,
+        { what: "the migration's finalizer to go", timeoutMs: 30_000 },
+      );
+      const after = await apiRequests(port);
+
+      const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+        .filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      const total = delta.reduce((s, [, n]) => s + n, 0);
+      console.log(
+        `API requests of one counter migration: ${total}\n` +
+          delta.map(([k, n]) => `  ${String(n).padStart(4)} ${k}`).join("\n"),
+      );
+      assert(total > 0, "the controller counts its API requests");
+      assert(
+        total <= MAX_REQUESTS,
+        `one counter migration made ${total} API requests (at most ${MAX_REQUESTS} expected)`,
+      );
+    } finally {
+      await core.deleteNamespace({ name: ns }).catch(() => {});
+    }
+  },
+});
