@@ -12,7 +12,7 @@
  * watched); SIGTERM/SIGINT stop gracefully.
  * @module
  */
-import { parseArgs } from "node:util";
+import { type Args, parseArgs } from "../base/args.ts";
 import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { Logger } from "../base/log.ts";
 import { type AgentSecurity, startAgentServer } from "./server.ts";
@@ -32,7 +32,7 @@ import { type Freezes, openFreezes } from "./freezes.ts";
 import { createPodFreezer } from "./runtime/freeze.ts";
 import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
 
-const USAGE = `Usage: deno task agent --node-name <node> --listen <host:port>
+const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
   --state-dir <dir> [--kubeconfig <file>] [--runtime kubelet|docker] [--docker-socket <path>]
   [--kubelet-url <https://ip:port> --kubelet-ca <file>
@@ -80,47 +80,53 @@ export interface AgentArgs {
 
 /** Parses and validates the command line; throws with the usage on error. */
 export function parseAgentArgs(args: string[]): AgentArgs {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      "node-name": { type: "string" },
-      listen: { type: "string", default: "127.0.0.1:7443" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      "client-ca": { type: "string" },
-      "allowed-client": { type: "string", multiple: true },
-      "state-dir": { type: "string", default: "/var/lib/lpm-agent" },
-      "docker-socket": { type: "string" },
-      "runtime-endpoint": { type: "string" },
-      "kubelet-url": { type: "string" },
-      "kubelet-ca": { type: "string" },
-      "kubelet-client-cert": { type: "string" },
-      "kubelet-client-key": { type: "string" },
-      "kubelet-token-file": { type: "string" },
-      "kubelet-root-dir": { type: "string" },
-      "kubelet-root-mount": { type: "string" },
-      "criu-log-dir": { type: "string", multiple: true },
-      busybox: { type: "string" },
-      kubeconfig: { type: "string" },
-      runtime: { type: "string" },
-      "health-listen": { type: "string" },
-      "image-compression": { type: "string", default: "none" },
-      "insecure-dev": { type: "boolean", default: false },
-      "allow-inline-storage": { type: "boolean", default: false },
-    },
-    strict: true,
-  });
   const fail = (m: string): never => {
     throw new Error(`${m}\n${USAGE}`);
   };
+  let parsed: Args;
+  try {
+    parsed = parseArgs(args, {
+      known: [
+        "node-name",
+        "listen",
+        "tls-cert",
+        "tls-key",
+        "client-ca",
+        "allowed-client",
+        "state-dir",
+        "docker-socket",
+        "runtime-endpoint",
+        "kubelet-url",
+        "kubelet-ca",
+        "kubelet-client-cert",
+        "kubelet-client-key",
+        "kubelet-token-file",
+        "kubelet-root-dir",
+        "kubelet-root-mount",
+        "criu-log-dir",
+        "busybox",
+        "kubeconfig",
+        "runtime",
+        "health-listen",
+        "image-compression",
+        "insecure-dev",
+        "allow-inline-storage",
+      ],
+      booleans: ["insecure-dev", "allow-inline-storage"],
+      multiple: ["allowed-client", "criu-log-dir"],
+    });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const { flags: v, lists } = parsed;
   const a: AgentArgs = {
     nodeName: v["node-name"] ?? Deno.env.get("NODE_NAME") ?? fail("--node-name is required"),
-    listen: v.listen!,
+    listen: v.listen ?? "127.0.0.1:7443",
     tlsCert: v["tls-cert"],
     tlsKey: v["tls-key"],
     clientCa: v["client-ca"],
-    allowedClients: (v["allowed-client"] ?? []).flatMap((s) => s.split(",")).filter(Boolean),
-    stateDir: v["state-dir"]!,
+    allowedClients: (lists["allowed-client"] ?? []).flatMap((s) => s.split(",")).filter(Boolean),
+    stateDir: v["state-dir"] ?? "/var/lib/lpm-agent",
     dockerSocket: v["docker-socket"],
     runtimeEndpoint: v["runtime-endpoint"],
     kubeletUrl: v["kubelet-url"],
@@ -130,14 +136,14 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     kubeletTokenFile: v["kubelet-token-file"],
     kubeletRootDir: v["kubelet-root-dir"],
     kubeletRootMount: v["kubelet-root-mount"],
-    criuLogDirs: v["criu-log-dir"],
+    criuLogDirs: lists["criu-log-dir"],
     busybox: v.busybox,
     kubeconfig: v.kubeconfig,
     runtime: v.runtime as DriverName | undefined,
     healthListen: v["health-listen"],
-    imageCompression: v["image-compression"] as AgentArgs["imageCompression"],
-    insecureDev: v["insecure-dev"]!,
-    allowInlineStorage: v["allow-inline-storage"]!,
+    imageCompression: (v["image-compression"] ?? "none") as AgentArgs["imageCompression"],
+    insecureDev: v["insecure-dev"] === "true",
+    allowInlineStorage: v["allow-inline-storage"] === "true",
   };
   if (a.runtime && a.runtime !== "kubelet" && a.runtime !== "docker") {
     fail(`--runtime "${a.runtime}" is invalid: use "kubelet" or "docker"`);
@@ -251,6 +257,10 @@ type OptionalStats = (archivePath: string) => Promise<Record<string, number> | u
 /** Runs the agent until SIGTERM/SIGINT. */
 export async function main(args: string[]): Promise<number> {
   const log = AGENT_LOG;
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
   let a: AgentArgs;
   try {
     a = parseAgentArgs(args);

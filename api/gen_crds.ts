@@ -5,6 +5,7 @@
  * @module
  */
 import { stringify } from "yaml";
+import { parseArgs } from "../base/args.ts";
 import { crdFor } from "./crd.ts";
 import { GROUP } from "./types.ts";
 import { KIND_DEFINITIONS } from "./schema/mod.ts";
@@ -63,7 +64,8 @@ export async function writeCrds(dir = CRD_DIR): Promise<string[]> {
 }
 
 if (import.meta.main) {
-  if (Deno.args.includes("--check")) {
+  const { flags } = parseArgs(Deno.args, { known: ["check"], booleans: ["check"] });
+  if (flags.check === "true") {
     const bad = await diffCrds();
     if (bad.length) {
       console.error(

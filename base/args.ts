@@ -1,22 +1,39 @@
-/** Small argument parsing for the lpm commands. @module */
+/**
+ * The one argument parser of every lpm command (the CLI, the controller, the
+ * agent, the local environment, the benchmarks and the hack scripts), so that
+ * all of them spell flags, report unknown ones and take repeated ones alike.
+ * @module
+ */
 
 /** Parsed flags and positional arguments. */
 export interface Args {
   /** Positional arguments in order. */
   positional: string[];
-  /** Flags by long name; boolean flags are "true". */
+  /** Flags by long name; boolean flags are "true"; a flag given twice keeps the last value. */
   flags: Record<string, string>;
+  /** Every value of the flags in `spec.multiple`, in order (absent: not given). */
+  lists: Record<string, string[]>;
+}
+
+/** What {@linkcode parseArgs} accepts. */
+export interface ArgsSpec {
+  /** Long names of the flags. */
+  known: string[];
+  /** Flags that take no value (`--flag`, or `--flag=false`). */
+  booleans?: string[];
+  /** Flags that may repeat (`--agent a --agent b`), collected in `lists`. */
+  multiple?: string[];
+  /** Short or alternative names to long ones (`n` -> `namespace`). */
+  aliases?: Record<string, string>;
 }
 
 /**
  * Parses `args`. `aliases` maps short flags to long ones (`n` -> `namespace`);
- * `booleans` lists flags that take no value. Unknown flags are errors.
+ * `booleans` lists flags that take no value; `multiple` lists flags that may
+ * repeat. Unknown flags are errors.
  */
-export function parseArgs(
-  args: string[],
-  spec: { known: string[]; booleans?: string[]; aliases?: Record<string, string> },
-): Args {
-  const out: Args = { positional: [], flags: {} };
+export function parseArgs(args: string[], spec: ArgsSpec): Args {
+  const out: Args = { positional: [], flags: {}, lists: {} };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (!a.startsWith("-") || a === "-") {
@@ -37,20 +54,7 @@ export function parseArgs(
       if (value === undefined) throw new Error(`Flag "--${name}" needs a value`);
     }
     out.flags[name] = value;
+    if (spec.multiple?.includes(name)) (out.lists[name] ??= []).push(value);
   }
   return out;
-}
-
-/** The kubeconfig to use: --kubeconfig, $KUBECONFIG, the local environment's, else ~/.kube/config. */
-export function kubeconfigPath(flag?: string): string {
-  if (flag) return flag;
-  const env = Deno.env.get("KUBECONFIG");
-  if (env) return env;
-  const local = new URL("../.lpm/kubeconfig", import.meta.url).pathname;
-  try {
-    Deno.statSync(local);
-    return local;
-  } catch {
-    return `${Deno.env.get("HOME")}/.kube/config`;
-  }
 }

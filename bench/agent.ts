@@ -7,6 +7,7 @@
  * data (incompressible, like CRIU page images mostly are).
  * @module
  */
+import { parseArgs } from "../base/args.ts";
 import { startEnvironment } from "../localenv/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createOciImagePublisher } from "../agent/image_oci.ts";
@@ -34,8 +35,8 @@ function readyArchive(path: string): RuntimeDriver {
 
 /** Runs the benchmark and prints a table. */
 export async function main(args: string[]): Promise<void> {
-  const i = args.indexOf("--size-mib");
-  const sizeMiB = i >= 0 ? Number(args[i + 1]) : 512;
+  const { flags } = parseArgs(args, { known: ["size-mib"] });
+  const sizeMiB = Number(flags["size-mib"] ?? 512);
   const dir = await Deno.makeTempDir({ prefix: "lpm-bench-agent-" });
   const env = await startEnvironment({
     parts: ["minio", "registry"],

@@ -8,6 +8,7 @@
  *       `tar | gzip` and `tar | zstd` of the same archive.
  * @module
  */
+import { parseArgs } from "../base/args.ts";
 import { startEnvironment } from "../localenv/mod.ts";
 import { buildCheckpointImage, pullImage, pushImage } from "../oci/mod.ts";
 
@@ -62,8 +63,8 @@ function row(what: string, ours: number, ref: number, refName: string, mib: numb
 
 /** Runs the benchmark. */
 export async function main(args: string[]): Promise<void> {
-  const i = args.indexOf("--mib");
-  const mib = i >= 0 ? Number(args[i + 1]) : 1024;
+  const { flags } = parseArgs(args, { known: ["mib"] });
+  const mib = Number(flags.mib ?? 1024);
   const dir = await Deno.makeTempDir({ prefix: "lpm-bench-oci-" });
   const env = await startEnvironment({ parts: ["registry"] });
   const host = env.info.registry!.host;

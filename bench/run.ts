@@ -21,4 +21,9 @@ if (!name || !known.includes(name)) {
   Deno.exit(2);
 }
 const mod = await import(`./${name}.ts`) as { main(args: string[]): Promise<void> };
-await mod.main(rest);
+try {
+  await mod.main(rest);
+} catch (err) {
+  console.error(`[bench] ERROR: ${(err as Error).message}`);
+  Deno.exit(1);
+}

@@ -30,6 +30,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { parseArgs } from "../base/args.ts";
 import { startEnvironment } from "../localenv/mod.ts";
 import { createStore, fetchToFile, storeFile } from "../storage/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
@@ -125,22 +126,18 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
 /** Entry point for `bench/run.ts`. */
 export async function main(args: string[]): Promise<void> {
-  const sizeMiB = Number(flag(args, "--size-mib") ?? 1024);
-  const asked = Number(flag(args, "--rounds") ?? 4);
+  const { flags } = parseArgs(args, { known: ["size-mib", "rounds", "providers", "paths"] });
+  const sizeMiB = Number(flags["size-mib"] ?? 1024);
+  const asked = Number(flags.rounds ?? 4);
   // Even: each order (baseline first, subject first) equally often.
   const rounds = asked + (asked % 2);
   if (rounds !== asked) {
     console.error(`[bench] ${asked} rounds -> ${rounds} (each order equally often)`);
   }
-  const providers = (flag(args, "--providers") ?? ALL.join(",")).split(",") as Provider[];
-  const paths = (flag(args, "--paths") ?? "file,stream").split(",") as Path[];
+  const providers = (flags.providers ?? ALL.join(",")).split(",") as Provider[];
+  const paths = (flags.paths ?? "file,stream").split(",") as Path[];
   for (const p of paths) {
     if (p !== "file" && p !== "stream") throw new Error(`Unknown path "${p}": file or stream`);
   }

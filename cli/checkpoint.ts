@@ -11,7 +11,8 @@
 import * as k8s from "@kubernetes/client-node";
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
-import { kubeconfigPath, parseArgs } from "../base/args.ts";
+import { parseArgs } from "../base/args.ts";
+import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
 const USAGE = `usage: deno task checkpoint <pod> [-n <namespace>] [--storage-class <class>]

@@ -10,7 +10,8 @@
 import * as k8s from "@kubernetes/client-node";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
-import { kubeconfigPath, parseArgs } from "../base/args.ts";
+import { parseArgs } from "../base/args.ts";
+import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
 const USAGE = `usage: deno task migrate <pod> --to <node> [-n <namespace>] [--storage-class <class>]

@@ -26,7 +26,8 @@ import {
   readLayoutTarball,
   RegistryClient,
 } from "../oci/mod.ts";
-import { kubeconfigPath, parseArgs } from "../base/args.ts";
+import { parseArgs } from "../base/args.ts";
+import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
 const USAGE = `usage: deno task restore --from <ref> [--context <context>] [--kubeconfig <path>]

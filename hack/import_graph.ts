@@ -15,6 +15,7 @@
  *   deno run --allow-read hack/import_graph.ts --dot    the folder graph (Graphviz)
  * @module
  */
+import { parseArgs } from "../base/args.ts";
 
 /**
  * Top-level folders from the lowest layer up. A folder may import folders
@@ -185,8 +186,9 @@ export async function repositoryEdges(root: string): Promise<Edge[]> {
 
 if (import.meta.main) {
   const root = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+  const { flags } = parseArgs(Deno.args, { known: ["dot"], booleans: ["dot"] });
   const edges = await repositoryEdges(root);
-  if (Deno.args.includes("--dot")) {
+  if (flags.dot === "true") {
     const seen = new Set<string>();
     console.log("digraph lpm {");
     for (const e of edges) {

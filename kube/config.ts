@@ -14,3 +14,17 @@ export function loadKubeConfig(path?: string): KubeConfig {
   else kc.loadFromCluster();
   return kc;
 }
+
+/** The kubeconfig to use: --kubeconfig, $KUBECONFIG, the local environment's, else ~/.kube/config. */
+export function kubeconfigPath(flag?: string): string {
+  if (flag) return flag;
+  const env = Deno.env.get("KUBECONFIG");
+  if (env) return env;
+  const local = new URL("../.lpm/kubeconfig", import.meta.url).pathname;
+  try {
+    Deno.statSync(local);
+    return local;
+  } catch {
+    return `${Deno.env.get("HOME")}/.kube/config`;
+  }
+}

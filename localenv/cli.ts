@@ -16,6 +16,7 @@
 import { startEnvironment } from "./environment.ts";
 import { ALL_PARTS, type Part } from "./info.ts";
 import { isAlive } from "./_process.ts";
+import { type Args, parseArgs } from "../base/args.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const STATE = Deno.env.get("LPM_STATE_DIR") ?? `${REPO_ROOT}/.lpm`;
@@ -28,10 +29,24 @@ function say(msg: string): void {
   console.error(`[lpm cluster] ${msg}`);
 }
 
-function parseParts(args: string[]): Part[] {
-  const i = args.indexOf("--parts");
-  if (i < 0) return [...ALL_PARTS];
-  const parts = (args[i + 1] ?? "").split(",").filter(Boolean);
+const USAGE =
+  "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm] [--foreground] | down | lpm-restart";
+
+/** The flags of `down` and `lpm-restart` (and of no command). */
+const HELP_ONLY = { known: ["help"], booleans: ["help"], aliases: { h: "help" } };
+
+/** The flags of `up` and `serve`. */
+function parseUpArgs(args: string[]): Args {
+  return parseArgs(args, {
+    known: ["parts", "nodes", "with-lpm", "foreground", "help"],
+    booleans: ["with-lpm", "foreground", "help"],
+    aliases: { h: "help" },
+  });
+}
+
+function parseParts(a: Args): Part[] {
+  if (a.flags.parts === undefined) return [...ALL_PARTS];
+  const parts = a.flags.parts.split(",").filter(Boolean);
   for (const p of parts) {
     if (!ALL_PARTS.includes(p as Part)) {
       throw new Error(`Unknown part "${p}" in --parts (known: ${ALL_PARTS.join(", ")})`);
@@ -41,12 +56,11 @@ function parseParts(args: string[]): Part[] {
 }
 
 /** `--nodes N`: worker nodes (kubelet + containerd) to add; 0 when absent. */
-function parseNodes(args: string[]): number {
-  const i = args.indexOf("--nodes");
-  if (i < 0) return 0;
-  const n = Number(args[i + 1]);
-  if (!Number.isInteger(n) || n < 0 || n > 26) {
-    throw new Error(`Bad --nodes value "${args[i + 1]}" (want an integer from 0 to 26)`);
+function parseNodes(a: Args): number {
+  if (a.flags.nodes === undefined) return 0;
+  const n = Number(a.flags.nodes);
+  if (!/^\d+$/.test(a.flags.nodes) || n > 26) {
+    throw new Error(`Bad --nodes value "${a.flags.nodes}" (want an integer from 0 to 26)`);
   }
   return n;
 }
@@ -93,9 +107,10 @@ async function serve(parts: Part[], nodes = 0, lpm = false): Promise<void> {
   await new Promise(() => {});
 }
 
-async function up(args: string[]): Promise<void> {
-  const parts = parseParts(args);
-  const nodes = parseNodes(args);
+async function up(a: Args): Promise<void> {
+  const parts = parseParts(a);
+  const nodes = parseNodes(a);
+  const withLpm = a.flags["with-lpm"] === "true";
   const pid = runningPid();
   if (pid) {
     say(`already running (pid ${pid}); kubeconfig: ${KUBECONFIG}`);
@@ -103,8 +118,8 @@ async function up(args: string[]): Promise<void> {
   }
   await Deno.mkdir(STATE, { recursive: true });
   for (const f of [ENV_FILE, KUBECONFIG, PID_FILE]) await Deno.remove(f).catch(() => {});
-  if (args.includes("--foreground")) {
-    await serve(parts, nodes, args.includes("--with-lpm"));
+  if (a.flags.foreground === "true") {
+    await serve(parts, nodes, withLpm);
     return;
   }
   const child = new Deno.Command("setsid", {
@@ -122,7 +137,7 @@ async function up(args: string[]): Promise<void> {
       parts.join(","),
       "--nodes",
       String(nodes),
-      ...(args.includes("--with-lpm") ? ["--with-lpm"] : []),
+      ...(withLpm ? ["--with-lpm"] : []),
     ],
     env: { LPM_LOG: LOG_FILE },
     stdin: "null",
@@ -191,17 +206,20 @@ async function down(): Promise<void> {
 if (import.meta.main) {
   const [cmd, ...args] = Deno.args;
   try {
-    if (cmd === "up") await up(args);
-    else if (cmd === "serve") {
-      await serve(parseParts(args), parseNodes(args), args.includes("--with-lpm"));
-    } else if (cmd === "down") await down();
-    else if (cmd === "lpm-restart") await lpmRestart();
-    else {
-      console.error(
-        "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm] [--foreground] | down | lpm-restart",
-      );
+    const a = cmd === "up" || cmd === "serve" ? parseUpArgs(args) : parseArgs(args, HELP_ONLY);
+    if (a.flags.help === "true") {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    if (!["up", "serve", "down", "lpm-restart"].includes(cmd)) {
+      console.error(USAGE);
       Deno.exit(2);
     }
+    if (cmd === "up") await up(a);
+    else if (cmd === "serve") {
+      await serve(parseParts(a), parseNodes(a), a.flags["with-lpm"] === "true");
+    } else if (cmd === "down") await down();
+    else await lpmRestart();
   } catch (err) {
     say(`ERROR: ${(err as Error).message}`);
     Deno.exit(1);

@@ -13,6 +13,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import type { PodMigration } from "../api/mod.ts";
+import { parseArgs } from "../base/args.ts";
 import { apiMessage, apiStatus, LpmClient } from "../kube/lpm_client.ts";
 import { type KubeHttp, kubeHttp } from "../kube/http.ts";
 import type { EnvironmentInfo } from "./info.ts";
@@ -140,6 +141,7 @@ async function waitFor<T>(
 }
 
 async function main(args: string[]): Promise<number> {
+  const { flags } = parseArgs(args, { known: ["down"], booleans: ["down"] });
   const t0 = Date.now();
   let env = await readEnv();
   if (!env?.lpm || (env.nodes?.length ?? 0) < 2) {
@@ -209,7 +211,7 @@ async function main(args: string[]): Promise<number> {
     http.close();
   }
   say(`demo wall time: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  if (args.includes("--down")) {
+  if (flags.down === "true") {
     await run([Deno.execPath(), "task", "-q", "cluster:down"]);
     say("cluster stopped");
   } else {

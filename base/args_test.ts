@@ -1,0 +1,32 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { parseArgs } from "./args.ts";
+
+const SPEC = {
+  known: ["namespace", "wait", "agent", "listen"],
+  booleans: ["wait"],
+  multiple: ["agent"],
+  aliases: { n: "namespace" },
+};
+
+Deno.test("parseArgs: values, =values, aliases, booleans and positionals", () => {
+  const a = parseArgs(["pod", "-n", "shop", "--listen=0.0.0.0:1", "--wait", "x"], SPEC);
+  assertEquals(a.positional, ["pod", "x"]);
+  assertEquals(a.flags, { namespace: "shop", listen: "0.0.0.0:1", wait: "true" });
+  assertEquals(parseArgs(["--wait=false"], SPEC).flags.wait, "false");
+});
+
+Deno.test("parseArgs: a repeated flag keeps every value in lists, the last in flags", () => {
+  const a = parseArgs(["--agent", "a=1", "--agent=b=2", "--listen", "l"], SPEC);
+  assertEquals(a.lists, { agent: ["a=1", "b=2"] });
+  assertEquals(a.flags.agent, "b=2");
+  assertEquals(parseArgs([], SPEC).lists, {});
+});
+
+Deno.test("parseArgs: unknown flags and missing values are errors that name the flag", () => {
+  assertThrows(
+    () => parseArgs(["--nope"], SPEC),
+    Error,
+    'Unknown flag "--nope" (known: --namespace',
+  );
+  assertThrows(() => parseArgs(["--listen"], SPEC), Error, 'Flag "--listen" needs a value');
+});
