@@ -37,6 +37,7 @@ import type { RuntimeDriver } from "./runtime/driver.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
 import { Logger } from "../base/log.ts";
+import { sha256Hex } from "../base/sha256.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import {
   createServerTls,
@@ -148,10 +149,8 @@ function toMsg(op: Operation): OperationMsg {
   };
 }
 
-async function fingerprint(value: unknown): Promise<string> {
-  const bytes = new TextEncoder().encode(JSON.stringify(value));
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+function fingerprint(value: unknown): string {
+  return sha256Hex(JSON.stringify(value));
 }
 
 function grpcError(code: grpc.status, message: string): grpc.ServiceError {
@@ -290,7 +289,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         container: req.container,
         "storage_class.name": req.storageClass?.name,
       });
-      const fp = await fingerprint({
+      const fp = fingerprint({
         ns: req.namespace,
         pod: req.pod,
         container: req.container,
@@ -408,7 +407,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       if (!opts.prepareImage) {
         throw grpcError(grpc.status.UNIMPLEMENTED, "This agent cannot prepare restores");
       }
-      const fp = await fingerprint({ image: req.image });
+      const fp = fingerprint({ image: req.image });
       const { op, created } = await operations.begin(req.operationId, "prepareRestore", fp);
       if (created) {
         start(op.id, "prepareRestore", async (signal) => {
@@ -435,7 +434,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
             "through the agent (Kubernetes nodes restore from the checkpoint image)",
         );
       }
-      const fp = await fingerprint({ key: req.archiveKey, name: req.name });
+      const fp = fingerprint({ key: req.archiveKey, name: req.name });
       const { op, created } = await operations.begin(req.operationId, "restoreContainer", fp);
       if (created) {
         start(op.id, "restoreContainer", async (signal) => {

@@ -29,8 +29,8 @@
  * Starts its own MinIO.
  * @module
  */
-import { createHash } from "node:crypto";
 import { parseArgs } from "../base/args.ts";
+import { Sha256Counter } from "../base/sha256.ts";
 import { startEnvironment } from "../localenv/mod.ts";
 import { createStore, fetchToFile, storeFile } from "../storage/mod.ts";
 import type { CheckpointStore } from "../storage/mod.ts";
@@ -72,11 +72,11 @@ async function fileStream(path: string): Promise<ReadableStream<Uint8Array>> {
 /** Reads a file in 8 MiB chunks and hashes it: the user-space floor of any verified copy. */
 async function hashFile(path: string): Promise<void> {
   const f = await Deno.open(path);
-  const h = createHash("sha256");
+  const h = new Sha256Counter();
   const buf = new Uint8Array(8 * MIB);
   for (let n; (n = await f.read(buf)) !== null;) h.update(buf.subarray(0, n));
   f.close();
-  h.digest("hex");
+  h.hex();
 }
 
 async function writeTo(path: string, stream: ReadableStream<Uint8Array>): Promise<void> {

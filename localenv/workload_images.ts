@@ -14,6 +14,7 @@
  * apt's resolution is cached beside it until apt's package lists change.
  * @module
  */
+import { sha256Hex } from "../base/sha256.ts";
 import { cacheDir } from "./tools.ts";
 import { pushImage } from "./registry_push.ts";
 
@@ -101,11 +102,6 @@ async function resolve(packages: string[]): Promise<DebFile[]> {
   } finally {
     await Deno.remove(status);
   }
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -212,7 +208,7 @@ async function resolveCached(packages: string[], dir: string): Promise<DebFile[]
     const st = await Deno.stat(`${lists}/${e.name}`);
     stamps.push(`${e.name} ${st.size} ${st.mtime?.getTime()}`);
   }
-  const key = await sha256Hex(JSON.stringify({ packages, lists: stamps.sort() }));
+  const key = sha256Hex(JSON.stringify({ packages, lists: stamps.sort() }));
   const path = `${dir}/resolved-${key.slice(0, 16)}.json`;
   try {
     return JSON.parse(await Deno.readTextFile(path)) as DebFile[];
@@ -233,7 +229,7 @@ export async function buildWorkloadRootfs(spec: WorkloadImageSpec): Promise<stri
   const dir = `${cacheDir()}/images`;
   await Deno.mkdir(dir, { recursive: true });
   const debs = await resolveCached(spec.packages, dir);
-  const key = await sha256Hex(JSON.stringify({
+  const key = sha256Hex(JSON.stringify({
     builder: BUILDER_VERSION,
     debs: debs.map((d) => `${d.file} ${d.hash}`),
     files: Object.entries(spec.files ?? {}).sort(),

@@ -2,37 +2,35 @@
  * Streaming sha256 digests (never a whole blob in memory).
  * @module
  */
-import { createHash } from "node:crypto";
+import { Sha256Counter, sha256Hex } from "../base/sha256.ts";
 
 /** A pass-through stream that hashes and counts what flows through it. */
 export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
-  #hash = createHash("sha256");
-  #size = 0;
+  #hash = new Sha256Counter();
   #hex?: string;
   /** Creates the stream. */
   constructor() {
     super({
       transform: (chunk, ctl) => {
         this.#hash.update(chunk);
-        this.#size += chunk.length;
         ctl.enqueue(chunk);
       },
     });
   }
   /** Bytes seen so far. */
   get size(): number {
-    return this.#size;
+    return this.#hash.size;
   }
   /** `sha256:<hex>` of everything seen (call after the stream ended). */
   get digest(): string {
-    this.#hex ??= this.#hash.digest("hex");
+    this.#hex ??= this.#hash.hex();
     return `sha256:${this.#hex}`;
   }
 }
 
 /** `sha256:<hex>` of bytes. */
 export function digestBytes(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  return `sha256:${sha256Hex(bytes)}`;
 }
 
 /** `sha256:<hex>` and size of a file, streamed. */

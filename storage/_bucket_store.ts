@@ -30,7 +30,20 @@ import type {
 import { describeCause, StorageError, type StorageErrorCode } from "./errors.ts";
 import { fileChunkStream, writeHashed } from "./_fs_io.ts";
 import { keyProblem } from "./keys.ts";
-import { hashingStream, isSha256Hex, verifyingStream } from "./_digest.ts";
+import { isSha256Hex } from "../base/sha256.ts";
+import { hashingStream, verifyingStream } from "./_digest.ts";
+
+/** Where a bucket store's objects live: the options both providers share. */
+export interface BucketLocation {
+  /** Bucket name. */
+  bucket: string;
+  /** Region; default "us-east-1". */
+  region?: string;
+  /** Key prefix inside the bucket. */
+  prefix?: string;
+  /** PEM CA bundle trusted for the endpoint's TLS certificate. */
+  caBundle?: string;
+}
 
 /** Folder (under the class prefix) that holds the data blobs. */
 export const DATA_DIR = ".lpm-data/";

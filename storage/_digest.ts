@@ -1,26 +1,5 @@
 /** Streaming sha256 and a read-side verifying stream. @module */
-import { createHash, type Hash } from "node:crypto";
-
-/** Incremental sha256 that also counts bytes. */
-export class Sha256Counter {
-  #hash: Hash = createHash("sha256");
-  /** Bytes hashed so far. */
-  size = 0;
-  /** Adds a chunk. */
-  update(chunk: Uint8Array): void {
-    this.#hash.update(chunk);
-    this.size += chunk.byteLength;
-  }
-  /** Lowercase hex digest (call once). */
-  hex(): string {
-    return this.#hash.digest("hex");
-  }
-}
-
-/** True when `s` looks like a lowercase hex sha256. */
-export function isSha256Hex(s: string): boolean {
-  return /^[0-9a-f]{64}$/.test(s);
-}
+import { Sha256Counter } from "../base/sha256.ts";
 
 /**
  * Passes `source` through, hashing it; at its end errors the stream with

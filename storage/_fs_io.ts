@@ -5,7 +5,8 @@
  * ahead of the consumer. Memory stays at a few chunks whatever the file size.
  * @module
  */
-import { readOrAbort, Sha256Counter } from "./_digest.ts";
+import { Sha256Counter } from "../base/sha256.ts";
+import { readOrAbort } from "./_digest.ts";
 
 /** Chunk size of filesystem writes. */
 export const FS_CHUNK = 8 << 20;

@@ -20,7 +20,7 @@ import type {
 } from "./backend.ts";
 import { describeCause, StorageError, type StorageErrorCode } from "./errors.ts";
 import { keyProblem } from "./keys.ts";
-import { isSha256Hex } from "./_digest.ts";
+import { isSha256Hex } from "../base/sha256.ts";
 import { hashFile, verifiedFileStream, writeAll, writeHashed } from "./_fs_io.ts";
 
 const META_SUFFIX = ".meta.json";

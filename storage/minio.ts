@@ -8,24 +8,21 @@ import { Client } from "minio";
 import { Agent as HttpsAgent } from "node:https";
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
-import { type BucketAdapter, BucketStore, classifyS3Error } from "./_bucket_store.ts";
+import {
+  type BucketAdapter,
+  type BucketLocation,
+  BucketStore,
+  classifyS3Error,
+} from "./_bucket_store.ts";
 import type { StorageError } from "./errors.ts";
-import { parallelRangedStream } from "./_ranged_read.ts";
+import { FILE_RANGE, parallelRangedStream, STREAM_RANGE } from "./_ranged_read.ts";
 import { isPlainHttpLoopback } from "./_endpoint.ts";
 import { uploadMultipart } from "./_multipart.ts";
 
 /** Parameters of the `minio` provider (`spec.minio` plus credentials). */
-export interface MinioStoreOptions {
+export interface MinioStoreOptions extends BucketLocation {
   /** Endpoint URL, e.g. "https://minio.example:9000". */
   endpoint: string;
-  /** Bucket name. */
-  bucket: string;
-  /** Region; default "us-east-1". */
-  region?: string;
-  /** Key prefix inside the bucket. */
-  prefix?: string;
-  /** PEM CA bundle trusted for the endpoint's TLS certificate. */
-  caBundle?: string;
   /** Access key. */
   accessKey: string;
   /** Secret key. */
@@ -37,10 +34,6 @@ export interface MinioStoreOptions {
 }
 
 const MIB = 1 << 20;
-/** Bytes per ranged GET when reading a large object. */
-const RANGE = 4 * MIB;
-/** Bytes per ranged GET when streaming (not to a file): less native memory held (see s3.ts). */
-const STREAM_RANGE = 1 * MIB;
 /** Ranged GETs in flight when reading a large object. */
 const READ_CONCURRENCY = 2;
 
@@ -175,7 +168,7 @@ class MinioAdapter implements BucketAdapter {
     size?: number,
     readAhead?: number,
   ): Promise<ReadableStream<Uint8Array>> {
-    const rangeSize = readAhead === undefined ? STREAM_RANGE : RANGE;
+    const rangeSize = readAhead === undefined ? STREAM_RANGE : FILE_RANGE;
     if (size !== undefined && size > rangeSize) {
       return await parallelRangedStream({
         size,

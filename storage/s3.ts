@@ -20,26 +20,23 @@ import {
 } from "@aws-sdk/client-s3";
 import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
-import { type BucketAdapter, BucketStore, classifyS3Error } from "./_bucket_store.ts";
+import {
+  type BucketAdapter,
+  type BucketLocation,
+  BucketStore,
+  classifyS3Error,
+} from "./_bucket_store.ts";
 import type { StorageError } from "./errors.ts";
-import { parallelRangedStream } from "./_ranged_read.ts";
+import { FILE_RANGE, parallelRangedStream, STREAM_RANGE } from "./_ranged_read.ts";
 import { uploadMultipart } from "./_multipart.ts";
 import { isPlainHttpLoopback } from "./_endpoint.ts";
 
 /** Parameters of the `s3` provider (`spec.s3` plus credentials). */
-export interface S3StoreOptions {
+export interface S3StoreOptions extends BucketLocation {
   /** Endpoint URL; default AWS for the region. */
   endpoint?: string;
-  /** Bucket name. */
-  bucket: string;
-  /** Region; default "us-east-1". */
-  region?: string;
-  /** Key prefix inside the bucket. */
-  prefix?: string;
   /** Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers. */
   forcePathStyle?: boolean;
-  /** PEM CA bundle trusted for the endpoint's TLS certificate. */
-  caBundle?: string;
   /** Skip TLS verification (tests only). */
   insecureSkipTlsVerify?: boolean;
   /** Access key id; default the SDK's credential chain. */
@@ -60,15 +57,6 @@ export interface S3StoreOptions {
 }
 
 const MIB = 1 << 20;
-/** Bytes per ranged GET when reading a large object to a file. */
-const RANGE = 4 * MIB;
-/**
- * Bytes per ranged GET when streaming a large object. Measured (2 GiB, one
- * GET in flight): the SDK's response path holds native memory well beyond
- * the range it reads, peak RSS 231 MiB with 1 MiB ranges, 248 with 4 MiB,
- * 358 with 16 MiB; the stream path must stay under 256 MiB.
- */
-const STREAM_RANGE = 1 * MIB;
 /** Ranged GETs in flight when reading a large object. */
 const READ_CONCURRENCY = 1;
 
@@ -219,7 +207,7 @@ class S3Adapter implements BucketAdapter {
 
   /**
    * Streams an object. Objects larger than one range are read as bounded
-   * parallel ranged GETs ({@linkcode READ_CONCURRENCY} x {@linkcode RANGE}
+   * parallel ranged GETs ({@linkcode READ_CONCURRENCY} x {@linkcode FILE_RANGE}
    * in flight), each gathered into its own buffer and emitted in order.
    */
   async getStream(
@@ -237,7 +225,7 @@ class S3Adapter implements BucketAdapter {
       return r.Body.transformToWebStream() as ReadableStream<Uint8Array>;
     };
     const rangeSize = Math.max(
-      this.#opts.readRangeSize ?? (readAhead === undefined ? STREAM_RANGE : RANGE),
+      this.#opts.readRangeSize ?? (readAhead === undefined ? STREAM_RANGE : FILE_RANGE),
       MIB,
     );
     if (size === undefined || size <= rangeSize) return await request(undefined, signal);

@@ -12,7 +12,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
-import { createHash } from "node:crypto";
+import { Sha256Counter } from "../base/sha256.ts";
 import type { CheckpointStore, ObjectInfo } from "../storage/backend.ts";
 import { isStorageError, StorageError } from "../storage/errors.ts";
 import type { CheckpointStorageClassSpec } from "../api/mod.ts";
@@ -82,7 +82,7 @@ export function generatedStream(size: number): {
   sha256(): string;
 } {
   const base = randomBytes(MIB);
-  const hash = createHash("sha256");
+  const hash = new Sha256Counter();
   let sent = 0;
   let digest = "";
   let n = 0;
@@ -90,7 +90,7 @@ export function generatedStream(size: number): {
     stream: new ReadableStream({
       pull(c) {
         if (sent >= size) {
-          digest = hash.digest("hex");
+          digest = hash.hex();
           return c.close();
         }
         const chunk = base.slice(0, Math.min(MIB, size - sent));
@@ -119,13 +119,13 @@ export async function webSha256(data: Uint8Array): Promise<string> {
 export async function drain(
   stream: ReadableStream<Uint8Array>,
 ): Promise<{ size: number; sha256: string }> {
-  const h = createHash("sha256");
+  const h = new Sha256Counter();
   let size = 0;
   for await (const c of stream) {
     h.update(c);
     size += c.length;
   }
-  return { size, sha256: h.digest("hex") };
+  return { size, sha256: h.hex() };
 }
 
 async function listAll(store: CheckpointStore, prefix: string): Promise<ObjectInfo[]> {

@@ -10,7 +10,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import Docker from "dockerode";
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { createHash } from "node:crypto";
 import { requirePart } from "../testing/env.ts";
 import { buildBusyboxRootfsTar, counterScript, minioS3Client, waitFor } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
@@ -18,6 +17,7 @@ import { readArchiveStats } from "../archive/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { startAgentServer } from "../agent/server.ts";
 import { silentLogger } from "../base/log.ts";
+import { Sha256Counter, sha256Hex } from "../base/sha256.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { clientWith, makeTestCerts } from "../testing/agent.ts";
 
@@ -139,7 +139,7 @@ Deno.test({
       assertEquals(manifestRes.status, 200);
       const manifestBytes = new Uint8Array(await manifestRes.arrayBuffer());
       assertEquals(
-        `sha256:${createHash("sha256").update(manifestBytes).digest("hex")}`,
+        `sha256:${sha256Hex(manifestBytes)}`,
         res.image!.digest,
       );
       const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
@@ -148,7 +148,7 @@ Deno.test({
         `http://${r.host}/v2/lpm-agent-test/docker/blobs/${manifest.layers[0].digest}`,
       );
       assertEquals(
-        createHash("sha256").update(new Uint8Array(await layer.arrayBuffer())).digest("hex"),
+        sha256Hex(new Uint8Array(await layer.arrayBuffer())),
         res.archive!.sha256,
       );
 
@@ -161,9 +161,9 @@ Deno.test({
       );
       const big = objs.Contents!.find((o) => o.Size === res.archive!.size)!;
       const body = await s3.send(new GetObjectCommand({ Bucket: m.bucket, Key: big.Key! }));
-      const h = createHash("sha256");
+      const h = new Sha256Counter();
       for await (const chunk of body.Body as AsyncIterable<Uint8Array>) h.update(chunk);
-      assertEquals(h.digest("hex"), res.archive!.sha256);
+      assertEquals(h.hex(), res.archive!.sha256);
 
       // RestoreContainer: a new container continues the count.
       await c.restoreContainer({

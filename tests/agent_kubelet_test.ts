@@ -11,7 +11,6 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { createHash } from "node:crypto";
 import { requirePart, testEnv } from "../testing/env.ts";
 import { counterScript, kubectl, minioS3Client, waitFor } from "../localenv/mod.ts";
 import type { NodeInfo } from "../localenv/mod.ts";
@@ -21,6 +20,7 @@ import { createImagePublisher } from "../agent/image_push.ts";
 import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
 import { startAgentServer } from "../agent/server.ts";
 import { silentLogger } from "../base/log.ts";
+import { Sha256Counter } from "../base/sha256.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { prepareImage } from "../agent/prepare.ts";
 import { readArchiveStats } from "../archive/mod.ts";
@@ -190,13 +190,13 @@ Deno.test({
       const store = createStore(JSON.parse(minioClass(prefix).specJson), {
         secret: minioClass(prefix).credentials,
       });
-      const h = createHash("sha256");
+      const h = new Sha256Counter();
       let n = 0;
       for await (const chunk of await store.get(archive.key)) {
         h.update(chunk);
         n += chunk.length;
       }
-      assertEquals(h.digest("hex"), archive.sha256);
+      assertEquals(h.hex(), archive.sha256);
       assertEquals(n, archive.size);
       const meta = JSON.parse(
         new TextDecoder().decode(

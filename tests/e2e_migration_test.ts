@@ -6,6 +6,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
+import { sha256Hex } from "../base/sha256.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
 import { requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
@@ -169,10 +170,7 @@ Deno.test({
         const bytes = new Uint8Array(
           await new Response(await store.get(archive.key)).arrayBuffer(),
         );
-        const digest = Array.from(
-          new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
-          (b) => b.toString(16).padStart(2, "0"),
-        ).join("");
+        const digest = sha256Hex(bytes);
         assertEquals(bytes.length, archive.size);
         assertEquals(digest, archive.sha256);
       } finally {

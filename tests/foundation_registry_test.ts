@@ -5,16 +5,16 @@
  */
 import { assertEquals } from "@std/assert";
 import { requirePart } from "../testing/env.ts";
+import { sha256Hex } from "../base/sha256.ts";
 
 const enc = new TextEncoder();
 
-async function digestOf(data: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
-  return "sha256:" + Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+function digestOf(data: Uint8Array): string {
+  return `sha256:${sha256Hex(data)}`;
 }
 
 async function pushBlob(base: string, repo: string, data: Uint8Array): Promise<string> {
-  const digest = await digestOf(data);
+  const digest = digestOf(data);
   const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
   await start.body?.cancel();
   assertEquals(start.status, 202);
@@ -58,7 +58,7 @@ Deno.test("registry: a small image pushed by tag pulls back by digest", async ()
       size: layer.length,
     }],
   }));
-  const manifestDigest = await digestOf(manifest);
+  const manifestDigest = digestOf(manifest);
   const put = await fetch(`${base}/v2/${repo}/manifests/v1`, {
     method: "PUT",
     body: manifest,
@@ -72,7 +72,7 @@ Deno.test("registry: a small image pushed by tag pulls back by digest", async ()
     headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
   });
   const gotBytes = new Uint8Array(await got.arrayBuffer());
-  assertEquals(await digestOf(gotBytes), manifestDigest);
+  assertEquals(digestOf(gotBytes), manifestDigest);
   const blob = await fetch(`${base}/v2/${repo}/blobs/${layerDigest}`);
-  assertEquals(await digestOf(new Uint8Array(await blob.arrayBuffer())), layerDigest);
+  assertEquals(digestOf(new Uint8Array(await blob.arrayBuffer())), layerDigest);
 });

@@ -5,7 +5,7 @@
  * @module
  */
 import { assertEquals } from "@std/assert";
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../../base/sha256.ts";
 
 /** Path -> kind and content digest (links by target), recursively, never following links. */
 export async function snapshot(dir: string): Promise<Record<string, string>> {
@@ -20,7 +20,7 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
         out[r] = `dir:${(st.mode ?? 0) & 0o7777}`;
         await walk(r);
       } else if (st.isFile) {
-        const h = createHash("sha256").update(await Deno.readFile(p)).digest("hex");
+        const h = sha256Hex(await Deno.readFile(p));
         out[r] = `file:${(st.mode ?? 0) & 0o7777}:${h}`;
       } else out[r] = `other:${st.mode}`;
     }
