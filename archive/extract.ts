@@ -9,6 +9,7 @@
  */
 import {
   ConfinementError,
+  lstatOrUndefined,
   MemberChecker,
   type MemberPolicy,
   resolveInside,
@@ -19,15 +20,6 @@ import { tarEntries, type TarEntry, tarFileEntries, type TarReadOptions } from "
 export interface ExtractOptions extends TarReadOptions {
   /** Extract only these members (and what is under them); all when absent. */
   only?: string[];
-}
-
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
 }
 
 /**

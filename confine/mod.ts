@@ -16,6 +16,7 @@ export {
   ConfinementError,
   isDnsLabel,
   linkTargetProblem,
+  lstatOrUndefined,
   pathProblem,
   resolveInside,
 } from "./path.ts";

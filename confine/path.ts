@@ -68,7 +68,8 @@ export function isDnsLabel(s: unknown): s is string {
   return typeof s === "string" && s.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(s);
 }
 
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+/** `Deno.lstat(path)`, or undefined when nothing is there. */
+export async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.lstat(path);
   } catch (err) {
