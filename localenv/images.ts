@@ -38,30 +38,36 @@ export async function buildBusyboxRootfsTar(path: string): Promise<string> {
     for (const a of APPLETS) await Deno.symlink("busybox", `${staging}/bin/${a}`);
     await Deno.writeTextFile(`${staging}/etc/passwd`, "root:x:0:0:root:/:/bin/sh\n");
     await Deno.writeTextFile(`${staging}/etc/group`, "root:x:0:\n");
-    const out = await new Deno.Command("tar", {
-      args: [
-        "--numeric-owner",
-        "--owner=0",
-        "--group=0",
-        "--mtime=@0",
-        "--sort=name",
-        "-C",
-        staging,
-        "-cf",
-        path,
-        ".",
-      ],
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `Cannot build the busybox rootfs: tar: ${new TextDecoder().decode(out.stderr)}`,
-      );
-    }
+    await reproducibleTar(staging, path).catch((err) => {
+      throw new Error(`Cannot build the busybox rootfs: ${(err as Error).message}`);
+    });
     return path;
   } finally {
     await Deno.remove(staging, { recursive: true });
   }
+}
+
+/**
+ * Tars the directory `root` into `path` the same way every time: numeric
+ * owner root, mtime 0, names sorted, so the same files give the same digest.
+ */
+export async function reproducibleTar(root: string, path: string): Promise<void> {
+  const out = await new Deno.Command("tar", {
+    args: [
+      "--numeric-owner",
+      "--owner=0",
+      "--group=0",
+      "--mtime=@0",
+      "--sort=name",
+      "-C",
+      root,
+      "-cf",
+      path,
+      ".",
+    ],
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`tar: ${new TextDecoder().decode(out.stderr)}`);
 }
 
 /** The shell loop of the counter workload: prints 1, 2, 3... one per `intervalS`. */

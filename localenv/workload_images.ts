@@ -17,6 +17,7 @@
 import { sha256Hex } from "../base/sha256.ts";
 import { cacheDir } from "./tools.ts";
 import { pushImage } from "./registry_push.ts";
+import { reproducibleTar } from "./images.ts";
 
 /** What goes into a workload image. */
 export interface WorkloadImageSpec {
@@ -178,18 +179,7 @@ async function buildRootfs(debs: DebFile[], spec: WorkloadImageSpec, out: string
       await Deno.writeTextFile(`${root}${path}`, content);
     }
     const tmp = `${out}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-    await run("tar", [
-      "--numeric-owner",
-      "--owner=0",
-      "--group=0",
-      "--mtime=@0",
-      "--sort=name",
-      "-C",
-      root,
-      "-cf",
-      tmp,
-      ".",
-    ]);
+    await reproducibleTar(root, tmp);
     await Deno.rename(tmp, out);
   } finally {
     await Deno.remove(work, { recursive: true });
