@@ -37,7 +37,7 @@ export { createImagePublisher } from "./image_push.ts";
 export { createOciImagePublisher } from "./image_oci.ts";
 export type { OciImagePublisherOptions } from "./image_oci.ts";
 export { registryCredentials, resolveStorageClass } from "./storage_class.ts";
-export { parseImageRef, prepareImage } from "./prepare.ts";
+export { prepareImage } from "./prepare.ts";
 export {
   createClientTls,
   createServerTls,

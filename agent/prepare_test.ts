@@ -1,17 +1,19 @@
-import { assertEquals, assertThrows } from "@std/assert";
-import { parseImageRef } from "./prepare.ts";
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { prepareImage } from "./prepare.ts";
 import { imageTag, keySegment } from "./pipeline.ts";
 import { parseAgentArgs } from "./main.ts";
 
-Deno.test("image references, tags and key segments", () => {
-  assertEquals(parseImageRef("127.0.0.1:5000/lpm/cp@sha256:ab"), {
-    host: "127.0.0.1:5000",
-    repository: "lpm/cp",
-    reference: "sha256:ab",
-  });
-  assertEquals(parseImageRef("reg:5000/a/b:t1").reference, "t1");
-  assertEquals(parseImageRef("reg:5000/a/b").reference, "latest");
-  assertThrows(() => parseImageRef("busybox"), Error, "has no registry host");
+Deno.test("image references, tags and key segments", async () => {
+  await assertRejects(
+    () => prepareImage({ operationId: "o", image: "busybox" }),
+    Error,
+    "no registry host",
+  );
+  await assertRejects(
+    () => prepareImage({ operationId: "o", image: "reg.example.com/a/b:t1", insecure: true }),
+    Error,
+    "not on a loopback address",
+  );
   assertEquals(
     imageTag({ pod: "web", container: "app", operationId: "0b3f-uid" }),
     "web-app-0b3f-uid",

@@ -1,5 +1,6 @@
-import { assertEquals, assertStringIncludes } from "@std/assert";
+import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { insecureRegistryRefusal, loopbackHost } from "./insecure.ts";
+import { RegistryClient } from "./registry_client.ts";
 
 Deno.test("loopbackHost: only loopback addresses", () => {
   for (const h of ["127.0.0.1:5000", "127.1.2.3", "localhost:5000", "[::1]:5000", "::1"]) {
@@ -16,5 +17,15 @@ Deno.test("insecureRegistryRefusal: plain HTTP is refused off loopback", () => {
   assertStringIncludes(
     insecureRegistryRefusal("reg.example.com:5000/lpm", true)!,
     'Registry "reg.example.com:5000" is marked insecure',
+  );
+});
+
+Deno.test("RegistryClient: plain HTTP only on loopback", () => {
+  new RegistryClient("127.0.0.1:5000", { insecure: true }).close();
+  new RegistryClient("reg.example.com:5000").close();
+  assertThrows(
+    () => new RegistryClient("reg.example.com:5000", { insecure: true }),
+    Error,
+    "not on a loopback address",
   );
 });

@@ -21,7 +21,12 @@ export type { PushOptions, PushResult } from "./push.ts";
 export { pullImage } from "./pull.ts";
 export type { PullOptions, PullResult } from "./pull.ts";
 export { RegistryClient, RegistryError } from "./registry_client.ts";
-export type { BlobSource, RegistryClientOptions, UploadOptions } from "./registry_client.ts";
+export type {
+  BlobSource,
+  RegistryClientOptions,
+  RegistryImage,
+  UploadOptions,
+} from "./registry_client.ts";
 export { credentialsFor } from "./auth.ts";
 export type { DockerConfig, RegistryCredentials } from "./auth.ts";
 export { formatReference, parseReference } from "./reference.ts";

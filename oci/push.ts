@@ -106,10 +106,10 @@ export async function pushImage(
       }
     }
     const mediaType = manifest.mediaType ?? MANIFEST_MEDIA_TYPE;
-    await client.putManifest(repo, digest, manifestBytes, mediaType);
+    await client.putManifest(repo, digest, manifestBytes, { mediaType });
     let tagged: string | undefined;
     if (dest.tag && !opts.skipTag) {
-      await client.putManifest(repo, dest.tag, manifestBytes, mediaType);
+      await client.putManifest(repo, dest.tag, manifestBytes, { mediaType });
       tagged = formatReference({ host: dest.host, repository: repo, tag: dest.tag });
     }
     return {

@@ -1,22 +1,30 @@
 /**
- * A client of the OCI distribution API: ping, blob HEAD / GET / upload
- * (monolithic, or chunked with resumable sessions), cross-repository mount,
- * manifest PUT / GET by tag or digest, manifest DELETE by digest; Basic and Bearer-token auth, a custom
- * CA, and plain HTTP only when asked (`insecure`).
+ * A client of the OCI distribution API, the only one in lpm: ping, blob
+ * HEAD / GET / upload (monolithic, chunked with resumable sessions, or
+ * streamed with the digest given at the end), cross-repository mount,
+ * manifest PUT / GET / HEAD by tag or digest, manifest DELETE by digest, an
+ * image's config and manifest over blobs already pushed; Basic and
+ * Bearer-token auth, a custom CA, and plain HTTP only when asked
+ * (`insecure`) and only on a loopback address.
  * @module
  */
 import type { RegistryCredentials } from "./auth.ts";
 import { LIMITS, readBounded } from "../confine/mod.ts";
 import { digestBytes } from "./digest.ts";
+import { insecureRegistryRefusal } from "./insecure.ts";
 import {
+  CONFIG_MEDIA_TYPE,
+  type Descriptor,
   DOCKER_MANIFEST_MEDIA_TYPE,
+  type ImageManifest,
   INDEX_MEDIA_TYPE,
   MANIFEST_MEDIA_TYPE,
 } from "./media_types.ts";
+import { hostArchitecture } from "./platform.ts";
 
 /** Options of {@linkcode RegistryClient}. */
 export interface RegistryClientOptions {
-  /** Plain HTTP (loopback registries only; never implied). */
+  /** Plain HTTP (loopback registries only, else the constructor throws; never implied). */
   insecure?: boolean;
   /** Extra CA certificates (PEM) to trust. */
   caCerts?: string[];
@@ -54,7 +62,23 @@ export interface UploadOptions {
   signal?: AbortSignal;
 }
 
+/** An image {@linkcode RegistryClient.putImage} publishes over blobs already pushed. */
+export interface RegistryImage {
+  /** Uncompressed layers (digests = `diff_ids`), lowest first, already in the repository. */
+  layers: Descriptor[];
+  /** Image config `config` section (Entrypoint, Cmd, Env, WorkingDir...). */
+  config?: Record<string, unknown>;
+  /** `created_by` of one history entry per layer, when given. */
+  createdBy?: string;
+  /** Manifest annotations. */
+  annotations?: Record<string, string>;
+}
+
 type Body = Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
+
+const MANIFEST_ACCEPT = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE].join(
+  ", ",
+);
 
 /** A client for one registry host. */
 export class RegistryClient {
@@ -66,8 +90,10 @@ export class RegistryClient {
   #basic?: string;
   #challenge?: { scheme: string; params: Record<string, string> };
 
-  /** A client for `host` (`host:port`). */
+  /** A client for `host` (`host:port`); throws when `insecure` names a host off loopback. */
   constructor(readonly host: string, opts: RegistryClientOptions = {}) {
+    const refusal = insecureRegistryRefusal(host, opts.insecure);
+    if (refusal) throw new RegistryError(refusal, 0);
     this.#opts = opts;
     this.base = `${opts.insecure ? "http" : "https"}://${host}`;
     if (opts.caCerts?.length) this.#client = Deno.createHttpClient({ caCerts: opts.caCerts });
@@ -339,6 +365,101 @@ export class RegistryClient {
     await res.body?.cancel();
   }
 
+  /**
+   * Streams a blob whose digest is known only once the stream has ended (it
+   * is computed elsewhere from the same bytes, e.g. by a store reading the
+   * same file): the data in one PATCH, then the PUT that names the digest
+   * and closes the upload. Returns the digest.
+   */
+  async streamBlob(
+    repo: string,
+    blob: { stream: ReadableStream<Uint8Array>; digest: string | Promise<string> },
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<string> {
+    const what = `stream a blob to "${this.host}/${repo}"`;
+    // The upload's POST has met any auth challenge already: a 401 on the
+    // PATCH (an expired token) cannot resend the consumed stream.
+    let sent = false;
+    const body = () => {
+      if (sent) {
+        throw new RegistryError(
+          `Cannot ${what}: the registry asked to authenticate again mid-stream`,
+          401,
+        );
+      }
+      sent = true;
+      return blob.stream;
+    };
+    const start = await this.#startUpload(repo, what);
+    const patch = await this.request("PATCH", start, {
+      repo,
+      ok: [202],
+      what,
+      signal: opts.signal,
+      headers: { "content-type": "application/octet-stream" },
+      body,
+    });
+    await patch.body?.cancel();
+    const close = new URL(this.#abs(patch.headers.get("location") ?? start));
+    const digest = await blob.digest;
+    close.searchParams.set("digest", digest);
+    const res = await this.request("PUT", close.href, {
+      repo,
+      ok: [201],
+      what: `close the upload of blob ${digest} to "${this.host}/${repo}"`,
+      signal: opts.signal,
+    });
+    await res.body?.cancel();
+    return digest;
+  }
+
+  /** Uploads `bytes` in one request unless the repository has them; returns their descriptor. */
+  async ensureBlob(
+    repo: string,
+    bytes: Uint8Array,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ digest: string; size: number }> {
+    const blob = { digest: digestBytes(bytes), size: bytes.length };
+    if ((await this.blobSize(repo, blob.digest)) === undefined) {
+      await this.uploadBlob(repo, blob, () => Promise.resolve(ReadableStream.from([bytes])), opts);
+    }
+    return blob;
+  }
+
+  /**
+   * Pushes the config of `image` and its manifest, under `tag` when given,
+   * else by digest (the publishing order of `agent/pipeline.ts`: tag last,
+   * with {@linkcode putManifest} and the returned bytes).
+   */
+  async putImage(
+    repo: string,
+    image: RegistryImage,
+    opts: { tag?: string; signal?: AbortSignal } = {},
+  ): Promise<{ digest: string; bytes: Uint8Array<ArrayBuffer> }> {
+    const config = new TextEncoder().encode(JSON.stringify({
+      created: new Date().toISOString(),
+      architecture: hostArchitecture(),
+      os: "linux",
+      config: image.config ?? {},
+      rootfs: { type: "layers", diff_ids: image.layers.map((l) => l.digest) },
+      ...(image.createdBy
+        ? { history: image.layers.map(() => ({ created_by: image.createdBy })) }
+        : {}),
+    }));
+    const configBlob = await this.ensureBlob(repo, config, opts);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MANIFEST_MEDIA_TYPE,
+      config: { mediaType: CONFIG_MEDIA_TYPE, ...configBlob },
+      layers: image.layers,
+      ...(image.annotations ? { annotations: image.annotations } : {}),
+    };
+    const bytes = new TextEncoder().encode(JSON.stringify(manifest));
+    const digest = digestBytes(bytes);
+    await this.putManifest(repo, opts.tag ?? digest, bytes, { signal: opts.signal });
+    return { digest, bytes };
+  }
+
   /** Streams a blob; the caller verifies its digest. */
   async getBlob(
     repo: string,
@@ -355,19 +476,20 @@ export class RegistryClient {
     return { stream: res.body!, size: len === null ? undefined : Number(len) };
   }
 
-  /** Puts a manifest under `ref` (tag or digest); returns the digest the registry reports. */
+  /** Puts a manifest under `ref` (tag or digest; default an OCI manifest); returns its digest. */
   async putManifest(
     repo: string,
     ref: string,
     bytes: Uint8Array<ArrayBuffer>,
-    mediaType = MANIFEST_MEDIA_TYPE,
+    opts: { mediaType?: string; signal?: AbortSignal } = {},
   ): Promise<string> {
     const res = await this.request("PUT", `/v2/${repo}/manifests/${ref}`, {
       repo,
       ok: [201],
       what: `put manifest "${ref}" in "${this.host}/${repo}"`,
-      headers: { "content-type": mediaType },
+      headers: { "content-type": opts.mediaType ?? MANIFEST_MEDIA_TYPE },
       body: () => bytes,
+      signal: opts.signal,
     });
     await res.body?.cancel();
     const digest = digestBytes(bytes);
@@ -402,6 +524,30 @@ export class RegistryClient {
   }
 
   /**
+   * HEADs a manifest by tag or digest: the digest the registry reports (when
+   * it does) and the declared size; undefined when the repository lacks it.
+   */
+  async headManifest(
+    repo: string,
+    ref: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ digest?: string; size?: number } | undefined> {
+    const res = await this.request("HEAD", `/v2/${repo}/manifests/${ref}`, {
+      repo,
+      actions: "pull",
+      ok: [200, 404],
+      what: `check manifest "${ref}" in "${this.host}/${repo}"`,
+      headers: { accept: MANIFEST_ACCEPT },
+      signal: opts.signal,
+    });
+    await res.body?.cancel();
+    if (res.status === 404) return undefined;
+    const digest = res.headers.get("docker-content-digest") ?? undefined;
+    const len = res.headers.get("content-length");
+    return { digest, size: len === null ? undefined : Number(len) };
+  }
+
+  /**
    * Gets a manifest by tag or digest and verifies its bytes: against the
    * digest asked for, else against the digest the registry reports.
    */
@@ -414,9 +560,7 @@ export class RegistryClient {
       repo,
       ok: [200],
       what,
-      headers: {
-        accept: [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE].join(", "),
-      },
+      headers: { accept: MANIFEST_ACCEPT },
     });
     // A manifest is read into memory: bounded, whatever Content-Length claims.
     const declared = Number(res.headers.get("content-length") ?? 0);
