@@ -25,7 +25,12 @@ import {
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
 } from "./proto.ts";
-import { type PodLister, resolveAgent, type ResolveAgentOptions } from "./discovery.ts";
+import {
+  type AgentPodCache,
+  type PodLister,
+  resolveAgent,
+  type ResolveAgentOptions,
+} from "./discovery.ts";
 import { agentServerName, type ClientTlsOptions, createClientTls, type TlsFiles } from "./tls.ts";
 
 /** How a client authenticates. */
@@ -212,8 +217,12 @@ export function toFreezeStatus(m: FreezeStateMsg): FreezeStatus {
 
 /** Options for {@linkcode GrpcAgentConnector}. */
 export interface GrpcAgentConnectorOptions extends AgentClientOptions, ResolveAgentOptions {
-  /** Lists agent pods (CoreV1Api); may be omitted when every node has an override. */
-  kube?: PodLister;
+  /**
+   * The agent pods: a cache kept by a watch (the controller's), or a client
+   * that lists them at each lookup (CoreV1Api, for one-shot tools). May be
+   * omitted when every node has an override.
+   */
+  kube?: PodLister | AgentPodCache;
 }
 
 /** The controllers' {@linkcode AgentConnector} over gRPC + mutual TLS. */

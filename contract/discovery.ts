@@ -16,7 +16,12 @@ export const AGENT_PORT = 7443;
 
 /** The pod fields discovery reads. */
 export interface AgentPod {
-  metadata?: { name?: string; deletionTimestamp?: unknown };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    deletionTimestamp?: unknown;
+  };
   spec?: { nodeName?: string };
   status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
 }
@@ -26,6 +31,15 @@ export interface PodLister {
   listNamespacedPod(
     req: { namespace: string; labelSelector?: string; fieldSelector?: string },
   ): Promise<{ items: AgentPod[] }>;
+}
+
+/**
+ * Agent pods kept current by a watch (the controller's informer on the agent
+ * pods): resolving reads memory instead of listing pods at every call.
+ */
+export interface AgentPodCache {
+  /** The cached pods of `namespace`. */
+  list(namespace?: string): readonly AgentPod[];
 }
 
 /** Options for {@linkcode resolveAgent}. */
@@ -51,9 +65,20 @@ export function parseOverrides(specs: string[]): Record<string, string> {
   return out;
 }
 
-/** Returns `host:port` of the agent on `nodeName`, or throws saying why there is none. */
+function selected(p: AgentPod, selector: string): boolean {
+  return selector.split(",").map((t) => t.trim()).filter(Boolean).every((t) => {
+    const [k, v] = t.split("=");
+    return v === undefined ? k in (p.metadata?.labels ?? {}) : p.metadata?.labels?.[k] === v;
+  });
+}
+
+/**
+ * Returns `host:port` of the agent on `nodeName`, or throws saying why there
+ * is none. `kube` is a cache of the agent pods (read from memory) or a
+ * client that lists them (one request per call: for one-shot tools).
+ */
 export async function resolveAgent(
-  kube: PodLister | undefined,
+  kube: PodLister | AgentPodCache | undefined,
   nodeName: string,
   opts: ResolveAgentOptions = {},
 ): Promise<string> {
@@ -63,11 +88,14 @@ export async function resolveAgent(
   if (!kube) {
     throw new Error(`No agent address for node "${nodeName}": no override and no cluster client`);
   }
-  const { items } = await kube.listNamespacedPod({
-    namespace,
-    labelSelector: opts.labelSelector ?? AGENT_LABEL,
-    fieldSelector: `spec.nodeName=${nodeName}`,
-  });
+  const selector = opts.labelSelector ?? AGENT_LABEL;
+  const items = "listNamespacedPod" in kube
+    ? (await kube.listNamespacedPod({
+      namespace,
+      labelSelector: selector,
+      fieldSelector: `spec.nodeName=${nodeName}`,
+    })).items
+    : kube.list(namespace).filter((p) => selected(p, selector));
   const pods = items.filter((p) => p.spec?.nodeName === nodeName && !p.metadata?.deletionTimestamp);
   if (pods.length === 0) {
     throw new Error(

@@ -59,3 +59,25 @@ Deno.test("discovery: parseOverrides", () => {
   }
   assertEquals(msg, 'Agent override "nonsense" is invalid: expected "<node>=<host>:<port>"');
 });
+
+Deno.test("discovery: a cache of agent pods is read from memory, by label and node", async () => {
+  const agent = (node: string, ip: string, labels = { "app.kubernetes.io/name": "lpm-agent" }) => {
+    const p = ready(node, ip);
+    p.metadata = { ...p.metadata, namespace: "lpm-system", labels };
+    return p;
+  };
+  const pods = [
+    agent("a", "10.0.0.1", { "app.kubernetes.io/name": "other" }),
+    agent("a", "10.0.0.2"),
+  ];
+  const asked: (string | undefined)[] = [];
+  const cache = {
+    list: (ns?: string) => {
+      asked.push(ns);
+      return pods.filter((p) => p.metadata?.namespace === ns);
+    },
+  };
+  assertEquals(await resolveAgent(cache, "a"), "10.0.0.2:7443");
+  assertEquals(asked, ["lpm-system"]);
+  await assertRejects(() => resolveAgent(cache, "b"), Error, 'No agent pod on node "b"');
+});

@@ -67,6 +67,8 @@ export async function clusterCheckpoints(
   deps: ReconcilerDeps,
   className: string,
 ): Promise<{ byId: Map<string, KnownCheckpoint>; neededPrefixes: Set<string> }> {
+  // From the API, not the cache: what is not seen here as needed gets deleted,
+  // and a checkpoint or restore created a moment ago may not be cached yet.
   const [pcs, ccs, pms, prs] = await Promise.all([
     deps.lpm.list<PodCheckpoint>("podcheckpoints"),
     deps.lpm.list<ContainerCheckpoint>("containercheckpoints"),
@@ -148,7 +150,7 @@ export function checkpointRetentionReconciler(
 ): Reconcile {
   const period = opts.periodMs ?? 600_000;
   return async (name: string, log: Logger): Promise<ReconcileResult> => {
-    const cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
+    const cls = await deps.cache.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
     if (!cls || cls.metadata?.deletionTimestamp) return;
     const started = deps.now();
     const next = new Date(started.getTime() + period).toISOString();

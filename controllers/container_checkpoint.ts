@@ -7,7 +7,7 @@
  * @module
  */
 import type { ContainerCheckpoint } from "../api/mod.ts";
-import { apiMessage, apiStatus, ensureFinalizer } from "../kube/lpm_client.ts";
+import { apiMessage } from "../kube/lpm_client.ts";
 import {
   CC_FINALIZER,
   reconcileContainerCheckpointDelete,
@@ -15,7 +15,8 @@ import {
 } from "./container_checkpoint_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { OperationStatus } from "../contract/agent.ts";
-import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
+import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
+import { objectReconciler } from "./_reconcile.ts";
 import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
@@ -27,39 +28,18 @@ export const CC_CONDITIONS = { agentReachable: "AgentReachable", completed: "Com
 
 /** Builds the ContainerCheckpoint reconcile function. */
 export function containerCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
-  return async (key: string, log: Logger): Promise<ReconcileResult> => {
-    const { namespace, name } = splitKey(key);
-    let cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, name);
-    if (!cc) return;
-    if (cc.metadata?.deletionTimestamp) {
-      await reconcileContainerCheckpointDelete(deps, cc, log);
-      return;
-    }
+  return objectReconciler<ContainerCheckpoint>(deps, {
+    plural: "containercheckpoints",
     // A standalone checkpoint's data goes with it (a PodCheckpoint's goes with the PodCheckpoint).
-    if (standalone(cc)) {
-      cc = await ensureFinalizer(
-        deps.lpm,
-        "containercheckpoints",
-        cc,
-        CC_FINALIZER,
-      ) as ContainerCheckpoint;
-    }
-    const before = JSON.stringify(cc.status ?? {});
-    const status: Status = structuredClone(cc.status ?? {}) as Status;
-    if (isTerminal(status.phase)) return;
-    let result: ReconcileResult;
-    try {
-      result = status.operationId
+    finalizer: (cc) => standalone(cc) ? CC_FINALIZER : undefined,
+    reconcileDelete: (cc, log) => reconcileContainerCheckpointDelete(deps, cc, log),
+    reconcileNormal: async (cc, status, log) => {
+      if (isTerminal(status.phase)) return;
+      return status.operationId
         ? await follow(deps, cc, status, log)
         : await start(deps, cc, status, log);
-    } finally {
-      status.observedGeneration = cc.metadata?.generation;
-      if (JSON.stringify(status) !== before) {
-        await deps.lpm.patchStatus("containercheckpoints", namespace, name, status);
-      }
-    }
-    return result;
-  };
+    },
+  });
 }
 
 function fail(
@@ -93,15 +73,10 @@ async function start(
   const { podName, containerName } = cc.spec;
   let storageClassName = cc.spec.storageClassName;
   status.phase ??= "Pending";
-  let pod;
-  try {
-    pod = await deps.core.readNamespacedPod({ name: podName, namespace: ns });
-  } catch (err) {
-    if (apiStatus(err) === 404) {
-      fail(deps, cc, status, "PodNotFound", `Pod "${ns}/${podName}" does not exist`);
-      return;
-    }
-    throw err;
+  const pod = await deps.cache.pod(ns, podName);
+  if (!pod) {
+    fail(deps, cc, status, "PodNotFound", `Pod "${ns}/${podName}" does not exist`);
+    return;
   }
   const nodeName = pod.spec?.nodeName;
   if (!nodeName) {

@@ -35,7 +35,7 @@ export async function reconcileContainerCheckpointDelete(
   // The agent stores a standalone checkpoint under its operation id, the object's uid.
   const prefix = `${cc.metadata.namespace}/${cc.spec.podName}/${cc.metadata.uid}/`;
   const cls = className
-    ? await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", className)
+    ? await deps.cache.get<CheckpointStorageClass>("checkpointstorageclasses", "", className)
     : undefined;
   if (!cls) {
     if (cc.status?.archive || images.length) {

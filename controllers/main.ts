@@ -15,11 +15,11 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { GrpcAgentConnector } from "../contract/client.ts";
-import { parseOverrides } from "../contract/discovery.ts";
+import { AGENT_LABEL, AGENT_NAMESPACE, parseOverrides } from "../contract/discovery.ts";
 import { parseArgs } from "../base/args.ts";
 import { startManager } from "./manager.ts";
 import { Logger } from "../base/log.ts";
-import { makeApiClient } from "../kube/api_requests.ts";
+import { Informer } from "./runtime/informer.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
@@ -78,6 +78,12 @@ export async function main(args: string[]): Promise<number> {
   if (a.flags.kubeconfig) kc.loadFromFile(a.flags.kubeconfig);
   else if (Deno.env.get("KUBERNETES_SERVICE_HOST")) kc.loadFromCluster();
   else kc.loadFromDefault();
+  // Agents are found in a watched cache of their pods, not by a list per lookup.
+  const agentPods = new Informer<k8s.V1Pod>(kc, `/api/v1/namespaces/${AGENT_NAMESPACE}/pods`, {
+    labelSelector: AGENT_LABEL,
+    onError: (err) => log.warn("watch error; restarting", { informer: "agent pods", err }),
+  });
+  await agentPods.start();
   const agents = new GrpcAgentConnector({
     security: insecure ? { mode: "insecure-dev" } : {
       mode: "mtls",
@@ -85,7 +91,7 @@ export async function main(args: string[]): Promise<number> {
       serverName: a.flags["tls-server-name"],
     },
     overrides: parseOverrides(agentFlags),
-    kube: makeApiClient(kc, k8s.CoreV1Api),
+    kube: agentPods,
   });
   const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(/:(?=\d+$)/);
   const manager = await startManager({
@@ -113,6 +119,7 @@ export async function main(args: string[]): Promise<number> {
   });
   log.info("shutting down");
   await manager.stop();
+  await agentPods.stop();
   return 0;
 }
 

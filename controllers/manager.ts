@@ -68,8 +68,37 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
   const kc = opts.kubeConfig;
   const metrics = newControllerMetrics();
   const stopCounting = onApiRequest((r) => metrics.apiRequests.inc({ ...r }));
+  const onError = (what: string) => (err: unknown) =>
+    log.warn("watch error; restarting", { informer: what, err: String(err) });
+  const crInformer = (plural: LpmPlural) =>
+    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, { onError: onError(plural) });
+  // Every pod and node, not only the migrations' pods: reconcilers read source
+  // pods and nodes from here (cache.ts), as controller-runtime's cached client does.
+  const informers = {
+    pm: crInformer("podmigrations"),
+    pc: crInformer("podcheckpoints"),
+    cc: crInformer("containercheckpoints"),
+    csc: crInformer("checkpointstorageclasses"),
+    pr: crInformer("podrestores"),
+    pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", { onError: onError("pods") }),
+    nodes: new Informer<k8s.V1Node>(kc, "/api/v1/nodes", { onError: onError("nodes") }),
+  };
   const deps: ReconcilerDeps = {
-    ...newReconcilerDeps(kc, opts.agents, { metrics, pollMs: opts.pollMs }),
+    ...newReconcilerDeps(kc, opts.agents, {
+      metrics,
+      pollMs: opts.pollMs,
+      informers: {
+        lpm: {
+          podmigrations: informers.pm,
+          podcheckpoints: informers.pc,
+          containercheckpoints: informers.cc,
+          checkpointstorageclasses: informers.csc,
+          podrestores: informers.pr,
+        },
+        pods: informers.pods,
+        nodes: informers.nodes,
+      },
+    }),
     ...opts.deps,
   };
   const common = { metrics, logger: log, workers: opts.workers ?? 2 };
@@ -106,21 +135,6 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       ...common,
     }),
   };
-  const onError = (what: string) => (err: unknown) =>
-    log.warn("watch error; restarting", { informer: what, err: String(err) });
-  const crInformer = (plural: LpmPlural) =>
-    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, { onError: onError(plural) });
-  const informers = {
-    pm: crInformer("podmigrations"),
-    pc: crInformer("podcheckpoints"),
-    cc: crInformer("containercheckpoints"),
-    csc: crInformer("checkpointstorageclasses"),
-    pr: crInformer("podrestores"),
-    pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", {
-      labelSelector: MIGRATION_LABEL,
-      onError: onError("pods"),
-    }),
-  };
   const ownerKey = (o: KubeObject, kind: string) => {
     const ref = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === kind);
     return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
@@ -142,9 +156,18 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       controllers.retention.enqueue(st.archive.storageClassName);
     }
   });
-  informers.csc.onChange((o) => {
+  // Retention runs on its period and on a new checkpoint; of a class's own
+  // changes, only a new spec moves it (its status patches would wake it
+  // again and again: 6 passes a second, ~50 requests, with nothing to do).
+  const classGenerations = new Map<string, number | undefined>();
+  informers.csc.onChange((o, ev) => {
     controllers.csc.enqueue(keyOf(o));
-    controllers.retention.enqueue(keyOf(o));
+    const k = keyOf(o);
+    if (ev === "delete") classGenerations.delete(k);
+    else if (!classGenerations.has(k) || classGenerations.get(k) !== o.metadata?.generation) {
+      classGenerations.set(k, o.metadata?.generation);
+      controllers.retention.enqueue(k);
+    }
   });
   informers.pr.onChange((o) => controllers.pr.enqueue(keyOf(o)));
   informers.pods.onChange((p) => {
@@ -162,9 +185,9 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
         await inf.start();
       } catch (err) {
         throw new Error(
-          `Cannot list ${name === "pods" ? "pods" : `lpm resources (${inf.path})`}: ${
-            String(err).split("\n")[0]
-          }` +
+          `Cannot list ${
+            name === "pods" || name === "nodes" ? name : `lpm resources (${inf.path})`
+          }: ${String(err).split("\n")[0]}` +
             " (are the CRDs in crds/ installed, and does the controller's ServiceAccount have RBAC for them?)",
         );
       }

@@ -17,12 +17,12 @@
  * @module
  */
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
-import { apiStatus, controllerRef, ensureFinalizer } from "../kube/lpm_client.ts";
+import { apiStatus, controllerRef, createOrGet } from "../kube/lpm_client.ts";
 import { PC_FINALIZER, reconcilePodCheckpointDelete } from "./pod_checkpoint_delete.ts";
 import { defaultClassName } from "./default_class.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
-import type { Logger } from "../base/log.ts";
+import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
+import { objectReconciler } from "./_reconcile.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { controlFreeze, DEFAULT_FREEZE_DEADLINE_S, freezePod, isoOf } from "./pod_freeze.ts";
 import type { FreezeRef } from "../contract/agent.ts";
@@ -39,217 +39,214 @@ export function containerCheckpointName(pc: string, container: string): string {
 
 /** Builds the PodCheckpoint reconcile function. */
 export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
-  return async (key: string, log: Logger): Promise<ReconcileResult> => {
-    const { namespace, name } = splitKey(key);
-    let pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", namespace, name);
-    if (!pc) return;
-    if (pc.metadata?.deletionTimestamp) return await reconcilePodCheckpointDelete(deps, pc, log);
+  return objectReconciler<PodCheckpoint>(deps, {
+    plural: "podcheckpoints",
     // Its stored data and images go with it (unless the class retains them).
-    pc = await ensureFinalizer(deps.lpm, "podcheckpoints", pc, PC_FINALIZER) as PodCheckpoint;
-    const before = JSON.stringify(pc.status ?? {});
-    const status: Status = structuredClone(pc.status ?? {}) as Status;
-    if (isTerminal(status.phase)) return;
-    const now = deps.now();
-    const conditions = (status.conditions ??= []) as Condition[];
-    const freezing = pc.spec.leaveRunning === false;
-    const ref: FreezeRef = { key: pc.metadata!.uid!, namespace, pod: pc.spec.podName };
-    try {
-      status.phase ??= "Pending";
-      let names = pc.spec.containers;
-      if (freezing && !status.freeze) {
-        // Freeze first: no container is dumped before every one is frozen.
-        let pod;
-        try {
-          pod = await deps.core.readNamespacedPod({ name: pc.spec.podName, namespace });
-        } catch (err) {
-          if (apiStatus(err) !== 404) throw err;
-        }
-        if (!pod || pod.status?.phase !== "Running" || !pod.spec?.nodeName) {
-          status.phase = "Failed";
-          status.message = `Pod "${namespace}/${pc.spec.podName}" ${
-            pod ? "is not running" : "does not exist"
-          }: nothing to freeze`;
-          setCondition(conditions, {
-            type: "Completed",
-            status: "False",
-            reason: pod ? "PodNotRunning" : "PodNotFound",
-            message: status.message,
-          }, now);
-          deps.events.warning(pc, "CheckpointFailed", status.message);
-          return;
-        }
-        status.nodeName = pod.spec.nodeName;
-        const f = await freezePod(
-          deps,
-          pod.spec.nodeName,
-          ref,
-          pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
-        );
-        if (f.state !== "frozen") {
-          throw new Error(
-            `The agent did not freeze pod "${namespace}/${pc.spec.podName}": ${f.state} ${
-              f.message ?? ""
-            }`,
-          );
-        }
-        status.frozenAt = isoOf(f.frozenAtMs);
-        status.freeze = { key: ref.key, state: "Frozen", deadline: isoOf(f.deadlineMs) };
-        setCondition(conditions, {
-          type: "Frozen",
-          status: "True",
-          reason: "PodFrozen",
-          message:
-            `Every container of pod "${namespace}/${pc.spec.podName}" is frozen on node "${pod.spec.nodeName}"`,
-        }, now);
-        deps.events.normal(
-          pc,
-          "PodFrozen",
-          `Froze pod "${pc.spec.podName}" on "${pod.spec.nodeName}"`,
-        );
+    finalizer: () => PC_FINALIZER,
+    reconcileDelete: (pc, log) => reconcilePodCheckpointDelete(deps, pc, log),
+    reconcileNormal: (pc, status) => step(deps, pc, status),
+  });
+}
+
+/** One step of a PodCheckpoint: freeze, create its ContainerCheckpoints, sum up theirs. */
+async function step(
+  deps: ReconcilerDeps,
+  pc: PodCheckpoint,
+  status: Status,
+): Promise<ReconcileResult> {
+  if (isTerminal(status.phase)) return;
+  const namespace = pc.metadata!.namespace!;
+  const name = pc.metadata!.name!;
+  const now = deps.now();
+  const conditions = (status.conditions ??= []) as Condition[];
+  const freezing = pc.spec.leaveRunning === false;
+  const ref: FreezeRef = { key: pc.metadata!.uid!, namespace, pod: pc.spec.podName };
+  status.phase ??= "Pending";
+  let names = pc.spec.containers;
+  if (freezing && !status.freeze) {
+    // Freeze first: no container is dumped before every one is frozen.
+    const pod = await deps.cache.pod(namespace, pc.spec.podName);
+    if (!pod || pod.status?.phase !== "Running" || !pod.spec?.nodeName) {
+      status.phase = "Failed";
+      status.message = `Pod "${namespace}/${pc.spec.podName}" ${
+        pod ? "is not running" : "does not exist"
+      }: nothing to freeze`;
+      setCondition(conditions, {
+        type: "Completed",
+        status: "False",
+        reason: pod ? "PodNotRunning" : "PodNotFound",
+        message: status.message,
+      }, now);
+      deps.events.warning(pc, "CheckpointFailed", status.message);
+      return;
+    }
+    status.nodeName = pod.spec.nodeName;
+    const f = await freezePod(
+      deps,
+      pod.spec.nodeName,
+      ref,
+      pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+    );
+    if (f.state !== "frozen") {
+      throw new Error(
+        `The agent did not freeze pod "${namespace}/${pc.spec.podName}": ${f.state} ${
+          f.message ?? ""
+        }`,
+      );
+    }
+    status.frozenAt = isoOf(f.frozenAtMs);
+    status.freeze = { key: ref.key, state: "Frozen", deadline: isoOf(f.deadlineMs) };
+    setCondition(conditions, {
+      type: "Frozen",
+      status: "True",
+      reason: "PodFrozen",
+      message:
+        `Every container of pod "${namespace}/${pc.spec.podName}" is frozen on node "${pod.spec.nodeName}"`,
+    }, now);
+    deps.events.normal(
+      pc,
+      "PodFrozen",
+      `Froze pod "${pc.spec.podName}" on "${pod.spec.nodeName}"`,
+    );
+  }
+  if (!names?.length) {
+    const pod = await deps.cache.pod(namespace, pc.spec.podName);
+    if (pod) {
+      names = pod.spec?.containers.map((c) => c.name) ?? [];
+      status.nodeName = pod.spec?.nodeName;
+    } else {
+      status.phase = "Failed";
+      status.message = `Pod "${namespace}/${pc.spec.podName}" does not exist`;
+      setCondition(conditions, {
+        type: "Completed",
+        status: "False",
+        reason: "PodNotFound",
+        message: status.message,
+      }, now);
+      deps.events.warning(pc, "PodNotFound", status.message);
+      return;
+    }
+  }
+  const children: ContainerCheckpoint[] = [];
+  // Every container in one class: the default one when the spec names none.
+  let className = pc.spec.storageClassName;
+  for (const c of names) {
+    const ccName = containerCheckpointName(name, c);
+    let cc = await deps.cache.get<ContainerCheckpoint>(
+      "containercheckpoints",
+      namespace,
+      ccName,
+    );
+    if (!cc) {
+      if (!className) {
+        // Without one the ContainerCheckpoint fails and says why (and this one with it).
+        const d = await defaultClassName(deps);
+        if ("name" in d) className = d.name;
       }
-      if (!names?.length) {
-        try {
-          const pod = await deps.core.readNamespacedPod({ name: pc.spec.podName, namespace });
-          names = pod.spec?.containers.map((c) => c.name) ?? [];
-          status.nodeName = pod.spec?.nodeName;
-        } catch (err) {
-          if (apiStatus(err) !== 404) throw err;
-          status.phase = "Failed";
-          status.message = `Pod "${namespace}/${pc.spec.podName}" does not exist`;
-          setCondition(conditions, {
-            type: "Completed",
-            status: "False",
-            reason: "PodNotFound",
-            message: status.message,
-          }, now);
-          deps.events.warning(pc, "PodNotFound", status.message);
-          return;
-        }
-      }
-      const children: ContainerCheckpoint[] = [];
-      // Every container in one class: the default one when the spec names none.
-      let className = pc.spec.storageClassName;
-      for (const c of names) {
-        const ccName = containerCheckpointName(name, c);
-        let cc = await deps.lpm.get<ContainerCheckpoint>("containercheckpoints", namespace, ccName);
-        if (!cc) {
-          if (!className) {
-            // Without one the ContainerCheckpoint fails and says why (and this one with it).
-            const d = await defaultClassName(deps);
-            if ("name" in d) className = d.name;
-          }
-          cc = await deps.lpm.create<ContainerCheckpoint>("containercheckpoints", namespace, {
-            apiVersion: "lpm.my.domain/v1",
-            kind: "ContainerCheckpoint",
-            metadata: {
-              name: ccName,
-              namespace,
-              labels: { [POD_CHECKPOINT_LABEL]: name },
-              ownerReferences: [controllerRef(pc)],
-            },
-            spec: {
-              podName: pc.spec.podName,
-              containerName: c,
-              storageClassName: className,
-              ...(freezing ? { freezeKey: ref.key } : {}),
-            },
-          } as ContainerCheckpoint);
-          deps.events.normal(
-            pc,
-            "ContainerCheckpointCreated",
-            `Created ContainerCheckpoint "${ccName}"`,
-          );
-        }
-        children.push(cc);
-      }
-      status.containers = children.map((cc) => ({
-        name: cc.spec.containerName,
-        containerCheckpointName: cc.metadata!.name!,
-        phase: cc.status?.phase ?? "Pending",
-        image: cc.status?.image?.reference,
-        ...(cc.status?.volumes ? { volumes: cc.status.volumes } : {}),
-        message: cc.status?.message,
-      }));
-      status.nodeName ??= children.find((c) => c.status?.nodeName)?.status?.nodeName;
-      const failed = children.find((c) => c.status?.phase === "Failed");
-      if (failed) {
+      cc = await createOrGet<ContainerCheckpoint>(deps.lpm, "containercheckpoints", namespace, {
+        apiVersion: "lpm.my.domain/v1",
+        kind: "ContainerCheckpoint",
+        metadata: {
+          name: ccName,
+          namespace,
+          labels: { [POD_CHECKPOINT_LABEL]: name },
+          ownerReferences: [controllerRef(pc)],
+        },
+        spec: {
+          podName: pc.spec.podName,
+          containerName: c,
+          storageClassName: className,
+          ...(freezing ? { freezeKey: ref.key } : {}),
+        },
+      } as ContainerCheckpoint);
+      deps.events.normal(
+        pc,
+        "ContainerCheckpointCreated",
+        `Created ContainerCheckpoint "${ccName}"`,
+      );
+    }
+    children.push(cc);
+  }
+  status.containers = children.map((cc) => ({
+    name: cc.spec.containerName,
+    containerCheckpointName: cc.metadata!.name!,
+    phase: cc.status?.phase ?? "Pending",
+    image: cc.status?.image?.reference,
+    ...(cc.status?.volumes ? { volumes: cc.status.volumes } : {}),
+    message: cc.status?.message,
+  }));
+  status.nodeName ??= children.find((c) => c.status?.nodeName)?.status?.nodeName;
+  const failed = children.find((c) => c.status?.phase === "Failed");
+  if (failed) {
+    status.phase = "Failed";
+    status.message = `Container "${failed.spec.containerName}": ${
+      failed.status?.message ?? "checkpoint failed"
+    }`;
+    if (status.freeze?.state === "Frozen") {
+      // The source goes on where it stopped.
+      status.message += `; ${await endFreeze(deps, pc, status, ref, "THAW")}`;
+    }
+    status.completionTime = now.toISOString();
+    setCondition(conditions, {
+      type: "Completed",
+      status: "False",
+      reason: "ContainerCheckpointFailed",
+      message: status.message,
+    }, now);
+    deps.events.warning(pc, "CheckpointFailed", status.message);
+  } else if (children.every((c) => c.status?.phase === "Succeeded")) {
+    status.phase = "Succeeded";
+    status.message = `${children.length} container(s) checkpointed`;
+    const migration = pc.metadata?.ownerReferences?.some((o) =>
+      o.controller && o.kind === "PodMigration"
+    );
+    if (status.freeze?.state === "Frozen" && !migration) {
+      status.message += `; ${await stopPod(deps, pc, status, ref)}`;
+    } else if (status.freeze?.state === "Frozen") {
+      status.message += "; the pod stays frozen for its migration";
+    }
+    status.completionTime = now.toISOString();
+    setCondition(conditions, {
+      type: "Completed",
+      status: "True",
+      reason: "AllContainersCheckpointed",
+      message: status.message,
+    }, now);
+    deps.events.normal(pc, "CheckpointSucceeded", status.message);
+  } else {
+    status.phase = "Running";
+    const done = children.filter((c) => c.status?.phase === "Succeeded").length;
+    status.message = `${done}/${children.length} container(s) checkpointed`;
+    if (status.freeze?.state === "Frozen") {
+      // Renew while working: a controller that stops renewing lets the agent thaw the pod.
+      const f = await controlFreeze(
+        deps,
+        status.nodeName!,
+        ref,
+        "EXTEND",
+        pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+      );
+      if (f.state === "frozen") {
+        status.freeze.deadline = isoOf(f.deadlineMs);
+      } else {
+        status.freeze.state = "Thawed";
         status.phase = "Failed";
-        status.message = `Container "${failed.spec.containerName}": ${
-          failed.status?.message ?? "checkpoint failed"
-        }`;
-        if (status.freeze?.state === "Frozen") {
-          // The source goes on where it stopped.
-          status.message += `; ${await endFreeze(deps, pc, status, ref, "THAW")}`;
-        }
+        status.message = `Pod "${namespace}/${pc.spec.podName}" is no longer frozen (${f.state}${
+          f.message ? `: ${f.message}` : ""
+        }): its checkpoint is not its final state`;
         status.completionTime = now.toISOString();
         setCondition(conditions, {
           type: "Completed",
           status: "False",
-          reason: "ContainerCheckpointFailed",
+          reason: "Thawed",
           message: status.message,
         }, now);
         deps.events.warning(pc, "CheckpointFailed", status.message);
-      } else if (children.every((c) => c.status?.phase === "Succeeded")) {
-        status.phase = "Succeeded";
-        status.message = `${children.length} container(s) checkpointed`;
-        const migration = pc.metadata?.ownerReferences?.some((o) =>
-          o.controller && o.kind === "PodMigration"
-        );
-        if (status.freeze?.state === "Frozen" && !migration) {
-          status.message += `; ${await stopPod(deps, pc, status, ref)}`;
-        } else if (status.freeze?.state === "Frozen") {
-          status.message += "; the pod stays frozen for its migration";
-        }
-        status.completionTime = now.toISOString();
-        setCondition(conditions, {
-          type: "Completed",
-          status: "True",
-          reason: "AllContainersCheckpointed",
-          message: status.message,
-        }, now);
-        deps.events.normal(pc, "CheckpointSucceeded", status.message);
-      } else {
-        status.phase = "Running";
-        const done = children.filter((c) => c.status?.phase === "Succeeded").length;
-        status.message = `${done}/${children.length} container(s) checkpointed`;
-        if (status.freeze?.state === "Frozen") {
-          // Renew while working: a controller that stops renewing lets the agent thaw the pod.
-          const f = await controlFreeze(
-            deps,
-            status.nodeName!,
-            ref,
-            "EXTEND",
-            pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
-          );
-          if (f.state === "frozen") {
-            status.freeze.deadline = isoOf(f.deadlineMs);
-          } else {
-            status.freeze.state = "Thawed";
-            status.phase = "Failed";
-            status.message =
-              `Pod "${namespace}/${pc.spec.podName}" is no longer frozen (${f.state}${
-                f.message ? `: ${f.message}` : ""
-              }): its checkpoint is not its final state`;
-            status.completionTime = now.toISOString();
-            setCondition(conditions, {
-              type: "Completed",
-              status: "False",
-              reason: "Thawed",
-              message: status.message,
-            }, now);
-            deps.events.warning(pc, "CheckpointFailed", status.message);
-            return;
-          }
-          return { requeueAfterMs: 5000 };
-        }
+        return;
       }
-    } finally {
-      status.observedGeneration = pc.metadata?.generation;
-      if (JSON.stringify(status) !== before) {
-        await deps.lpm.patchStatus("podcheckpoints", namespace, name, status);
-      }
+      return { requeueAfterMs: 5000 };
     }
-  };
+  }
 }
 
 /** Ends a freeze with THAW and records it; returns a sentence for the status message. */

@@ -29,7 +29,7 @@ export async function reconcilePodCheckpointDelete(
 ): Promise<void> {
   if (!pc.metadata?.finalizers?.includes(PC_FINALIZER)) return;
   const ns = pc.metadata.namespace!;
-  const ccs = await deps.lpm.list<ContainerCheckpoint>("containercheckpoints", ns, {
+  const ccs = await deps.cache.list<ContainerCheckpoint>("containercheckpoints", ns, {
     labelSelector: `${POD_CHECKPOINT_LABEL}=${pc.metadata.name}`,
   });
   const mine = ccs.filter((cc) =>
@@ -44,7 +44,7 @@ export async function reconcilePodCheckpointDelete(
   const prefix = `${ns}/${pc.spec.podName}/${pc.metadata.uid}/`;
   const stored = mine.some((cc) => cc.status?.archive?.key) || images.length > 0;
   const cls = className
-    ? await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", className)
+    ? await deps.cache.get<CheckpointStorageClass>("checkpointstorageclasses", "", className)
     : undefined;
   if (!cls) {
     if (className || stored) {

@@ -37,7 +37,7 @@ export async function sourceFreeze(
   status: Status,
 ): Promise<SourceFreeze | undefined> {
   const ns = pm.metadata!.namespace!;
-  const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
+  const pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
   const key = pc?.status?.freeze?.key;
   const node = pc?.status?.nodeName ?? status.sourceNode;
   if (!key || !node) return undefined;

@@ -13,7 +13,7 @@ import type {
   PodCheckpoint,
   PodMigration,
 } from "../api/mod.ts";
-import { apiMessage, apiStatus, controllerRef } from "../kube/lpm_client.ts";
+import { apiMessage, apiStatus, controllerRef, createOrGet } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "../base/log.ts";
@@ -34,6 +34,7 @@ import {
   PM_CONDITIONS,
 } from "./pod_migration_status.ts";
 import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
+import { defaultClasses } from "./default_class.ts";
 import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 
@@ -132,13 +133,9 @@ export async function failMigration(
   log.warn("migration failed", { reason: f.reason, message: f.message });
 }
 
-async function readOrFail<T>(read: () => Promise<T>, reason: string, message: string): Promise<T> {
-  try {
-    return await read();
-  } catch (err) {
-    if (apiStatus(err) === 404) throw new MigrationFailure(reason, message);
-    throw err;
-  }
+function orFail<T>(found: T | undefined, reason: string, message: string): T {
+  if (found === undefined) throw new MigrationFailure(reason, message);
+  return found;
 }
 
 /** Resolves the storage class: the named one, else the single default one. */
@@ -148,7 +145,7 @@ async function resolveStorageClass(
 ): Promise<CheckpointStorageClass> {
   const named = pm.spec.storageClassName;
   if (named) {
-    const c = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", named);
+    const c = await deps.cache.get<CheckpointStorageClass>("checkpointstorageclasses", "", named);
     if (!c) {
       throw new MigrationFailure(
         "UnknownStorageClass",
@@ -157,8 +154,7 @@ async function resolveStorageClass(
     }
     return c;
   }
-  const defaults = (await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses"))
-    .filter((c) => c.spec.default);
+  const defaults = await defaultClasses(deps);
   if (defaults.length === 0) {
     throw new MigrationFailure(
       "NoStorageClass",
@@ -186,8 +182,8 @@ async function stepPending(
   const ns = pm.metadata!.namespace!;
   const { podName, targetNode } = pm.spec;
   status.startTime ??= now.toISOString();
-  const pod: k8s.V1Pod = await readOrFail(
-    () => deps.core.readNamespacedPod({ name: podName, namespace: ns }),
+  const pod: k8s.V1Pod = orFail(
+    await deps.cache.pod(ns, podName),
     "PodNotFound",
     `Pod "${ns}/${podName}" does not exist`,
   );
@@ -226,8 +222,8 @@ async function stepPending(
       `Pod "${ns}/${podName}" already runs on node "${targetNode}"`,
     );
   }
-  const target: k8s.V1Node = await readOrFail(
-    () => deps.core.readNode({ name: targetNode }),
+  const target: k8s.V1Node = orFail(
+    await deps.cache.node(targetNode),
     "UnknownTargetNode",
     `Target node "${targetNode}" does not exist`,
   );
@@ -242,7 +238,10 @@ async function stepPending(
   }
   const mismatch = schedulingMismatch(pod, target);
   if (mismatch) throw new MigrationFailure("TargetNodeMismatch", mismatch);
-  const source = await deps.core.readNode({ name: sourceNode });
+  const source = await deps.cache.node(sourceNode);
+  if (!source) {
+    throw new Error(`Source node "${sourceNode}" of pod "${ns}/${podName}" does not exist`);
+  }
   for (const [role, node] of [["Source", source], ["Target", target]] as const) {
     const rt = runtimeSupport(node);
     if (!rt.ok) {
@@ -327,9 +326,9 @@ async function stepCheckpointing(
   const now = deps.now();
   const ns = pm.metadata!.namespace!;
   const name = pm.metadata!.name!;
-  let pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, name);
+  let pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, name);
   if (!pc) {
-    pc = await deps.lpm.create<PodCheckpoint>("podcheckpoints", ns, {
+    pc = await createOrGet<PodCheckpoint>(deps.lpm, "podcheckpoints", ns, {
       apiVersion: "lpm.my.domain/v1",
       kind: "PodCheckpoint",
       metadata: { name, namespace: ns, ownerReferences: [controllerRef(pm)] },
@@ -402,7 +401,7 @@ async function stepTransferring(
 ): Promise<ReconcileResult> {
   const now = deps.now();
   const ns = pm.metadata!.namespace!;
-  const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
+  const pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
   if (!pc) {
     throw new MigrationFailure(
       "CheckpointGone",
@@ -418,7 +417,7 @@ async function stepTransferring(
       `Cannot reach the agent of target node "${pm.spec.targetNode}": ${apiMessage(err)}`,
     );
   }
-  const cls = await deps.lpm.get<CheckpointStorageClass>(
+  const cls = await deps.cache.get<CheckpointStorageClass>(
     "checkpointstorageclasses",
     "",
     status.storageClassName ?? "",
@@ -469,7 +468,7 @@ async function dumpAndUpload(
   let dumped = 0;
   let upload = 0;
   for (const c of pc.status?.containers ?? []) {
-    const cc = await deps.lpm.get<ContainerCheckpoint>(
+    const cc = await deps.cache.get<ContainerCheckpoint>(
       "containercheckpoints",
       pm.metadata!.namespace!,
       c.containerCheckpointName,

@@ -95,12 +95,7 @@ async function readPod(
   ns: string,
   name: string,
 ): Promise<k8s.V1Pod | undefined> {
-  try {
-    return await deps.core.readNamespacedPod({ name, namespace: ns });
-  } catch (err) {
-    if (apiStatus(err) === 404) return undefined;
-    throw err;
-  }
+  return await deps.cache.pod(ns, name);
 }
 
 /** One step of the Restoring phase. */
@@ -131,7 +126,7 @@ export async function stepRestoring(
         `Source pod "${ns}/${srcName}" disappeared before the restore`,
       );
     }
-    const pc = await deps.lpm.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
+    const pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
     const images: Record<string, string> = {};
     const volumes: Record<string, CarriedVolumes> = {};
     for (const c of pc?.status?.containers ?? []) {
@@ -141,7 +136,8 @@ export async function stepRestoring(
     const withheld = owner?.kind === "ReplicaSet"
       ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
       : [];
-    const targetNode = await deps.core.readNode({ name: pm.spec.targetNode });
+    const targetNode = await deps.cache.node(pm.spec.targetNode);
+    if (!targetNode) throw new Error(`Target node "${pm.spec.targetNode}" does not exist`);
     const body = buildRestoredPod(source, {
       name,
       targetNode: pm.spec.targetNode,

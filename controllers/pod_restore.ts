@@ -14,7 +14,8 @@ import type * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
 import { apiMessage, apiStatus } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import { type ReconcileResult, splitKey } from "./runtime/controller.ts";
+import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
+import { objectReconciler } from "./_reconcile.ts";
 import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition, setPhase } from "./_status.ts";
 import {
@@ -42,50 +43,49 @@ export interface PodRestoreOptions {
 }
 
 /** Builds the PodRestore reconcile function. */
-export function podRestoreReconciler(deps: ReconcilerDeps, opts: PodRestoreOptions = {}) {
-  return async (key: string, log: Logger): Promise<ReconcileResult> => {
-    const { namespace, name } = splitKey(key);
-    const pr = await deps.lpm.get<PodRestore>("podrestores", namespace, name);
-    if (!pr || pr.metadata?.deletionTimestamp || isTerminal(pr.status?.phase)) return;
-    const before = JSON.stringify(pr.status ?? {});
-    const status = structuredClone(pr.status ?? {}) as Status;
-    const conditions = (status.conditions ??= []) as Condition[];
-    const phaseBefore = status.phase;
-    const now = deps.now();
-    let result: ReconcileResult;
-    try {
-      result = await step(deps, pr, status, conditions, opts, log);
-    } catch (err) {
-      const f = err instanceof RestoreFailure
-        ? err
-        : new RestoreFailure("RestoreError", (err as Error).message ?? apiMessage(err));
-      setPhase(status, "Failed", now);
-      status.message = f.message;
-      setCondition(conditions, {
-        type: "Succeeded",
-        status: "False",
-        reason: f.reason,
-        message: f.message,
-      }, now);
-      result = undefined;
-    }
-    status.observedGeneration = pr.metadata?.generation;
-    if (JSON.stringify(status) !== before) {
-      await deps.lpm.patchStatus("podrestores", namespace, name, status);
-    }
-    if (status.phase !== phaseBefore) {
-      log.info("phase changed", { from: phaseBefore ?? "", to: status.phase });
+export function podRestoreReconciler(
+  deps: ReconcilerDeps,
+  opts: PodRestoreOptions = {},
+): Reconcile {
+  return objectReconciler<PodRestore>(deps, {
+    plural: "podrestores",
+    // No finalizer: a PodRestore leaves nothing behind but its pod, which it owns.
+    async reconcileNormal(pr, status, log) {
+      if (isTerminal(status.phase)) return;
+      const conditions = (status.conditions ??= []) as Condition[];
+      try {
+        return await step(deps, pr, status, conditions, opts, log);
+      } catch (err) {
+        const f = err instanceof RestoreFailure
+          ? err
+          : new RestoreFailure("RestoreError", (err as Error).message ?? apiMessage(err));
+        const now = deps.now();
+        setPhase(status, "Failed", now);
+        status.message = f.message;
+        setCondition(conditions, {
+          type: "Succeeded",
+          status: "False",
+          reason: f.reason,
+          message: f.message,
+        }, now);
+      }
+    },
+    patched(pr, status, before, log) {
+      if (status.phase === before.phase) return;
+      log.info("phase changed", { from: before.phase ?? "", to: status.phase });
       deps.events[status.phase === "Failed" ? "warning" : "normal"](
         pr,
         `Phase${status.phase}`,
         status.phase === "Failed"
           ? status.message ?? "Restore failed"
-          : `${phaseBefore ?? "New"} -> ${status.phase}`,
+          : `${before.phase ?? "New"} -> ${status.phase}`,
       );
-      if (!isTerminal(status.phase)) return { requeueAfterMs: 0 };
-    }
-    return result;
-  };
+    },
+    done: (_pr, status, before, result) =>
+      Promise.resolve(
+        status.phase !== before.phase && !isTerminal(status.phase) ? { requeueAfterMs: 0 } : result,
+      ),
+  });
 }
 
 async function step(
@@ -130,17 +130,12 @@ async function step(
     }
     case "Restoring": {
       const ns = pr.metadata!.namespace!;
-      let pod: k8s.V1Pod;
-      try {
-        pod = await deps.core.readNamespacedPod({ name: status.restoredPodName!, namespace: ns });
-      } catch (err) {
-        if (apiStatus(err) === 404) {
-          throw new RestoreFailure(
-            "PodGone",
-            `Restored pod "${ns}/${status.restoredPodName}" was deleted before it ran`,
-          );
-        }
-        throw err;
+      const pod = await deps.cache.pod(ns, status.restoredPodName!);
+      if (!pod) {
+        throw new RestoreFailure(
+          "PodGone",
+          `Restored pod "${ns}/${status.restoredPodName}" was deleted before it ran`,
+        );
       }
       const phase = pod.status?.phase;
       if (phase === "Running" || phase === "Succeeded") {
@@ -297,13 +292,13 @@ async function holdingClass(
 ): Promise<CheckpointStorageClass | undefined> {
   const src = pr.spec.source;
   if (src.storage) {
-    return await deps.lpm.get<CheckpointStorageClass>(
+    return await deps.cache.get<CheckpointStorageClass>(
       "checkpointstorageclasses",
       "",
       src.storage.storageClassName,
     );
   }
-  const classes = await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+  const classes = await deps.cache.list<CheckpointStorageClass>("checkpointstorageclasses");
   if (src.image) {
     const host = src.image.references[0]?.image.split("/")[0];
     return classes.find((c) => c.spec.registry?.repository.split("/")[0] === host);
@@ -313,16 +308,13 @@ async function holdingClass(
 
 async function pickNode(deps: ReconcilerDeps, name?: string): Promise<k8s.V1Node> {
   if (name) {
-    try {
-      return await deps.core.readNode({ name });
-    } catch (err) {
-      if (apiStatus(err) === 404) {
-        throw new RestoreFailure("NodeNotFound", `Node "${name}" does not exist in this cluster`);
-      }
-      throw err;
+    const node = await deps.cache.node(name);
+    if (!node) {
+      throw new RestoreFailure("NodeNotFound", `Node "${name}" does not exist in this cluster`);
     }
+    return node;
   }
-  const ready = (await deps.core.listNode()).items.filter(nodeReady);
+  const ready = (await deps.cache.nodes()).filter(nodeReady);
   if (!ready.length) throw new RestoreFailure("NoNode", "No Ready node in this cluster");
   return ready[0];
 }

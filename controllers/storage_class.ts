@@ -31,7 +31,7 @@ export function storageClassReconciler(
 ): Reconcile {
   const period = opts.validationPeriodMs ?? 60_000;
   return async (name: string, log: Logger): Promise<ReconcileResult> => {
-    let cls = await deps.lpm.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
+    let cls = await deps.cache.get<CheckpointStorageClass>("checkpointstorageclasses", "", name);
     if (!cls) return;
     if (cls.metadata?.deletionTimestamp) return await reconcileClassDelete(deps, cls);
     cls = await ensureFinalizer(
@@ -72,7 +72,7 @@ export function storageClassReconciler(
         : apiMessage(err);
       result = { available: false, message: `Cannot validate class "${name}": ${why}` };
     }
-    const classes = await deps.lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+    const classes = await deps.cache.list<CheckpointStorageClass>("checkpointstorageclasses");
     const defaults = defaultClassConflicts(
       classes.map((c) => ({
         metadata: { name: c.metadata?.name },

@@ -28,6 +28,8 @@ export async function classUsers(deps: ReconcilerDeps, name: string): Promise<st
   const users: string[] = [];
   const key = (o: { metadata?: { namespace?: string; name?: string } }) =>
     `${o.metadata?.namespace}/${o.metadata?.name}`;
+  // From the API, not the cache: "no users" lets the class go, and a
+  // checkpoint created a moment ago may not be cached yet.
   const ccs = await deps.lpm.list<ContainerCheckpoint>("containercheckpoints");
   // A PodCheckpoint without a class uses the default one: its containers' archives say which.
   const classOf = (cc: ContainerCheckpoint) =>

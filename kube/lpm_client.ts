@@ -55,10 +55,23 @@ const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergeP
 /** Client for lpm custom resources. */
 export class LpmClient {
   readonly #api: k8s.CustomObjectsApi;
+  readonly #onWrite?: (plural: LpmPlural, obj: LpmObject) => void;
 
-  /** Creates a client from a KubeConfig. */
-  constructor(kc: k8s.KubeConfig) {
+  /**
+   * Creates a client from a KubeConfig. `onWrite` hears every object a create
+   * or patch returns (a controller's cache reads its own writes through it).
+   */
+  constructor(
+    kc: k8s.KubeConfig,
+    opts: { onWrite?: (plural: LpmPlural, obj: LpmObject) => void } = {},
+  ) {
     this.#api = makeApiClient(kc, k8s.CustomObjectsApi);
+    this.#onWrite = opts.onWrite;
+  }
+
+  #wrote<T extends LpmObject>(plural: LpmPlural, obj: T): T {
+    this.#onWrite?.(plural, obj);
+    return obj;
   }
 
   /** Reads an object; undefined when it does not exist. */
@@ -109,9 +122,12 @@ export class LpmClient {
   /** Creates an object; returns it as stored. */
   async create<T extends LpmObject>(plural: LpmPlural, namespace: string, body: T): Promise<T> {
     const base = { group: LPM_GROUP, version: LPM_VERSION, plural, body };
-    return (namespace
-      ? await this.#api.createNamespacedCustomObject({ ...base, namespace })
-      : await this.#api.createClusterCustomObject(base)) as T;
+    return this.#wrote(
+      plural,
+      (namespace
+        ? await this.#api.createNamespacedCustomObject({ ...base, namespace })
+        : await this.#api.createClusterCustomObject(base)) as T,
+    );
   }
 
   /**
@@ -125,9 +141,12 @@ export class LpmClient {
     metadata: Record<string, unknown>,
   ): Promise<T> {
     const base = { group: LPM_GROUP, version: LPM_VERSION, plural, name, body: { metadata } };
-    return (namespace
-      ? await this.#api.patchNamespacedCustomObject({ ...base, namespace }, mergePatch)
-      : await this.#api.patchClusterCustomObject(base, mergePatch)) as T;
+    return this.#wrote(
+      plural,
+      (namespace
+        ? await this.#api.patchNamespacedCustomObject({ ...base, namespace }, mergePatch)
+        : await this.#api.patchClusterCustomObject(base, mergePatch)) as T,
+    );
   }
 
   /** Merge-patches the status subresource. */
@@ -138,9 +157,12 @@ export class LpmClient {
     status: unknown,
   ): Promise<T> {
     const base = { group: LPM_GROUP, version: LPM_VERSION, plural, name, body: { status } };
-    return (namespace
-      ? await this.#api.patchNamespacedCustomObjectStatus({ ...base, namespace }, mergePatch)
-      : await this.#api.patchClusterCustomObjectStatus(base, mergePatch)) as T;
+    return this.#wrote(
+      plural,
+      (namespace
+        ? await this.#api.patchNamespacedCustomObjectStatus({ ...base, namespace }, mergePatch)
+        : await this.#api.patchClusterCustomObjectStatus(base, mergePatch)) as T,
+    );
   }
 
   /** Deletes an object; a missing one is not an error. */
@@ -152,6 +174,27 @@ export class LpmClient {
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }
+  }
+}
+
+/**
+ * Creates `body` (whose name is deterministic); when it exists already (a
+ * retry, or a read from a cache that had not seen it yet) returns the stored
+ * one: AlreadyExists is success, and no second object is ever made.
+ */
+export async function createOrGet<T extends LpmObject>(
+  c: LpmClient,
+  plural: LpmPlural,
+  namespace: string,
+  body: T,
+): Promise<T> {
+  try {
+    return await c.create(plural, namespace, body);
+  } catch (err) {
+    if (apiStatus(err) !== 409) throw err;
+    const existing = await c.get<T>(plural, namespace, body.metadata!.name!);
+    if (!existing) throw err;
+    return existing;
   }
 }
 

@@ -6,7 +6,22 @@
  * The watch is a plain HTTP stream of JSON lines on Deno's fetch: after the
  * first list it follows `resourceVersion`, re-lists when the server says the
  * version is gone (410) or on any error (with backoff), and emits deletes for
- * objects that vanished between lists.
+ * objects that vanished between lists. `observe` takes the objects this
+ * process writes, so reconcilers read their own writes (controllers/cache.ts).
+ *
+ * Why not client-node's ListWatch/makeInformer (kept by decision):
+ * - Its watch runs on client-node's HTTP stack (undici on Deno's node:http2
+ *   layer); aborting such a stream crashed the Deno process (a SIGSEGV in a
+ *   tokio worker, nghttp2's `find_stream_on_goaway_func` assertion: see
+ *   kube/http1.ts and kube/http.ts). Informers abort a watch at every stop
+ *   and restart; this one uses Deno's own fetch, where aborting is safe.
+ * - Its cache has no read-your-writes (`observe`) and does not refuse an
+ *   older version over a newer one, which the reconcilers' cached reads need.
+ * - What it would save is ~250 lines, pinned by runtime_kube_test.ts
+ *   (list, then add, update and delete from the watch) and by every test
+ *   that runs the manager.
+ * Revisit if client-node's watch moves to a transport that aborts cleanly
+ * under Deno.
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
@@ -29,12 +44,26 @@ function cacheKey(o: KubeObject): string {
   return `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 }
 
+/**
+ * True when `a` is an older version than `b`. resourceVersions are etcd
+ * revisions, decimal integers (client-go's MutationCache compares them the
+ * same way); anything else counts as not older, so the last one seen wins.
+ */
+function older(a: KubeObject | undefined, b: KubeObject | undefined): boolean {
+  const ra = a?.metadata?.resourceVersion;
+  const rb = b?.metadata?.resourceVersion;
+  if (!ra || !rb || !/^\d+$/.test(ra) || !/^\d+$/.test(rb)) return false;
+  return BigInt(ra) < BigInt(rb);
+}
+
 /** A cache of one resource, kept current by a watch. */
 export class Informer<T extends KubeObject> {
   readonly #http: KubeHttp;
   readonly #selector?: string;
   readonly #onError?: (err: unknown) => void;
   #cache = new Map<string, T>();
+  /** Deleted keys and their last version: a late write result must not bring them back. */
+  #tombstones = new Map<string, T>();
   #handlers: ((obj: T, ev: InformerEvent) => void)[] = [];
   #rv = "";
   #synced = false;
@@ -96,6 +125,19 @@ export class Informer<T extends KubeObject> {
     return this.#cache.get(`${namespace ?? ""}/${name}`);
   }
 
+  /**
+   * Takes an object this process just wrote (the API's answer to a create or
+   * patch), so the next read sees the write before its watch event arrives.
+   * An older version than the cached one, or one of a deleted object, is ignored.
+   */
+  observe(obj: T): void {
+    const k = cacheKey(obj);
+    const tomb = this.#tombstones.get(k);
+    if (tomb && !older(tomb, obj)) return;
+    if (older(obj, this.#cache.get(k))) return;
+    this.#cache.set(k, obj);
+  }
+
   /** Every cached object, optionally of one namespace. */
   list(namespace?: string): readonly T[] {
     const all = [...this.#cache.values()];
@@ -137,9 +179,10 @@ export class Informer<T extends KubeObject> {
         this.#emit(old, "delete");
       }
     }
+    this.#tombstones.clear();
     for (const [k, o] of fresh) {
       const old = this.#cache.get(k);
-      this.#cache.set(k, o);
+      if (!older(o, old)) this.#cache.set(k, o);
       if (!old) this.#emit(o, "add");
       else if (old.metadata?.resourceVersion !== o.metadata?.resourceVersion) {
         this.#emit(o, "update");
@@ -222,11 +265,18 @@ export class Informer<T extends KubeObject> {
     const k = cacheKey(o);
     if (ev.type === "DELETED") {
       this.#cache.delete(k);
+      this.#tombstones.set(k, o);
+      if (this.#tombstones.size > 1000) {
+        this.#tombstones.delete(this.#tombstones.keys().next().value!);
+      }
       this.#emit(o, "delete");
     } else {
-      const had = this.#cache.has(k);
-      this.#cache.set(k, o);
-      this.#emit(o, had ? "update" : "add");
+      const old = this.#cache.get(k);
+      this.#tombstones.delete(k);
+      // A write of ours may already be here (observe): an older event does not undo it,
+      // but handlers still hear of it (they only enqueue keys).
+      if (!older(o, old)) this.#cache.set(k, o);
+      this.#emit(o, old ? "update" : "add");
     }
   }
 }

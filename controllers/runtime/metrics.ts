@@ -1,6 +1,16 @@
 /**
  * Prometheus metrics in the text exposition format: counters, gauges and
  * histograms with labels, rendered by a registry.
+ *
+ * Why not prom-client (kept by decision): lpm needs three metric types with
+ * labels and the text format, ~190 lines here. prom-client would add an npm
+ * dependency tree (prom-client 15 pulls in @opentelemetry/api and tdigest,
+ * which pulls in bintrees) to the controller and its default
+ * collectors read Node's process and event-loop internals (`process`
+ * handles, `perf_hooks` event-loop monitoring) that Deno's Node layer
+ * implements partly; we would turn those off and use the same three types.
+ * Summaries, exemplars, OpenMetrics or push would change that: then take
+ * prom-client rather than grow this file.
  * @module
  */
 
