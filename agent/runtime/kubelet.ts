@@ -99,6 +99,18 @@ export function kubeletHint(status: number, body = ""): string {
   return "unexpected answer";
 }
 
+/** What the driver's steps share: the options and what was derived from them once. */
+interface KubeletContext {
+  opts: KubeletDriverOptions;
+  access: KubeletAccess;
+  client: Deno.HttpClient | undefined;
+  rootDir: string;
+  mount: string;
+  runtimeName: string;
+  runtimeVersion: string | undefined;
+  criu?: Promise<string | undefined>;
+}
+
 /** Creates the kubelet driver. */
 export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
   const access = opts.access;
@@ -116,129 +128,154 @@ export function createKubeletDriver(opts: KubeletDriverOptions): KubeletDriver {
   const rootDir = (opts.kubeletRootDir ?? "/var/lib/kubelet").replace(/\/$/, "");
   const mount = (opts.kubeletRootMount ?? rootDir).replace(/\/$/, "");
   const [runtimeName, runtimeVersion] = (opts.runtimeVersion ?? "").split("://");
-  let criu: Promise<string | undefined> | undefined;
-
-  const post = async (path: string, signal?: AbortSignal): Promise<Response> => {
-    if (access.mode === "direct") {
-      const headers = new Headers();
-      if (access.tokenFile) {
-        const token = (await Deno.readTextFile(access.tokenFile)).trim();
-        headers.set("authorization", `Bearer ${token}`);
-      }
-      return fetch(`${access.url.replace(/\/$/, "")}${path}`, {
-        method: "POST",
-        client,
-        signal,
-        headers,
-      });
-    }
-    return access.kube.request(`/api/v1/nodes/${encodeURIComponent(opts.nodeName)}/proxy${path}`, {
-      method: "POST",
-      signal,
-    });
-  };
-
+  const ctx: KubeletContext = { opts, access, client, rootDir, mount, runtimeName, runtimeVersion };
   return {
     name: "kubelet",
-    async checkpoint(ref, copts) {
-      const what = `container "${ref.container}" of pod "${ref.namespace}/${ref.pod}"`;
-      if (!ref.namespace || !ref.pod) {
-        throw new Error(
-          `Cannot checkpoint ${what}: the kubelet API needs the pod's namespace and name`,
-        );
-      }
-      const timeout = copts.timeoutSeconds || opts.timeoutSeconds || 300;
-      const path = `/checkpoint/${encodeURIComponent(ref.namespace)}/${
-        encodeURIComponent(ref.pod)
-      }/${encodeURIComponent(ref.container)}?timeout=${timeout}`;
-      const via = access.mode === "direct"
-        ? `kubelet ${access.url}`
-        : `the API server's proxy to node "${opts.nodeName}"`;
-      let res: Response;
-      try {
-        res = await post(path, copts.signal);
-      } catch (err) {
-        throw new Error(
-          `Cannot checkpoint ${what}: ${via} is unreachable: ${(err as Error).message}`,
-        );
-      }
-      const body = await res.text();
-      if (res.status >= 500) {
-        // The runtime names CRIU's log on the node; its Error lines say why.
-        const log = await readCriuLog(body, { dirs: opts.criuLogDirs ?? DEFAULT_CRIU_LOG_DIRS });
-        if (log) {
-          throw new CriuFailureError(
-            `Cannot checkpoint ${what}: ${describeCriuFailure(log, { node: opts.nodeName })}; ` +
-              `${via} returned ${res.status}: ${body.trim().slice(0, 300)}`,
-            log,
-          );
-        }
-      }
-      if (!res.ok) {
-        throw new Error(
-          `Cannot checkpoint ${what}: ${via} returned ${res.status} (${
-            kubeletHint(res.status, body)
-          }): ${body.trim().slice(0, 500)}`,
-        );
-      }
-      let items: unknown;
-      try {
-        items = (JSON.parse(body) as { items?: unknown }).items;
-      } catch {
-        items = undefined;
-      }
-      if (!Array.isArray(items) || typeof items[0] !== "string") {
-        throw new Error(
-          `Cannot checkpoint ${what}: ${via} answered without an archive path: ${
-            body.slice(0, 300)
-          }`,
-        );
-      }
-      const reported = items[0] as string;
-      const archivePath = reported.startsWith(`${rootDir}/`)
-        ? `${mount}${reported.slice(rootDir.length)}`
-        : reported;
-      try {
-        await Deno.stat(archivePath);
-      } catch {
-        throw new Error(
-          `Checkpoint of ${what} was written to "${reported}" but the agent cannot read ` +
-            `"${archivePath}": is the kubelet root dir "${rootDir}" mounted at "${mount}"?`,
-        );
-      }
-      return {
-        archivePath,
-        // The runtime calls the node's CRIU (the agent shares the host's PATH view).
-        runtime: {
-          name: runtimeName || "kubelet",
-          version: runtimeVersion,
-          criuVersion: await (criu ??= criuVersion()),
-        },
-        ownsArchive: true,
-      };
-    },
-    async sweepArchives({ olderThanMs, keep = new Set() }) {
-      const dir = `${mount}/checkpoints`;
-      const removed: string[] = [];
-      const cutoff = Date.now() - olderThanMs;
-      let entries: Deno.DirEntry[];
-      try {
-        entries = [...Deno.readDirSync(dir)];
-      } catch {
-        return removed;
-      }
-      for (const e of entries) {
-        if (!e.isFile || !/^checkpoint-.*\.tar$/.test(e.name)) continue;
-        const path = `${dir}/${e.name}`;
-        if (keep.has(path)) continue;
-        const st = await Deno.stat(path).catch(() => undefined);
-        if (!st?.mtime || st.mtime.getTime() > cutoff) continue;
-        await Deno.remove(path).then(() => removed.push(path), () => {});
-      }
-      return removed;
-    },
+    checkpoint: (ref, copts) => checkpointContainer(ctx, ref, copts),
+    sweepArchives: (sopts) => sweepArchives(ctx, sopts),
     close() {
       client?.close();
     },
   };
+}
+
+async function post(ctx: KubeletContext, path: string, signal?: AbortSignal): Promise<Response> {
+  const access = ctx.access;
+  if (access.mode === "direct") {
+    const headers = new Headers();
+    if (access.tokenFile) {
+      const token = (await Deno.readTextFile(access.tokenFile)).trim();
+      headers.set("authorization", `Bearer ${token}`);
+    }
+    return fetch(`${access.url.replace(/\/$/, "")}${path}`, {
+      method: "POST",
+      client: ctx.client,
+      signal,
+      headers,
+    });
+  }
+  return access.kube.request(
+    `/api/v1/nodes/${encodeURIComponent(ctx.opts.nodeName)}/proxy${path}`,
+    { method: "POST", signal },
+  );
+}
+
+async function checkpointContainer(
+  ctx: KubeletContext,
+  ref: ContainerRef,
+  copts: CheckpointOptions,
+): Promise<CheckpointResult> {
+  const what = `container "${ref.container}" of pod "${ref.namespace}/${ref.pod}"`;
+  if (!ref.namespace || !ref.pod) {
+    throw new Error(
+      `Cannot checkpoint ${what}: the kubelet API needs the pod's namespace and name`,
+    );
+  }
+  const timeout = copts.timeoutSeconds || ctx.opts.timeoutSeconds || 300;
+  const path = `/checkpoint/${encodeURIComponent(ref.namespace)}/${encodeURIComponent(ref.pod)}/${
+    encodeURIComponent(ref.container)
+  }?timeout=${timeout}`;
+  const via = ctx.access.mode === "direct"
+    ? `kubelet ${ctx.access.url}`
+    : `the API server's proxy to node "${ctx.opts.nodeName}"`;
+  let res: Response;
+  try {
+    res = await post(ctx, path, copts.signal);
+  } catch (err) {
+    throw new Error(
+      `Cannot checkpoint ${what}: ${via} is unreachable: ${(err as Error).message}`,
+    );
+  }
+  const body = await res.text();
+  await throwOnFailure(ctx, res, body, what, via);
+  const reported = reportedArchive(body, what, via);
+  const archivePath = reported.startsWith(`${ctx.rootDir}/`)
+    ? `${ctx.mount}${reported.slice(ctx.rootDir.length)}`
+    : reported;
+  try {
+    await Deno.stat(archivePath);
+  } catch {
+    throw new Error(
+      `Checkpoint of ${what} was written to "${reported}" but the agent cannot read ` +
+        `"${archivePath}": is the kubelet root dir "${ctx.rootDir}" mounted at "${ctx.mount}"?`,
+    );
+  }
+  return {
+    archivePath,
+    // The runtime calls the node's CRIU (the agent shares the host's PATH view).
+    runtime: {
+      name: ctx.runtimeName || "kubelet",
+      version: ctx.runtimeVersion,
+      criuVersion: await (ctx.criu ??= criuVersion()),
+    },
+    ownsArchive: true,
+  };
+}
+
+/** Throws the error a failed kubelet answer means (with CRIU's own words when it left a log). */
+async function throwOnFailure(
+  ctx: KubeletContext,
+  res: Response,
+  body: string,
+  what: string,
+  via: string,
+): Promise<void> {
+  if (res.status >= 500) {
+    // The runtime names CRIU's log on the node; its Error lines say why.
+    const log = await readCriuLog(body, { dirs: ctx.opts.criuLogDirs ?? DEFAULT_CRIU_LOG_DIRS });
+    if (log) {
+      throw new CriuFailureError(
+        `Cannot checkpoint ${what}: ${describeCriuFailure(log, { node: ctx.opts.nodeName })}; ` +
+          `${via} returned ${res.status}: ${body.trim().slice(0, 300)}`,
+        log,
+      );
+    }
+  }
+  if (!res.ok) {
+    throw new Error(
+      `Cannot checkpoint ${what}: ${via} returned ${res.status} (${
+        kubeletHint(res.status, body)
+      }): ${body.trim().slice(0, 500)}`,
+    );
+  }
+}
+
+/** The archive path in the kubelet's answer `{"items":[path]}`, as the kubelet sees it. */
+function reportedArchive(body: string, what: string, via: string): string {
+  let items: unknown;
+  try {
+    items = (JSON.parse(body) as { items?: unknown }).items;
+  } catch {
+    items = undefined;
+  }
+  if (!Array.isArray(items) || typeof items[0] !== "string") {
+    throw new Error(
+      `Cannot checkpoint ${what}: ${via} answered without an archive path: ${body.slice(0, 300)}`,
+    );
+  }
+  return items[0] as string;
+}
+
+async function sweepArchives(
+  ctx: KubeletContext,
+  { olderThanMs, keep = new Set() }: { olderThanMs: number; keep?: Set<string> },
+): Promise<string[]> {
+  const dir = `${ctx.mount}/checkpoints`;
+  const removed: string[] = [];
+  const cutoff = Date.now() - olderThanMs;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !/^checkpoint-.*\.tar$/.test(e.name)) continue;
+    const path = `${dir}/${e.name}`;
+    if (keep.has(path)) continue;
+    const st = await Deno.stat(path).catch(() => undefined);
+    if (!st?.mtime || st.mtime.getTime() > cutoff) continue;
+    await Deno.remove(path).then(() => removed.push(path), () => {});
+  }
+  return removed;
 }
