@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { drain, generatedStream, registerConformance } from "../testing/storage_conformance.ts";
 import { bucketClassSpec, openBucketFixture } from "../testing/storage_fixtures.ts";
 import { createStore } from "./factory.ts";
@@ -7,9 +7,10 @@ import { createStore } from "./factory.ts";
 registerConformance({
   name: "minio",
   open: () => openBucketFixture("minio", requirePart("minio")),
+  needs: { uses: ["minio"] },
 });
 
-Deno.test({
+envTest({ uses: ["minio"] }, {
   name: "s3 and minio providers read each other's objects with the same digest",
   sanitizeOps: false,
   sanitizeResources: false,

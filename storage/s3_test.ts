@@ -4,7 +4,11 @@ import { isPlainHttpLoopback } from "./_endpoint.ts";
 import { registerConformance } from "../testing/storage_conformance.ts";
 import { openBucketFixture } from "../testing/storage_fixtures.ts";
 
-registerConformance({ name: "s3", open: () => openBucketFixture("s3", requirePart("minio")) });
+registerConformance({
+  name: "s3",
+  open: () => openBucketFixture("s3", requirePart("minio")),
+  needs: { uses: ["minio"] },
+});
 
 Deno.test("s3: payload signing is skipped only for plain-HTTP loopback endpoints", () => {
   assertEquals(isPlainHttpLoopback("http://127.0.0.1:9000"), true);

@@ -17,6 +17,7 @@ import type { CheckpointStore, ObjectInfo } from "../storage/backend.ts";
 import { isStorageError, StorageError } from "../storage/errors.ts";
 import type { CheckpointStorageClassSpec } from "../api/mod.ts";
 import { fetchToFile, storeFile } from "../storage/file_io.ts";
+import { envTest, type Needs } from "./env.ts";
 
 /** One isolated store under test (its own directory or bucket prefix). */
 export interface ConformanceFixture {
@@ -44,6 +45,8 @@ export interface ConformanceOptions {
   bigBytes?: number;
   /** Skip every test (with the reason in the name). */
   ignore?: boolean;
+  /** Real parts the provider needs (its tests then register with `envTest`). */
+  needs?: Needs;
 }
 
 const MIB = 1 << 20;
@@ -428,8 +431,9 @@ function registerFailures(t: Register): void {
 
 /** Registers the conformance tests for one provider. */
 export function registerConformance(opts: ConformanceOptions): void {
+  const register = (d: Deno.TestDefinition) => opts.needs ? envTest(opts.needs, d) : Deno.test(d);
   const t: Register = (name, fn) =>
-    Deno.test({
+    register({
       name: `${opts.name} conformance: ${name}`,
       ignore: opts.ignore,
       sanitizeOps: false,

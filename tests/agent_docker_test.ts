@@ -10,7 +10,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import Docker from "dockerode";
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { buildBusyboxRootfsTar, counterScript, minioS3Client, waitFor } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
 import { readArchiveStats } from "../archive/mod.ts";
@@ -49,7 +49,7 @@ async function numbers(c: Docker.Container): Promise<number[]> {
   return text.split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
 }
 
-Deno.test({
+envTest({ uses: ["docker", "minio", "registry"] }, {
   name: "agent docker driver: checkpoint a counter via gRPC+mTLS -> registry + MinIO, " +
     "RestoreContainer continues the count",
   sanitizeOps: false,

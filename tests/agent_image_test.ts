@@ -8,7 +8,7 @@
  * @module
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { createLocalStore } from "../storage/mod.ts";
 import { runCheckpoint } from "../agent/pipeline.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
@@ -24,7 +24,7 @@ for (
     ["oci gzip", createOciImagePublisher({ compression: "gzip" }), "+gzip"],
   ] as [string, ImagePublisher, string][]
 ) {
-  Deno.test({
+  envTest({ uses: ["registry"] }, {
     name: `agent image publisher (${name}): by digest during the run, tag last`,
     sanitizeOps: false,
     sanitizeResources: false,

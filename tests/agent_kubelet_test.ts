@@ -11,7 +11,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterScript, kubectl, minioS3Client, waitFor } from "../localenv/mod.ts";
 import type { NodeInfo } from "../localenv/mod.ts";
 import { ctr } from "../localenv/containerd.ts";
@@ -107,7 +107,7 @@ async function watchToEnd(c: AgentClient, id: string) {
   return { last: last!, steps };
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
   name: "agent kubelet driver: checkpoint on real node-a via gRPC+mTLS, MinIO + registry, " +
     "restore on node-b continues",
   sanitizeOps: false,
@@ -288,7 +288,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
   name: "agent process killed (SIGKILL) mid-checkpoint: Failed after restart, nothing published",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -430,7 +430,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "nodes"] }, {
   name: "agent kubelet driver, direct to the real kubelet with the agent's own certificate: " +
     "403 with an RBAC hint, then an archive with the lpm-agent ClusterRole; 404 says what is missing",
   sanitizeOps: false,

@@ -7,8 +7,10 @@
  * @module
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { needing, requirePart } from "../testing/env.ts";
 import { kubectl } from "../localenv/mod.ts";
+
+const test = needing({ uses: ["kube"] });
 
 const DIR = new URL("../config/agent/", import.meta.url).pathname;
 const SA = "system:serviceaccount:lpm-system:lpm-agent";
@@ -20,7 +22,7 @@ async function canI(kc: string, args: string[]): Promise<string> {
   );
 }
 
-Deno.test("agent manifests: server dry-run of the kustomization, real RBAC, least privilege", async () => {
+test("agent manifests: server dry-run of the kustomization, real RBAC, least privilege", async () => {
   const { kubeconfig: kc } = requirePart("kube");
   const nsExisted = await kubectl(kc, ["get", "namespace", "lpm-system"]).then(
     () => true,

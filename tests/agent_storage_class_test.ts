@@ -7,12 +7,12 @@
  * @module
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { kubectl } from "../localenv/mod.ts";
 import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry"] }, {
   name: "agent storage class: resolved by name from the cluster (class, Secret, registry Secret)",
   sanitizeOps: false,
   sanitizeResources: false,

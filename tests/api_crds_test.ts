@@ -7,10 +7,13 @@
  * @module
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { needing } from "../testing/env.ts";
 import { isDeepStrictEqual } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { kubectl, startEnvironment, waitFor } from "../localenv/mod.ts";
 import { FULL_OBJECTS, KIND_DEFINITIONS, KINDS, PROVIDERS } from "../api/mod.ts";
+
+const test = needing({ starts: ["kube"] });
 
 /**
  * A private API server with the CRDs: the shared environment runs lpm's
@@ -78,7 +81,7 @@ async function kubectlFails(kc: string, args: string[], stdin?: string): Promise
 const GROUP_OF = (kind: string) =>
   `${Object.values(KINDS).find((k) => k.kind === kind)!.plural}.lpm.my.domain`;
 
-Deno.test("api crds: every CRD is Established with its scope, short name and category lpm", async () => {
+test("api crds: every CRD is Established with its scope, short name and category lpm", async () => {
   await using k = await privateKube();
   const kc = k.kubeconfig;
   for (const def of KIND_DEFINITIONS) {
@@ -133,7 +136,7 @@ async function exampleObjects(file: string, ns: string, id: string): Promise<Obj
   return out;
 }
 
-Deno.test("api crds: every example applies, kubectl get lpm lists them, printer columns show", async () => {
+test("api crds: every example applies, kubectl get lpm lists them, printer columns show", async () => {
   await using k = await privateKube();
   const kc = k.kubeconfig;
   await withNamespace(kc, "api-examples", async (ns, id, cluster) => {
@@ -231,7 +234,7 @@ Deno.test("api crds: every example applies, kubectl get lpm lists them, printer 
   });
 });
 
-Deno.test("api crds: full objects (every field) are accepted and status survives pruning", async () => {
+test("api crds: full objects (every field) are accepted and status survives pruning", async () => {
   await using k = await privateKube();
   const kc = k.kubeconfig;
   await withNamespace(kc, "api-full", async (ns, id, cluster) => {
@@ -501,7 +504,7 @@ const BAD: BadCase[] = [
   },
 ];
 
-Deno.test(`api crds: ${BAD.length} invalid objects are rejected naming the field, and not stored`, async () => {
+test(`api crds: ${BAD.length} invalid objects are rejected naming the field, and not stored`, async () => {
   await using k = await privateKube();
   const kc = k.kubeconfig;
   await withNamespace(kc, "api-bad", async (ns, id, cluster) => {
@@ -530,7 +533,7 @@ Deno.test(`api crds: ${BAD.length} invalid objects are rejected naming the field
   });
 });
 
-Deno.test("api crds: podName, targetNode and storageClassName of a PodMigration are immutable", async () => {
+test("api crds: podName, targetNode and storageClassName of a PodMigration are immutable", async () => {
   await using k = await privateKube();
   const kc = k.kubeconfig;
   await withNamespace(kc, "api-immutable", async (ns) => {
@@ -579,7 +582,7 @@ Deno.test("api crds: podName, targetNode and storageClassName of a PodMigration 
   });
 });
 
-Deno.test("api crds: a status with an unknown phase or a bad condition is rejected", async () => {
+test("api crds: a status with an unknown phase or a bad condition is rejected", async () => {
   await using k = await privateKube();
   const kc = k.kubeconfig;
   await withNamespace(kc, "api-status", async (ns) => {

@@ -29,7 +29,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { assert, assertEquals } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import { makeApiClient } from "../kube/api_requests.ts";
@@ -56,7 +56,7 @@ async function apiRequests(port: number): Promise<Map<string, number>> {
   return out;
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "api requests: one counter migration costs the controller a bounded number of requests",
   sanitizeOps: false,
   sanitizeResources: false,

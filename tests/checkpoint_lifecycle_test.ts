@@ -11,7 +11,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { CheckpointStorageClass, ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
@@ -206,7 +206,7 @@ async function checkpoint(
   };
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "lifecycle: a class with maxCount 2 keeps exactly the two newest of five checkpoints of " +
     "a pod, in MinIO and in the registry, and deletes the collected PodCheckpoints",
   ...opts,
@@ -275,7 +275,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "lifecycle: deleting a PodCheckpoint removes its archives, metadata and images " +
     "(deletionPolicy Delete); with Retain they stay",
   ...opts,
@@ -320,7 +320,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "lifecycle: a PodCheckpoint with leaveRunning false stops its pod after the checkpoint; " +
     "the checkpoint is stored",
   ...opts,

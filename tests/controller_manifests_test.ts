@@ -4,8 +4,10 @@
  * ServiceAccount).
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { needing, requirePart } from "../testing/env.ts";
 import { kubectl, tool } from "../localenv/mod.ts";
+
+const test = needing({ uses: ["kube"] });
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SA = "system:serviceaccount:lpm-system:lpm-controller";
@@ -40,7 +42,7 @@ async function can(
   return answer === "yes";
 }
 
-Deno.test("config/: the whole kustomization (agent + controller) passes server-side validation", async () => {
+test("config/: the whole kustomization (agent + controller) passes server-side validation", async () => {
   const { kubeconfig } = requirePart("kube");
   const out = await kubectl(kubeconfig, ["apply", "-k", `${ROOT}config`, "--dry-run=server"]);
   assertStringIncludes(out, "deployment.apps/lpm-controller");
@@ -48,7 +50,7 @@ Deno.test("config/: the whole kustomization (agent + controller) passes server-s
   assertStringIncludes(out, "service/lpm-controller-metrics");
 });
 
-Deno.test("config/controller: RBAC grants what the controller needs and nothing more", async () => {
+test("config/controller: RBAC grants what the controller needs and nothing more", async () => {
   const { kubeconfig } = requirePart("kube");
   await kubectl(kubeconfig, [
     "apply",

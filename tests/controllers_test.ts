@@ -5,6 +5,7 @@
  * reports pod status. The same flow on real nodes is in tests/e2e_*.
  */
 import * as k8s from "@kubernetes/client-node";
+import { envTest } from "../testing/env.ts";
 import "../kube/http1.ts";
 import {
   assert,
@@ -241,7 +242,7 @@ async function podDeleted(w: World, name: string): Promise<boolean> {
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: a two-container pod migrates; checkpoint once per container, restored pod keeps the spec, source deleted",
   ...opts,
@@ -332,7 +333,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: bad input fails with a condition that names the problem, and nothing is touched",
   ...opts,
@@ -448,7 +449,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name: "controllers: a failing checkpoint fails the migration and leaves the source running",
   ...opts,
   fn: () =>
@@ -474,7 +475,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: a storage class in use is not deleted until its checkpoints are; it says who uses it",
   ...opts,
@@ -513,7 +514,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name: "controllers: spec.timeoutSeconds fails a migration that does not finish in time, and " +
     "its frozen source is thawed",
   ...opts,
@@ -544,7 +545,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name: "controllers: a node whose CRIU fails on its kernel is refused in validation " +
     "(agent's CRIU + agent's or node's kernel); a silent agent does not block",
   ...opts,
@@ -613,7 +614,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: transient agent errors are retried with backoff and the migration still succeeds",
   ...opts,
@@ -634,7 +635,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: a restored pod that cannot start fails the migration; it is removed and the source stays",
   ...opts,
@@ -678,7 +679,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: a controller restarted mid-migration resumes without duplicate checkpoints or pods",
   ...opts,
@@ -718,7 +719,7 @@ Deno.test({
     }, { pollsToFinish: 30 }),
 });
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name:
     "controllers: a ReplicaSet pod migrates and the ReplicaSet ends with exactly its replica count",
   ...opts,

@@ -11,7 +11,7 @@
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import { AgentClient } from "../contract/client.ts";
@@ -26,7 +26,7 @@ async function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Prom
   return String(log).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "criu failure: a non-root pod fails CRIU on this VM; the CRIU error reaches the " +
     "PodMigration's condition and Events, the source keeps running, the log is kept by the agent",
   sanitizeOps: false,

@@ -15,6 +15,7 @@
  * agent reports, are refused with an Incompatible condition.
  */
 import * as k8s from "@kubernetes/client-node";
+import { envTest } from "../testing/env.ts";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { type Environment, startEnvironment } from "../localenv/environment.ts";
@@ -151,7 +152,8 @@ async function restoreCli(c: Cluster, args: string[]) {
   };
 }
 
-Deno.test(
+envTest(
+  { starts: ["kube", "minio", "registry", "nodes", "lpm"] },
   "cross-cluster: a checkpoint from cluster A (torn down) runs in cluster B",
   opts,
   async () => {

@@ -12,13 +12,13 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { tool } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
 import { readArchive } from "../archive/mod.ts";
 import { importBusybox, logNumbers, runTool, startCounter } from "../testing/docker.ts";
 
-Deno.test({
+envTest({ uses: ["docker"] }, {
   name: "docker driver: checkpoint to a CRI-O archive (checkpointctl reads it), restore continues",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -92,7 +92,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["docker"] }, {
   name: "docker driver: leave-running checkpoint keeps the source; a stopped container is refused",
   sanitizeOps: false,
   sanitizeResources: false,

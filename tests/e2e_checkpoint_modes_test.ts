@@ -9,7 +9,7 @@
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { PodCheckpoint } from "../api/mod.ts";
@@ -37,7 +37,7 @@ async function checkpointCli(kubeconfig: string, args: string[]) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "checkpoint modes: by default the pod keeps running; --stop freezes it, then stops it: " +
     "nothing runs after the freeze",
   ...opts,

@@ -31,7 +31,7 @@
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { testEnv } from "../testing/env.ts";
+import { envTest, testEnv } from "../testing/env.ts";
 import {
   buildBusyboxRootfsTar,
   createMinioClass,
@@ -469,7 +469,7 @@ async function restoredLog(
 
 // ------------------------------------------------------------- tests
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "freeze e2e: a 10 Hz counter moves node-a -> node-b; the source's log ends at N, the " +
     "restored pod continues at N+1; downtime (freeze -> running) < total",
   ...opts,
@@ -508,7 +508,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "freeze e2e: a two-container pod is frozen as a whole; both containers end at their N " +
     "on node-a and continue at N+1 on node-b",
   ...opts,
@@ -545,7 +545,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "freeze e2e: a Deployment's pod moves with strict continuity; the Deployment ends with " +
     "exactly one replica, the restored pod",
   ...opts,
@@ -629,7 +629,7 @@ function thawedPause(
   return { n: before.at(-1)!, pauseMs, resumedAt: ms(lines[j].ts) };
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "freeze e2e: a restore that fails for real on node-b (the base image is gone from the " +
     "registry) thaws the source: it continues at N+1 with no gap and no duplicate",
   ...opts,
@@ -710,7 +710,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ starts: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "freeze e2e: the controller killed while the source is frozen (private environment, " +
     "freezeDeadlineSeconds 15): the agent thaws the source within the deadline; the controller, " +
     "back, fails the migration; never two copies counting",
@@ -832,7 +832,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "freeze e2e: sourcePodPolicy Keep (a copy, asked for): the restored pod continues at N+1 " +
     "and the source is thawed after it runs, also continuing at N+1",
   ...opts,

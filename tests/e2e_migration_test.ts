@@ -8,7 +8,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { sha256Hex } from "../base/sha256.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
@@ -114,7 +114,7 @@ async function continuation(
   return { at, next: all.slice(replayed.length) };
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name:
     "e2e: a counter pod moves node-a -> node-b and keeps counting; its archive in MinIO has the digest recorded",
   ...opts,
@@ -187,7 +187,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "e2e: a two-container pod moves and both containers keep counting",
   ...opts,
   async fn() {
@@ -225,7 +225,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "e2e: a Deployment's pod moves; the Deployment ends with exactly its replica count",
   ...opts,
   async fn() {
@@ -280,7 +280,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name:
     "e2e: a migration that fails (registry unreachable) leaves the source pod running and counting",
   ...opts,

@@ -10,7 +10,7 @@
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, kubectl, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
@@ -31,7 +31,7 @@ async function exec(kubeconfig: string, ns: string, pod: string, cmd: string[]):
   return await kubectl(kubeconfig, ["-n", ns, "exec", pod, "--", ...cmd]);
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "e2e: a pod's emptyDir (disk and memory) moves with it; its process keeps the file open",
   ...opts,
   async fn() {

@@ -4,7 +4,7 @@
  */
 import Docker from "dockerode";
 import { assert, assertGreater } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { buildBusyboxRootfsTar, counterScript } from "../localenv/mod.ts";
 
 async function logNumbers(c: Docker.Container): Promise<number[]> {
@@ -22,7 +22,7 @@ async function logNumbers(c: Docker.Container): Promise<number[]> {
   return out;
 }
 
-Deno.test({
+envTest({ uses: ["docker"] }, {
   name: "docker + CRIU: a checkpointed counter continues after restore (dockerode)",
   sanitizeOps: false,
   sanitizeResources: false,

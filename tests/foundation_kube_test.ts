@@ -4,12 +4,15 @@
  * kube-controller-manager deletes an owned object when its owner goes.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { needing, requirePart } from "../testing/env.ts";
 import { kubectl, startEnvironment, waitFor } from "../localenv/mod.ts";
+
+const test = needing({ starts: ["kube"] });
+const kubeTest = needing({ uses: ["kube"] });
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-Deno.test("kube: kubectl apply -k crds/ and -f examples/ succeed on the real API server", async () => {
+test("kube: kubectl apply -k crds/ and -f examples/ succeed on the real API server", async () => {
   // A private API server without lpm running: the shared environment's
   // controller would act on the example objects.
   const env = await startEnvironment({ parts: ["kube"] });
@@ -38,7 +41,7 @@ Deno.test("kube: kubectl apply -k crds/ and -f examples/ succeed on the real API
   }
 });
 
-Deno.test("kube: anonymous requests are refused (authentication is on)", async () => {
+kubeTest("kube: anonymous requests are refused (authentication is on)", async () => {
   const { server, caCert } = requirePart("kube");
   const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(caCert)] });
   try {
@@ -50,7 +53,7 @@ Deno.test("kube: anonymous requests are refused (authentication is on)", async (
   }
 });
 
-Deno.test("kube: a user without RBAC grants is forbidden (authorization is on)", async () => {
+kubeTest("kube: a user without RBAC grants is forbidden (authorization is on)", async () => {
   const { kubeconfig } = requirePart("kube");
   const err = await assertRejects(() =>
     kubectl(kubeconfig, ["get", "secrets", "-A", "--as=nobody-in-particular"])
@@ -58,7 +61,7 @@ Deno.test("kube: a user without RBAC grants is forbidden (authorization is on)",
   assertStringIncludes(err.message, "forbidden");
 });
 
-Deno.test("kube: deleting an owner garbage-collects the object it owns", async () => {
+kubeTest("kube: deleting an owner garbage-collects the object it owns", async () => {
   const { kubeconfig } = requirePart("kube");
   const ns = `gc-${crypto.randomUUID().slice(0, 8)}`;
   await kubectl(kubeconfig, ["create", "namespace", ns]);

@@ -3,11 +3,11 @@ import { Buffer } from "node:buffer";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import * as Minio from "minio";
 import { assertEquals } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { sha256Hex } from "../base/sha256.ts";
 import { minioS3Client } from "../localenv/mod.ts";
 
-Deno.test({
+envTest({ uses: ["minio"] }, {
   name:
     "MinIO: an object written with @aws-sdk/client-s3 reads back through minio-js with the same sha256",
   sanitizeOps: false,

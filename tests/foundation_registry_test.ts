@@ -4,8 +4,10 @@
  * by digest with identical bytes.
  */
 import { assertEquals } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { needing, requirePart } from "../testing/env.ts";
 import { sha256Hex } from "../base/sha256.ts";
+
+const test = needing({ uses: ["registry"] });
 
 const enc = new TextEncoder();
 
@@ -30,7 +32,7 @@ async function pushBlob(base: string, repo: string, data: Uint8Array): Promise<s
   return digest;
 }
 
-Deno.test("registry: a small image pushed by tag pulls back by digest", async () => {
+test("registry: a small image pushed by tag pulls back by digest", async () => {
   const { host } = requirePart("registry");
   const base = `http://${host}`;
   const repo = `smoke/img-${crypto.randomUUID().slice(0, 8)}`;

@@ -15,7 +15,7 @@
  */
 import { assert, assertEquals, assertGreaterOrEqual } from "@std/assert";
 import type * as k8s from "@kubernetes/client-node";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterScript, kubectl, tool, waitFor } from "../localenv/mod.ts";
 import type { NodeInfo } from "../localenv/mod.ts";
 import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
@@ -229,7 +229,7 @@ function report(what: string, f: FrozenPod): void {
   );
 }
 
-Deno.test({
+envTest({ uses: ["kube", "registry", "nodes"] }, {
   name: "freeze: a frozen, dumped counter logs nothing; its archive matches the kubelet's and " +
     "restores on node-b at the source's last value + 1; kill ends the source without a new value",
   ...opts,
@@ -341,7 +341,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "nodes"] }, {
   name: "freeze: two containers frozen together and dumped, then thawed: both continue at N+1, " +
     "no gap, no duplicate",
   ...opts,
@@ -379,7 +379,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "nodes"] }, {
   name: "freeze: the deadline thaws a pod nobody handed over, also after an agent restart",
   ...opts,
   async fn() {

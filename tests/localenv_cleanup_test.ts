@@ -4,6 +4,7 @@
  * directory it made, even with a container running in its dockerd.
  */
 import { assert, assertEquals } from "@std/assert";
+import { envTest } from "../testing/env.ts";
 import { isAlive } from "../localenv/_process.ts";
 import { waitFor } from "../localenv/_wait.ts";
 import type { EnvironmentInfo } from "../localenv/info.ts";
@@ -22,7 +23,7 @@ async function processesMentioning(paths: string[]): Promise<string[]> {
   return found;
 }
 
-Deno.test({
+envTest({ starts: ["kube", "minio", "registry", "docker"] }, {
   name: "harness: SIGINT on cluster:up --foreground leaves no process, mount or directory",
   sanitizeOps: false,
   sanitizeResources: false,

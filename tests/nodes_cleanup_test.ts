@@ -6,6 +6,7 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
+import { envTest } from "../testing/env.ts";
 import { counterScript, kubectl, startEnvironment, waitFor } from "../localenv/mod.ts";
 
 async function processesMentioning(text: string): Promise<string[]> {
@@ -37,7 +38,7 @@ async function ipOutput(args: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-Deno.test({
+envTest({ starts: ["kube", "registry", "nodes"] }, {
   name: "nodes: stopping removes pods, processes, shims, mounts, cgroups, bridge, address, files",
   sanitizeOps: false,
   sanitizeResources: false,

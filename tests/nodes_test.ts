@@ -11,9 +11,11 @@
  * @module
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, needing, requirePart, testEnv } from "../testing/env.ts";
 import { counterScript, kubectl, pushImage, tool, waitFor } from "../localenv/mod.ts";
 import type { NodeInfo } from "../localenv/mod.ts";
+
+const test = needing({ uses: ["kube", "nodes"] });
 
 /** The environment's nodes, or an error saying how to get them (never a silent skip). */
 function requireNodes(count: number): { nodes: NodeInfo[]; busybox: string } {
@@ -79,7 +81,7 @@ function podManifest(
   });
 }
 
-Deno.test("nodes: node-a and node-b are Ready kubelets on containerd with distinct InternalIPs", async () => {
+test("nodes: node-a and node-b are Ready kubelets on containerd with distinct InternalIPs", async () => {
   const kube = requirePart("kube");
   const { nodes } = requireNodes(2);
   const list = JSON.parse(await kubectl(kube.kubeconfig, ["get", "nodes", "-o", "json"]));
@@ -99,7 +101,7 @@ Deno.test("nodes: node-a and node-b are Ready kubelets on containerd with distin
   assert(nodes[0].ip !== nodes[1].ip, "the two nodes share an IP");
 });
 
-Deno.test({
+envTest({ uses: ["kube", "registry", "nodes"] }, {
   name:
     "nodes: checkpoint on node-a via the API server, restore from an OCI checkpoint image on node-b",
   sanitizeOps: false,

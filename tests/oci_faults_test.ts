@@ -5,7 +5,7 @@
  * tag appears), and an archive without `checkpoint/`.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import {
   buildCheckpointImage,
   credentialsFor,
@@ -203,7 +203,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["registry"] }, {
   name:
     "oci faults: real registry refuses a corrupt blob and no tag appears; archive without checkpoint/",
   sanitizeOps: false,

@@ -7,7 +7,7 @@
  */
 import type Docker from "dockerode";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { tool } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
 import {
@@ -23,7 +23,7 @@ import {
 } from "../oci/mod.ts";
 import { importBusybox, logNumbers, runTool, startCounter } from "../testing/docker.ts";
 
-Deno.test({
+envTest({ uses: ["registry", "docker"] }, {
   name:
     "oci: Docker checkpoint -> image -> registry -> fresh pull -> restore continues the counter",
   sanitizeOps: false,
@@ -134,7 +134,7 @@ async function syntheticArchive(dir: string, mib: number): Promise<string> {
   return out;
 }
 
-Deno.test({
+envTest({ uses: ["registry"] }, {
   name: "oci: chunked resumable upload, cross-repository mount, none/zstd layers round trip",
   sanitizeOps: false,
   sanitizeResources: false,

@@ -14,7 +14,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, kubectl, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 
@@ -69,7 +69,7 @@ async function timedValues(
   ).map(([ts, v]) => ({ at: new Date(ts).getTime(), value: Number(v) }));
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "original manifests: the prototype's PodCheckpoint, ContainerCheckpoint and README " +
     "PodMigration apply unchanged; both checkpoints succeed and the pod migrates, its count going on",
   ...opts,

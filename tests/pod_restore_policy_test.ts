@@ -8,6 +8,7 @@
  * controller would race the in-process manager.)
  */
 import * as k8s from "@kubernetes/client-node";
+import { envTest } from "../testing/env.ts";
 import "../kube/http1.ts";
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { createNamespace, startEnvironment, waitFor } from "../localenv/mod.ts";
@@ -53,7 +54,7 @@ function classBody(dir: string): CheckpointStorageClass {
   };
 }
 
-Deno.test({
+envTest({ starts: ["kube"] }, {
   name: "PodRestore: other namespaces and privilege-gaining pod specs are refused before import",
   ...opts,
   async fn() {

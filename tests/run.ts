@@ -5,9 +5,12 @@
  *
  *   deno task test                 all tests
  *   deno task test storage/ oci/   only these paths (the environment still starts)
+ *   deno task test:unit [paths]    no environment: tests that need real parts
+ *                                  (testing/env.ts envTest) are skipped
  * @module
  */
 import { type Environment, startEnvironment } from "../localenv/environment.ts";
+import { UNIT_ONLY_VAR } from "../testing/env.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -30,7 +33,52 @@ export function parseSummary(
   return { passed: Number(last[1]), failed: Number(last[2]), skipped: Number(last[3] ?? 0) };
 }
 
+/** `deno task test:unit`: every test that needs no environment, none started. */
+async function unitMain(paths: string[]): Promise<number> {
+  // Unit tests share no environment, so files may run side by side.
+  const { code, out } = await runDenoTest(["--parallel", ...paths], {
+    [UNIT_ONLY_VAR]: "1",
+    NO_COLOR: "1",
+  });
+  return report(code, out);
+}
+
+/** Runs `deno test -A args` with `env` added, echoing its output; returns its status and stdout. */
+async function runDenoTest(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string }> {
+  const paths = args.filter((a) => !a.startsWith("-"));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", ...args, ...(paths.length ? [] : ["."])],
+    cwd: REPO_ROOT,
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let out = "";
+  const dec = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    out += dec.decode(chunk, { stream: true });
+    await Deno.stdout.write(chunk);
+  }
+  return { code: (await child.status).code, out };
+}
+
+/** Prints the plain count line from deno test's output and returns the exit code. */
+function report(code: number, out: string): number {
+  const sum = parseSummary(out);
+  if (!sum) {
+    console.log(`0 passed, 1 failed, 0 skipped`);
+    say("ERROR: no test summary from deno test");
+    return code || 1;
+  }
+  console.log(`${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped`);
+  return code;
+}
+
 async function main(): Promise<number> {
+  if (Deno.args[0] === "--unit") return await unitMain(Deno.args.slice(1));
   let env: Environment | undefined;
   const preset = Deno.env.get("LPM_TEST_ENV");
   if (!preset) {
@@ -59,31 +107,15 @@ async function main(): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const paths = Deno.args.length ? Deno.args : ["."];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", ...paths],
-    cwd: REPO_ROOT,
-    env: { LPM_TEST_ENV: preset ?? `${env!.info.dir}/info.json`, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  for await (const chunk of child.stdout) {
-    const s = dec.decode(chunk, { stream: true });
-    out += s;
-    await Deno.stdout.write(chunk);
-  }
-  const status = await child.status;
+  // Every part is required here: a unit-only setting inherited from the
+  // shell must not turn the environment's tests into skips.
+  const { code, out } = await runDenoTest(Deno.args, {
+    LPM_TEST_ENV: preset ?? `${env!.info.dir}/info.json`,
+    [UNIT_ONLY_VAR]: "",
+    NO_COLOR: "1",
+  });
   await stopEnv();
-  const sum = parseSummary(out);
-  if (!sum) {
-    console.log(`0 passed, 1 failed, 0 skipped`);
-    say("ERROR: no test summary from deno test");
-    return status.code || 1;
-  }
-  console.log(`${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped`);
-  return status.code;
+  return report(code, out);
 }
 
 if (import.meta.main) Deno.exit(await main());

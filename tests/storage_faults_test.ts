@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { freePort, startEnvironment, tool, waitFor } from "../localenv/mod.ts";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import {
   bucketClassSpec,
   openBucketFixture,
@@ -56,7 +56,7 @@ async function startMinioAgain(info: S3ServerInfo & { dataDir: string }, logDir:
 }
 
 for (const provider of PROVIDERS) {
-  Deno.test({
+  envTest({ starts: ["minio"] }, {
     ...opts,
     name:
       `storage faults (${provider}): MinIO killed mid-upload -> Unreachable, nothing published, old data intact`,
@@ -114,7 +114,7 @@ for (const provider of PROVIDERS) {
     },
   });
 
-  Deno.test({
+  envTest({ uses: ["minio"] }, {
     ...opts,
     name: `storage faults (${provider}): wrong secret -> Unauthorized naming the endpoint`,
     async fn() {
@@ -153,7 +153,7 @@ for (const provider of PROVIDERS) {
     },
   });
 
-  Deno.test({
+  envTest({ uses: ["minio"] }, {
     ...opts,
     name: `storage faults (${provider}): missing bucket -> NotFound naming the bucket`,
     async fn() {
@@ -177,7 +177,7 @@ for (const provider of PROVIDERS) {
     },
   });
 
-  Deno.test({
+  envTest({ uses: ["minio"] }, {
     ...opts,
     name: `storage faults (${provider}): nothing listening -> Unreachable naming the endpoint`,
     async fn() {

@@ -4,7 +4,7 @@
  * a child process whose peak RSS (VmHWM) must stay under 256 MiB.
  */
 import { assert, assertEquals } from "@std/assert";
-import { requirePart } from "../testing/env.ts";
+import { envTest, requirePart } from "../testing/env.ts";
 import { bucketClassSpec, openBucketFixture } from "../testing/storage_fixtures.ts";
 
 const CHILD = new URL("../testing/put_child.ts", import.meta.url).pathname;
@@ -29,7 +29,7 @@ async function runChild(
   return { sha256: done[1], peakKib: Number(done[2]) };
 }
 
-Deno.test({
+envTest({ heavy: "2 GiB written to and read from the local disk" }, {
   name: "storage memory: 2 GiB through local keeps peak RSS under 256 MiB",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "lpm-storage-mem-" });
@@ -48,7 +48,7 @@ Deno.test({
 });
 
 for (const provider of ["s3", "minio"] as const) {
-  Deno.test({
+  envTest({ uses: ["minio"] }, {
     name: `storage memory: 2 GiB through ${provider} keeps peak RSS under 256 MiB`,
     sanitizeOps: false,
     sanitizeResources: false,

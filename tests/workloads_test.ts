@@ -34,7 +34,7 @@
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertGreaterOrEqual } from "@std/assert";
-import { requirePart, testEnv } from "../testing/env.ts";
+import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import {
   createMinioClass,
   createNamespace,
@@ -250,7 +250,7 @@ async function report(
   assert(t.totalMs !== undefined && t.downtimeMs !== undefined, "the migration records timings");
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "workloads: redis-server with ~150 MiB of keys and no persistence keeps its data set",
   ...opts,
   async fn() {
@@ -308,7 +308,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "workloads: nginx (master + 2 workers) serves the same page and its counters continue",
   ...opts,
   async fn() {
@@ -370,7 +370,7 @@ interface HeapState {
   threads: number;
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "workloads: a Python runtime with ~200 MiB of heap and 3 counting threads",
   ...opts,
   async fn() {
@@ -412,7 +412,7 @@ interface PipelineState {
   alive: boolean[];
 }
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "workloads: producer and consumer processes over a pipe and shared memory continue",
   ...opts,
   async fn() {
@@ -445,7 +445,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name:
     "workloads: a server holding an established TCP connection migrates; the client's connection is reset and the restored server takes new ones",
   ...opts,

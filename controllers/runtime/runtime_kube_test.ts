@@ -2,7 +2,7 @@
 import * as k8s from "@kubernetes/client-node";
 import "../../kube/http1.ts";
 import { assert, assertEquals } from "@std/assert";
-import { requirePart } from "../../testing/env.ts";
+import { envTest, requirePart } from "../../testing/env.ts";
 import { waitFor } from "../../localenv/mod.ts";
 import { Informer } from "./informer.ts";
 import { LeaderElector } from "./leader_election.ts";
@@ -29,7 +29,7 @@ async function withNamespace(fn: (ns: string, kc: k8s.KubeConfig) => Promise<voi
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test({
+envTest({ uses: ["kube"] }, {
   name: "Informer caches a resource and reports add, update and delete from the watch",
   ...opts,
   fn: () =>
@@ -68,7 +68,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ uses: ["kube"] }, {
   name: "LeaderElector: one of two candidates leads; the other takes over when it steps down",
   ...opts,
   fn: () =>
@@ -119,7 +119,7 @@ Deno.test({
     }),
 });
 
-Deno.test({
+envTest({ uses: ["kube"] }, {
   name: "EventRecorder records Events on an object and counts repeats",
   ...opts,
   fn: () =>
