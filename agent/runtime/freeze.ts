@@ -113,183 +113,211 @@ export interface PodFreezer {
 
 const SIGKILL = 9;
 
+/** What the freezer's steps share. */
+interface FreezerContext {
+  ctrd: ContainerdTasks;
+  dump: DumpContainer;
+  now: () => number;
+  pollMs: number;
+}
+
 /** Creates a freezer over the node's containerd and the runtime's checkpoint. */
 export function createPodFreezer(opts: PodFreezerOptions): PodFreezer {
-  const ctrd = opts.containerd;
-  const now = opts.now ?? Date.now;
-  const pollMs = opts.pollMs ?? 50;
-
-  const containersOf = async (pod: PodRef): Promise<PodContainer[]> =>
-    pod.containers ?? await ctrd.podContainers(pod.namespace, pod.pod);
-
-  const waitFor = async (id: string, ok: (s: TaskStatus) => boolean, timeoutMs: number) => {
-    const until = now() + timeoutMs;
-    for (;;) {
-      const s = (await ctrd.state(id)).status;
-      if (ok(s)) return s;
-      if (now() > until) {
-        throw new Error(`Container "${id}" stayed "${s}" for ${timeoutMs} ms`);
-      }
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
+  const ctx: FreezerContext = {
+    ctrd: opts.containerd,
+    dump: opts.dump,
+    now: opts.now ?? Date.now,
+    pollMs: opts.pollMs ?? 50,
   };
-
-  /** Pauses each container; on any failure resumes those already paused. */
-  const pauseAll = async (pod: PodRef, list: PodContainer[]): Promise<void> => {
-    const paused: PodContainer[] = [];
-    try {
-      for (const c of list) {
-        if ((await ctrd.state(c.id)).status !== "paused") await ctrd.pause(c.id);
-        paused.push(c);
-        await waitFor(c.id, (s) => s === "paused", 10_000);
-      }
-    } catch (err) {
-      await resumeEach(paused);
-      throw new Error(
-        `Cannot freeze pod "${pod.namespace}/${pod.pod}": ${(err as Error).message}`,
-      );
-    }
-  };
-
-  const resumeEach = async (list: PodContainer[]): Promise<string[]> => {
-    const resumed: string[] = [];
-    const errors: string[] = [];
-    for (const c of list) {
-      const s = (await ctrd.state(c.id)).status;
-      if (s !== "paused" && s !== "pausing") continue;
-      try {
-        if (s === "pausing") await waitFor(c.id, (x) => x !== "pausing", 10_000);
-        await ctrd.resume(c.id);
-        resumed.push(c.id);
-      } catch (err) {
-        errors.push(`"${c.name}": ${(err as Error).message}`);
-      }
-    }
-    if (errors.length) throw new Error(`Cannot thaw ${errors.join("; ")}`);
-    return resumed;
-  };
-
-  /** Dumps each (paused) container, checking it is still paused afterwards. */
-  const dumpAll = async (
-    pod: PodRef,
-    list: PodContainer[],
-    fopts: FreezeOptions,
-  ): Promise<FrozenContainer[]> => {
-    const out: FrozenContainer[] = [];
-    for (const c of list) {
-      fopts.signal?.throwIfAborted();
-      const t0 = now();
-      const res = await opts.dump(
-        { namespace: pod.namespace, pod: pod.pod, container: c.name, id: c.id },
-        {
-          workDir: fopts.workDir,
-          signal: fopts.signal,
-          leaveRunning: true,
-          timeoutSeconds: fopts.timeoutSeconds,
-        },
-      );
-      out.push({
-        ...c,
-        archivePath: res.archivePath,
-        ownsArchive: res.ownsArchive ?? false,
-        dumpMs: now() - t0,
-        runtime: res.runtime,
-      });
-      const after = (await ctrd.state(c.id)).status;
-      if (after !== "paused") {
-        throw new Error(
-          `container "${c.name}" is "${after}" after its dump, not "paused": the runtime ` +
-            "resumed it, so the checkpoint is not the container's final state",
-        );
-      }
-    }
-    return out;
-  };
-
   return {
-    async pause(pod) {
-      const list = await containersOf(pod);
-      if (list.length === 0) {
-        throw new Error(
-          `Cannot freeze pod "${pod.namespace}/${pod.pod}": it has no running container on this node`,
-        );
-      }
-      const t0 = now();
-      await pauseAll(pod, list);
-      const frozenAt = now();
-      return { containers: list, frozenAt, pauseMs: frozenAt - t0 };
-    },
-
+    pause: (pod) => pausePod(ctx, pod),
     async isPaused(id) {
-      return (await ctrd.state(id)).status === "paused";
+      return (await ctx.ctrd.state(id)).status === "paused";
     },
-
-    async freeze(pod, fopts) {
-      const list = await containersOf(pod);
-      if (list.length === 0) {
-        throw new Error(
-          `Cannot freeze pod "${pod.namespace}/${pod.pod}": it has no running container on this node`,
-        );
-      }
-      const t0 = now();
-      await pauseAll(pod, list);
-      const frozenAt = now();
-      let containers: FrozenContainer[] = [];
-      try {
-        containers = await dumpAll(pod, list, fopts);
-      } catch (err) {
-        // Before hand-over the source must go on: thaw it, remove what was written.
-        for (const c of containers) {
-          if (c.ownsArchive) await Deno.remove(c.archivePath).catch(() => {});
-        }
-        const thawed = await resumeEach(list).then(() => "thawed", (e) => `NOT thawed: ${e}`);
-        throw new Error(
-          `Cannot checkpoint frozen pod "${pod.namespace}/${pod.pod}" (${thawed}): ${
-            (err as Error).message
-          }`,
-        );
-      }
-      return {
-        namespace: pod.namespace,
-        pod: pod.pod,
-        containers,
-        frozenAt,
-        pauseMs: frozenAt - t0,
-        dumpMs: now() - frozenAt,
-      };
-    },
-
+    freeze: (pod, fopts) => freezePod(ctx, pod, fopts),
     async thaw(pod) {
-      return await resumeEach(await containersOf(pod));
+      return await resumeEach(ctx, await containersOf(ctx, pod));
     },
-
-    async kill(pod, kopts = {}) {
-      const timeoutMs = kopts.timeoutMs ?? 30_000;
-      const list = await containersOf(pod);
-      // Every process gets SIGKILL while frozen; a frozen task only acts on it
-      // when thawed, and then it dies before returning to user space.
-      for (const c of list) {
-        const s = (await ctrd.state(c.id)).status;
-        if (s === "absent" || s === "stopped") continue;
-        await ctrd.kill(c.id, { signal: SIGKILL, all: true });
-      }
-      for (const c of list) {
-        // runc may have thawed the cgroup itself after the kill; the shim
-        // still says "paused" until the exit is reaped, so resume is tried and
-        // its refusal ignored.
-        if ((await ctrd.state(c.id)).status === "paused") {
-          await ctrd.resume(c.id).catch(() => {});
-        }
-      }
-      for (const c of list) {
-        await waitFor(c.id, (s) => s === "stopped" || s === "absent", timeoutMs).catch((err) => {
-          throw new Error(
-            `Cannot kill container "${c.name}" of pod "${pod.namespace}/${pod.pod}": ${
-              (err as Error).message
-            }`,
-          );
-        });
-      }
-    },
+    kill: (pod, kopts) => killPod(ctx, pod, kopts),
   };
+}
+
+async function containersOf(ctx: FreezerContext, pod: PodRef): Promise<PodContainer[]> {
+  return pod.containers ?? await ctx.ctrd.podContainers(pod.namespace, pod.pod);
+}
+
+async function waitFor(
+  ctx: FreezerContext,
+  id: string,
+  ok: (s: TaskStatus) => boolean,
+  timeoutMs: number,
+): Promise<TaskStatus> {
+  const until = ctx.now() + timeoutMs;
+  for (;;) {
+    const s = (await ctx.ctrd.state(id)).status;
+    if (ok(s)) return s;
+    if (ctx.now() > until) {
+      throw new Error(`Container "${id}" stayed "${s}" for ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, ctx.pollMs));
+  }
+}
+
+/** The pod's containers, which must not be none. */
+async function runningContainers(ctx: FreezerContext, pod: PodRef): Promise<PodContainer[]> {
+  const list = await containersOf(ctx, pod);
+  if (list.length === 0) {
+    throw new Error(
+      `Cannot freeze pod "${pod.namespace}/${pod.pod}": it has no running container on this node`,
+    );
+  }
+  return list;
+}
+
+/** Pauses each container; on any failure resumes those already paused. */
+async function pauseAll(ctx: FreezerContext, pod: PodRef, list: PodContainer[]): Promise<void> {
+  const paused: PodContainer[] = [];
+  try {
+    for (const c of list) {
+      if ((await ctx.ctrd.state(c.id)).status !== "paused") await ctx.ctrd.pause(c.id);
+      paused.push(c);
+      await waitFor(ctx, c.id, (s) => s === "paused", 10_000);
+    }
+  } catch (err) {
+    await resumeEach(ctx, paused);
+    throw new Error(
+      `Cannot freeze pod "${pod.namespace}/${pod.pod}": ${(err as Error).message}`,
+    );
+  }
+}
+
+async function resumeEach(ctx: FreezerContext, list: PodContainer[]): Promise<string[]> {
+  const resumed: string[] = [];
+  const errors: string[] = [];
+  for (const c of list) {
+    const s = (await ctx.ctrd.state(c.id)).status;
+    if (s !== "paused" && s !== "pausing") continue;
+    try {
+      if (s === "pausing") await waitFor(ctx, c.id, (x) => x !== "pausing", 10_000);
+      await ctx.ctrd.resume(c.id);
+      resumed.push(c.id);
+    } catch (err) {
+      errors.push(`"${c.name}": ${(err as Error).message}`);
+    }
+  }
+  if (errors.length) throw new Error(`Cannot thaw ${errors.join("; ")}`);
+  return resumed;
+}
+
+/** Dumps each (paused) container, checking it is still paused afterwards. */
+async function dumpAll(
+  ctx: FreezerContext,
+  pod: PodRef,
+  list: PodContainer[],
+  fopts: FreezeOptions,
+): Promise<FrozenContainer[]> {
+  const out: FrozenContainer[] = [];
+  for (const c of list) {
+    fopts.signal?.throwIfAborted();
+    const t0 = ctx.now();
+    const res = await ctx.dump(
+      { namespace: pod.namespace, pod: pod.pod, container: c.name, id: c.id },
+      {
+        workDir: fopts.workDir,
+        signal: fopts.signal,
+        leaveRunning: true,
+        timeoutSeconds: fopts.timeoutSeconds,
+      },
+    );
+    out.push({
+      ...c,
+      archivePath: res.archivePath,
+      ownsArchive: res.ownsArchive ?? false,
+      dumpMs: ctx.now() - t0,
+      runtime: res.runtime,
+    });
+    const after = (await ctx.ctrd.state(c.id)).status;
+    if (after !== "paused") {
+      throw new Error(
+        `container "${c.name}" is "${after}" after its dump, not "paused": the runtime ` +
+          "resumed it, so the checkpoint is not the container's final state",
+      );
+    }
+  }
+  return out;
+}
+
+async function pausePod(ctx: FreezerContext, pod: PodRef): Promise<PausedPod> {
+  const list = await runningContainers(ctx, pod);
+  const t0 = ctx.now();
+  await pauseAll(ctx, pod, list);
+  const frozenAt = ctx.now();
+  return { containers: list, frozenAt, pauseMs: frozenAt - t0 };
+}
+
+async function freezePod(
+  ctx: FreezerContext,
+  pod: PodRef,
+  fopts: FreezeOptions,
+): Promise<FrozenPod> {
+  const list = await runningContainers(ctx, pod);
+  const t0 = ctx.now();
+  await pauseAll(ctx, pod, list);
+  const frozenAt = ctx.now();
+  let containers: FrozenContainer[] = [];
+  try {
+    containers = await dumpAll(ctx, pod, list, fopts);
+  } catch (err) {
+    // Before hand-over the source must go on: thaw it, remove what was written.
+    for (const c of containers) {
+      if (c.ownsArchive) await Deno.remove(c.archivePath).catch(() => {});
+    }
+    const thawed = await resumeEach(ctx, list).then(() => "thawed", (e) => `NOT thawed: ${e}`);
+    throw new Error(
+      `Cannot checkpoint frozen pod "${pod.namespace}/${pod.pod}" (${thawed}): ${
+        (err as Error).message
+      }`,
+    );
+  }
+  return {
+    namespace: pod.namespace,
+    pod: pod.pod,
+    containers,
+    frozenAt,
+    pauseMs: frozenAt - t0,
+    dumpMs: ctx.now() - frozenAt,
+  };
+}
+
+async function killPod(
+  ctx: FreezerContext,
+  pod: PodRef,
+  kopts: { timeoutMs?: number } = {},
+): Promise<void> {
+  const timeoutMs = kopts.timeoutMs ?? 30_000;
+  const list = await containersOf(ctx, pod);
+  // Every process gets SIGKILL while frozen; a frozen task only acts on it
+  // when thawed, and then it dies before returning to user space.
+  for (const c of list) {
+    const s = (await ctx.ctrd.state(c.id)).status;
+    if (s === "absent" || s === "stopped") continue;
+    await ctx.ctrd.kill(c.id, { signal: SIGKILL, all: true });
+  }
+  for (const c of list) {
+    // runc may have thawed the cgroup itself after the kill; the shim
+    // still says "paused" until the exit is reaped, so resume is tried and
+    // its refusal ignored.
+    if ((await ctx.ctrd.state(c.id)).status === "paused") {
+      await ctx.ctrd.resume(c.id).catch(() => {});
+    }
+  }
+  for (const c of list) {
+    await waitFor(ctx, c.id, (s) => s === "stopped" || s === "absent", timeoutMs).catch((err) => {
+      throw new Error(
+        `Cannot kill container "${c.name}" of pod "${pod.namespace}/${pod.pod}": ${
+          (err as Error).message
+        }`,
+      );
+    });
+  }
 }
