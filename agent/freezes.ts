@@ -90,16 +90,23 @@ export interface Freezes {
 
 const KEY = /^[A-Za-z0-9._-]{1,200}$/;
 
+/** A control request of {@linkcode Freezes.control}. */
+type ControlRequest = Parameters<Freezes["control"]>[0];
+
+/** What the freezes' steps share. */
+interface FreezesContext {
+  opts: FreezesOptions;
+  now: () => number;
+  deadlines: FreezeDeadlines;
+  // How freezes that are no longer held ended (this process's memory only).
+  ended: Map<string, FreezeState>;
+  // One freeze per key at a time: concurrent callers share it.
+  freezing: Map<string, Promise<FreezeState>>;
+}
+
 /** Opens the freezes: reads the records a previous process left, thaws the expired. */
 export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
-  const now = opts.now ?? Date.now;
-  // How freezes that are no longer held ended (this process's memory only).
   const ended = new Map<string, FreezeState>();
-  const ref = (r: Pick<FreezeRecord, "namespace" | "pod" | "containers">) => ({
-    namespace: r.namespace,
-    pod: r.pod,
-    containers: r.containers,
-  });
   const deadlines = await FreezeDeadlines.open({
     dir: opts.dir,
     thaw: (rec) => opts.freezer.thaw(ref(rec)),
@@ -111,11 +118,32 @@ export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
       opts.onThawed?.(e.record, "deadline");
     },
   });
-  const stateOf = (
-    r: Pick<FreezeRecord, "key" | "namespace" | "pod"> & Partial<FreezeRecord>,
-    state: FreezeState["state"],
-    message = "",
-  ): FreezeState => ({
+  const ctx: FreezesContext = {
+    opts,
+    now: opts.now ?? Date.now,
+    deadlines,
+    ended,
+    freezing: new Map(),
+  };
+  return {
+    freeze: (req) => freeze(ctx, req),
+    control: (req) => control(ctx, req),
+    held: (key, namespace, pod, container) => held(ctx, key, namespace, pod, container),
+    isPaused: (id) => opts.freezer.isPaused(id),
+    close: () => deadlines.close(),
+  };
+}
+
+function ref(r: Pick<FreezeRecord, "namespace" | "pod" | "containers">) {
+  return { namespace: r.namespace, pod: r.pod, containers: r.containers };
+}
+
+function stateOf(
+  r: Pick<FreezeRecord, "key" | "namespace" | "pod"> & Partial<FreezeRecord>,
+  state: FreezeState["state"],
+  message = "",
+): FreezeState {
+  return {
     key: r.key,
     namespace: r.namespace,
     pod: r.pod,
@@ -123,142 +151,160 @@ export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
     frozenAtMs: r.frozenAt ?? 0,
     deadlineMs: state === "frozen" ? r.deadline ?? 0 : 0,
     message,
-  });
-  const find = (key: string) => deadlines.list().find((r) => r.key === key);
-  const current = (key: string, namespace: string, pod: string): FreezeState => {
-    const r = find(key);
-    if (r) return stateOf(r, "frozen");
-    return ended.get(key) ??
-      stateOf({ key, namespace, pod }, "unknown", "No freeze held under this key");
   };
-  const validate = (key: string, namespace: string, pod: string) => {
-    if (!KEY.test(key)) throw new Error(`Freeze key "${key}" is not [A-Za-z0-9._-]{1,200}`);
-    if (!namespace || !pod) throw new Error(`Freeze "${key}" needs the pod's namespace and name`);
-  };
-  const seconds = (s: number | undefined) => {
-    const v = s ?? 120;
-    if (!Number.isInteger(v) || v < 10 || v > 3600) {
-      throw new Error(`deadline_seconds ${v} is outside 10..3600`);
+}
+
+function find(ctx: FreezesContext, key: string): FreezeRecord | undefined {
+  return ctx.deadlines.list().find((r) => r.key === key);
+}
+
+function current(ctx: FreezesContext, key: string, namespace: string, pod: string): FreezeState {
+  const r = find(ctx, key);
+  if (r) return stateOf(r, "frozen");
+  return ctx.ended.get(key) ??
+    stateOf({ key, namespace, pod }, "unknown", "No freeze held under this key");
+}
+
+function validate(key: string, namespace: string, pod: string): void {
+  if (!KEY.test(key)) throw new Error(`Freeze key "${key}" is not [A-Za-z0-9._-]{1,200}`);
+  if (!namespace || !pod) throw new Error(`Freeze "${key}" needs the pod's namespace and name`);
+}
+
+function seconds(s: number | undefined): number {
+  const v = s ?? 120;
+  if (!Number.isInteger(v) || v < 10 || v > 3600) {
+    throw new Error(`deadline_seconds ${v} is outside 10..3600`);
+  }
+  return v;
+}
+
+function freeze(ctx: FreezesContext, req: FreezeRequest): Promise<FreezeState> {
+  validate(req.key, req.namespace, req.pod);
+  const secs = seconds(req.deadlineSeconds);
+  const held = find(ctx, req.key);
+  if (held) {
+    if (held.namespace !== req.namespace || held.pod !== req.pod) {
+      return Promise.reject(
+        new Error(`Freeze key "${req.key}" holds pod "${held.namespace}/${held.pod}"`),
+      );
     }
-    return v;
+    return Promise.resolve(stateOf(held, "frozen"));
+  }
+  const done = ctx.ended.get(req.key);
+  if (done) return Promise.resolve(done);
+  // One freeze per key at a time: concurrent callers share it.
+  let p = ctx.freezing.get(req.key);
+  if (!p) {
+    p = pauseAndArm(ctx, req, secs).finally(() => ctx.freezing.delete(req.key));
+    ctx.freezing.set(req.key, p);
+  }
+  return p;
+}
+
+/** Pauses the pod and arms its deadline; thaws it again when the deadline cannot be armed. */
+async function pauseAndArm(
+  ctx: FreezesContext,
+  req: FreezeRequest,
+  secs: number,
+): Promise<FreezeState> {
+  const paused = await ctx.opts.freezer.pause({ namespace: req.namespace, pod: req.pod });
+  const rec: FreezeRecord = {
+    key: req.key,
+    namespace: req.namespace,
+    pod: req.pod,
+    containers: paused.containers,
+    frozenAt: paused.frozenAt,
+    deadline: ctx.now() + secs * 1000,
   };
-  const freezing = new Map<string, Promise<FreezeState>>();
+  try {
+    await ctx.deadlines.arm(rec);
+  } catch (err) {
+    await ctx.opts.freezer.thaw(ref(rec)).catch(() => {});
+    throw err;
+  }
+  return stateOf(
+    rec,
+    "frozen",
+    `Paused ${paused.containers.length} container(s) in ${paused.pauseMs} ms`,
+  );
+}
 
-  return {
-    freeze(req) {
-      validate(req.key, req.namespace, req.pod);
-      const secs = seconds(req.deadlineSeconds);
-      const held = find(req.key);
-      if (held) {
-        if (held.namespace !== req.namespace || held.pod !== req.pod) {
-          return Promise.reject(
-            new Error(`Freeze key "${req.key}" holds pod "${held.namespace}/${held.pod}"`),
-          );
-        }
-        return Promise.resolve(stateOf(held, "frozen"));
+async function control(ctx: FreezesContext, req: ControlRequest): Promise<FreezeState> {
+  const { key, namespace, pod, action, deadlineSeconds } = req;
+  validate(key, namespace, pod);
+  const rec = find(ctx, key);
+  if (rec && (rec.namespace !== namespace || rec.pod !== pod)) {
+    throw new Error(`Freeze key "${key}" holds pod "${rec.namespace}/${rec.pod}"`);
+  }
+  switch (action) {
+    case "STATUS":
+      return current(ctx, key, namespace, pod);
+    case "EXTEND": {
+      const secs = seconds(deadlineSeconds);
+      if (rec && await ctx.deadlines.extend(key, ctx.now() + secs * 1000)) {
+        return stateOf(find(ctx, key)!, "frozen");
       }
-      const done = ended.get(req.key);
-      if (done) return Promise.resolve(done);
-      // One freeze per key at a time: concurrent callers share it.
-      let p = freezing.get(req.key);
-      if (!p) {
-        p = (async () => {
-          const paused = await opts.freezer.pause({ namespace: req.namespace, pod: req.pod });
-          const rec: FreezeRecord = {
-            key: req.key,
-            namespace: req.namespace,
-            pod: req.pod,
-            containers: paused.containers,
-            frozenAt: paused.frozenAt,
-            deadline: now() + secs * 1000,
-          };
-          try {
-            await deadlines.arm(rec);
-          } catch (err) {
-            await opts.freezer.thaw(ref(rec)).catch(() => {});
-            throw err;
-          }
-          return stateOf(
-            rec,
-            "frozen",
-            `Paused ${paused.containers.length} container(s) in ${paused.pauseMs} ms`,
-          );
-        })().finally(() => freezing.delete(req.key));
-        freezing.set(req.key, p);
+      return current(ctx, key, namespace, pod);
+    }
+    case "CONFIRM": {
+      if (rec && await ctx.deadlines.confirm(key)) {
+        const s = stateOf(rec, "confirmed", "Hand-over: the deadline is off, kill follows");
+        ctx.ended.set(key, s);
+        return s;
       }
-      return p;
-    },
+      return current(ctx, key, namespace, pod);
+    }
+    case "KILL":
+      return await kill(ctx, req, rec);
+    case "THAW": {
+      if (rec) await ctx.deadlines.thawNow(key);
+      else await ctx.opts.freezer.thaw({ namespace, pod });
+      const s = stateOf(rec ?? { key, namespace, pod }, "thawed", "Thawed on request");
+      ctx.ended.set(key, s);
+      if (rec) ctx.opts.onThawed?.(rec, "request");
+      return s;
+    }
+  }
+  throw new Error(`Unknown freeze action "${action}"`);
+}
 
-    async control({ key, namespace, pod, action, deadlineSeconds }) {
-      validate(key, namespace, pod);
-      const rec = find(key);
-      if (rec && (rec.namespace !== namespace || rec.pod !== pod)) {
-        throw new Error(`Freeze key "${key}" holds pod "${rec.namespace}/${rec.pod}"`);
-      }
-      switch (action) {
-        case "STATUS":
-          return current(key, namespace, pod);
-        case "EXTEND": {
-          const secs = seconds(deadlineSeconds);
-          if (rec && await deadlines.extend(key, now() + secs * 1000)) {
-            return stateOf(find(key)!, "frozen");
-          }
-          return current(key, namespace, pod);
-        }
-        case "CONFIRM": {
-          if (rec && await deadlines.confirm(key)) {
-            const s = stateOf(rec, "confirmed", "Hand-over: the deadline is off, kill follows");
-            ended.set(key, s);
-            return s;
-          }
-          return current(key, namespace, pod);
-        }
-        case "KILL": {
-          // Only a confirmed (or never-deadlined) freeze is killed: a pod its
-          // deadline thawed runs again and is nobody's to kill.
-          const was = ended.get(key)?.state;
-          if (rec && !(await deadlines.confirm(key))) return current(key, namespace, pod);
-          if (was === "thawed") return current(key, namespace, pod);
-          await opts.freezer.kill({ namespace, pod, containers: rec?.containers });
-          const s = stateOf(rec ?? { key, namespace, pod }, "killed", "Killed while frozen");
-          ended.set(key, s);
-          return s;
-        }
-        case "THAW": {
-          if (rec) await deadlines.thawNow(key);
-          else await opts.freezer.thaw({ namespace, pod });
-          const s = stateOf(rec ?? { key, namespace, pod }, "thawed", "Thawed on request");
-          ended.set(key, s);
-          if (rec) opts.onThawed?.(rec, "request");
-          return s;
-        }
-      }
-      throw new Error(`Unknown freeze action "${action}"`);
-    },
+async function kill(
+  ctx: FreezesContext,
+  { key, namespace, pod }: ControlRequest,
+  rec: FreezeRecord | undefined,
+): Promise<FreezeState> {
+  // Only a confirmed (or never-deadlined) freeze is killed: a pod its
+  // deadline thawed runs again and is nobody's to kill.
+  const was = ctx.ended.get(key)?.state;
+  if (rec && !(await ctx.deadlines.confirm(key))) return current(ctx, key, namespace, pod);
+  if (was === "thawed") return current(ctx, key, namespace, pod);
+  await ctx.opts.freezer.kill({ namespace, pod, containers: rec?.containers });
+  const s = stateOf(rec ?? { key, namespace, pod }, "killed", "Killed while frozen");
+  ctx.ended.set(key, s);
+  return s;
+}
 
-    held(key, namespace, pod, container) {
-      const rec = find(key);
-      if (!rec || rec.namespace !== namespace || rec.pod !== pod) {
-        const s = current(key, namespace, pod);
-        return {
-          refusal:
-            `Pod "${namespace}/${pod}" is not frozen under "${key}" on this node (${s.state}${
-              s.message ? `: ${s.message}` : ""
-            }); a final checkpoint is taken only of a frozen pod`,
-        };
-      }
-      const c = rec.containers.find((x) => x.name === container);
-      if (!c) {
-        return {
-          refusal:
-            `Container "${container}" was not running when pod "${namespace}/${pod}" was frozen`,
-        };
-      }
-      return { id: c.id };
-    },
-
-    isPaused: (id) => opts.freezer.isPaused(id),
-
-    close: () => deadlines.close(),
-  };
+function held(
+  ctx: FreezesContext,
+  key: string,
+  namespace: string,
+  pod: string,
+  container: string,
+): { id?: string; refusal?: string } {
+  const rec = find(ctx, key);
+  if (!rec || rec.namespace !== namespace || rec.pod !== pod) {
+    const s = current(ctx, key, namespace, pod);
+    return {
+      refusal: `Pod "${namespace}/${pod}" is not frozen under "${key}" on this node (${s.state}${
+        s.message ? `: ${s.message}` : ""
+      }); a final checkpoint is taken only of a frozen pod`,
+    };
+  }
+  const c = rec.containers.find((x) => x.name === container);
+  if (!c) {
+    return {
+      refusal: `Container "${container}" was not running when pod "${namespace}/${pod}" was frozen`,
+    };
+  }
+  return { id: c.id };
 }
