@@ -12,7 +12,7 @@
  * @module
  */
 import { checkpointAnnotations, hostArchitecture, LPM } from "../oci/mod.ts";
-import type { CheckpointStore } from "../storage/mod.ts";
+import type { CheckpointStore, ObjectInfo } from "../storage/mod.ts";
 import { checkpointKey, storeFile } from "../storage/mod.ts";
 import type { CheckpointResult as DriverResult, RuntimeDriver } from "./runtime/driver.ts";
 import type { CheckpointResult } from "../contract/agent.ts";
@@ -167,11 +167,73 @@ async function removeQuietly(path: string): Promise<void> {
   await Deno.remove(path, { recursive: true }).catch(() => {});
 }
 
+/** One run of the pipeline: the job, what it depends on and what was settled before the dump. */
+interface PipelineRun {
+  job: CheckpointJob;
+  deps: PipelineDeps;
+  /** `container "c" of pod "ns/p"`, for messages. */
+  what: string;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+  /** The portable source pod, kept in the metadata and the image annotations. */
+  sourcePod: Record<string, unknown> | undefined;
+  /** The source container's image (the rootfs the checkpoint goes with). */
+  sourceImage: string | undefined;
+  architecture: string;
+  cls: ResolvedClass;
+}
+
+/** The runtime's checkpoint of the container, on this node. */
+interface TakenCheckpoint {
+  outcome: DriverResult;
+  archivePath: string;
+  size: number;
+  /** When the checkpoint was taken: its dump just ended (not after the uploads). */
+  checkpointTime: string;
+  /** performance.now() before and after the dump. */
+  t0: number;
+  t1: number;
+}
+
+/** Where the archive and its metadata go in the store. */
+interface StorageKeys {
+  key: string;
+  metaKey: string;
+}
+
 /** Runs the pipeline; resolves with the result, rejects with a clear error and nothing published. */
 export async function runCheckpoint(
   job: CheckpointJob,
   deps: PipelineDeps,
 ): Promise<{ result: CheckpointResult; timings: PipelineTimings }> {
+  const run = await beginRun(job, deps);
+  const taken = await takeCheckpoint(run);
+  const keys = storageKeys(job);
+  const published: string[] = [];
+  try {
+    const result = await publish(run, taken, keys, published);
+    const t2 = performance.now();
+
+    // 4. The node-local archive is no longer needed (the kubelet never removes it).
+    await removeQuietly(taken.archivePath);
+    await removeQuietly(deps.workDir);
+    await deps.report({ localPaths: [] });
+    return {
+      result,
+      timings: {
+        checkpointMs: taken.t1 - taken.t0,
+        publishMs: t2 - taken.t1,
+        archiveBytes: taken.size,
+      },
+    };
+  } catch (err) {
+    throw await rollBack(run, taken, published, err);
+  } finally {
+    run.cls.store.close?.();
+  }
+}
+
+/** Checks the job and resolves its class: everything that can fail before the container is touched. */
+async function beginRun(job: CheckpointJob, deps: PipelineDeps): Promise<PipelineRun> {
   const what = `container "${job.container}" of pod "${job.namespace}/${job.pod}"`;
   const log = deps.log ?? (() => {});
   // Parsed before the checkpoint: a bad pod JSON fails the job before the container is touched.
@@ -192,7 +254,20 @@ export async function runCheckpoint(
       `Cannot publish a checkpoint image of ${what}: this agent has no image builder`,
     );
   }
+  return {
+    job,
+    deps,
+    what,
+    log,
+    sourcePod,
+    sourceImage: sourceContainer?.image,
+    architecture,
+    cls,
+  };
+}
 
+/** The runtime checkpoint: the archive on this node, recorded as the operation's local path. */
+async function takeCheckpoint({ job, deps, what, log }: PipelineRun): Promise<TakenCheckpoint> {
   await deps.report({ step: "checkpointing", bytesDone: 0, bytesTotal: 0 });
   const t0 = performance.now();
   let outcome: DriverResult;
@@ -220,7 +295,10 @@ export async function runCheckpoint(
   await deps.report({ localPaths });
   const size = (await Deno.stat(archivePath)).size;
   log("checkpoint taken", { archivePath, size, ms: Math.round(t1 - t0) });
+  return { outcome, archivePath, size, checkpointTime, t0, t1 };
+}
 
+function storageKeys(job: CheckpointJob): StorageKeys {
   const checkpointId = keySegment(job.checkpointId ?? job.operationId);
   const key = checkpointKey({
     namespace: job.namespace,
@@ -234,182 +312,251 @@ export async function runCheckpoint(
     checkpointId,
     file: `${keySegment(job.container)}.checkpoint.json`,
   });
-  const published: string[] = [];
-  const total = size * (cls.registry ? 2 : 1);
-  try {
-    // 0. emptyDir contents, read as close to the dump as possible.
-    let carried: CarriedVolumeImage | undefined;
-    if (deps.volumes && job.podJson) {
-      await deps.report({ step: "carrying emptyDir volumes" });
-      carried = await deps.volumes.carry(job, JSON.parse(job.podJson), {
-        registry: cls.registry,
-        workDir: deps.workDir,
-        tag: `${imageTag(job).slice(0, 120)}-volumes`,
-        annotations: {
-          [LPM.sourcePod]: job.pod,
-          [LPM.sourceNamespace]: job.namespace,
-          [LPM.sourceNode]: deps.agent.nodeName,
-        },
-        signal: deps.signal,
-      });
-      if (carried) log("volumes carried", { names: carried.names, size: carried.size });
-    }
-    // 1+2. The archive into the store (sha256 computed on the way) and, at the
-    // same time, into the registry as the image layer, which is the archive
-    // itself: its digest is the store's sha256, handed over when the store is
-    // done. The manifest is pushed by digest only. Either failing cancels the other.
-    await deps.report({
-      step: cls.registry ? "storing archive and pushing image" : "storing archive",
-      bytesDone: 0,
-      bytesTotal: total,
-    });
-    const both = new AbortController();
-    const onOuterAbort = () => both.abort(deps.signal?.reason);
-    deps.signal?.addEventListener("abort", onOuterAbort, { once: true });
-    let storedBytes = 0;
-    let pushedBytes = 0;
-    const progress = () => void deps.report({ bytesDone: storedBytes + pushedBytes });
-    const sha = Promise.withResolvers<string>();
-    // The side that fails first is the cause; the other one only saw the abort.
-    let firstError: unknown;
-    sha.promise.catch(() => {});
-    // The archive is a file: the store's file path (a kernel copy on filesystems).
-    const storing = storeFile(cls.store, key, archivePath, {
-      size,
-      signal: both.signal,
-      metadata: {
-        "lpm-operation-id": job.operationId,
-        "lpm-container": job.container,
-        "lpm-runtime": outcome.runtime.name,
-      },
-      onProgress: (b) => {
-        storedBytes = b;
-        progress();
-      },
-    }).then((info) => {
-      published.push(key);
-      sha.resolve(info.sha256);
-      return info;
-    }, (err) => {
-      firstError ??= err;
-      sha.reject(err);
-      both.abort(err);
-      throw err;
-    });
-    const tag = imageTag(job);
-    const pushing = cls.registry && deps.images
-      ? deps.images.push(archivePath, {
-        registry: cls.registry,
-        tag,
-        containerName: job.container,
-        sha256: sha.promise,
-        size,
-        signal: both.signal,
-        annotations: checkpointAnnotations({
-          containerName: job.container,
-          rootfsImageName: sourceContainer?.image,
-          pod: job.pod,
-          namespace: job.namespace,
-          node: deps.agent.nodeName,
-          checkpointTime,
-          engine: outcome.runtime.name,
-          engineVersion: outcome.runtime.version,
-          criuVersion: outcome.runtime.criuVersion,
-          architecture,
-          podSpec: sourcePod ? JSON.stringify(sourcePod) : undefined,
-          compression: "none",
-        }),
-        onProgress: (b) => {
-          pushedBytes = b;
-          progress();
-        },
-      }).catch((err) => {
-        const e = new Error(`Cannot push the checkpoint image: ${(err as Error).message}`);
-        firstError ??= e;
-        both.abort(e);
-        throw e;
-      })
-      : undefined;
-    let info: Awaited<typeof storing>;
-    let pushed: PushedImage | undefined;
-    try {
-      // allSettled first: never leave one side running while reporting the other's error.
-      const [s1, s2] = await Promise.allSettled([storing, pushing]);
-      if (s1.status === "rejected" || s2.status === "rejected") throw firstError;
-      info = (s1 as PromiseFulfilledResult<Awaited<typeof storing>>).value;
-      pushed = (s2 as PromiseFulfilledResult<PushedImage | undefined>).value;
-    } finally {
-      deps.signal?.removeEventListener("abort", onOuterAbort);
-    }
-    const image: CheckpointResult["image"] = pushed
-      ? { reference: pushed.reference, digest: pushed.digest, tag }
-      : { reference: "", digest: "" };
-    const stats = outcome.stats ?? await deps.readStats?.(archivePath).catch(() => undefined);
+  return { key, metaKey };
+}
 
-    // 3. Metadata, then the tag: the checkpoint becomes visible by name last.
-    await deps.report({ step: "storing metadata", bytesDone: total });
-    const result: CheckpointResult = {
-      archive: { storageClassName: cls.name, key, sha256: info.sha256, size: info.size },
-      image,
-      criuStats: stats,
-      runtime: outcome.runtime,
-      checkpointTime,
-      ...(carried
-        ? {
-          volumes: { names: carried.names, image: carried.image.reference, size: carried.size },
-        }
-        : {}),
-    };
-    const metadata = {
-      operationId: job.operationId,
-      namespace: job.namespace,
-      pod: job.pod,
-      container: job.container,
-      node: deps.agent.nodeName,
-      architecture,
-      agentVersion: deps.agent.version,
-      ...result,
-      sourcePod,
-    };
-    const metaBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2));
-    await cls.store.put(metaKey, new Blob([metaBytes]).stream(), {
-      signal: deps.signal,
-      metadata: { "lpm-operation-id": job.operationId },
-    });
-    published.push(metaKey);
-    if (pushed) {
-      await deps.report({ step: "tagging image" });
-      await carried?.image.tag();
-      await pushed.tag();
-    }
-    const t2 = performance.now();
+/**
+ * Steps 0 to 3: volumes, archive and image, metadata, tags. Every stored key
+ * goes into `published` as soon as it is visible, for the roll-back.
+ */
+async function publish(
+  run: PipelineRun,
+  taken: TakenCheckpoint,
+  keys: StorageKeys,
+  published: string[],
+): Promise<CheckpointResult> {
+  const { job, deps, cls } = run;
+  const total = taken.size * (cls.registry ? 2 : 1);
+  // 0. emptyDir contents, read as close to the dump as possible.
+  const carried = await carryVolumes(run);
+  // 1+2. The archive into the store and the registry at the same time.
+  const { info, pushed, tag } = await storeAndPush(run, taken, keys.key, published, total);
+  const image: CheckpointResult["image"] = pushed
+    ? { reference: pushed.reference, digest: pushed.digest, tag }
+    : { reference: "", digest: "" };
+  const stats = taken.outcome.stats ??
+    await deps.readStats?.(taken.archivePath).catch(() => undefined);
 
-    // 4. The node-local archive is no longer needed (the kubelet never removes it).
-    await removeQuietly(archivePath);
-    await removeQuietly(deps.workDir);
-    await deps.report({ localPaths: [] });
-    return {
-      result,
-      timings: { checkpointMs: t1 - t0, publishMs: t2 - t1, archiveBytes: size },
-    };
-  } catch (err) {
-    for (const k of published) await cls.store.delete(k).catch(() => {});
-    let kept = "";
-    if (job.keepArchiveOnFailure) {
-      await Deno.mkdir(deps.keptDir, { recursive: true });
-      kept = `${deps.keptDir}/${keySegment(job.operationId)}.tar`;
-      await Deno.rename(archivePath, kept).catch(() => kept = archivePath);
-      await deps.report({ localPaths: [kept] });
-    } else {
-      await removeQuietly(archivePath);
-      await deps.report({ localPaths: [] });
-    }
-    await removeQuietly(deps.workDir);
-    throw new Error(
-      `Cannot publish the checkpoint of ${what}: ${(err as Error).message}; nothing was published` +
-        (kept ? `, the archive is kept at "${kept}"` : ", the local archive was removed"),
-    );
-  } finally {
-    cls.store.close?.();
+  // 3. Metadata, then the tag: the checkpoint becomes visible by name last.
+  await deps.report({ step: "storing metadata", bytesDone: total });
+  const result: CheckpointResult = {
+    archive: { storageClassName: cls.name, key: keys.key, sha256: info.sha256, size: info.size },
+    image,
+    criuStats: stats,
+    runtime: taken.outcome.runtime,
+    checkpointTime: taken.checkpointTime,
+    ...(carried
+      ? {
+        volumes: { names: carried.names, image: carried.image.reference, size: carried.size },
+      }
+      : {}),
+  };
+  const metadata = {
+    operationId: job.operationId,
+    namespace: job.namespace,
+    pod: job.pod,
+    container: job.container,
+    node: deps.agent.nodeName,
+    architecture: run.architecture,
+    agentVersion: deps.agent.version,
+    ...result,
+    sourcePod: run.sourcePod,
+  };
+  const metaBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2));
+  await cls.store.put(keys.metaKey, new Blob([metaBytes]).stream(), {
+    signal: deps.signal,
+    metadata: { "lpm-operation-id": job.operationId },
+  });
+  published.push(keys.metaKey);
+  if (pushed) {
+    await deps.report({ step: "tagging image" });
+    await carried?.image.tag();
+    await pushed.tag();
   }
+  return result;
+}
+
+/** Step 0: the container's emptyDir volumes, pushed by digest (untagged). */
+async function carryVolumes(
+  { job, deps, cls, log }: PipelineRun,
+): Promise<CarriedVolumeImage | undefined> {
+  if (!deps.volumes || !job.podJson) return undefined;
+  await deps.report({ step: "carrying emptyDir volumes" });
+  const carried = await deps.volumes.carry(job, JSON.parse(job.podJson), {
+    registry: cls.registry,
+    workDir: deps.workDir,
+    tag: `${imageTag(job).slice(0, 120)}-volumes`,
+    annotations: {
+      [LPM.sourcePod]: job.pod,
+      [LPM.sourceNamespace]: job.namespace,
+      [LPM.sourceNode]: deps.agent.nodeName,
+    },
+    signal: deps.signal,
+  });
+  if (carried) log("volumes carried", { names: carried.names, size: carried.size });
+  return carried;
+}
+
+/** The two transfers of steps 1+2, which cancel each other. */
+interface Transfers {
+  /** Aborts both (the job's signal, or the side that fails first). */
+  both: AbortController;
+  /** The archive's sha256, resolved when the store is done. */
+  sha: PromiseWithResolvers<string>;
+  /** The side that fails first is the cause; the other one only saw the abort. */
+  firstError?: unknown;
+  storedBytes: number;
+  pushedBytes: number;
+  progress(): void;
+}
+
+/**
+ * Steps 1+2. The archive into the store (sha256 computed on the way) and, at
+ * the same time, into the registry as the image layer, which is the archive
+ * itself: its digest is the store's sha256, handed over when the store is
+ * done. The manifest is pushed by digest only. Either failing cancels the other.
+ */
+async function storeAndPush(
+  run: PipelineRun,
+  taken: TakenCheckpoint,
+  key: string,
+  published: string[],
+  total: number,
+): Promise<{ info: ObjectInfo; pushed: PushedImage | undefined; tag: string }> {
+  const { deps, cls } = run;
+  await deps.report({
+    step: cls.registry ? "storing archive and pushing image" : "storing archive",
+    bytesDone: 0,
+    bytesTotal: total,
+  });
+  const both = new AbortController();
+  const onOuterAbort = () => both.abort(deps.signal?.reason);
+  deps.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  const t: Transfers = {
+    both,
+    sha: Promise.withResolvers<string>(),
+    storedBytes: 0,
+    pushedBytes: 0,
+    progress: () => void deps.report({ bytesDone: t.storedBytes + t.pushedBytes }),
+  };
+  t.sha.promise.catch(() => {});
+  const storing = storeArchive(run, taken, key, t).then((info) => {
+    published.push(key);
+    return info;
+  });
+  const tag = imageTag(run.job);
+  const pushing = pushImage(run, taken, tag, t);
+  try {
+    // allSettled first: never leave one side running while reporting the other's error.
+    const [s1, s2] = await Promise.allSettled([storing, pushing]);
+    if (s1.status === "rejected" || s2.status === "rejected") throw t.firstError;
+    return {
+      info: (s1 as PromiseFulfilledResult<ObjectInfo>).value,
+      pushed: (s2 as PromiseFulfilledResult<PushedImage | undefined>).value,
+      tag,
+    };
+  } finally {
+    deps.signal?.removeEventListener("abort", onOuterAbort);
+  }
+}
+
+/** Step 1: the archive is a file: the store's file path (a kernel copy on filesystems). */
+function storeArchive(
+  { job, cls }: PipelineRun,
+  taken: TakenCheckpoint,
+  key: string,
+  t: Transfers,
+): Promise<ObjectInfo> {
+  return storeFile(cls.store, key, taken.archivePath, {
+    size: taken.size,
+    signal: t.both.signal,
+    metadata: {
+      "lpm-operation-id": job.operationId,
+      "lpm-container": job.container,
+      "lpm-runtime": taken.outcome.runtime.name,
+    },
+    onProgress: (b) => {
+      t.storedBytes = b;
+      t.progress();
+    },
+  }).then((info) => {
+    t.sha.resolve(info.sha256);
+    return info;
+  }, (err) => {
+    t.firstError ??= err;
+    t.sha.reject(err);
+    t.both.abort(err);
+    throw err;
+  });
+}
+
+/** Step 2: the checkpoint image, pushed by digest; undefined when the class has no registry. */
+function pushImage(
+  run: PipelineRun,
+  taken: TakenCheckpoint,
+  tag: string,
+  t: Transfers,
+): Promise<PushedImage> | undefined {
+  const { job, deps, cls } = run;
+  if (!cls.registry || !deps.images) return undefined;
+  const runtime = taken.outcome.runtime;
+  return deps.images.push(taken.archivePath, {
+    registry: cls.registry,
+    tag,
+    containerName: job.container,
+    sha256: t.sha.promise,
+    size: taken.size,
+    signal: t.both.signal,
+    annotations: checkpointAnnotations({
+      containerName: job.container,
+      rootfsImageName: run.sourceImage,
+      pod: job.pod,
+      namespace: job.namespace,
+      node: deps.agent.nodeName,
+      checkpointTime: taken.checkpointTime,
+      engine: runtime.name,
+      engineVersion: runtime.version,
+      criuVersion: runtime.criuVersion,
+      architecture: run.architecture,
+      podSpec: run.sourcePod ? JSON.stringify(run.sourcePod) : undefined,
+      compression: "none",
+    }),
+    onProgress: (b) => {
+      t.pushedBytes = b;
+      t.progress();
+    },
+  }).catch((err) => {
+    const e = new Error(`Cannot push the checkpoint image: ${(err as Error).message}`);
+    t.firstError ??= e;
+    t.both.abort(e);
+    throw e;
+  });
+}
+
+/**
+ * After a failure: deletes what was stored, keeps or removes the node-local
+ * archive, and returns the error to throw.
+ */
+async function rollBack(
+  { job, deps, cls, what }: PipelineRun,
+  taken: TakenCheckpoint,
+  published: string[],
+  err: unknown,
+): Promise<Error> {
+  for (const k of published) await cls.store.delete(k).catch(() => {});
+  let kept = "";
+  if (job.keepArchiveOnFailure) {
+    await Deno.mkdir(deps.keptDir, { recursive: true });
+    kept = `${deps.keptDir}/${keySegment(job.operationId)}.tar`;
+    await Deno.rename(taken.archivePath, kept).catch(() => kept = taken.archivePath);
+    await deps.report({ localPaths: [kept] });
+  } else {
+    await removeQuietly(taken.archivePath);
+    await deps.report({ localPaths: [] });
+  }
+  await removeQuietly(deps.workDir);
+  return new Error(
+    `Cannot publish the checkpoint of ${what}: ${(err as Error).message}; nothing was published` +
+      (kept ? `, the archive is kept at "${kept}"` : ", the local archive was removed"),
+  );
 }
