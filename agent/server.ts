@@ -161,6 +161,21 @@ function grpcError(code: grpc.status, message: string): grpc.ServiceError {
   });
 }
 
+/** What the server's steps and handlers share. */
+interface AgentContext {
+  opts: AgentServerOptions;
+  log: Logger;
+  operations: OperationStore;
+  /** Cancels the background work when the server closes. */
+  work: AbortController;
+  /** Background operations still running. */
+  running: Set<Promise<void>>;
+  /** The node's CRIU version, asked once. */
+  criu?: Promise<string | undefined>;
+}
+
+type ServerTls = Awaited<ReturnType<typeof createServerTls>>;
+
 /** Starts the agent's gRPC server. */
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
   const log = opts.log ?? new Logger({ component: "lpm-agent" });
@@ -168,436 +183,16 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     onRecovered: (op) =>
       log.warn("operation failed by restart", { operation: op.id, message: op.message }),
   });
-  const work = new AbortController();
-  const running = new Set<Promise<void>>();
-  const security = opts.security;
-  let tls: Awaited<ReturnType<typeof createServerTls>> | undefined;
-  let credentials: grpc.ServerCredentials;
-  if (security.mode === "mtls") {
-    if (security.allowedClients.length === 0) {
-      throw new Error(
-        "Cannot start the agent: mutual TLS needs at least one allowed client identity",
-      );
-    }
-    tls = await createServerTls(security.files);
-    credentials = tls.credentials;
-    if (security.watch !== false) {
-      tls.watch({
-        signal: work.signal,
-        onReload: (err) =>
-          err
-            ? log.error("TLS reload failed; keeping the old certificates", {
-              error: err.message,
-            })
-            : log.info("TLS certificates reloaded"),
-      });
-    }
-  } else {
-    log.warn(
-      "!!! INSECURE DEVELOPMENT MODE: the agent serves WITHOUT TLS and WITHOUT client " +
-        "authentication; anyone who reaches this port can checkpoint containers. Never use " +
-        "--insecure-dev outside a development machine. !!!",
-      { listen: opts.listen },
-    );
-    credentials = grpc.ServerCredentials.createInsecure();
-  }
-
-  /** The refusal for a caller that is not allowed, or undefined when it is. */
-  const refusal = (call: { getPeer(): string }) => {
-    if (security.mode !== "mtls") return undefined;
-    const ctx = (call as { getAuthContext?: () => { sslPeerCertificate?: unknown } | null })
-      .getAuthContext?.();
-    const identity = identityOf(
-      ctx?.sslPeerCertificate as Parameters<typeof identityOf>[0],
-    );
-    if (isAllowed(identity, security.allowedClients)) return undefined;
-    log.warn("client refused", { peer: call.getPeer(), identity: describeIdentity(identity) });
-    return grpcError(
-      grpc.status.PERMISSION_DENIED,
-      `Client ${describeIdentity(identity)} is not allowed to call this agent ` +
-        `(allowed: ${security.allowedClients.map((a) => `"${a}"`).join(", ")})`,
-    );
+  const ctx: AgentContext = {
+    opts,
+    log,
+    operations,
+    work: new AbortController(),
+    running: new Set<Promise<void>>(),
   };
-
-  const start = (id: string, kind: OperationKind, body: (signal: AbortSignal) => Promise<void>) => {
-    const p = (async () => {
-      try {
-        await body(work.signal);
-      } catch (err) {
-        const message = (err as Error).message;
-        log.error("operation failed", { operation: id, kind, error: message });
-        const criuLog = criuLogOf(err);
-        if (criuLog) {
-          // The runtime overwrites its log on the next dump: keep this one with the operation.
-          await keepLog(id, criuLog).catch((e) =>
-            log.warn("cannot keep the CRIU log", { operation: id, error: e.message })
-          );
-        }
-        await operations.update(id, { phase: "Failed", message }).catch(() => {});
-      }
-    })();
-    running.add(p);
-    p.finally(() => running.delete(p));
-  };
-
-  const report = (id: string) => (patch: OperationPatch) => operations.update(id, patch);
-
-  // Kept logs: one JSON file per operation (ids are safe file names), bounded by the reader.
-  const logPath = (id: string) => `${opts.stateDir}/logs/${id}.json`;
-  const keepLog = async (id: string, l: CriuLog) => {
-    await Deno.mkdir(`${opts.stateDir}/logs`, { recursive: true, mode: 0o700 });
-    const tmp = `${logPath(id)}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(l), { mode: 0o600 });
-    await Deno.rename(tmp, logPath(id));
-  };
-
-  // deno-lint-ignore no-explicit-any
-  type Unary<Req> = (call: grpc.ServerUnaryCall<Req, any>, cb: grpc.sendUnaryData<any>) => void;
-  const unary =
-    <Req>(name: string, fn: (req: Req) => Promise<unknown>): Unary<Req> => (call, cb) => {
-      const refused = refusal(call);
-      if (refused) return cb(refused);
-      fn(call.request).then((v) => cb(null, v), (err) => {
-        const e = err as Error & { code?: number };
-        if (!(typeof e.code === "number")) log.error(`${name} failed`, { error: e.message });
-        cb(
-          typeof e.code === "number" ? e as grpc.ServiceError : grpcError(
-            err instanceof OperationConflictError
-              ? grpc.status.ALREADY_EXISTS
-              : /invalid|required|must/i.test(e.message)
-              ? grpc.status.INVALID_ARGUMENT
-              : grpc.status.INTERNAL,
-            e.message,
-          ),
-        );
-      });
-    };
-
-  const required = (fields: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(fields)) {
-      if (!v) throw grpcError(grpc.status.INVALID_ARGUMENT, `Field "${k}" is required`);
-    }
-  };
-  let criu: Promise<string | undefined> | undefined;
-
-  const handlers: grpc.UntypedServiceImplementation = {
-    Checkpoint: unary<CheckpointRequestMsg>("Checkpoint", async (req) => {
-      required({
-        operation_id: req.operationId,
-        namespace: req.namespace,
-        pod: req.pod,
-        container: req.container,
-        "storage_class.name": req.storageClass?.name,
-      });
-      const fp = fingerprint({
-        ns: req.namespace,
-        pod: req.pod,
-        container: req.container,
-        cls: req.storageClass?.name,
-        leaveRunning: !!req.leaveRunning,
-        ref: req.containerRef ?? "",
-        freeze: req.freezeKey ?? "",
-      });
-      // A final checkpoint is taken only of a pod this agent holds frozen.
-      let driver = opts.driver;
-      if (req.freezeKey) {
-        if (!opts.freezes) {
-          throw grpcError(
-            grpc.status.FAILED_PRECONDITION,
-            "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
-          );
-        }
-        const freezes = opts.freezes;
-        const held = freezes.held(req.freezeKey, req.namespace, req.pod, req.container);
-        if (!held.id) throw grpcError(grpc.status.FAILED_PRECONDITION, held.refusal!);
-        const id = held.id;
-        driver = {
-          ...opts.driver,
-          name: opts.driver.name,
-          checkpoint: async (ref, o) => {
-            const out = await opts.driver.checkpoint(ref, o);
-            // The runtime dumps a task it knows as paused without resuming it; say so if not.
-            if (!(await freezes.isPaused(id))) {
-              if (out.ownsArchive) await Deno.remove(out.archivePath).catch(() => {});
-              throw new Error(
-                `Container "${ref.container}" ran again after its dump: the checkpoint is not ` +
-                  "its final state (was the pod thawed?)",
-              );
-            }
-            return out;
-          },
-        };
-      }
-      const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
-      if (!created) return toMsg(op);
-      log.info("checkpoint started", {
-        operation: op.id,
-        pod: `${req.namespace}/${req.pod}`,
-        container: req.container,
-      });
-      start(op.id, "checkpoint", async (signal) => {
-        const { result, timings } = await runCheckpoint({
-          operationId: req.operationId,
-          checkpointId: req.checkpointId || undefined,
-          namespace: req.namespace,
-          pod: req.pod,
-          container: req.container,
-          containerRef: req.containerRef || undefined,
-          leaveRunning: req.leaveRunning,
-          podJson: req.podJson || undefined,
-          timeoutSeconds: req.timeoutSeconds || undefined,
-          keepArchiveOnFailure: req.keepArchiveOnFailure,
-        }, {
-          driver,
-          resolveClass: () => opts.resolveClass(req.storageClass!),
-          images: opts.images,
-          volumes: opts.volumes,
-          readStats: opts.readStats,
-          workDir: operations.workDir(op.id),
-          keptDir: `${opts.stateDir}/kept`,
-          report: report(op.id),
-          signal,
-          agent: { nodeName: opts.nodeName, version: AGENT_VERSION },
-          log: (msg, fields) => log.info(msg, { operation: op.id, ...fields }),
-        });
-        await operations.update(op.id, {
-          phase: "Succeeded",
-          step: "done",
-          result,
-          message: `Stored ${timings.archiveBytes} bytes; checkpoint ${
-            Math.round(timings.checkpointMs)
-          } ms, publish ${Math.round(timings.publishMs)} ms`,
-        });
-        log.info("checkpoint succeeded", { operation: op.id, ...timings });
-      });
-      return toMsg(operations.get(op.id)!);
-    }),
-
-    GetOperation: unary<{ operationId: string }>("GetOperation", (req) => {
-      const op = operations.get(req.operationId);
-      if (!op) {
-        return Promise.reject(
-          grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`),
-        );
-      }
-      return Promise.resolve(toMsg(op));
-    }),
-
-    WatchOperation: (call: grpc.ServerWritableStream<{ operationId: string }, OperationMsg>) => {
-      const refused = refusal(call);
-      if (refused) return call.destroy(refused);
-      const id = call.request.operationId;
-      const op = operations.get(id);
-      if (!op) return call.destroy(grpcError(grpc.status.NOT_FOUND, `Operation "${id}" not found`));
-      call.write(toMsg(op));
-      if (isFinal(op.phase)) return call.end();
-      const stop = operations.watch(id, (o) => {
-        call.write(toMsg(o));
-        if (isFinal(o.phase)) {
-          stop();
-          call.end();
-        }
-      });
-      call.on("cancelled", stop);
-      call.on("close", stop);
-    },
-
-    PrepareRestore: unary<PrepareRestoreRequestMsg>("PrepareRestore", async (req) => {
-      required({ operation_id: req.operationId, image: req.image });
-      if (!opts.prepareImage) {
-        throw grpcError(grpc.status.UNIMPLEMENTED, "This agent cannot prepare restores");
-      }
-      const fp = fingerprint({ image: req.image });
-      const { op, created } = await operations.begin(req.operationId, "prepareRestore", fp);
-      if (created) {
-        start(op.id, "prepareRestore", async (signal) => {
-          await operations.update(op.id, { phase: "Running", step: "pulling image" });
-          const r = await opts.prepareImage!(req, signal);
-          await operations.update(op.id, { phase: "Succeeded", step: "done", restore: r });
-        });
-      }
-      return toMsg(operations.get(op.id)!);
-    }),
-
-    RestoreContainer: unary<RestoreContainerRequestMsg>("RestoreContainer", async (req) => {
-      required({
-        operation_id: req.operationId,
-        archive_key: req.archiveKey,
-        name: req.name,
-        "storage_class.name": req.storageClass?.name,
-      });
-      const driver = opts.driver;
-      if (!driver.restore) {
-        throw grpcError(
-          grpc.status.FAILED_PRECONDITION,
-          `The "${driver.name}" driver cannot restore containers; only Docker hosts restore ` +
-            "through the agent (Kubernetes nodes restore from the checkpoint image)",
-        );
-      }
-      const fp = fingerprint({ key: req.archiveKey, name: req.name });
-      const { op, created } = await operations.begin(req.operationId, "restoreContainer", fp);
-      if (created) {
-        start(op.id, "restoreContainer", async (signal) => {
-          await operations.update(op.id, { phase: "Running", step: "downloading archive" });
-          const cls = await opts.resolveClass(req.storageClass!);
-          const dir = operations.workDir(op.id);
-          await Deno.mkdir(dir, { recursive: true });
-          const path = `${dir}/checkpoint.tar`;
-          try {
-            const info = await cls.store.stat(req.archiveKey);
-            if (!info) {
-              throw new Error(
-                `Checkpoint archive "${req.archiveKey}" does not exist in class "${cls.name}"`,
-              );
-            }
-            await operations.update(op.id, { bytesTotal: info.size });
-            const body = await cls.store.get(req.archiveKey, { signal });
-            const file = await Deno.open(path, { write: true, create: true, truncate: true });
-            let done = 0;
-            await body.pipeThrough(
-              new TransformStream<Uint8Array, Uint8Array>({
-                transform(chunk, c) {
-                  done += chunk.length;
-                  void operations.update(op.id, { bytesDone: done });
-                  c.enqueue(chunk);
-                },
-              }),
-            ).pipeTo(file.writable);
-            await operations.update(op.id, { step: "restoring" });
-            const { containerId } = await driver.restore!(path, { name: req.name, signal });
-            await operations.update(op.id, {
-              phase: "Succeeded",
-              step: "done",
-              restore: { containerId },
-            });
-          } finally {
-            cls.store.close?.();
-            await Deno.remove(dir, { recursive: true }).catch(() => {});
-          }
-        });
-      }
-      return toMsg(operations.get(op.id)!);
-    }),
-
-    DeleteCheckpoint: unary<{ operationId: string }>("DeleteCheckpoint", async (req) => {
-      required({ operation_id: req.operationId });
-      const op = operations.get(req.operationId);
-      if (!op) throw grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`);
-      if (!isFinal(op.phase)) {
-        throw grpcError(
-          grpc.status.FAILED_PRECONDITION,
-          `Operation "${op.id}" is still ${op.phase}; delete it when it has finished`,
-        );
-      }
-      let freed = 0;
-      for (const p of [...(op.localPaths ?? []), operations.workDir(op.id), logPath(op.id)]) {
-        const st = await Deno.stat(p).catch(() => undefined);
-        if (!st) continue;
-        freed += st.isFile ? st.size : 0;
-        await Deno.remove(p, { recursive: true }).catch(() => {});
-      }
-      await operations.remove(op.id);
-      log.info("checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
-      return { bytesFreed: freed };
-    }),
-
-    FreezePod: unary<FreezePodRequestMsg>("FreezePod", async (req) => {
-      required({ key: req.key, namespace: req.namespace, pod: req.pod });
-      if (!opts.freezes) {
-        throw grpcError(
-          grpc.status.UNIMPLEMENTED,
-          "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
-        );
-      }
-      const s = await opts.freezes.freeze({
-        key: req.key,
-        namespace: req.namespace,
-        pod: req.pod,
-        deadlineSeconds: req.deadlineSeconds || 120,
-      });
-      log.info("pod frozen", { key: s.key, pod: `${s.namespace}/${s.pod}`, state: s.state });
-      return s satisfies FreezeStateMsg;
-    }),
-
-    ControlFreeze: unary<ControlFreezeRequestMsg>("ControlFreeze", async (req) => {
-      required({ key: req.key, namespace: req.namespace, pod: req.pod, action: req.action });
-      if (!opts.freezes) {
-        throw grpcError(
-          grpc.status.UNIMPLEMENTED,
-          "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
-        );
-      }
-      const actions = ["STATUS", "EXTEND", "CONFIRM", "KILL", "THAW"];
-      if (!actions.includes(req.action)) {
-        throw grpcError(
-          grpc.status.INVALID_ARGUMENT,
-          `Field "action" is "${req.action}": want one of ${actions.join(", ")}`,
-        );
-      }
-      const s = await opts.freezes.control({
-        key: req.key,
-        namespace: req.namespace,
-        pod: req.pod,
-        action: req.action as FreezeAction,
-        deadlineSeconds: req.deadlineSeconds || undefined,
-      });
-      if (req.action !== "STATUS" && req.action !== "EXTEND") {
-        log.info(`freeze ${req.action}`, {
-          key: s.key,
-          pod: `${s.namespace}/${s.pod}`,
-          state: s.state,
-        });
-      }
-      return s satisfies FreezeStateMsg;
-    }),
-
-    ContainerStarts: unary<{ namespace: string; pod: string }>("ContainerStarts", async (req) => {
-      required({ namespace: req.namespace, pod: req.pod });
-      if (!opts.containerStarts) {
-        throw grpcError(
-          grpc.status.UNIMPLEMENTED,
-          "This agent has no CRI endpoint (--runtime-endpoint)",
-        );
-      }
-      return { containers: await opts.containerStarts(req.namespace, req.pod) };
-    }),
-
-    Health: unary<Record<string, never>>("Health", async () => ({
-      status: "SERVING",
-      nodeName: opts.nodeName,
-      version: AGENT_VERSION,
-      runtime: opts.driver.name,
-      runningOperations: operations.running(),
-      criuVersion: (await (criu ??= criuVersion())) ?? "",
-      architecture: hostArchitecture(),
-      kernelVersion: Deno.osRelease(),
-    } satisfies HealthResponseMsg)),
-
-    GetOperationLog: unary<{ operationId: string }>("GetOperationLog", async (req) => {
-      required({ operation_id: req.operationId });
-      if (!operations.get(req.operationId)) {
-        throw grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`);
-      }
-      let kept: CriuLog;
-      try {
-        kept = JSON.parse(await Deno.readTextFile(logPath(req.operationId))) as CriuLog;
-      } catch {
-        throw grpcError(
-          grpc.status.NOT_FOUND,
-          `Operation "${req.operationId}" has no kept log (one is kept when CRIU fails)`,
-        );
-      }
-      return {
-        operationId: req.operationId,
-        sourcePath: kept.path,
-        content: kept.content,
-        truncated: kept.truncated,
-      } satisfies OperationLogMsg;
-    }),
-  };
-
+  const { tls, credentials } = await listenerCredentials(ctx);
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });
-  server.addService(agentService().service, handlers);
+  server.addService(agentService().service, handlers(ctx));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       opts.listen,
@@ -611,7 +206,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     port,
     node: opts.nodeName,
     runtime: opts.driver.name,
-    security: security.mode,
+    security: opts.security.mode,
   });
 
   return {
@@ -620,21 +215,567 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     reloadTls: async () => {
       await tls?.reload();
     },
-    async close({ graceMs = 5000 } = {}) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-      work.abort(new Error("Agent shutting down"));
-      await Promise.allSettled([...running]);
-      await operations.flush();
-      opts.driver.close?.();
+    close: (copts) => closeServer(ctx, server, copts),
+  };
+}
+
+/** The listener's credentials: mutual TLS watched for rotation, or the loud insecure mode. */
+async function listenerCredentials(
+  { opts, log, work }: AgentContext,
+): Promise<{ tls?: ServerTls; credentials: grpc.ServerCredentials }> {
+  const security = opts.security;
+  if (security.mode !== "mtls") {
+    log.warn(
+      "!!! INSECURE DEVELOPMENT MODE: the agent serves WITHOUT TLS and WITHOUT client " +
+        "authentication; anyone who reaches this port can checkpoint containers. Never use " +
+        "--insecure-dev outside a development machine. !!!",
+      { listen: opts.listen },
+    );
+    return { credentials: grpc.ServerCredentials.createInsecure() };
+  }
+  if (security.allowedClients.length === 0) {
+    throw new Error(
+      "Cannot start the agent: mutual TLS needs at least one allowed client identity",
+    );
+  }
+  const tls = await createServerTls(security.files);
+  if (security.watch !== false) {
+    tls.watch({
+      signal: work.signal,
+      onReload: (err) =>
+        err
+          ? log.error("TLS reload failed; keeping the old certificates", {
+            error: err.message,
+          })
+          : log.info("TLS certificates reloaded"),
+    });
+  }
+  return { tls, credentials: tls.credentials };
+}
+
+/** Stops accepting calls (forcibly after `graceMs`), cancels running work, waits for state writes. */
+async function closeServer(
+  { opts, operations, work, running }: AgentContext,
+  server: grpc.Server,
+  { graceMs = 5000 }: { graceMs?: number } = {},
+): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  work.abort(new Error("Agent shutting down"));
+  await Promise.allSettled([...running]);
+  await operations.flush();
+  opts.driver.close?.();
+}
+
+/** The service's handlers: each checks the caller, then runs its step. */
+function handlers(ctx: AgentContext): grpc.UntypedServiceImplementation {
+  return {
+    Checkpoint: unary<CheckpointRequestMsg>(ctx, "Checkpoint", (req) => checkpoint(ctx, req)),
+    GetOperation: unary<{ operationId: string }>(ctx, "GetOperation", (req) => {
+      const found = ctx.operations.get(req.operationId);
+      if (!found) {
+        return Promise.reject(
+          grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`),
+        );
+      }
+      return Promise.resolve(toMsg(found));
+    }),
+    WatchOperation: (call: grpc.ServerWritableStream<{ operationId: string }, OperationMsg>) =>
+      watchOperation(ctx, call),
+    PrepareRestore: unary<PrepareRestoreRequestMsg>(
+      ctx,
+      "PrepareRestore",
+      (req) => prepareRestore(ctx, req),
+    ),
+    RestoreContainer: unary<RestoreContainerRequestMsg>(
+      ctx,
+      "RestoreContainer",
+      (req) => restoreContainer(ctx, req),
+    ),
+    DeleteCheckpoint: unary<{ operationId: string }>(
+      ctx,
+      "DeleteCheckpoint",
+      (req) => deleteCheckpoint(ctx, req),
+    ),
+    FreezePod: unary<FreezePodRequestMsg>(ctx, "FreezePod", (req) => freezePod(ctx, req)),
+    ControlFreeze: unary<ControlFreezeRequestMsg>(
+      ctx,
+      "ControlFreeze",
+      (req) => controlFreeze(ctx, req),
+    ),
+    ContainerStarts: unary<{ namespace: string; pod: string }>(
+      ctx,
+      "ContainerStarts",
+      (req) => containerStarts(ctx, req),
+    ),
+    Health: unary<Record<string, never>>(ctx, "Health", () => health(ctx)),
+    GetOperationLog: unary<{ operationId: string }>(
+      ctx,
+      "GetOperationLog",
+      (req) => getOperationLog(ctx, req),
+    ),
+  };
+}
+
+/** The refusal for a caller that is not allowed, or undefined when it is. */
+function refusal(
+  { opts, log }: AgentContext,
+  call: { getPeer(): string },
+): grpc.ServiceError | undefined {
+  const security = opts.security;
+  if (security.mode !== "mtls") return undefined;
+  const auth = (call as { getAuthContext?: () => { sslPeerCertificate?: unknown } | null })
+    .getAuthContext?.();
+  const identity = identityOf(
+    auth?.sslPeerCertificate as Parameters<typeof identityOf>[0],
+  );
+  if (isAllowed(identity, security.allowedClients)) return undefined;
+  log.warn("client refused", { peer: call.getPeer(), identity: describeIdentity(identity) });
+  return grpcError(
+    grpc.status.PERMISSION_DENIED,
+    `Client ${describeIdentity(identity)} is not allowed to call this agent ` +
+      `(allowed: ${security.allowedClients.map((a) => `"${a}"`).join(", ")})`,
+  );
+}
+
+// deno-lint-ignore no-explicit-any
+type Unary<Req> = (call: grpc.ServerUnaryCall<Req, any>, cb: grpc.sendUnaryData<any>) => void;
+
+/** A unary handler: refuses a caller that is not allowed, maps errors to gRPC codes. */
+function unary<Req>(
+  ctx: AgentContext,
+  name: string,
+  fn: (req: Req) => Promise<unknown>,
+): Unary<Req> {
+  return (call, cb) => {
+    const refused = refusal(ctx, call);
+    if (refused) return cb(refused);
+    fn(call.request).then((v) => cb(null, v), (err) => {
+      const e = err as Error & { code?: number };
+      if (!(typeof e.code === "number")) ctx.log.error(`${name} failed`, { error: e.message });
+      cb(
+        typeof e.code === "number" ? e as grpc.ServiceError : grpcError(
+          err instanceof OperationConflictError
+            ? grpc.status.ALREADY_EXISTS
+            : /invalid|required|must/i.test(e.message)
+            ? grpc.status.INVALID_ARGUMENT
+            : grpc.status.INTERNAL,
+          e.message,
+        ),
+      );
+    });
+  };
+}
+
+function required(fields: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(fields)) {
+    if (!v) throw grpcError(grpc.status.INVALID_ARGUMENT, `Field "${k}" is required`);
+  }
+}
+
+/** Runs an operation's work in the background; a failure marks it Failed (with its CRIU log kept). */
+function start(
+  ctx: AgentContext,
+  id: string,
+  kind: OperationKind,
+  body: (signal: AbortSignal) => Promise<void>,
+): void {
+  const { log, operations, running } = ctx;
+  const p = (async () => {
+    try {
+      await body(ctx.work.signal);
+    } catch (err) {
+      const message = (err as Error).message;
+      log.error("operation failed", { operation: id, kind, error: message });
+      const criuLog = criuLogOf(err);
+      if (criuLog) {
+        // The runtime overwrites its log on the next dump: keep this one with the operation.
+        await keepLog(ctx, id, criuLog).catch((e) =>
+          log.warn("cannot keep the CRIU log", { operation: id, error: e.message })
+        );
+      }
+      await operations.update(id, { phase: "Failed", message }).catch(() => {});
+    }
+  })();
+  running.add(p);
+  p.finally(() => running.delete(p));
+}
+
+// Kept logs: one JSON file per operation (ids are safe file names), bounded by the reader.
+function logPath(ctx: AgentContext, id: string): string {
+  return `${ctx.opts.stateDir}/logs/${id}.json`;
+}
+
+async function keepLog(ctx: AgentContext, id: string, l: CriuLog): Promise<void> {
+  await Deno.mkdir(`${ctx.opts.stateDir}/logs`, { recursive: true, mode: 0o700 });
+  const tmp = `${logPath(ctx, id)}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(l), { mode: 0o600 });
+  await Deno.rename(tmp, logPath(ctx, id));
+}
+
+async function checkpoint(ctx: AgentContext, req: CheckpointRequestMsg): Promise<OperationMsg> {
+  const { log, operations } = ctx;
+  required({
+    operation_id: req.operationId,
+    namespace: req.namespace,
+    pod: req.pod,
+    container: req.container,
+    "storage_class.name": req.storageClass?.name,
+  });
+  const fp = fingerprint({
+    ns: req.namespace,
+    pod: req.pod,
+    container: req.container,
+    cls: req.storageClass?.name,
+    leaveRunning: !!req.leaveRunning,
+    ref: req.containerRef ?? "",
+    freeze: req.freezeKey ?? "",
+  });
+  // A final checkpoint is taken only of a pod this agent holds frozen.
+  const driver = req.freezeKey ? frozenDriver(ctx, req, req.freezeKey) : ctx.opts.driver;
+  const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
+  if (!created) return toMsg(op);
+  log.info("checkpoint started", {
+    operation: op.id,
+    pod: `${req.namespace}/${req.pod}`,
+    container: req.container,
+  });
+  start(
+    ctx,
+    op.id,
+    "checkpoint",
+    (signal) => runCheckpointOperation(ctx, req, op.id, driver, signal),
+  );
+  return toMsg(operations.get(op.id)!);
+}
+
+/** The driver for a final checkpoint: refuses a pod not held frozen, checks it stayed paused. */
+function frozenDriver(
+  { opts }: AgentContext,
+  req: CheckpointRequestMsg,
+  freezeKey: string,
+): RuntimeDriver {
+  if (!opts.freezes) {
+    throw grpcError(
+      grpc.status.FAILED_PRECONDITION,
+      "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
+    );
+  }
+  const freezes = opts.freezes;
+  const held = freezes.held(freezeKey, req.namespace, req.pod, req.container);
+  if (!held.id) throw grpcError(grpc.status.FAILED_PRECONDITION, held.refusal!);
+  const id = held.id;
+  return {
+    ...opts.driver,
+    name: opts.driver.name,
+    checkpoint: async (ref, o) => {
+      const out = await opts.driver.checkpoint(ref, o);
+      // The runtime dumps a task it knows as paused without resuming it; say so if not.
+      if (!(await freezes.isPaused(id))) {
+        if (out.ownsArchive) await Deno.remove(out.archivePath).catch(() => {});
+        throw new Error(
+          `Container "${ref.container}" ran again after its dump: the checkpoint is not ` +
+            "its final state (was the pod thawed?)",
+        );
+      }
+      return out;
     },
   };
+}
+
+/** The background part of Checkpoint: the pipeline, then the operation's result. */
+async function runCheckpointOperation(
+  { opts, log, operations }: AgentContext,
+  req: CheckpointRequestMsg,
+  id: string,
+  driver: RuntimeDriver,
+  signal: AbortSignal,
+): Promise<void> {
+  const { result, timings } = await runCheckpoint({
+    operationId: req.operationId,
+    checkpointId: req.checkpointId || undefined,
+    namespace: req.namespace,
+    pod: req.pod,
+    container: req.container,
+    containerRef: req.containerRef || undefined,
+    leaveRunning: req.leaveRunning,
+    podJson: req.podJson || undefined,
+    timeoutSeconds: req.timeoutSeconds || undefined,
+    keepArchiveOnFailure: req.keepArchiveOnFailure,
+  }, {
+    driver,
+    resolveClass: () => opts.resolveClass(req.storageClass!),
+    images: opts.images,
+    volumes: opts.volumes,
+    readStats: opts.readStats,
+    workDir: operations.workDir(id),
+    keptDir: `${opts.stateDir}/kept`,
+    report: (patch: OperationPatch) => operations.update(id, patch),
+    signal,
+    agent: { nodeName: opts.nodeName, version: AGENT_VERSION },
+    log: (msg, fields) => log.info(msg, { operation: id, ...fields }),
+  });
+  await operations.update(id, {
+    phase: "Succeeded",
+    step: "done",
+    result,
+    message: `Stored ${timings.archiveBytes} bytes; checkpoint ${
+      Math.round(timings.checkpointMs)
+    } ms, publish ${Math.round(timings.publishMs)} ms`,
+  });
+  log.info("checkpoint succeeded", { operation: id, ...timings });
+}
+
+function watchOperation(
+  ctx: AgentContext,
+  call: grpc.ServerWritableStream<{ operationId: string }, OperationMsg>,
+) {
+  const refused = refusal(ctx, call);
+  if (refused) return call.destroy(refused);
+  const id = call.request.operationId;
+  const op = ctx.operations.get(id);
+  if (!op) return call.destroy(grpcError(grpc.status.NOT_FOUND, `Operation "${id}" not found`));
+  call.write(toMsg(op));
+  if (isFinal(op.phase)) return call.end();
+  const stop = ctx.operations.watch(id, (o) => {
+    call.write(toMsg(o));
+    if (isFinal(o.phase)) {
+      stop();
+      call.end();
+    }
+  });
+  call.on("cancelled", stop);
+  call.on("close", stop);
+}
+
+async function prepareRestore(
+  ctx: AgentContext,
+  req: PrepareRestoreRequestMsg,
+): Promise<OperationMsg> {
+  const { opts, operations } = ctx;
+  required({ operation_id: req.operationId, image: req.image });
+  if (!opts.prepareImage) {
+    throw grpcError(grpc.status.UNIMPLEMENTED, "This agent cannot prepare restores");
+  }
+  const fp = fingerprint({ image: req.image });
+  const { op, created } = await operations.begin(req.operationId, "prepareRestore", fp);
+  if (created) {
+    start(ctx, op.id, "prepareRestore", async (signal) => {
+      await operations.update(op.id, { phase: "Running", step: "pulling image" });
+      const r = await opts.prepareImage!(req, signal);
+      await operations.update(op.id, { phase: "Succeeded", step: "done", restore: r });
+    });
+  }
+  return toMsg(operations.get(op.id)!);
+}
+
+async function restoreContainer(
+  ctx: AgentContext,
+  req: RestoreContainerRequestMsg,
+): Promise<OperationMsg> {
+  const { opts, operations } = ctx;
+  required({
+    operation_id: req.operationId,
+    archive_key: req.archiveKey,
+    name: req.name,
+    "storage_class.name": req.storageClass?.name,
+  });
+  const driver = opts.driver;
+  if (!driver.restore) {
+    throw grpcError(
+      grpc.status.FAILED_PRECONDITION,
+      `The "${driver.name}" driver cannot restore containers; only Docker hosts restore ` +
+        "through the agent (Kubernetes nodes restore from the checkpoint image)",
+    );
+  }
+  const fp = fingerprint({ key: req.archiveKey, name: req.name });
+  const { op, created } = await operations.begin(req.operationId, "restoreContainer", fp);
+  if (created) {
+    start(ctx, op.id, "restoreContainer", (signal) => restoreFromStore(ctx, req, op.id, signal));
+  }
+  return toMsg(operations.get(op.id)!);
+}
+
+/** The background part of RestoreContainer: download the archive, restore it, clean up. */
+async function restoreFromStore(
+  { opts, operations }: AgentContext,
+  req: RestoreContainerRequestMsg,
+  id: string,
+  signal: AbortSignal,
+): Promise<void> {
+  await operations.update(id, { phase: "Running", step: "downloading archive" });
+  const cls = await opts.resolveClass(req.storageClass!);
+  const dir = operations.workDir(id);
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir}/checkpoint.tar`;
+  try {
+    const info = await cls.store.stat(req.archiveKey);
+    if (!info) {
+      throw new Error(
+        `Checkpoint archive "${req.archiveKey}" does not exist in class "${cls.name}"`,
+      );
+    }
+    await operations.update(id, { bytesTotal: info.size });
+    const body = await cls.store.get(req.archiveKey, { signal });
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    let done = 0;
+    await body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, c) {
+          done += chunk.length;
+          void operations.update(id, { bytesDone: done });
+          c.enqueue(chunk);
+        },
+      }),
+    ).pipeTo(file.writable);
+    await operations.update(id, { step: "restoring" });
+    const { containerId } = await opts.driver.restore!(path, { name: req.name, signal });
+    await operations.update(id, {
+      phase: "Succeeded",
+      step: "done",
+      restore: { containerId },
+    });
+  } finally {
+    cls.store.close?.();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function deleteCheckpoint(
+  ctx: AgentContext,
+  req: { operationId: string },
+): Promise<{ bytesFreed: number }> {
+  const { log, operations } = ctx;
+  required({ operation_id: req.operationId });
+  const op = operations.get(req.operationId);
+  if (!op) throw grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`);
+  if (!isFinal(op.phase)) {
+    throw grpcError(
+      grpc.status.FAILED_PRECONDITION,
+      `Operation "${op.id}" is still ${op.phase}; delete it when it has finished`,
+    );
+  }
+  let freed = 0;
+  for (const p of [...(op.localPaths ?? []), operations.workDir(op.id), logPath(ctx, op.id)]) {
+    const st = await Deno.stat(p).catch(() => undefined);
+    if (!st) continue;
+    freed += st.isFile ? st.size : 0;
+    await Deno.remove(p, { recursive: true }).catch(() => {});
+  }
+  await operations.remove(op.id);
+  log.info("checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
+  return { bytesFreed: freed };
+}
+
+/** The node's freezes, or UNIMPLEMENTED when this agent has none. */
+function freezesOf({ opts }: AgentContext): Freezes {
+  if (!opts.freezes) {
+    throw grpcError(
+      grpc.status.UNIMPLEMENTED,
+      "This agent cannot freeze pods (no containerd endpoint: --runtime-endpoint)",
+    );
+  }
+  return opts.freezes;
+}
+
+async function freezePod(ctx: AgentContext, req: FreezePodRequestMsg): Promise<FreezeStateMsg> {
+  required({ key: req.key, namespace: req.namespace, pod: req.pod });
+  const s = await freezesOf(ctx).freeze({
+    key: req.key,
+    namespace: req.namespace,
+    pod: req.pod,
+    deadlineSeconds: req.deadlineSeconds || 120,
+  });
+  ctx.log.info("pod frozen", { key: s.key, pod: `${s.namespace}/${s.pod}`, state: s.state });
+  return s satisfies FreezeStateMsg;
+}
+
+async function controlFreeze(
+  ctx: AgentContext,
+  req: ControlFreezeRequestMsg,
+): Promise<FreezeStateMsg> {
+  required({ key: req.key, namespace: req.namespace, pod: req.pod, action: req.action });
+  const freezes = freezesOf(ctx);
+  const actions = ["STATUS", "EXTEND", "CONFIRM", "KILL", "THAW"];
+  if (!actions.includes(req.action)) {
+    throw grpcError(
+      grpc.status.INVALID_ARGUMENT,
+      `Field "action" is "${req.action}": want one of ${actions.join(", ")}`,
+    );
+  }
+  const s = await freezes.control({
+    key: req.key,
+    namespace: req.namespace,
+    pod: req.pod,
+    action: req.action as FreezeAction,
+    deadlineSeconds: req.deadlineSeconds || undefined,
+  });
+  if (req.action !== "STATUS" && req.action !== "EXTEND") {
+    ctx.log.info(`freeze ${req.action}`, {
+      key: s.key,
+      pod: `${s.namespace}/${s.pod}`,
+      state: s.state,
+    });
+  }
+  return s satisfies FreezeStateMsg;
+}
+
+async function containerStarts(
+  { opts }: AgentContext,
+  req: { namespace: string; pod: string },
+): Promise<{ containers: { name: string; id: string; startedAtMs: number }[] }> {
+  required({ namespace: req.namespace, pod: req.pod });
+  if (!opts.containerStarts) {
+    throw grpcError(
+      grpc.status.UNIMPLEMENTED,
+      "This agent has no CRI endpoint (--runtime-endpoint)",
+    );
+  }
+  return { containers: await opts.containerStarts(req.namespace, req.pod) };
+}
+
+async function health(ctx: AgentContext): Promise<HealthResponseMsg> {
+  return {
+    status: "SERVING",
+    nodeName: ctx.opts.nodeName,
+    version: AGENT_VERSION,
+    runtime: ctx.opts.driver.name,
+    runningOperations: ctx.operations.running(),
+    criuVersion: (await (ctx.criu ??= criuVersion())) ?? "",
+    architecture: hostArchitecture(),
+    kernelVersion: Deno.osRelease(),
+  } satisfies HealthResponseMsg;
+}
+
+async function getOperationLog(
+  ctx: AgentContext,
+  req: { operationId: string },
+): Promise<OperationLogMsg> {
+  required({ operation_id: req.operationId });
+  if (!ctx.operations.get(req.operationId)) {
+    throw grpcError(grpc.status.NOT_FOUND, `Operation "${req.operationId}" not found`);
+  }
+  let kept: CriuLog;
+  try {
+    kept = JSON.parse(await Deno.readTextFile(logPath(ctx, req.operationId))) as CriuLog;
+  } catch {
+    throw grpcError(
+      grpc.status.NOT_FOUND,
+      `Operation "${req.operationId}" has no kept log (one is kept when CRIU fails)`,
+    );
+  }
+  return {
+    operationId: req.operationId,
+    sourcePath: kept.path,
+    content: kept.content,
+    truncated: kept.truncated,
+  } satisfies OperationLogMsg;
 }
