@@ -28,17 +28,11 @@ const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>
 
 /** Runs the manager until SIGINT/SIGTERM. */
 export async function main(args: string[]): Promise<number> {
-  const agentFlags: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--agent") agentFlags.push(args[++i] ?? "");
-    else if (args[i].startsWith("--agent=")) agentFlags.push(args[i].slice(8));
-    else rest.push(args[i]);
-  }
   let a;
   try {
-    a = parseArgs(rest, {
+    a = parseArgs(args, {
       known: [
+        "agent",
         "kubeconfig",
         "tls-cert",
         "tls-key",
@@ -54,11 +48,13 @@ export async function main(args: string[]): Promise<number> {
         "help",
       ],
       booleans: ["leader-elect", "insecure-dev", "help"],
+      multiple: ["agent"],
     });
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  const agentFlags = a.lists.agent ?? [];
   if (a.flags.help) {
     console.log(USAGE);
     return 0;
