@@ -24,8 +24,17 @@ import { Sha256Counter } from "../base/sha256.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { prepareImage } from "../agent/prepare.ts";
 import { readArchiveStats } from "../archive/mod.ts";
-import { clientWith, makeTestCerts } from "../testing/agent.ts";
+import { clientWith, makeTestCerts, type TestCerts } from "../testing/agent.ts";
 import type { AgentClient } from "../contract/client.ts";
+import type { OperationMsg } from "../contract/proto.ts";
+import type { AgentServer } from "../agent/server.ts";
+import type { KubeHttp } from "../kube/config.ts";
+import type { RegistryInfo } from "../localenv/mod.ts";
+import type { S3Client } from "@aws-sdk/client-s3";
+
+type OpResult = NonNullable<OperationMsg["result"]>;
+type OpArchive = NonNullable<OpResult["archive"]>;
+type OpImage = NonNullable<OpResult["image"]>;
 
 const REPO = new URL("../", import.meta.url).pathname;
 
@@ -107,51 +116,217 @@ async function watchToEnd(c: AgentClient, id: string) {
   return { last: last!, steps };
 }
 
+/** What the first test's steps share: names, the agent, a client of it and MinIO. */
+interface KubeletCtx {
+  a: NodeInfo;
+  b: NodeInfo;
+  kc: string;
+  r: RegistryInfo;
+  suffix: string;
+  ns: string;
+  prefix: string;
+  certs: TestCerts;
+  stateDir: string;
+  http: KubeHttp;
+  s3: S3Client;
+  server: AgentServer;
+  c: AgentClient;
+}
+
+/** The agent on node-a (kubelet driver through the API server's node proxy), serving mTLS. */
+async function setUpKubeletAgent(): Promise<KubeletCtx> {
+  const kube = requirePart("kube");
+  const r = requirePart("registry");
+  const [a, b] = requireNodes(2).nodes;
+  const kc = kube.kubeconfig;
+  const suffix = crypto.randomUUID().slice(0, 8);
+  const ns = `lpm-agent-${suffix}`;
+  const prefix = `agent-kubelet-${suffix}`;
+  const certs = await makeTestCerts();
+  const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
+  const http = kubeHttp(loadKubeConfig(kc));
+  const s3 = minioS3Client(requirePart("minio"));
+  await createNamespace(kc, ns);
+  const server = await startAgentServer({
+    nodeName: a.name,
+    listen: "127.0.0.1:0",
+    security: {
+      mode: "mtls",
+      files: certs.server,
+      allowedClients: ["lpm-controller"],
+      watch: false,
+    },
+    stateDir,
+    driver: createKubeletDriver({
+      nodeName: a.name,
+      access: { mode: "proxy", kube: http },
+      kubeletRootDir: a.rootDir,
+      runtimeVersion: "containerd://2.2",
+    }),
+    images: createImagePublisher(),
+    readStats: readArchiveStats,
+    // These agents run without cluster access to classes: inline specs, as on a Docker host.
+    resolveClass: (ref) => resolveStorageClass(ref, { allowInline: true }),
+    // This test's one agent pre-pulls for node-b: through node-b's CRI socket.
+    prepareImage: (req, signal) =>
+      prepareImage(req, { signal, runtimeEndpoint: `unix://${b.containerdSocket}` }),
+    log: silentLogger,
+  });
+  const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
+  return { a, b, kc, r, suffix, ns, prefix, certs, stateDir, http, s3, server, c };
+}
+
+/** Checkpoints the counter on node-a, leaving it running; returns the finished operation. */
+async function checkpointOnNodeA(
+  { c, ns, prefix }: KubeletCtx,
+  opId: string,
+): Promise<OperationMsg> {
+  const started = await c.checkpoint({
+    operationId: opId,
+    namespace: ns,
+    pod: "counter",
+    container: "counter",
+    storageClass: minioClass(prefix),
+    leaveRunning: true,
+    podJson: JSON.stringify({ metadata: { name: "counter", namespace: ns } }),
+  });
+  assert(["Pending", "Running"].includes(started.phase), started.phase);
+  const { last, steps } = await watchToEnd(c, opId);
+  assertEquals(last.phase, "Succeeded", last.message);
+  for (const s of ["checkpointing", "storing archive and pushing image", "tagging image"]) {
+    assert(steps.has(s), `step "${s}" was not reported: ${[...steps]}`);
+  }
+  const archive = last.result!.archive!;
+  assertEquals(archive.key, `${ns}/counter/${opId}/counter.tar`);
+  assertEquals(last.result!.runtime!.name, "containerd");
+  const stats = last.result!.criuStats ?? {};
+  assert((stats.frozenTime ?? 0) > 0, `CRIU stats from the archive: ${JSON.stringify(stats)}`);
+  return last;
+}
+
+/** The archive in MinIO hashes to what the operation reported; its metadata names node-a. */
+async function assertArchiveStored(
+  { a, s3, ns, prefix }: KubeletCtx,
+  opId: string,
+  archive: OpArchive,
+): Promise<void> {
+  const m = requirePart("minio");
+  const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+  assert((objs.Contents ?? []).length > 0, "nothing in MinIO under the class prefix");
+  const { createStore } = await import("../storage/mod.ts");
+  const store = createStore(JSON.parse(minioClass(prefix).specJson), {
+    secret: minioClass(prefix).credentials,
+  });
+  const h = new Sha256Counter();
+  let n = 0;
+  for await (const chunk of await store.get(archive.key)) {
+    h.update(chunk);
+    n += chunk.length;
+  }
+  assertEquals(h.hex(), archive.sha256);
+  assertEquals(n, archive.size);
+  const meta = JSON.parse(
+    new TextDecoder().decode(
+      await new Response(await store.get(`${ns}/counter/${opId}/counter.checkpoint.json`))
+        .arrayBuffer(),
+    ),
+  );
+  assertEquals(meta.archive.sha256, archive.sha256);
+  assertEquals(meta.node, a.name);
+  assertEquals(meta.sourcePod.metadata.name, "counter");
+  store.close?.();
+}
+
+/** The image by digest and by tag. */
+async function assertImagePushed({ r }: KubeletCtx, image: OpImage, archive: OpArchive) {
+  assertMatch(image.reference, new RegExp(`^${r.host}/lpm-agent-test/checkpoints@sha256:`));
+  const byDigest = await fetch(
+    `http://${r.host}/v2/lpm-agent-test/checkpoints/manifests/${image.digest}`,
+    { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
+  );
+  const manifest = await byDigest.json();
+  assertEquals(byDigest.status, 200);
+  assertEquals(manifest.layers[0].digest, `sha256:${archive.sha256}`);
+  assertEquals(
+    manifest.annotations["io.kubernetes.cri-o.annotations.checkpoint.name"],
+    "counter",
+  );
+  const byTag = await fetch(
+    `http://${r.host}/v2/lpm-agent-test/checkpoints/manifests/${image.tag}`,
+    { method: "HEAD", headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
+  );
+  assertEquals(byTag.headers.get("docker-content-digest"), image.digest);
+}
+
+/**
+ * PrepareRestore for node-b pulls the image into node-b's runtime (where
+ * the kubelet will find it); a bogus digest fails clearly.
+ */
+async function assertPrepareRestore({ b, c, r, suffix }: KubeletCtx, image: OpImage) {
+  const listed = () => ctr(b.containerdSocket, ["images", "ls", "-q"]);
+  assert(!(await listed()).includes(image.digest), "the image was on node-b already");
+  const prep = await c.prepareRestore({
+    operationId: `prep-${suffix}`,
+    image: image.reference,
+    insecure: true,
+  });
+  assert(prep.id);
+  const p1 = await watchToEnd(c, `prep-${suffix}`);
+  assertEquals(p1.last.phase, "Succeeded", p1.last.message);
+  assertStringIncludes(await listed(), image.reference, "not pulled into node-b's runtime");
+  await c.prepareRestore({
+    operationId: `prep-bad-${suffix}`,
+    image: `${r.host}/lpm-agent-test/checkpoints@sha256:${"0".repeat(64)}`,
+    insecure: true,
+  });
+  const p2 = await watchToEnd(c, `prep-bad-${suffix}`);
+  assertEquals(p2.last.phase, "Failed");
+  assertMatch(p2.last.message, /is not available: the registry answered 404/);
+}
+
+/** The image restores on node-b and the count continues. */
+async function assertRestoresOnNodeB({ b, kc, ns }: KubeletCtx, image: OpImage) {
+  const checkpointed = Math.max(...await counterValues(kc, ns, "counter"));
+  await counterPod(kc, ns, "restored", b.name, image.reference);
+  let restored: number[] = [];
+  await waitFor(async () => {
+    restored = await counterValues(kc, ns, "restored");
+    return restored.some((v) => v > checkpointed);
+  }, { what: "the restored counter to pass the checkpointed value", timeoutMs: 30_000 });
+  const resumedFrom = restored.find((v) => v > checkpointed - 50 && v <= checkpointed + 5);
+  assert(resumedFrom !== undefined, `restored values ${restored.slice(-5)} do not continue`);
+}
+
+async function cleanUpKubeletAgent(ctx: KubeletCtx): Promise<void> {
+  const { kc, ns, s3, prefix } = ctx;
+  ctx.c.close();
+  await ctx.server.close();
+  ctx.http.close();
+  await kubectl(kc, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
+  const m = requirePart("minio");
+  const { DeleteObjectsCommand } = await import("@aws-sdk/client-s3");
+  const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+  if (objs.Contents?.length) {
+    await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: m.bucket,
+        Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
+      }),
+    );
+  }
+  s3.destroy();
+  for (const d of [ctx.certs.dir, ctx.stateDir]) await Deno.remove(d, { recursive: true });
+}
+
 envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
   name: "agent kubelet driver: checkpoint on real node-a via gRPC+mTLS, MinIO + registry, " +
     "restore on node-b continues",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const kube = requirePart("kube");
-    const r = requirePart("registry");
-    const { nodes, busybox } = requireNodes(2);
-    const [a, b] = nodes;
-    const kc = kube.kubeconfig;
-    const suffix = crypto.randomUUID().slice(0, 8);
-    const ns = `lpm-agent-${suffix}`;
-    const prefix = `agent-kubelet-${suffix}`;
-    const certs = await makeTestCerts();
-    const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
-    const http = kubeHttp(loadKubeConfig(kc));
-    const s3 = minioS3Client(requirePart("minio"));
-    await createNamespace(kc, ns);
-    const server = await startAgentServer({
-      nodeName: a.name,
-      listen: "127.0.0.1:0",
-      security: {
-        mode: "mtls",
-        files: certs.server,
-        allowedClients: ["lpm-controller"],
-        watch: false,
-      },
-      stateDir,
-      driver: createKubeletDriver({
-        nodeName: a.name,
-        access: { mode: "proxy", kube: http },
-        kubeletRootDir: a.rootDir,
-        runtimeVersion: "containerd://2.2",
-      }),
-      images: createImagePublisher(),
-      readStats: readArchiveStats,
-      // These agents run without cluster access to classes: inline specs, as on a Docker host.
-      resolveClass: (ref) => resolveStorageClass(ref, { allowInline: true }),
-      // This test's one agent pre-pulls for node-b: through node-b's CRI socket.
-      prepareImage: (req, signal) =>
-        prepareImage(req, { signal, runtimeEndpoint: `unix://${b.containerdSocket}` }),
-      log: silentLogger,
-    });
-    const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
+    const { busybox } = requireNodes(2);
+    const ctx = await setUpKubeletAgent();
+    const { a, kc, ns, suffix } = ctx;
     try {
       await counterPod(kc, ns, "counter", a.name, busybox);
       await waitFor(async () => (await counterValues(kc, ns, "counter")).length >= 5, {
@@ -159,134 +334,86 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
         timeoutMs: 30_000,
       });
       const before = new Set([...Deno.readDirSync(a.checkpointDir)].map((e) => e.name));
-
       const opId = `kubelet-${suffix}`;
-      const started = await c.checkpoint({
-        operationId: opId,
-        namespace: ns,
-        pod: "counter",
-        container: "counter",
-        storageClass: minioClass(prefix),
-        leaveRunning: true,
-        podJson: JSON.stringify({ metadata: { name: "counter", namespace: ns } }),
-      });
-      assert(["Pending", "Running"].includes(started.phase), started.phase);
-      const { last, steps } = await watchToEnd(c, opId);
-      assertEquals(last.phase, "Succeeded", last.message);
-      for (const s of ["checkpointing", "storing archive and pushing image", "tagging image"]) {
-        assert(steps.has(s), `step "${s}" was not reported: ${[...steps]}`);
-      }
+      const last = await checkpointOnNodeA(ctx, opId);
       const archive = last.result!.archive!;
-      assertEquals(archive.key, `${ns}/counter/${opId}/counter.tar`);
-      assertEquals(last.result!.runtime!.name, "containerd");
-      const stats = last.result!.criuStats ?? {};
-      assert((stats.frozenTime ?? 0) > 0, `CRIU stats from the archive: ${JSON.stringify(stats)}`);
-
-      // The archive in MinIO hashes to what the operation reported.
-      const m = requirePart("minio");
-      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
-      assert((objs.Contents ?? []).length > 0, "nothing in MinIO under the class prefix");
-      const { createStore } = await import("../storage/mod.ts");
-      const store = createStore(JSON.parse(minioClass(prefix).specJson), {
-        secret: minioClass(prefix).credentials,
-      });
-      const h = new Sha256Counter();
-      let n = 0;
-      for await (const chunk of await store.get(archive.key)) {
-        h.update(chunk);
-        n += chunk.length;
-      }
-      assertEquals(h.hex(), archive.sha256);
-      assertEquals(n, archive.size);
-      const meta = JSON.parse(
-        new TextDecoder().decode(
-          await new Response(await store.get(`${ns}/counter/${opId}/counter.checkpoint.json`))
-            .arrayBuffer(),
-        ),
-      );
-      assertEquals(meta.archive.sha256, archive.sha256);
-      assertEquals(meta.node, a.name);
-      assertEquals(meta.sourcePod.metadata.name, "counter");
-      store.close?.();
-
-      // The image by digest and by tag.
       const image = last.result!.image!;
-      assertMatch(image.reference, new RegExp(`^${r.host}/lpm-agent-test/checkpoints@sha256:`));
-      const byDigest = await fetch(
-        `http://${r.host}/v2/lpm-agent-test/checkpoints/manifests/${image.digest}`,
-        { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
-      );
-      const manifest = await byDigest.json();
-      assertEquals(byDigest.status, 200);
-      assertEquals(manifest.layers[0].digest, `sha256:${archive.sha256}`);
-      assertEquals(
-        manifest.annotations["io.kubernetes.cri-o.annotations.checkpoint.name"],
-        "counter",
-      );
-      const byTag = await fetch(
-        `http://${r.host}/v2/lpm-agent-test/checkpoints/manifests/${image.tag}`,
-        { method: "HEAD", headers: { accept: "application/vnd.oci.image.manifest.v1+json" } },
-      );
-      assertEquals(byTag.headers.get("docker-content-digest"), image.digest);
+      await assertArchiveStored(ctx, opId, archive);
+      await assertImagePushed(ctx, image, archive);
 
       // The kubelet's archive is gone from node-a (the kubelet never removes it).
       const after = [...Deno.readDirSync(a.checkpointDir)].map((e) => e.name)
         .filter((n) => !before.has(n) && n.includes(ns));
       assertEquals(after, [], "the node-local archive was left behind");
 
-      // PrepareRestore for node-b pulls the image into node-b's runtime (where
-      // the kubelet will find it); a bogus digest fails clearly.
-      const listed = () => ctr(b.containerdSocket, ["images", "ls", "-q"]);
-      assert(!(await listed()).includes(image.digest), "the image was on node-b already");
-      const prep = await c.prepareRestore({
-        operationId: `prep-${suffix}`,
-        image: image.reference,
-        insecure: true,
-      });
-      assert(prep.id);
-      const p1 = await watchToEnd(c, `prep-${suffix}`);
-      assertEquals(p1.last.phase, "Succeeded", p1.last.message);
-      assertStringIncludes(await listed(), image.reference, "not pulled into node-b's runtime");
-      await c.prepareRestore({
-        operationId: `prep-bad-${suffix}`,
-        image: `${r.host}/lpm-agent-test/checkpoints@sha256:${"0".repeat(64)}`,
-        insecure: true,
-      });
-      const p2 = await watchToEnd(c, `prep-bad-${suffix}`);
-      assertEquals(p2.last.phase, "Failed");
-      assertMatch(p2.last.message, /is not available: the registry answered 404/);
-
-      // The image restores on node-b and the count continues.
-      const checkpointed = Math.max(...await counterValues(kc, ns, "counter"));
-      await counterPod(kc, ns, "restored", b.name, image.reference);
-      let restored: number[] = [];
-      await waitFor(async () => {
-        restored = await counterValues(kc, ns, "restored");
-        return restored.some((v) => v > checkpointed);
-      }, { what: "the restored counter to pass the checkpointed value", timeoutMs: 30_000 });
-      const resumedFrom = restored.find((v) => v > checkpointed - 50 && v <= checkpointed + 5);
-      assert(resumedFrom !== undefined, `restored values ${restored.slice(-5)} do not continue`);
+      await assertPrepareRestore(ctx, image);
+      await assertRestoresOnNodeB(ctx, image);
     } finally {
-      c.close();
-      await server.close();
-      http.close();
-      await kubectl(kc, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
-      const m = requirePart("minio");
-      const { DeleteObjectsCommand } = await import("@aws-sdk/client-s3");
-      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
-      if (objs.Contents?.length) {
-        await s3.send(
-          new DeleteObjectsCommand({
-            Bucket: m.bucket,
-            Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
-          }),
-        );
-      }
-      s3.destroy();
-      for (const d of [certs.dir, stateDir]) await Deno.remove(d, { recursive: true });
+      await cleanUpKubeletAgent(ctx);
     }
   },
 });
+
+/** An agent process on node-a at a fixed port, its stderr kept in `logs`. */
+interface KillCtx {
+  a: NodeInfo;
+  kc: string;
+  port: number;
+  certs: TestCerts;
+  stateDir: string;
+  logs: string[];
+}
+
+/** Starts `agent/main.ts` as a process, as the node's agent runs. */
+function spawnAgent({ a, kc, port, certs, stateDir, logs }: KillCtx): Deno.ChildProcess {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${REPO}agent/main.ts`,
+      "--node-name",
+      a.name,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--tls-cert",
+      certs.server.cert,
+      "--tls-key",
+      certs.server.key,
+      "--client-ca",
+      certs.server.ca,
+      "--allowed-client",
+      "lpm-controller",
+      "--state-dir",
+      stateDir,
+      "--kubeconfig",
+      kc,
+      "--kubelet-root-dir",
+      a.rootDir,
+      // The class travels inline in this test's requests (no class object in the cluster).
+      "--allow-inline-storage",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  p.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (t) => void logs.push(t) }),
+  ).catch(() => {});
+  return p;
+}
+
+/** Nothing published after the killed checkpoint: no object under the prefix, no tag. */
+async function assertNothingPublished(prefix: string, opId: string): Promise<void> {
+  const m = requirePart("minio");
+  const r = requirePart("registry");
+  const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+  const s3 = minioS3Client(m);
+  const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
+  s3.destroy();
+  assertEquals((objs.Contents ?? []).map((o) => o.Key), []);
+  const tags = await fetch(`http://${r.host}/v2/lpm-agent-test/checkpoints/tags/list`);
+  const tagList = tags.ok ? ((await tags.json()).tags ?? []) as string[] : [];
+  assertEquals(tagList.filter((t) => t.includes(opId)), []);
+}
 
 envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
   name: "agent process killed (SIGKILL) mid-checkpoint: Failed after restart, nothing published",
@@ -294,8 +421,6 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
   sanitizeResources: false,
   async fn() {
     const kube = requirePart("kube");
-    const r = requirePart("registry");
-    const m = requirePart("minio");
     const { nodes, busybox } = requireNodes(1);
     const a = nodes[0];
     const kc = kube.kubeconfig;
@@ -306,44 +431,10 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
     const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
     const { freePort } = await import("../localenv/mod.ts");
     const port = await freePort();
-    const spawn = () =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${REPO}agent/main.ts`,
-          "--node-name",
-          a.name,
-          "--listen",
-          `127.0.0.1:${port}`,
-          "--tls-cert",
-          certs.server.cert,
-          "--tls-key",
-          certs.server.key,
-          "--client-ca",
-          certs.server.ca,
-          "--allowed-client",
-          "lpm-controller",
-          "--state-dir",
-          stateDir,
-          "--kubeconfig",
-          kc,
-          "--kubelet-root-dir",
-          a.rootDir,
-          // The class travels inline in this test's requests (no class object in the cluster).
-          "--allow-inline-storage",
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
     const logs: string[] = [];
-    const drain = (p: Deno.ChildProcess) =>
-      p.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-        new WritableStream({ write: (t) => void logs.push(t) }),
-      ).catch(() => {});
+    const kill: KillCtx = { a, kc, port, certs, stateDir, logs };
     await createNamespace(kc, ns);
-    let agent = spawn();
-    drain(agent);
+    let agent = spawnAgent(kill);
     let c: AgentClient | undefined;
     try {
       await counterPod(kc, ns, "counter", a.name, busybox);
@@ -356,15 +447,15 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
         }
       }, { what: "the agent process to serve", timeoutMs: 60_000, intervalMs: 300 });
       const opId = `kill-${suffix}`;
-      const cls = minioClass(prefix);
-      await c!.checkpoint({
+      const request = {
         operationId: opId,
         namespace: ns,
         pod: "counter",
         container: "counter",
-        storageClass: cls,
+        storageClass: minioClass(prefix),
         leaveRunning: true,
-      });
+      };
+      await c!.checkpoint(request);
       // Kill as soon as the runtime checkpoint is under way.
       await waitFor(async () => (await c!.getOperation(opId)).step === "checkpointing", {
         what: "the checkpoint step",
@@ -376,8 +467,7 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
       c!.close();
       c = undefined;
 
-      agent = spawn();
-      drain(agent);
+      agent = spawnAgent(kill);
       let op;
       await waitFor(async () => {
         try {
@@ -390,15 +480,7 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
       }, { what: "the restarted agent to answer", timeoutMs: 60_000, intervalMs: 300 });
       assertEquals(op!.phase, "Failed");
       assertMatch(op!.message, /Agent restarted during "checkpointing"/);
-      // Nothing published: no object under the class prefix, no tag in the registry.
-      const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
-      const s3 = minioS3Client(m);
-      const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
-      s3.destroy();
-      assertEquals((objs.Contents ?? []).map((o) => o.Key), []);
-      const tags = await fetch(`http://${r.host}/v2/lpm-agent-test/checkpoints/tags/list`);
-      const tagList = tags.ok ? ((await tags.json()).tags ?? []) as string[] : [];
-      assertEquals(tagList.filter((t) => t.includes(opId)), []);
+      await assertNothingPublished(prefix, opId);
       // The work dir of the killed operation is gone.
       await Deno.stat(`${stateDir}/work/${opId}`).then(
         () => {
@@ -407,14 +489,7 @@ envTest({ uses: ["kube", "minio", "registry", "nodes"] }, {
         () => {},
       );
       // The same id again is not re-run: the caller must choose a new id.
-      const again = await c!.checkpoint({
-        operationId: opId,
-        namespace: ns,
-        pod: "counter",
-        container: "counter",
-        storageClass: cls,
-        leaveRunning: true,
-      });
+      const again = await c!.checkpoint(request);
       assertEquals(again.phase, "Failed");
     } catch (err) {
       throw new Error(`${(err as Error).message}\nagent logs:\n${logs.join("").slice(-3000)}`);

@@ -15,6 +15,7 @@ import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import { AgentClient } from "../contract/client.ts";
+import type { EnvironmentInfo, NodeInfo } from "../localenv/mod.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 
 const REPO = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -25,6 +26,178 @@ async function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Prom
   const log = await core.readNamespacedPodLog({ name: pod, namespace: ns });
   return String(log).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
 }
+/** What the test's steps share: clients, the namespace and the two nodes. */
+interface Ctx {
+  env: EnvironmentInfo;
+  kubeconfig: string;
+  core: k8s.CoreV1Api;
+  lpm: LpmClient;
+  ns: string;
+  nodeA: NodeInfo;
+  nodeB: NodeInfo;
+}
+
+async function setUp(): Promise<Ctx> {
+  const env = testEnv();
+  const kube = requirePart("kube");
+  if ((env.nodes?.length ?? 0) < 2 || !env.lpm) {
+    throw new Error(
+      'This test needs 2 nodes and lpm (agents + controller): run it with "deno task test"',
+    );
+  }
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kube.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const lpm = new LpmClient(kc);
+  const ns = `criufail-${crypto.randomUUID().slice(0, 6)}`;
+  const [nodeA, nodeB] = env.nodes!;
+  await createNamespace(core, ns);
+  await createMinioClass(core, lpm, {
+    name: CLASS,
+    minio: requirePart("minio"),
+    prefix: "e2e/",
+    repository: `${requirePart("registry").host}/lpm/e2e`,
+    reuse: true,
+  });
+  return { env, kubeconfig: kube.kubeconfig, core, lpm, ns, nodeA, nodeB };
+}
+
+/** A counter running as uid 1000 on node-a, counting. */
+async function startNonRootCounter({ env, core, ns, nodeA }: Ctx): Promise<void> {
+  await core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: "nonroot" },
+      spec: {
+        nodeName: nodeA.name,
+        automountServiceAccountToken: false,
+        terminationGracePeriodSeconds: 0,
+        securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+        containers: [{
+          name: "counter",
+          image: env.nodeImages!.busybox,
+          command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+        }],
+      },
+    },
+  });
+  await waitFor(async () => (await counterValues(core, ns, "nonroot")).length >= 3, {
+    what: "the non-root counter to count",
+    timeoutMs: 90_000,
+  });
+}
+
+/** Migrates the counter to node-b and waits for the migration to end either way. */
+async function migrate({ lpm, ns, nodeB }: Ctx): Promise<PodMigration> {
+  await lpm.create("podmigrations", ns, {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodMigration",
+    metadata: { name: "move", namespace: ns },
+    spec: { podName: "nonroot", targetNode: nodeB.name, storageClassName: CLASS },
+  });
+  return await waitFor(async () => {
+    const m = await lpm.get<PodMigration>("podmigrations", ns, "move");
+    return m?.status?.phase === "Succeeded" || m?.status?.phase === "Failed" ? m : undefined;
+  }, { what: 'PodMigration "move" to finish', timeoutMs: 120_000, intervalMs: 250 });
+}
+
+/**
+ * The migration failed, saying what CRIU said and what it means, in its
+ * condition, its Events and the ContainerCheckpoint's; returns that checkpoint.
+ */
+async function assertFailureReported(
+  { core, lpm, ns }: Ctx,
+  pm: PodMigration,
+): Promise<ContainerCheckpoint> {
+  assertEquals(pm.status?.phase, "Failed", pm.status?.message);
+  const cond = pm.status?.conditions?.find((c) => c.type === "Succeeded");
+  assertEquals(cond?.reason, "CheckpointFailed");
+  for (
+    const text of [RLIMIT_LINE, "non-root uid", "CAP_SYS_RESOURCE", "the source pod goes on"]
+  ) {
+    assertStringIncludes(cond?.message ?? "", text);
+    assertStringIncludes(pm.status?.message ?? "", text);
+  }
+  const events = await waitFor(async () => {
+    const list = await core.listNamespacedEvent({ namespace: ns });
+    const pmEvent = list.items.find((e) =>
+      e.involvedObject.kind === "PodMigration" && e.reason === "PhaseFailed"
+    );
+    const ccEvent = list.items.find((e) =>
+      e.involvedObject.kind === "ContainerCheckpoint" && e.reason === "CheckpointFailed"
+    );
+    return pmEvent && ccEvent ? { pmEvent, ccEvent } : undefined;
+  }, { what: "the failure Events", timeoutMs: 15_000 });
+  assertStringIncludes(events.pmEvent.message ?? "", RLIMIT_LINE, "kubectl describe pm");
+  assertStringIncludes(events.ccEvent.message ?? "", RLIMIT_LINE, "kubectl describe cc");
+  const [cc] = await lpm.list<ContainerCheckpoint>("containercheckpoints", ns);
+  assertEquals(cc.status?.phase, "Failed");
+  assertStringIncludes(cc.status?.message ?? "", RLIMIT_LINE);
+  const ccCond = cc.status?.conditions?.find((c) => c.type === "Completed");
+  assertStringIncludes(ccCond?.message ?? "", RLIMIT_LINE);
+  return cc;
+}
+
+/** The source keeps running and counting on node-a; nothing was restored. */
+async function assertSourceRuns({ core, ns, nodeA }: Ctx, pm: PodMigration): Promise<void> {
+  const before = (await counterValues(core, ns, "nonroot")).at(-1) ?? 0;
+  await new Promise((r) => setTimeout(r, 1500));
+  const src = await core.readNamespacedPod({ name: "nonroot", namespace: ns });
+  assertEquals(src.status?.phase, "Running");
+  assertEquals(src.spec?.nodeName, nodeA.name);
+  assert(((await counterValues(core, ns, "nonroot")).at(-1) ?? 0) > before, "still counting");
+  assertEquals(pm.status?.restoredPodName, undefined, "no restored pod");
+}
+
+/** The whole CRIU log, through the agent's RPC. */
+async function assertLogFromAgent({ env, nodeA }: Ctx, cc: ContainerCheckpoint): Promise<void> {
+  const agent = env.lpm!.agents.find((a) => a.node === cc.status?.nodeName)!;
+  const client = await AgentClient.connect(agent.address, {
+    security: {
+      mode: "mtls",
+      files: {
+        cert: env.lpm!.tls.controllerCert,
+        key: env.lpm!.tls.controllerKey,
+        ca: env.lpm!.tls.ca,
+      },
+    },
+  });
+  try {
+    const log = await client.getOperationLog(cc.status!.operationId!);
+    assertMatch(log.sourcePath, /criu-dump\.log$/);
+    assert(log.sourcePath.startsWith(nodeA.containerdState), log.sourcePath);
+    assertStringIncludes(log.content, RLIMIT_LINE);
+    assertStringIncludes(log.content, "Dumping FAILED");
+  } finally {
+    client.close();
+  }
+}
+
+/** The same log through the CLI (`deno task status --logs`). */
+async function assertLogFromCli({ kubeconfig, ns, nodeA }: Ctx): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${REPO}/cli/status.ts`,
+      "--logs",
+      "move",
+      "-n",
+      ns,
+      "--kubeconfig",
+      kubeconfig,
+      "--env",
+      Deno.env.get("LPM_TEST_ENV") ?? `${REPO}/.lpm/env.json`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 0, `${stdout}\n${new TextDecoder().decode(out.stderr)}`);
+  assertStringIncludes(stdout, `node "${nodeA.name}"`);
+  assertStringIncludes(stdout, RLIMIT_LINE);
+  assertStringIncludes(stdout, "Dumping FAILED");
+}
 
 envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name: "criu failure: a non-root pod fails CRIU on this VM; the CRIU error reaches the " +
@@ -32,144 +205,16 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = testEnv();
-    const kube = requirePart("kube");
-    if ((env.nodes?.length ?? 0) < 2 || !env.lpm) {
-      throw new Error(
-        'This test needs 2 nodes and lpm (agents + controller): run it with "deno task test"',
-      );
-    }
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(kube.kubeconfig);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const lpm = new LpmClient(kc);
-    const ns = `criufail-${crypto.randomUUID().slice(0, 6)}`;
-    const [nodeA, nodeB] = env.nodes!;
-    await createNamespace(core, ns);
-    await createMinioClass(core, lpm, {
-      name: CLASS,
-      minio: requirePart("minio"),
-      prefix: "e2e/",
-      repository: `${requirePart("registry").host}/lpm/e2e`,
-      reuse: true,
-    });
+    const ctx = await setUp();
     try {
-      await core.createNamespacedPod({
-        namespace: ns,
-        body: {
-          metadata: { name: "nonroot" },
-          spec: {
-            nodeName: nodeA.name,
-            automountServiceAccountToken: false,
-            terminationGracePeriodSeconds: 0,
-            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-            containers: [{
-              name: "counter",
-              image: env.nodeImages!.busybox,
-              command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
-            }],
-          },
-        },
-      });
-      await waitFor(async () => (await counterValues(core, ns, "nonroot")).length >= 3, {
-        what: "the non-root counter to count",
-        timeoutMs: 90_000,
-      });
-      await lpm.create("podmigrations", ns, {
-        apiVersion: "lpm.my.domain/v1",
-        kind: "PodMigration",
-        metadata: { name: "move", namespace: ns },
-        spec: { podName: "nonroot", targetNode: nodeB.name, storageClassName: CLASS },
-      });
-      const pm = await waitFor(async () => {
-        const m = await lpm.get<PodMigration>("podmigrations", ns, "move");
-        return m?.status?.phase === "Succeeded" || m?.status?.phase === "Failed" ? m : undefined;
-      }, { what: 'PodMigration "move" to finish', timeoutMs: 120_000, intervalMs: 250 });
-
-      // The migration failed, saying what CRIU said and what it means.
-      assertEquals(pm.status?.phase, "Failed", pm.status?.message);
-      const cond = pm.status?.conditions?.find((c) => c.type === "Succeeded");
-      assertEquals(cond?.reason, "CheckpointFailed");
-      for (
-        const text of [RLIMIT_LINE, "non-root uid", "CAP_SYS_RESOURCE", "the source pod goes on"]
-      ) {
-        assertStringIncludes(cond?.message ?? "", text);
-        assertStringIncludes(pm.status?.message ?? "", text);
-      }
-      const events = await waitFor(async () => {
-        const list = await core.listNamespacedEvent({ namespace: ns });
-        const pmEvent = list.items.find((e) =>
-          e.involvedObject.kind === "PodMigration" && e.reason === "PhaseFailed"
-        );
-        const ccEvent = list.items.find((e) =>
-          e.involvedObject.kind === "ContainerCheckpoint" && e.reason === "CheckpointFailed"
-        );
-        return pmEvent && ccEvent ? { pmEvent, ccEvent } : undefined;
-      }, { what: "the failure Events", timeoutMs: 15_000 });
-      assertStringIncludes(events.pmEvent.message ?? "", RLIMIT_LINE, "kubectl describe pm");
-      assertStringIncludes(events.ccEvent.message ?? "", RLIMIT_LINE, "kubectl describe cc");
-      const [cc] = await lpm.list<ContainerCheckpoint>("containercheckpoints", ns);
-      assertEquals(cc.status?.phase, "Failed");
-      assertStringIncludes(cc.status?.message ?? "", RLIMIT_LINE);
-      const ccCond = cc.status?.conditions?.find((c) => c.type === "Completed");
-      assertStringIncludes(ccCond?.message ?? "", RLIMIT_LINE);
-
-      // The source keeps running and counting on node-a.
-      const before = (await counterValues(core, ns, "nonroot")).at(-1) ?? 0;
-      await new Promise((r) => setTimeout(r, 1500));
-      const src = await core.readNamespacedPod({ name: "nonroot", namespace: ns });
-      assertEquals(src.status?.phase, "Running");
-      assertEquals(src.spec?.nodeName, nodeA.name);
-      assert(((await counterValues(core, ns, "nonroot")).at(-1) ?? 0) > before, "still counting");
-      assertEquals(pm.status?.restoredPodName, undefined, "no restored pod");
-
-      // The whole CRIU log, through the agent's RPC ...
-      const agent = env.lpm.agents.find((a) => a.node === cc.status?.nodeName)!;
-      const client = await AgentClient.connect(agent.address, {
-        security: {
-          mode: "mtls",
-          files: {
-            cert: env.lpm.tls.controllerCert,
-            key: env.lpm.tls.controllerKey,
-            ca: env.lpm.tls.ca,
-          },
-        },
-      });
-      try {
-        const log = await client.getOperationLog(cc.status!.operationId!);
-        assertMatch(log.sourcePath, /criu-dump\.log$/);
-        assert(log.sourcePath.startsWith(nodeA.containerdState), log.sourcePath);
-        assertStringIncludes(log.content, RLIMIT_LINE);
-        assertStringIncludes(log.content, "Dumping FAILED");
-      } finally {
-        client.close();
-      }
-
-      // ... and through the CLI.
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${REPO}/cli/status.ts`,
-          "--logs",
-          "move",
-          "-n",
-          ns,
-          "--kubeconfig",
-          kube.kubeconfig,
-          "--env",
-          Deno.env.get("LPM_TEST_ENV") ?? `${REPO}/.lpm/env.json`,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      assertEquals(out.code, 0, `${stdout}\n${new TextDecoder().decode(out.stderr)}`);
-      assertStringIncludes(stdout, `node "${nodeA.name}"`);
-      assertStringIncludes(stdout, RLIMIT_LINE);
-      assertStringIncludes(stdout, "Dumping FAILED");
+      await startNonRootCounter(ctx);
+      const pm = await migrate(ctx);
+      const cc = await assertFailureReported(ctx, pm);
+      await assertSourceRuns(ctx, pm);
+      await assertLogFromAgent(ctx, cc);
+      await assertLogFromCli(ctx);
     } finally {
-      await core.deleteNamespace({ name: ns }).catch(() => {});
+      await ctx.core.deleteNamespace({ name: ctx.ns }).catch(() => {});
     }
   },
 });

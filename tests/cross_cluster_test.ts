@@ -152,6 +152,221 @@ async function restoreCli(c: Cluster, args: string[]) {
   };
 }
 
+/** What cluster A leaves behind: where the checkpoint is, and what the source had printed. */
+interface Checkpointed {
+  /** A value the counter had printed before the checkpoint. */
+  before: number;
+  /** The busybox image A's pod ran, by name and by the runtime's id. */
+  busyboxA: string;
+  baseA: string;
+  /** The "app" container's archive key, and the pod checkpoint's prefix. */
+  key: string;
+  prefix: string;
+  cc: ContainerCheckpoint;
+}
+
+/** A two-container counter in cluster A, checkpointed by a PodCheckpoint into MinIO. */
+async function checkpointInA(a: Cluster): Promise<Checkpointed> {
+  const busyboxA = a.env.info.nodeImages!.busybox;
+  await a.core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: { name: "counter", labels: { app: "counter" } },
+      spec: {
+        nodeName: a.env.info.nodes![0].name,
+        containers: ["app", "side"].map((name) => ({
+          name,
+          image: busyboxA,
+          command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+        })),
+      },
+    },
+  });
+  await waitFor(async () => (await values(a, "counter").catch(() => [])).length >= 15, {
+    what: "the counter to count in cluster A",
+    timeoutMs: 60_000,
+  });
+  const before = Math.max(...await values(a, "counter"));
+  const running = await a.core.readNamespacedPod({ name: "counter", namespace: NS });
+  const baseA = running.status!.containerStatuses![0].imageID!;
+  await a.lpm.create("podcheckpoints", NS, {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodCheckpoint",
+    metadata: { name: "cp", namespace: NS },
+    spec: { podName: "counter", storageClassName: CLASS },
+  } as PodCheckpoint);
+  const pc = await waitFor(async () => {
+    const p = await a.lpm.get<PodCheckpoint>("podcheckpoints", NS, "cp");
+    return p?.status?.phase === "Succeeded" || p?.status?.phase === "Failed" ? p : undefined;
+  }, { what: "PodCheckpoint in A", timeoutMs: 120_000, intervalMs: 500 });
+  assertEquals(pc.status?.phase, "Succeeded", pc.status?.message);
+  const cc = await a.lpm.get<ContainerCheckpoint>(
+    "containercheckpoints",
+    NS,
+    pc.status!.containers!.find((c) => c.name === "app")!.containerCheckpointName,
+  );
+  const key = cc!.status!.archive!.key;
+  // Both containers' checkpoints share one prefix: <ns>/<pod>/<PodCheckpoint uid>/.
+  const prefix = key.slice(0, key.lastIndexOf("/") + 1);
+  assertEquals(prefix, `${NS}/counter/${pc.metadata!.uid}/`);
+  const after = Math.max(...await values(a, "counter"));
+  log(`checkpointed at a value in [${before}, ${after}], stored as "${key}"`);
+  return { before, busyboxA, baseA, key, prefix, cc: cc! };
+}
+
+/**
+ * The checkpoint image the agent pushed into A's registry, exported to an
+ * OCI layout tarball in `layoutDir` (it outlives A and its registry). It
+ * describes itself: container, architecture, CRIU version, pod spec.
+ * Returns the tarball's path.
+ */
+async function exportLayout(cc: ContainerCheckpoint, layoutDir: string): Promise<string> {
+  const pulled = await pullImage(cc.status!.image!.reference, `${layoutDir}/dir`, {
+    insecure: true,
+  });
+  const tarball = `${layoutDir}/counter-checkpoint.tar`;
+  await writeLayoutTarball(`${layoutDir}/dir`, tarball);
+  const described = describeCheckpointImage(pulled.manifest.annotations);
+  assertEquals(described.containerName, "app");
+  assertEquals(described.architecture, "amd64");
+  assertEquals(`${described.namespace}/${described.pod}`, `${NS}/counter`);
+  assertMatch(described.runtime.criuVersion ?? "", /^\d+\.\d+/);
+  const carried = described.sourcePod as PodRestoreSource;
+  assertEquals(carried.spec.containers.map((c) => c.name), ["app", "side"]);
+  assertEquals(carried.metadata.labels, { app: "counter" });
+  log(`exported "${cc.status!.image!.reference}" to "${tarball}"`);
+  return tarball;
+}
+
+/**
+ * The checkpoint's base image (A's busybox) must be known to B's node: it
+ * is the same image, pushed into B's registry; give it A's names there.
+ */
+async function tagBaseImageInB(b: Cluster, { busyboxA, baseA }: Checkpointed): Promise<void> {
+  const node = b.env.info.nodes![0];
+  await ctr(node.containerdSocket, [
+    "images",
+    "pull",
+    "--plain-http",
+    b.env.info.nodeImages!.busybox,
+  ]);
+  for (const name of [busyboxA, baseA]) {
+    await ctr(node.containerdSocket, ["images", "tag", b.env.info.nodeImages!.busybox, name]);
+  }
+}
+
+/**
+ * A PodRestore from the checkpoint's storage prefix restores every container
+ * of the pod in B, importing the image into B's registry; returns that image.
+ */
+async function restoreFromStorage(b: Cluster, { prefix, before }: Checkpointed): Promise<string> {
+  const tR = performance.now();
+  const pr = await restore(b, "from-a", { storage: { storageClassName: CLASS, key: prefix } });
+  assertEquals(pr.status?.phase, "Succeeded", pr.status?.message);
+  log(
+    `restored in ${Math.round(performance.now() - tR)} ms as "${pr.status?.restoredPodName}"`,
+  );
+  const imported = pr.status?.conditions?.find((c) => c.type === "Imported");
+  const importedImage = new RegExp(
+    `app.tar" \\(sha256 [0-9a-f]{64}\\) imported as "(${
+      b.env.info.registry!.host
+    }/lpm/xc@sha256:[0-9a-f]{64})"`,
+  ).exec(imported!.message)?.[1];
+  assert(importedImage, `no image in "${imported!.message}"`);
+  const pod = await b.core.readNamespacedPod({
+    name: pr.status!.restoredPodName!,
+    namespace: NS,
+  });
+  assertEquals(pod.metadata?.labels?.restored, "yes");
+  assertEquals(pod.spec?.nodeName, b.env.info.nodes![0].name);
+  await assertContinues(b, pr.status!.restoredPodName!, before);
+  await assertContinues(b, pr.status!.restoredPodName!, before, "side");
+  return importedImage;
+}
+
+/**
+ * From a checkpoint image in a registry (the one B imported, which carries
+ * the pod spec like the agent's image does; nothing else is read), and from
+ * the OCI layout tarball exported from A's registry through the CLI (which
+ * pushes it into B's registry; no --container: the image says).
+ */
+async function restoreFromImages(
+  b: Cluster,
+  importedImage: string,
+  tarball: string,
+  before: number,
+): Promise<void> {
+  const fromImage = await restore(b, "from-image", {
+    image: { references: [{ containerName: "app", image: importedImage }] },
+  });
+  assertEquals(fromImage.status?.phase, "Succeeded", fromImage.status?.message);
+  await assertContinues(b, fromImage.status!.restoredPodName!, before);
+
+  const fromLayout = await restoreCli(b, [
+    "--from",
+    `oci-archive:${tarball}`,
+    "--storage-class",
+    CLASS,
+  ]);
+  assertEquals(fromLayout.code, 0, fromLayout.stderr);
+  const layoutPod = /^pod\t[^/]+\/(\S+)$/m.exec(fromLayout.stdout)?.[1];
+  assert(layoutPod, fromLayout.stdout);
+  await assertContinues(b, layoutPod, before);
+}
+
+/**
+ * Refusals: the same checkpoint with metadata saying arm64 (through the CLI),
+ * then dumped by a newer CRIU than the target node's agent reports.
+ */
+async function assertIncompatibleRefused(
+  b: Cluster,
+  minio: NonNullable<Environment["info"]["minio"]>,
+  key: string,
+): Promise<void> {
+  const storeSpec = {
+    provider: "minio",
+    minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
+    credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
+  } as Parameters<typeof createStore>[0];
+  const storeSecret = { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey };
+  const store = createStore(storeSpec, { secret: storeSecret });
+  const meta = JSON.parse(
+    await new Response(await store.get(key.replace(/\.tar$/, ".checkpoint.json"))).text(),
+  );
+  meta.architecture = "arm64";
+  const armKey = `${NS}/arm/x/app.checkpoint.json`;
+  // Metadata names an archive next to it (the reader refuses one elsewhere); the
+  // refusal comes before any archive is read.
+  meta.archive = { ...meta.archive, key: `${NS}/arm/x/app.tar` };
+  await store.put(armKey, new Blob([JSON.stringify(meta)]).stream());
+  store.close?.();
+  // Through the CLI this time: `deno task restore --from storage:<class>/<key> --wait`.
+  const cli = await restoreCli(b, ["--from", `storage:${CLASS}/${armKey}`]);
+  assertEquals(cli.code, 1, cli.stderr);
+  assertMatch(cli.stderr, /Failed: Checkpoint was taken on architecture "arm64"/);
+  const refused = (await b.lpm.get<PodRestore>("podrestores", NS, cli.stdout.trim()))!;
+  assertEquals(refused.status?.phase, "Failed");
+  const cond = refused.status?.conditions?.find((c) => c.type === "Succeeded");
+  assertEquals(cond?.reason, "Incompatible");
+  assertMatch(cond!.message, /architecture "arm64" but node "node-a" is "amd64"/);
+
+  // Dumped by a newer CRIU than the target node's agent reports.
+  const newer = { ...meta, architecture: "amd64", runtime: { ...meta.runtime } };
+  newer.runtime.criuVersion = "99.0";
+  newer.archive = { ...meta.archive, key: `${NS}/newer/x/app.tar` };
+  const newerKey = `${NS}/newer/x/app.checkpoint.json`;
+  const store2 = createStore(storeSpec, { secret: storeSecret });
+  await store2.put(newerKey, new Blob([JSON.stringify(newer)]).stream());
+  store2.close?.();
+  const criu = await restore(b, "newer-criu", {
+    storage: { storageClassName: CLASS, key: newerKey },
+  });
+  assertEquals(criu.status?.phase, "Failed");
+  const criuCond = criu.status?.conditions?.find((c) => c.type === "Succeeded");
+  assertEquals(criuCond?.reason, "Incompatible");
+  assertMatch(criuCond!.message, /dumped by CRIU 99\.0 but node "node-a" has CRIU \d+\.\d+/);
+}
+
 envTest(
   { starts: ["kube", "minio", "registry", "nodes", "lpm"] },
   "cross-cluster: a checkpoint from cluster A (torn down) runs in cluster B",
@@ -166,70 +381,10 @@ envTest(
       const minio = shared.info.minio!;
       a = await cluster(minio);
       log(`cluster A up in ${Math.round(performance.now() - t0)} ms`);
-      const busyboxA = a.env.info.nodeImages!.busybox;
-      await a.core.createNamespacedPod({
-        namespace: NS,
-        body: {
-          metadata: { name: "counter", labels: { app: "counter" } },
-          spec: {
-            nodeName: a.env.info.nodes![0].name,
-            containers: ["app", "side"].map((name) => ({
-              name,
-              image: busyboxA,
-              command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
-            })),
-          },
-        },
-      });
-      await waitFor(async () => (await values(a!, "counter").catch(() => [])).length >= 15, {
-        what: "the counter to count in cluster A",
-        timeoutMs: 60_000,
-      });
-      const before = Math.max(...await values(a, "counter"));
-      const running = await a.core.readNamespacedPod({ name: "counter", namespace: NS });
-      const baseA = running.status!.containerStatuses![0].imageID!;
-      await a.lpm.create("podcheckpoints", NS, {
-        apiVersion: "lpm.my.domain/v1",
-        kind: "PodCheckpoint",
-        metadata: { name: "cp", namespace: NS },
-        spec: { podName: "counter", storageClassName: CLASS },
-      } as PodCheckpoint);
-      const pc = await waitFor(async () => {
-        const p = await a!.lpm.get<PodCheckpoint>("podcheckpoints", NS, "cp");
-        return p?.status?.phase === "Succeeded" || p?.status?.phase === "Failed" ? p : undefined;
-      }, { what: "PodCheckpoint in A", timeoutMs: 120_000, intervalMs: 500 });
-      assertEquals(pc.status?.phase, "Succeeded", pc.status?.message);
-      const cc = await a.lpm.get<ContainerCheckpoint>(
-        "containercheckpoints",
-        NS,
-        pc.status!.containers!.find((c) => c.name === "app")!.containerCheckpointName,
-      );
-      const key = cc!.status!.archive!.key;
-      // Both containers' checkpoints share one prefix: <ns>/<pod>/<PodCheckpoint uid>/.
-      const prefix = key.slice(0, key.lastIndexOf("/") + 1);
-      assertEquals(prefix, `${NS}/counter/${pc.metadata!.uid}/`);
-      const after = Math.max(...await values(a, "counter"));
-      log(`checkpointed at a value in [${before}, ${after}], stored as "${key}"`);
-
-      // The checkpoint image the agent pushed into A's registry, exported to an
-      // OCI layout tarball on disk (it outlives A and its registry). It
-      // describes itself: container, architecture, CRIU version, pod spec.
+      const cp = await checkpointInA(a);
       const layoutDir = await Deno.makeTempDir({ prefix: "lpm-xc-layout-" });
       work.push(layoutDir);
-      const pulled = await pullImage(cc!.status!.image!.reference, `${layoutDir}/dir`, {
-        insecure: true,
-      });
-      const tarball = `${layoutDir}/counter-checkpoint.tar`;
-      await writeLayoutTarball(`${layoutDir}/dir`, tarball);
-      const described = describeCheckpointImage(pulled.manifest.annotations);
-      assertEquals(described.containerName, "app");
-      assertEquals(described.architecture, "amd64");
-      assertEquals(`${described.namespace}/${described.pod}`, `${NS}/counter`);
-      assertMatch(described.runtime.criuVersion ?? "", /^\d+\.\d+/);
-      const carried = described.sourcePod as PodRestoreSource;
-      assertEquals(carried.spec.containers.map((c) => c.name), ["app", "side"]);
-      assertEquals(carried.metadata.labels, { app: "counter" });
-      log(`exported "${cc!.status!.image!.reference}" to "${tarball}"`);
+      const tarball = await exportLayout(cp.cc, layoutDir);
 
       await a.env.stop();
       a = undefined;
@@ -238,106 +393,10 @@ envTest(
       const tB = performance.now();
       b = await cluster(minio);
       log(`cluster B up in ${Math.round(performance.now() - tB)} ms`);
-      // The checkpoint's base image (A's busybox) must be known to B's node: it
-      // is the same image, pushed into B's registry; give it A's name there.
-      const node = b.env.info.nodes![0];
-      await ctr(node.containerdSocket, [
-        "images",
-        "pull",
-        "--plain-http",
-        b.env.info.nodeImages!.busybox,
-      ]);
-      for (const name of [busyboxA, baseA]) {
-        await ctr(node.containerdSocket, ["images", "tag", b.env.info.nodeImages!.busybox, name]);
-      }
-
-      const tR = performance.now();
-      // The checkpoint's prefix: every container of the pod is restored.
-      const pr = await restore(b, "from-a", { storage: { storageClassName: CLASS, key: prefix } });
-      assertEquals(pr.status?.phase, "Succeeded", pr.status?.message);
-      log(
-        `restored in ${Math.round(performance.now() - tR)} ms as "${pr.status?.restoredPodName}"`,
-      );
-      const imported = pr.status?.conditions?.find((c) => c.type === "Imported");
-      const importedImage = new RegExp(
-        `app.tar" \\(sha256 [0-9a-f]{64}\\) imported as "(${
-          b.env.info.registry!.host
-        }/lpm/xc@sha256:[0-9a-f]{64})"`,
-      ).exec(imported!.message)?.[1];
-      assert(importedImage, `no image in "${imported!.message}"`);
-      const pod = await b.core.readNamespacedPod({
-        name: pr.status!.restoredPodName!,
-        namespace: NS,
-      });
-      assertEquals(pod.metadata?.labels?.restored, "yes");
-      assertEquals(pod.spec?.nodeName, node.name);
-      await assertContinues(b, pr.status!.restoredPodName!, before);
-      await assertContinues(b, pr.status!.restoredPodName!, before, "side");
-
-      // From a checkpoint image in a registry: the one B imported, which carries
-      // the pod spec like the agent's image does; nothing else is read.
-      const fromImage = await restore(b, "from-image", {
-        image: { references: [{ containerName: "app", image: importedImage }] },
-      });
-      assertEquals(fromImage.status?.phase, "Succeeded", fromImage.status?.message);
-      await assertContinues(b, fromImage.status!.restoredPodName!, before);
-
-      // From the OCI layout tarball exported from A's registry, through the CLI
-      // (which pushes it into B's registry; no --container: the image says).
-      const fromLayout = await restoreCli(b, [
-        "--from",
-        `oci-archive:${tarball}`,
-        "--storage-class",
-        CLASS,
-      ]);
-      assertEquals(fromLayout.code, 0, fromLayout.stderr);
-      const layoutPod = /^pod\t[^/]+\/(\S+)$/m.exec(fromLayout.stdout)?.[1];
-      assert(layoutPod, fromLayout.stdout);
-      await assertContinues(b, layoutPod, before);
-
-      // Refusal: the same checkpoint, its metadata saying arm64.
-      const storeSpec = {
-        provider: "minio",
-        minio: { endpoint: minio.endpoint, bucket: minio.bucket, prefix: "xc/" },
-        credentialsSecretRef: { name: CLASS, namespace: "lpm-system" },
-      } as Parameters<typeof createStore>[0];
-      const storeSecret = { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey };
-      const store = createStore(storeSpec, { secret: storeSecret });
-      const meta = JSON.parse(
-        await new Response(await store.get(key.replace(/\.tar$/, ".checkpoint.json"))).text(),
-      );
-      meta.architecture = "arm64";
-      const armKey = `${NS}/arm/x/app.checkpoint.json`;
-      // Metadata names an archive next to it (the reader refuses one elsewhere); the
-      // refusal comes before any archive is read.
-      meta.archive = { ...meta.archive, key: `${NS}/arm/x/app.tar` };
-      await store.put(armKey, new Blob([JSON.stringify(meta)]).stream());
-      store.close?.();
-      // Through the CLI this time: `deno task restore --from storage:<class>/<key> --wait`.
-      const cli = await restoreCli(b, ["--from", `storage:${CLASS}/${armKey}`]);
-      assertEquals(cli.code, 1, cli.stderr);
-      assertMatch(cli.stderr, /Failed: Checkpoint was taken on architecture "arm64"/);
-      const refused = (await b.lpm.get<PodRestore>("podrestores", NS, cli.stdout.trim()))!;
-      assertEquals(refused.status?.phase, "Failed");
-      const cond = refused.status?.conditions?.find((c) => c.type === "Succeeded");
-      assertEquals(cond?.reason, "Incompatible");
-      assertMatch(cond!.message, /architecture "arm64" but node "node-a" is "amd64"/);
-
-      // Refusal: dumped by a newer CRIU than the target node's agent reports.
-      const newer = { ...meta, architecture: "amd64", runtime: { ...meta.runtime } };
-      newer.runtime.criuVersion = "99.0";
-      newer.archive = { ...meta.archive, key: `${NS}/newer/x/app.tar` };
-      const newerKey = `${NS}/newer/x/app.checkpoint.json`;
-      const store2 = createStore(storeSpec, { secret: storeSecret });
-      await store2.put(newerKey, new Blob([JSON.stringify(newer)]).stream());
-      store2.close?.();
-      const criu = await restore(b, "newer-criu", {
-        storage: { storageClassName: CLASS, key: newerKey },
-      });
-      assertEquals(criu.status?.phase, "Failed");
-      const criuCond = criu.status?.conditions?.find((c) => c.type === "Succeeded");
-      assertEquals(criuCond?.reason, "Incompatible");
-      assertMatch(criuCond!.message, /dumped by CRIU 99\.0 but node "node-a" has CRIU \d+\.\d+/);
+      await tagBaseImageInB(b, cp);
+      const importedImage = await restoreFromStorage(b, cp);
+      await restoreFromImages(b, importedImage, tarball, cp.before);
+      await assertIncompatibleRefused(b, minio, cp.key);
       log(`total ${Math.round(performance.now() - t0)} ms`);
     } finally {
       await a?.env.stop();
