@@ -5,6 +5,7 @@
  * reports pod status. The same flow on real nodes is in tests/e2e_*.
  */
 import * as k8s from "@kubernetes/client-node";
+import { pinnedReplicas } from "../testing/workloads.ts";
 import { envTest } from "../testing/env.ts";
 import "../kube/http1.ts";
 import {
@@ -729,21 +730,12 @@ envTest({ starts: ["kube"] }, {
       try {
         await w.apps.createNamespacedReplicaSet({
           namespace: w.ns,
-          body: {
-            metadata: { name: "web" },
-            spec: {
-              replicas: 1,
-              selector: { matchLabels: { app: "web" } },
-              template: {
-                metadata: { labels: { app: "web" } },
-                spec: {
-                  nodeSelector: { "kubernetes.io/hostname": w.nodeA },
-                  tolerations: [{ operator: "Exists" }],
-                  containers: [{ name: "app", image: "localhost/lpm/busybox:latest" }],
-                },
-              },
-            },
-          },
+          body: pinnedReplicas({
+            app: "web",
+            node: w.nodeA,
+            podSpec: { tolerations: [{ operator: "Exists" }] },
+            containers: [{ name: "app", image: "localhost/lpm/busybox:latest" }],
+          }),
         });
         const src = await waitFor(async () => {
           const l = await w.core.listNamespacedPod({ namespace: w.ns, labelSelector: "app=web" });

@@ -12,6 +12,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
+import { counterCommand, counterValues } from "../testing/workloads.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import { AgentClient } from "../contract/client.ts";
@@ -22,10 +23,6 @@ const REPO = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const CLASS = "e2e-minio";
 const RLIMIT_LINE = "Can't get rlimit 0: Operation not permitted";
 
-async function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Promise<number[]> {
-  const log = await core.readNamespacedPodLog({ name: pod, namespace: ns });
-  return String(log).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
-}
 /** What the test's steps share: clients, the namespace and the two nodes. */
 interface Ctx {
   env: EnvironmentInfo;
@@ -76,7 +73,7 @@ async function startNonRootCounter({ env, core, ns, nodeA }: Ctx): Promise<void>
         containers: [{
           name: "counter",
           image: env.nodeImages!.busybox,
-          command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+          command: counterCommand(0.3),
         }],
       },
     },

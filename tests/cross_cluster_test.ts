@@ -16,6 +16,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { envTest } from "../testing/env.ts";
+import { counterCommand, counterValues } from "../testing/workloads.ts";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { type Environment, startEnvironment } from "../localenv/environment.ts";
@@ -60,9 +61,8 @@ async function cluster(minio: NonNullable<Environment["info"]["minio"]>): Promis
   return { env, core, lpm };
 }
 
-async function values(c: Cluster, pod: string, container = "app"): Promise<number[]> {
-  const out = await c.core.readNamespacedPodLog({ name: pod, namespace: NS, container });
-  return String(out).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
+function values(c: Cluster, pod: string, container = "app"): Promise<number[]> {
+  return counterValues(c.core, NS, pod, { container });
 }
 
 async function restore(
@@ -177,7 +177,7 @@ async function checkpointInA(a: Cluster): Promise<Checkpointed> {
         containers: ["app", "side"].map((name) => ({
           name,
           image: busyboxA,
-          command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+          command: counterCommand(0.3),
         })),
       },
     },

@@ -32,6 +32,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { envTest, testEnv } from "../testing/env.ts";
+import { pinnedReplicas } from "../testing/workloads.ts";
 import {
   buildBusyboxRootfsTar,
   createMinioClass,
@@ -570,21 +571,12 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
     try {
       await c.apps.createNamespacedDeployment({
         namespace: c.ns,
-        body: {
-          metadata: { name: "web" },
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: "web" } },
-            template: {
-              metadata: { labels: { app: "web" } },
-              spec: {
-                nodeSelector: { "kubernetes.io/hostname": c.nodeA },
-                automountServiceAccountToken: false,
-                containers: [{ name: "counter", image: c.image, command: COUNTER }],
-              },
-            },
-          },
-        },
+        body: pinnedReplicas({
+          app: "web",
+          node: c.nodeA,
+          podSpec: { automountServiceAccountToken: false },
+          containers: [{ name: "counter", image: c.image, command: COUNTER }],
+        }),
       });
       const srcPod = await waitFor(async () => {
         const l = await c.core.listNamespacedPod({ namespace: c.ns, labelSelector: "app=web" });

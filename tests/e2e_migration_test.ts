@@ -9,6 +9,7 @@ import "../kube/http1.ts";
 import { sha256Hex } from "../base/sha256.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
+import { counterCommand, counterValues, pinnedReplicas } from "../testing/workloads.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
@@ -28,7 +29,7 @@ interface Ctx {
 }
 
 function counterCmd(prefix = ""): string[] {
-  return ["sh", "-c", `i=0; while true; do i=$((i+1)); echo ${prefix}$i; sleep 0.3; done`];
+  return counterCommand(0.3, prefix);
 }
 
 async function setup(): Promise<Ctx> {
@@ -67,12 +68,8 @@ async function setup(): Promise<Ctx> {
   };
 }
 
-async function values(c: Ctx, pod: string, container: string, prefix = ""): Promise<number[]> {
-  const log = await c.core.readNamespacedPodLog({ name: pod, namespace: c.ns, container });
-  return String(log).split("\n").map((l) => l.trim()).filter((l) =>
-    l.startsWith(prefix) && /^\d+$/.test(l.slice(prefix.length))
-  )
-    .map((l) => Number(l.slice(prefix.length)));
+function values(c: Ctx, pod: string, container: string, prefix = ""): Promise<number[]> {
+  return counterValues(c.core, c.ns, pod, { container, prefix });
 }
 
 async function runningOn(c: Ctx, pod: string): Promise<k8s.V1Pod> {
@@ -233,20 +230,11 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
     try {
       await c.apps.createNamespacedDeployment({
         namespace: c.ns,
-        body: {
-          metadata: { name: "web" },
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: "web" } },
-            template: {
-              metadata: { labels: { app: "web" } },
-              spec: {
-                nodeSelector: { "kubernetes.io/hostname": c.nodeA },
-                containers: [{ name: "counter", image: c.image, command: counterCmd() }],
-              },
-            },
-          },
-        },
+        body: pinnedReplicas({
+          app: "web",
+          node: c.nodeA,
+          containers: [{ name: "counter", image: c.image, command: counterCmd() }],
+        }),
       });
       const src = await waitFor(async () => {
         const l = await c.core.listNamespacedPod({ namespace: c.ns, labelSelector: "app=web" });

@@ -15,6 +15,7 @@ import "../kube/http1.ts";
 import * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
+import { counterCommand, counterValues as podCounterValues } from "../testing/workloads.ts";
 import { createMinioClass, createNamespace, kubectl, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { MinioInfo } from "../localenv/mod.ts";
@@ -48,9 +49,8 @@ spec:
   containerName: counter
 `;
 
-async function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Promise<number[]> {
-  const log = await core.readNamespacedPodLog({ name: pod, namespace: ns, container: "counter" });
-  return String(log).split("\n").map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number);
+function counterValues(core: k8s.CoreV1Api, ns: string, pod: string): Promise<number[]> {
+  return podCounterValues(core, ns, pod, { container: "counter" });
 }
 
 /** The counter's values with the time the kubelet logged each. */
@@ -170,7 +170,7 @@ async function startCounter({ core, lpm, minio, id, ns, cls, prefix, nodeA, busy
         containers: [{
           name: "counter",
           image: busybox,
-          command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.3; done"],
+          command: counterCommand(0.3),
         }],
       },
     },
