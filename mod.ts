@@ -3,7 +3,8 @@
  *
  * Each part has its own public face, re-exported here under a name:
  * `api` (the lpm.my.domain/v1 types), `controllers` (the manager and
- * reconcilers), `agent` (the node agent: gRPC service, client, drivers),
+ * reconcilers), `agent` (the node agent: gRPC service, pipeline, drivers),
+ * `contract` (the agent's contract: proto, client, mTLS, discovery),
  * `storage` (checkpoint storage backends), `oci` (checkpoint images and the
  * registry client), `archive` (the CRIU checkpoint archive format).
  *
@@ -16,6 +17,7 @@
 export * as api from "./api/mod.ts";
 export * as controllers from "./controllers/mod.ts";
 export * as agent from "./agent/mod.ts";
+export * as contract from "./contract/mod.ts";
 export * as storage from "./storage/mod.ts";
 export * as oci from "./oci/mod.ts";
 export * as archive from "./archive/mod.ts";

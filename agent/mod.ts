@@ -1,29 +1,15 @@
 /**
  * The lpm node agent: a gRPC service (`agent.proto`, `lpm.agent.v1.Agent`)
  * served only over mutual TLS, persistent operations, the checkpoint
- * pipeline, runtime drivers, and the controller-side client and discovery.
+ * pipeline, runtime drivers and the pod freeze. Its callers' side (client,
+ * discovery, the contract types) is in `contract/`.
  * The process entry point is `main.ts` (`deno task agent`).
  * @module
  */
-export { AgentClient, GrpcAgentConnector, toOperationStatus } from "../contract/client.ts";
-export type {
-  AgentClientOptions,
-  ClientSecurity,
-  GrpcAgentConnectorOptions,
-} from "../contract/client.ts";
-export {
-  AGENT_LABEL,
-  AGENT_NAMESPACE,
-  AGENT_PORT,
-  parseOverrides,
-  resolveAgent,
-} from "../contract/discovery.ts";
-export type { AgentPod, PodLister, ResolveAgentOptions } from "../contract/discovery.ts";
 export { AGENT_VERSION, startAgentServer } from "./server.ts";
 export type { AgentSecurity, AgentServer, AgentServerOptions, ClassResolver } from "./server.ts";
 export { isFinal, OperationConflictError, OperationStore } from "./operations.ts";
 export type { Operation, OperationKind } from "./operations.ts";
-export type { CheckpointResult, OperationPhase } from "../contract/agent.ts";
 export { imageTag, runCheckpoint } from "./pipeline.ts";
 export type {
   CheckpointJob,

@@ -1,7 +1,8 @@
 /**
- * The test harness: starts the real parts (etcd + kube-apiserver +
+ * The local environment: starts the real parts (etcd + kube-apiserver +
  * controller-manager + scheduler, MinIO, an OCI registry, a dockerd with
- * CRIU) for tests, `cluster:up` and the demo.
+ * CRIU, kubelet + containerd nodes, lpm itself) for `cluster:up`, the demo
+ * and the tests.
  * @module
  */
 export * from "./environment.ts";
