@@ -9,11 +9,12 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
-import * as Minio from "minio";
+import type * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
+import { minioClient, openWorkspace } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
-import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
-import { LpmClient } from "../kube/lpm_client.ts";
+import { waitFor } from "../localenv/mod.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
 import type { CheckpointStorageClass, ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -32,30 +33,19 @@ interface Ctx {
 
 async function setup(spec: Record<string, unknown>): Promise<Ctx> {
   const env = testEnv();
-  const kube = requirePart("kube");
   const minio = requirePart("minio");
   const registry = requirePart("registry").host;
   if ((env.nodes?.length ?? 0) < 1 || !env.lpm) {
     throw new Error('These tests need a node and lpm in the environment: run "deno task test"');
   }
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(kube.kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const lpm = new LpmClient(kc);
   const id = crypto.randomUUID().slice(0, 6);
-  const ns = `life-${id}`;
   const cls = `life-${id}`;
   const prefix = `life-${id}/`;
   const repo = `lpm/life-${id}`;
-  await createNamespace(core, ns);
-  await createMinioClass(core, lpm, {
-    name: cls,
-    minio,
-    prefix,
-    repository: `${registry}/${repo}`,
-    spec,
+  const { core, lpm, ns } = await openWorkspace(env, {
+    ns: `life-${id}`,
+    storageClass: { name: cls, prefix, repository: repo, spec },
   });
-  const url = new URL(minio.endpoint);
   return {
     core,
     lpm,
@@ -65,14 +55,7 @@ async function setup(spec: Record<string, unknown>): Promise<Ctx> {
     repo,
     registry,
     bucket: minio.bucket,
-    minio: new Minio.Client({
-      endPoint: url.hostname,
-      port: Number(url.port),
-      useSSL: false,
-      accessKey: minio.accessKey,
-      secretKey: minio.secretKey,
-      region: minio.region,
-    }),
+    minio: minioClient(minio),
   };
 }
 

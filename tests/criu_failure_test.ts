@@ -8,13 +8,14 @@
  * running, and the runtime's CRIU log must be retrievable through the agent
  * (GetOperationLog) and the CLI (`deno task status --logs`).
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { openWorkspace } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues } from "../testing/workloads.ts";
-import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
-import { LpmClient } from "../kube/lpm_client.ts";
+import { waitFor } from "../localenv/mod.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
 import { AgentClient } from "../contract/client.ts";
 import type { EnvironmentInfo, NodeInfo } from "../localenv/mod.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
@@ -42,19 +43,10 @@ async function setUp(): Promise<Ctx> {
       'This test needs 2 nodes and lpm (agents + controller): run it with "deno task test"',
     );
   }
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(kube.kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const lpm = new LpmClient(kc);
-  const ns = `criufail-${crypto.randomUUID().slice(0, 6)}`;
   const [nodeA, nodeB] = env.nodes!;
-  await createNamespace(core, ns);
-  await createMinioClass(core, lpm, {
-    name: CLASS,
-    minio: requirePart("minio"),
-    prefix: "e2e/",
-    repository: `${requirePart("registry").host}/lpm/e2e`,
-    reuse: true,
+  const { core, lpm, ns } = await openWorkspace(env, {
+    ns: `criufail-${crypto.randomUUID().slice(0, 6)}`,
+    storageClass: { name: CLASS, prefix: "e2e/", repository: "lpm/e2e", reuse: true },
   });
   return { env, kubeconfig: kube.kubeconfig, core, lpm, ns, nodeA, nodeB };
 }

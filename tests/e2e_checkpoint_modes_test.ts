@@ -6,12 +6,12 @@
  * the instant it was frozen. Log lines carry the runtime's timestamps, so
  * "nothing after the freeze" is read from the pod's own log, not assumed.
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater } from "@std/assert";
+import { openWorkspace } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
-import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
-import { LpmClient } from "../kube/lpm_client.ts";
+import { waitFor } from "../localenv/mod.ts";
 import type { PodCheckpoint } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -44,18 +44,9 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   async fn() {
     const env = testEnv();
     const kube = requirePart("kube");
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(kube.kubeconfig);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const lpm = new LpmClient(kc);
-    const ns = `e2e-modes-${crypto.randomUUID().slice(0, 6)}`;
-    await createNamespace(core, ns);
-    await createMinioClass(core, lpm, {
-      name: CLASS,
-      minio: requirePart("minio"),
-      prefix: "e2e-modes/",
-      repository: `${requirePart("registry").host}/lpm/e2e-modes`,
-      reuse: true,
+    const { core, lpm, ns } = await openWorkspace(env, {
+      ns: `e2e-modes-${crypto.randomUUID().slice(0, 6)}`,
+      storageClass: { name: CLASS, prefix: "e2e-modes/", repository: "lpm/e2e-modes", reuse: true },
     });
     const start = async (name: string) => {
       await core.createNamespacedPod({

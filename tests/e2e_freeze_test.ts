@@ -28,21 +28,20 @@
  *   LPM_TEST_ENV=<state>/env.json deno test -A tests/e2e_freeze_test.ts
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
+import { openWorkspace } from "../testing/e2e.ts";
 import { envTest, testEnv } from "../testing/env.ts";
 import { pinnedReplicas } from "../testing/workloads.ts";
 import {
   buildBusyboxRootfsTar,
-  createMinioClass,
-  createNamespace,
   type EnvironmentInfo,
   pushImage,
   startEnvironment,
   waitFor,
 } from "../localenv/mod.ts";
-import { LpmClient } from "../kube/lpm_client.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
 import { type KubeHttp, kubeHttp } from "../kube/http.ts";
 import type { PodMigration } from "../api/mod.ts";
 
@@ -75,24 +74,15 @@ async function setup(env: EnvironmentInfo = testEnv()): Promise<Ctx> {
         `"deno task test"`,
     );
   }
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(env.kube.kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const lpm = new LpmClient(kc);
-  const ns = `e2e-frz-${crypto.randomUUID().slice(0, 6)}`;
-  await createNamespace(core, ns);
-  await createMinioClass(core, lpm, {
-    name: CLASS,
-    minio: env.minio,
-    prefix: "e2e-freeze/",
-    repository: `${env.registry.host}/lpm/e2e-freeze`,
-    reuse: true,
+  const { kc, core, apps, lpm, ns } = await openWorkspace(env, {
+    ns: `e2e-frz-${crypto.randomUUID().slice(0, 6)}`,
+    storageClass: { name: CLASS, prefix: "e2e-freeze/", repository: "lpm/e2e-freeze", reuse: true },
   });
   const http = kubeHttp(kc);
   return {
     env,
     core,
-    apps: kc.makeApiClient(k8s.AppsV1Api),
+    apps,
     lpm,
     http,
     ns,

@@ -4,14 +4,15 @@
  * `deno task test`. Running pods move from node-a to node-b with
  * PodMigrations and keep their state.
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { sha256Hex } from "../base/sha256.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
+import { openWorkspace } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues, pinnedReplicas } from "../testing/workloads.ts";
-import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
-import { LpmClient } from "../kube/lpm_client.ts";
+import { waitFor } from "../localenv/mod.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
 
@@ -34,8 +35,6 @@ function counterCmd(prefix = ""): string[] {
 
 async function setup(): Promise<Ctx> {
   const env = testEnv();
-  const kube = requirePart("kube");
-  const minio = requirePart("minio");
   if ((env.nodes?.length ?? 0) < 2 || !env.lpm) {
     throw new Error(
       `These tests need 2 nodes and lpm (agents + controller) in the environment; it has ${
@@ -44,22 +43,13 @@ async function setup(): Promise<Ctx> {
         `node(s) and lpm ${env.lpm ? "running" : "absent"}: run them with "deno task test"`,
     );
   }
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(kube.kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const lpm = new LpmClient(kc);
-  const ns = `e2e-${crypto.randomUUID().slice(0, 6)}`;
-  await createNamespace(core, ns);
-  await createMinioClass(core, lpm, {
-    name: CLASS,
-    minio,
-    prefix: "e2e/",
-    repository: `${requirePart("registry").host}/lpm/e2e`,
-    reuse: true,
+  const { core, apps, lpm, ns } = await openWorkspace(env, {
+    ns: `e2e-${crypto.randomUUID().slice(0, 6)}`,
+    storageClass: { name: CLASS, prefix: "e2e/", repository: "lpm/e2e", reuse: true },
   });
   return {
     core,
-    apps: kc.makeApiClient(k8s.AppsV1Api),
+    apps,
     lpm,
     ns,
     image: env.nodeImages!.busybox,

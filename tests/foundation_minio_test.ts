@@ -1,8 +1,8 @@
 /** Smoke test: MinIO is real, and both S3 clients of record agree on its contents. */
 import { Buffer } from "node:buffer";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import * as Minio from "minio";
 import { assertEquals } from "@std/assert";
+import { minioClient } from "../testing/e2e.ts";
 import { envTest, requirePart } from "../testing/env.ts";
 import { sha256Hex } from "../base/sha256.ts";
 import { minioS3Client } from "../localenv/mod.ts";
@@ -23,15 +23,7 @@ envTest({ uses: ["minio"] }, {
     const s3 = minioS3Client(info);
     try {
       await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: big }));
-      const url = new URL(info.endpoint);
-      const mc = new Minio.Client({
-        endPoint: url.hostname,
-        port: Number(url.port),
-        useSSL: false,
-        accessKey: info.accessKey,
-        secretKey: info.secretKey,
-        region: info.region,
-      });
+      const mc = minioClient(info);
       const stream = await mc.getObject(info.bucket, key);
       const chunks: Uint8Array[] = [];
       for await (const c of stream) chunks.push(c as Uint8Array);

@@ -10,14 +10,15 @@
  * containerName}`). None of the three names a storage class: each uses the
  * cluster's default class, which this test makes.
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
-import * as Minio from "minio";
+import type * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
+import { kubeClients, minioClient } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues as podCounterValues } from "../testing/workloads.ts";
 import { createMinioClass, createNamespace, kubectl, waitFor } from "../localenv/mod.ts";
-import { LpmClient } from "../kube/lpm_client.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
 import type { MinioInfo } from "../localenv/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -98,21 +99,10 @@ async function setUp(): Promise<Ctx> {
   if ((env.nodes?.length ?? 0) < 2 || !env.lpm) {
     throw new Error('This test needs 2 nodes and lpm in the environment: run "deno task test"');
   }
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(kube.kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const lpm = new LpmClient(kc);
+  const { core, lpm } = kubeClients(kube.kubeconfig);
   const id = crypto.randomUUID().slice(0, 6);
   const ns = `orig-${id}`;
-  const url = new URL(minio.endpoint);
-  const mc = new Minio.Client({
-    endPoint: url.hostname,
-    port: Number(url.port),
-    useSSL: false,
-    accessKey: minio.accessKey,
-    secretKey: minio.secretKey,
-    region: minio.region,
-  });
+  const mc = minioClient(minio);
   const listed = async (p: string) => {
     const names: string[] = [];
     for await (const o of mc.listObjectsV2(minio.bucket, p, true)) {
