@@ -16,6 +16,9 @@ import type {
   RuntimeDriver,
 } from "../agent/runtime/driver.ts";
 import type { TlsFiles } from "../contract/tls.ts";
+import type { StorageClassRefMsg } from "../contract/proto.ts";
+import type { MinioInfo } from "../localenv/mod.ts";
+import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 
 /** Certificates for mTLS tests. */
 export interface TestCerts {
@@ -113,4 +116,43 @@ export async function startTestServer(
 /** A client with the given files. */
 export function clientWith(address: string, files: TlsFiles): Promise<AgentClient> {
   return AgentClient.connect(address, { security: { mode: "mtls", files }, timeoutMs: 10_000 });
+}
+
+/**
+ * A class that travels inline in a request (spec and credentials, as on a
+ * Docker host): the harness MinIO under `prefix`, images to `repository`
+ * (plain HTTP).
+ */
+export function inlineMinioClass(
+  name: string,
+  opts: { minio: MinioInfo; prefix: string; repository: string },
+): StorageClassRefMsg & { specJson: string; credentials: Record<string, string> } {
+  const { minio: m, prefix, repository } = opts;
+  return {
+    name,
+    specJson: JSON.stringify({
+      provider: "minio",
+      minio: { endpoint: m.endpoint, bucket: m.bucket, region: m.region, prefix },
+      credentialsSecretRef: { name: "unused", namespace: "lpm-system" },
+      registry: { repository, insecure: true },
+    }),
+    credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey },
+  };
+}
+
+/** Deletes the objects under `prefix` in `bucket` (the first listing page: what one test wrote). */
+export async function removeObjectsUnder(
+  s3: S3Client,
+  opts: { bucket: string; prefix: string },
+): Promise<void> {
+  const { bucket, prefix } = opts;
+  const objs = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  if (objs.Contents?.length) {
+    await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: bucket,
+        Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
+      }),
+    );
+  }
 }

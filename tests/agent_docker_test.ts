@@ -9,17 +9,22 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import Docker from "dockerode";
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { envTest, requirePart } from "../testing/env.ts";
 import { buildBusyboxRootfsTar, counterScript, minioS3Client, waitFor } from "../localenv/mod.ts";
 import { createDockerDriver } from "../agent/runtime/docker.ts";
 import { readArchiveStats } from "../archive/mod.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
-import { startAgentServer } from "../agent/server.ts";
-import { silentLogger } from "../base/log.ts";
 import { Sha256Counter, sha256Hex } from "../base/sha256.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
-import { clientWith, makeTestCerts, type TestCerts } from "../testing/agent.ts";
+import {
+  clientWith,
+  inlineMinioClass,
+  makeTestCerts,
+  removeObjectsUnder,
+  startTestServer,
+  type TestCerts,
+} from "../testing/agent.ts";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { MinioInfo, RegistryInfo } from "../localenv/mod.ts";
 import type { AgentServer } from "../agent/server.ts";
@@ -87,34 +92,21 @@ async function setUp(): Promise<Ctx> {
   const stateDir = await Deno.makeTempDir({ prefix: "lpm-agent-state-" });
   const s3 = minioS3Client(m);
   const image = await importBusybox(docker);
-  const storageClass = {
-    name: "agent-docker-test",
-    specJson: JSON.stringify({
-      provider: "minio",
-      minio: { endpoint: m.endpoint, bucket: m.bucket, region: m.region, prefix },
-      credentialsSecretRef: { name: "unused", namespace: "lpm-system" },
-      registry: { repository: `${r.host}/lpm-agent-test/docker`, insecure: true },
-    }),
-    credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey },
-  };
-  const server = await startAgentServer({
+  const storageClass = inlineMinioClass("agent-docker-test", {
+    minio: m,
+    prefix,
+    repository: `${r.host}/lpm-agent-test/docker`,
+  });
+  const { server, address } = await startTestServer(certs, {
     nodeName: "docker-host",
-    listen: "127.0.0.1:0",
-    security: {
-      mode: "mtls",
-      files: certs.server,
-      allowedClients: ["lpm-controller"],
-      watch: false,
-    },
     stateDir,
     driver: createDockerDriver({ socketPath: d.socketPath, execRoot: d.execRoot }),
     images: createImagePublisher(),
     readStats: readArchiveStats,
     // These agents run without cluster access to classes: inline specs, as on a Docker host.
     resolveClass: (ref) => resolveStorageClass(ref, { allowInline: true }),
-    log: silentLogger,
   });
-  const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
+  const c = await clientWith(address, certs.controller);
   return {
     docker,
     m,
@@ -249,15 +241,7 @@ async function cleanUp(ctx: Ctx): Promise<void> {
     await docker.getContainer(n).remove({ force: true }).catch(() => {});
   }
   await docker.getImage(ctx.image).remove({ force: true }).catch(() => {});
-  const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
-  if (objs.Contents?.length) {
-    await s3.send(
-      new DeleteObjectsCommand({
-        Bucket: m.bucket,
-        Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
-      }),
-    );
-  }
+  await removeObjectsUnder(s3, { bucket: m.bucket, prefix });
   s3.destroy();
   for (const dir of [ctx.certs.dir, ctx.stateDir]) await Deno.remove(dir, { recursive: true });
 }

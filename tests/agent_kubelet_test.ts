@@ -18,13 +18,18 @@ import { ctr } from "../localenv/containerd.ts";
 import { kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { createImagePublisher } from "../agent/image_push.ts";
 import { createKubeletDriver } from "../agent/runtime/kubelet.ts";
-import { startAgentServer } from "../agent/server.ts";
-import { silentLogger } from "../base/log.ts";
 import { Sha256Counter } from "../base/sha256.ts";
 import { resolveStorageClass } from "../agent/storage_class.ts";
 import { prepareImage } from "../agent/prepare.ts";
 import { readArchiveStats } from "../archive/mod.ts";
-import { clientWith, makeTestCerts, type TestCerts } from "../testing/agent.ts";
+import {
+  clientWith,
+  inlineMinioClass,
+  makeTestCerts,
+  removeObjectsUnder,
+  startTestServer,
+  type TestCerts,
+} from "../testing/agent.ts";
 import type { AgentClient } from "../contract/client.ts";
 import type { OperationMsg } from "../contract/proto.ts";
 import type { AgentServer } from "../agent/server.ts";
@@ -51,18 +56,11 @@ function requireNodes(count: number): { nodes: NodeInfo[]; busybox: string } {
 
 /** The inline class (spec + credentials) for the harness MinIO and registry. */
 function minioClass(prefix: string) {
-  const m = requirePart("minio");
-  const r = requirePart("registry");
-  return {
-    name: "agent-test-minio",
-    specJson: JSON.stringify({
-      provider: "minio",
-      minio: { endpoint: m.endpoint, bucket: m.bucket, region: m.region, prefix },
-      credentialsSecretRef: { name: "unused", namespace: "lpm-system" },
-      registry: { repository: `${r.host}/lpm-agent-test/checkpoints`, insecure: true },
-    }),
-    credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey },
-  };
+  return inlineMinioClass("agent-test-minio", {
+    minio: requirePart("minio"),
+    prefix,
+    repository: `${requirePart("registry").host}/lpm-agent-test/checkpoints`,
+  });
 }
 
 /** Creates a namespace and waits for its default ServiceAccount (pods need it). */
@@ -147,15 +145,8 @@ async function setUpKubeletAgent(): Promise<KubeletCtx> {
   const http = kubeHttp(loadKubeConfig(kc));
   const s3 = minioS3Client(requirePart("minio"));
   await createNamespace(kc, ns);
-  const server = await startAgentServer({
+  const { server, address } = await startTestServer(certs, {
     nodeName: a.name,
-    listen: "127.0.0.1:0",
-    security: {
-      mode: "mtls",
-      files: certs.server,
-      allowedClients: ["lpm-controller"],
-      watch: false,
-    },
     stateDir,
     driver: createKubeletDriver({
       nodeName: a.name,
@@ -170,9 +161,8 @@ async function setUpKubeletAgent(): Promise<KubeletCtx> {
     // This test's one agent pre-pulls for node-b: through node-b's CRI socket.
     prepareImage: (req, signal) =>
       prepareImage(req, { signal, runtimeEndpoint: `unix://${b.containerdSocket}` }),
-    log: silentLogger,
   });
-  const c = await clientWith(`127.0.0.1:${server.port}`, certs.controller);
+  const c = await clientWith(address, certs.controller);
   return { a, b, kc, r, suffix, ns, prefix, certs, stateDir, http, s3, server, c };
 }
 
@@ -303,17 +293,7 @@ async function cleanUpKubeletAgent(ctx: KubeletCtx): Promise<void> {
   await ctx.server.close();
   ctx.http.close();
   await kubectl(kc, ["delete", "namespace", ns, "--wait=false"]).catch(() => {});
-  const m = requirePart("minio");
-  const { DeleteObjectsCommand } = await import("@aws-sdk/client-s3");
-  const objs = await s3.send(new ListObjectsV2Command({ Bucket: m.bucket, Prefix: prefix }));
-  if (objs.Contents?.length) {
-    await s3.send(
-      new DeleteObjectsCommand({
-        Bucket: m.bucket,
-        Delete: { Objects: objs.Contents.map((o) => ({ Key: o.Key! })) },
-      }),
-    );
-  }
+  await removeObjectsUnder(s3, { bucket: requirePart("minio").bucket, prefix });
   s3.destroy();
   for (const d of [ctx.certs.dir, ctx.stateDir]) await Deno.remove(d, { recursive: true });
 }
