@@ -48,6 +48,31 @@ export function podCheckpointReconciler(deps: ReconcilerDeps): Reconcile {
   });
 }
 
+/** What the steps of one PodCheckpoint reconcile share. */
+interface PcContext {
+  deps: ReconcilerDeps;
+  pc: PodCheckpoint;
+  status: Status;
+  namespace: string;
+  name: string;
+  now: Date;
+  conditions: Condition[];
+  /** `spec.leaveRunning: false`: the pod is frozen before any container is dumped. */
+  freezing: boolean;
+  ref: FreezeRef;
+  /** The containers to checkpoint: the spec's, else the pod's. */
+  names?: string[];
+  /** Their ContainerCheckpoints, in the order of `names`. */
+  children: ContainerCheckpoint[];
+}
+
+/** Goes on to the next step; anything else ends this reconcile with that result. */
+const NEXT = "next";
+type PcStep = (c: PcContext) => Promise<typeof NEXT | ReconcileResult>;
+
+/** The normal path, in order. */
+const STEPS: PcStep[] = [freezeFirst, resolveContainers, ensureContainerCheckpoints, sumUp];
+
 /** One step of a PodCheckpoint: freeze, create its ContainerCheckpoints, sum up theirs. */
 async function step(
   deps: ReconcilerDeps,
@@ -56,82 +81,106 @@ async function step(
 ): Promise<ReconcileResult> {
   if (isTerminal(status.phase)) return;
   const namespace = pc.metadata!.namespace!;
-  const name = pc.metadata!.name!;
-  const now = deps.now();
-  const conditions = (status.conditions ??= []) as Condition[];
-  const freezing = pc.spec.leaveRunning === false;
-  const ref: FreezeRef = { key: pc.metadata!.uid!, namespace, pod: pc.spec.podName };
+  const c: PcContext = {
+    deps,
+    pc,
+    status,
+    namespace,
+    name: pc.metadata!.name!,
+    now: deps.now(),
+    conditions: (status.conditions ??= []) as Condition[],
+    freezing: pc.spec.leaveRunning === false,
+    ref: { key: pc.metadata!.uid!, namespace, pod: pc.spec.podName },
+    names: pc.spec.containers,
+    children: [],
+  };
   status.phase ??= "Pending";
-  let names = pc.spec.containers;
-  if (freezing && !status.freeze) {
-    // Freeze first: no container is dumped before every one is frozen.
-    const pod = await deps.cache.pod(namespace, pc.spec.podName);
-    if (!pod || pod.status?.phase !== "Running" || !pod.spec?.nodeName) {
-      status.phase = "Failed";
-      status.message = `Pod "${namespace}/${pc.spec.podName}" ${
+  for (const s of STEPS) {
+    const r = await s(c);
+    if (r !== NEXT) return r;
+  }
+}
+
+/** Marks the checkpoint Failed: its Completed condition and a warning Event. */
+function fail(c: PcContext, reason: string, event: string, message: string): void {
+  c.status.phase = "Failed";
+  c.status.message = message;
+  setCondition(c.conditions, { type: "Completed", status: "False", reason, message }, c.now);
+  c.deps.events.warning(c.pc, event, message);
+}
+
+/** Freeze first: no container is dumped before every one is frozen. */
+async function freezeFirst(c: PcContext): Promise<typeof NEXT | ReconcileResult> {
+  const { deps, pc, status, namespace } = c;
+  if (!c.freezing || status.freeze) return NEXT;
+  const pod = await deps.cache.pod(namespace, pc.spec.podName);
+  if (!pod || pod.status?.phase !== "Running" || !pod.spec?.nodeName) {
+    fail(
+      c,
+      pod ? "PodNotRunning" : "PodNotFound",
+      "CheckpointFailed",
+      `Pod "${namespace}/${pc.spec.podName}" ${
         pod ? "is not running" : "does not exist"
-      }: nothing to freeze`;
-      setCondition(conditions, {
-        type: "Completed",
-        status: "False",
-        reason: pod ? "PodNotRunning" : "PodNotFound",
-        message: status.message,
-      }, now);
-      deps.events.warning(pc, "CheckpointFailed", status.message);
-      return;
-    }
-    status.nodeName = pod.spec.nodeName;
-    const f = await freezePod(
-      deps,
-      pod.spec.nodeName,
-      ref,
-      pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+      }: nothing to freeze`,
     );
-    if (f.state !== "frozen") {
-      throw new Error(
-        `The agent did not freeze pod "${namespace}/${pc.spec.podName}": ${f.state} ${
-          f.message ?? ""
-        }`,
-      );
-    }
-    status.frozenAt = isoOf(f.frozenAtMs);
-    status.freeze = { key: ref.key, state: "Frozen", deadline: isoOf(f.deadlineMs) };
-    setCondition(conditions, {
-      type: "Frozen",
-      status: "True",
-      reason: "PodFrozen",
-      message:
-        `Every container of pod "${namespace}/${pc.spec.podName}" is frozen on node "${pod.spec.nodeName}"`,
-    }, now);
-    deps.events.normal(
-      pc,
-      "PodFrozen",
-      `Froze pod "${pc.spec.podName}" on "${pod.spec.nodeName}"`,
+    return;
+  }
+  status.nodeName = pod.spec.nodeName;
+  const f = await freezePod(
+    deps,
+    pod.spec.nodeName,
+    c.ref,
+    pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+  );
+  if (f.state !== "frozen") {
+    throw new Error(
+      `The agent did not freeze pod "${namespace}/${pc.spec.podName}": ${f.state} ${
+        f.message ?? ""
+      }`,
     );
   }
-  if (!names?.length) {
-    const pod = await deps.cache.pod(namespace, pc.spec.podName);
-    if (pod) {
-      names = pod.spec?.containers.map((c) => c.name) ?? [];
-      status.nodeName = pod.spec?.nodeName;
-    } else {
-      status.phase = "Failed";
-      status.message = `Pod "${namespace}/${pc.spec.podName}" does not exist`;
-      setCondition(conditions, {
-        type: "Completed",
-        status: "False",
-        reason: "PodNotFound",
-        message: status.message,
-      }, now);
-      deps.events.warning(pc, "PodNotFound", status.message);
-      return;
-    }
+  status.frozenAt = isoOf(f.frozenAtMs);
+  status.freeze = { key: c.ref.key, state: "Frozen", deadline: isoOf(f.deadlineMs) };
+  setCondition(c.conditions, {
+    type: "Frozen",
+    status: "True",
+    reason: "PodFrozen",
+    message:
+      `Every container of pod "${namespace}/${pc.spec.podName}" is frozen on node "${pod.spec.nodeName}"`,
+  }, c.now);
+  deps.events.normal(
+    pc,
+    "PodFrozen",
+    `Froze pod "${pc.spec.podName}" on "${pod.spec.nodeName}"`,
+  );
+  return NEXT;
+}
+
+/** The containers to checkpoint: the spec's, else every container of the pod. */
+async function resolveContainers(c: PcContext): Promise<typeof NEXT | ReconcileResult> {
+  if (c.names?.length) return NEXT;
+  const pod = await c.deps.cache.pod(c.namespace, c.pc.spec.podName);
+  if (!pod) {
+    fail(
+      c,
+      "PodNotFound",
+      "PodNotFound",
+      `Pod "${c.namespace}/${c.pc.spec.podName}" does not exist`,
+    );
+    return;
   }
-  const children: ContainerCheckpoint[] = [];
+  c.names = pod.spec?.containers.map((x) => x.name) ?? [];
+  c.status.nodeName = pod.spec?.nodeName;
+  return NEXT;
+}
+
+/** One ContainerCheckpoint per container (deterministic names; an existing one is kept). */
+async function ensureContainerCheckpoints(c: PcContext): Promise<typeof NEXT> {
+  const { deps, pc, namespace, name } = c;
   // Every container in one class: the default one when the spec names none.
   let className = pc.spec.storageClassName;
-  for (const c of names) {
-    const ccName = containerCheckpointName(name, c);
+  for (const container of c.names ?? []) {
+    const ccName = containerCheckpointName(name, container);
     let cc = await deps.cache.get<ContainerCheckpoint>(
       "containercheckpoints",
       namespace,
@@ -154,9 +203,9 @@ async function step(
         },
         spec: {
           podName: pc.spec.podName,
-          containerName: c,
+          containerName: container,
           storageClassName: className,
-          ...(freezing ? { freezeKey: ref.key } : {}),
+          ...(c.freezing ? { freezeKey: c.ref.key } : {}),
         },
       } as ContainerCheckpoint);
       deps.events.normal(
@@ -165,8 +214,14 @@ async function step(
         `Created ContainerCheckpoint "${ccName}"`,
       );
     }
-    children.push(cc);
+    c.children.push(cc);
   }
+  return NEXT;
+}
+
+/** Copies the children's states into the status, then: failed, succeeded or still running. */
+async function sumUp(c: PcContext): Promise<ReconcileResult> {
+  const { status, children } = c;
   status.containers = children.map((cc) => ({
     name: cc.spec.containerName,
     containerCheckpointName: cc.metadata!.name!,
@@ -175,78 +230,79 @@ async function step(
     ...(cc.status?.volumes ? { volumes: cc.status.volumes } : {}),
     message: cc.status?.message,
   }));
-  status.nodeName ??= children.find((c) => c.status?.nodeName)?.status?.nodeName;
-  const failed = children.find((c) => c.status?.phase === "Failed");
-  if (failed) {
-    status.phase = "Failed";
-    status.message = `Container "${failed.spec.containerName}": ${
-      failed.status?.message ?? "checkpoint failed"
-    }`;
-    if (status.freeze?.state === "Frozen") {
-      // The source goes on where it stopped.
-      status.message += `; ${await endFreeze(deps, pc, status, ref, "THAW")}`;
-    }
-    status.completionTime = now.toISOString();
-    setCondition(conditions, {
-      type: "Completed",
-      status: "False",
-      reason: "ContainerCheckpointFailed",
-      message: status.message,
-    }, now);
-    deps.events.warning(pc, "CheckpointFailed", status.message);
-  } else if (children.every((c) => c.status?.phase === "Succeeded")) {
-    status.phase = "Succeeded";
-    status.message = `${children.length} container(s) checkpointed`;
-    const migration = pc.metadata?.ownerReferences?.some((o) =>
-      o.controller && o.kind === "PodMigration"
-    );
-    if (status.freeze?.state === "Frozen" && !migration) {
-      status.message += `; ${await stopPod(deps, pc, status, ref)}`;
-    } else if (status.freeze?.state === "Frozen") {
-      status.message += "; the pod stays frozen for its migration";
-    }
-    status.completionTime = now.toISOString();
-    setCondition(conditions, {
-      type: "Completed",
-      status: "True",
-      reason: "AllContainersCheckpointed",
-      message: status.message,
-    }, now);
-    deps.events.normal(pc, "CheckpointSucceeded", status.message);
-  } else {
-    status.phase = "Running";
-    const done = children.filter((c) => c.status?.phase === "Succeeded").length;
-    status.message = `${done}/${children.length} container(s) checkpointed`;
-    if (status.freeze?.state === "Frozen") {
-      // Renew while working: a controller that stops renewing lets the agent thaw the pod.
-      const f = await controlFreeze(
-        deps,
-        status.nodeName!,
-        ref,
-        "EXTEND",
-        pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
-      );
-      if (f.state === "frozen") {
-        status.freeze.deadline = isoOf(f.deadlineMs);
-      } else {
-        status.freeze.state = "Thawed";
-        status.phase = "Failed";
-        status.message = `Pod "${namespace}/${pc.spec.podName}" is no longer frozen (${f.state}${
-          f.message ? `: ${f.message}` : ""
-        }): its checkpoint is not its final state`;
-        status.completionTime = now.toISOString();
-        setCondition(conditions, {
-          type: "Completed",
-          status: "False",
-          reason: "Thawed",
-          message: status.message,
-        }, now);
-        deps.events.warning(pc, "CheckpointFailed", status.message);
-        return;
-      }
-      return { requeueAfterMs: 5000 };
-    }
+  status.nodeName ??= children.find((x) => x.status?.nodeName)?.status?.nodeName;
+  const failed = children.find((x) => x.status?.phase === "Failed");
+  if (failed) return await failContainer(c, failed);
+  if (children.every((x) => x.status?.phase === "Succeeded")) return await succeed(c);
+  return await progress(c);
+}
+
+/** A container's checkpoint failed: so does this one, and a frozen pod is thawed. */
+async function failContainer(c: PcContext, failed: ContainerCheckpoint): Promise<void> {
+  const { status } = c;
+  let message = `Container "${failed.spec.containerName}": ${
+    failed.status?.message ?? "checkpoint failed"
+  }`;
+  if (status.freeze?.state === "Frozen") {
+    // The source goes on where it stopped.
+    message += `; ${await endFreeze(c.deps, c.pc, status, c.ref, "THAW")}`;
   }
+  status.completionTime = c.now.toISOString();
+  fail(c, "ContainerCheckpointFailed", "CheckpointFailed", message);
+}
+
+/** Every container checkpointed: a frozen pod of its own is stopped, a migration's stays frozen. */
+async function succeed(c: PcContext): Promise<void> {
+  const { deps, pc, status, children } = c;
+  status.phase = "Succeeded";
+  status.message = `${children.length} container(s) checkpointed`;
+  const migration = pc.metadata?.ownerReferences?.some((o) =>
+    o.controller && o.kind === "PodMigration"
+  );
+  if (status.freeze?.state === "Frozen" && !migration) {
+    status.message += `; ${await stopPod(deps, pc, status, c.ref)}`;
+  } else if (status.freeze?.state === "Frozen") {
+    status.message += "; the pod stays frozen for its migration";
+  }
+  status.completionTime = c.now.toISOString();
+  setCondition(c.conditions, {
+    type: "Completed",
+    status: "True",
+    reason: "AllContainersCheckpointed",
+    message: status.message,
+  }, c.now);
+  deps.events.normal(pc, "CheckpointSucceeded", status.message);
+}
+
+/** Still running: counts what is done and renews a freeze (a lost one fails the checkpoint). */
+async function progress(c: PcContext): Promise<ReconcileResult> {
+  const { deps, pc, status, children } = c;
+  status.phase = "Running";
+  const done = children.filter((x) => x.status?.phase === "Succeeded").length;
+  status.message = `${done}/${children.length} container(s) checkpointed`;
+  if (status.freeze?.state !== "Frozen") return;
+  // Renew while working: a controller that stops renewing lets the agent thaw the pod.
+  const f = await controlFreeze(
+    deps,
+    status.nodeName!,
+    c.ref,
+    "EXTEND",
+    pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+  );
+  if (f.state === "frozen") {
+    status.freeze.deadline = isoOf(f.deadlineMs);
+    return { requeueAfterMs: 5000 };
+  }
+  status.freeze.state = "Thawed";
+  status.completionTime = c.now.toISOString();
+  fail(
+    c,
+    "Thawed",
+    "CheckpointFailed",
+    `Pod "${c.namespace}/${pc.spec.podName}" is no longer frozen (${f.state}${
+      f.message ? `: ${f.message}` : ""
+    }): its checkpoint is not its final state`,
+  );
 }
 
 /** Ends a freeze with THAW and records it; returns a sentence for the status message. */
