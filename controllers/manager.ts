@@ -9,7 +9,7 @@ import type * as k8s from "@kubernetes/client-node";
 import type { AgentConnector } from "../contract/agent.ts";
 import { newReconcilerDeps, type ReconcilerDeps } from "./deps.ts";
 import type { LpmPlural } from "../kube/lpm_client.ts";
-import { Controller, keyOf } from "./runtime/controller.ts";
+import { Controller, keyOf, type Reconcile } from "./runtime/controller.ts";
 import { Informer, type KubeObject } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader_election.ts";
 import { Logger } from "../base/log.ts";
@@ -62,19 +62,77 @@ export interface Manager {
   stop(): Promise<void>;
 }
 
+/** The shared informers: lpm's kinds, every pod and every node. */
+interface ManagerInformers {
+  pm: Informer<KubeObject>;
+  pc: Informer<KubeObject>;
+  cc: Informer<KubeObject>;
+  csc: Informer<KubeObject>;
+  pr: Informer<KubeObject>;
+  pods: Informer<k8s.V1Pod>;
+  nodes: Informer<k8s.V1Node>;
+}
+
+/** One controller per kind, and retention (one key per storage class). */
+interface ManagerControllers {
+  pm: Controller;
+  pc: Controller;
+  cc: Controller;
+  csc: Controller;
+  retention: Controller;
+  pr: Controller;
+}
+
 /** Starts the manager; controllers run once this replica leads. */
 export async function startManager(opts: ManagerOptions): Promise<Manager> {
   const log = opts.logger ?? new Logger({ component: "lpm-controller" });
-  const kc = opts.kubeConfig;
   const metrics = newControllerMetrics();
   const stopCounting = onApiRequest((r) => metrics.apiRequests.inc({ ...r }));
+  const informers = newInformers(opts.kubeConfig, log);
+  const deps = reconcilerDeps(opts, metrics, informers);
+  const controllers = newControllers(opts, deps, metrics, log);
+  watchPodMigrations(informers, controllers);
+  watchPodCheckpoints(informers, controllers);
+  watchContainerCheckpoints(informers, controllers);
+  watchStorageClasses(informers, controllers);
+  informers.pr.onChange((o) => controllers.pr.enqueue(keyOf(o)));
+  const run = newRunState(informers, controllers, log);
+  const health: HealthServer | undefined = opts.healthPort !== undefined
+    ? serveHealth(metrics.registry, {
+      hostname: opts.healthHost,
+      port: opts.healthPort,
+      ready: () => run.ready,
+    })
+    : undefined;
+  const gaugeTimer = countMigrationsByPhase(metrics, informers.pm);
+  const { elector, leading } = lead(opts, log, run);
+  // Without election, start now so that errors (CRDs missing, RBAC) reach the caller.
+  if (!elector) await leading;
+  return {
+    metrics,
+    healthPort: health?.port,
+    leading,
+    async stop() {
+      clearInterval(gaugeTimer);
+      stopCounting();
+      await elector?.stop();
+      await run.stop();
+      await health?.shutdown();
+      opts.agents.close?.();
+    },
+  };
+}
+
+/**
+ * Every pod and node, not only the migrations' pods: reconcilers read source
+ * pods and nodes from here (cache.ts), as controller-runtime's cached client does.
+ */
+function newInformers(kc: k8s.KubeConfig, log: Logger): ManagerInformers {
   const onError = (what: string) => (err: unknown) =>
     log.warn("watch error; restarting", { informer: what, err: String(err) });
   const crInformer = (plural: LpmPlural) =>
     new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, { onError: onError(plural) });
-  // Every pod and node, not only the migrations' pods: reconcilers read source
-  // pods and nodes from here (cache.ts), as controller-runtime's cached client does.
-  const informers = {
+  return {
     pm: crInformer("podmigrations"),
     pc: crInformer("podcheckpoints"),
     cc: crInformer("containercheckpoints"),
@@ -83,8 +141,16 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", { onError: onError("pods") }),
     nodes: new Informer<k8s.V1Node>(kc, "/api/v1/nodes", { onError: onError("nodes") }),
   };
-  const deps: ReconcilerDeps = {
-    ...newReconcilerDeps(kc, opts.agents, {
+}
+
+/** The reconcilers' dependencies, reading from the informers (and `opts.deps` over them). */
+function reconcilerDeps(
+  opts: ManagerOptions,
+  metrics: ControllerMetrics,
+  informers: ManagerInformers,
+): ReconcilerDeps {
+  return {
+    ...newReconcilerDeps(opts.kubeConfig, opts.agents, {
       metrics,
       pollMs: opts.pollMs,
       informers: {
@@ -101,50 +167,64 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
     }),
     ...opts.deps,
   };
+}
+
+/** The controllers (not started). */
+function newControllers(
+  opts: ManagerOptions,
+  deps: ReconcilerDeps,
+  metrics: ControllerMetrics,
+  log: Logger,
+): ManagerControllers {
   const common = { metrics, logger: log, workers: opts.workers ?? 2 };
-  const controllers = {
-    pm: new Controller({
-      name: "podmigration",
-      reconcile: podMigrationReconciler(deps),
-      ...common,
-    }),
-    pc: new Controller({
-      name: "podcheckpoint",
-      reconcile: podCheckpointReconciler(deps),
-      ...common,
-    }),
-    cc: new Controller({
-      name: "containercheckpoint",
-      reconcile: containerCheckpointReconciler(deps),
-      ...common,
-    }),
-    csc: new Controller({
-      name: "checkpointstorageclass",
-      reconcile: storageClassReconciler(deps, { validationPeriodMs: opts.validationPeriodMs }),
-      ...common,
-    }),
-    retention: new Controller({
-      name: "checkpointretention",
-      reconcile: checkpointRetentionReconciler(deps, { periodMs: opts.retentionPeriodMs }),
-      ...common,
-      workers: 1,
-    }),
-    pr: new Controller({
-      name: "podrestore",
-      reconcile: podRestoreReconciler(deps),
-      ...common,
-    }),
+  const controller = (name: string, reconcile: Reconcile, workers = common.workers) =>
+    new Controller({ name, reconcile, ...common, workers });
+  return {
+    pm: controller("podmigration", podMigrationReconciler(deps)),
+    pc: controller("podcheckpoint", podCheckpointReconciler(deps)),
+    cc: controller("containercheckpoint", containerCheckpointReconciler(deps)),
+    csc: controller(
+      "checkpointstorageclass",
+      storageClassReconciler(deps, { validationPeriodMs: opts.validationPeriodMs }),
+    ),
+    retention: controller(
+      "checkpointretention",
+      checkpointRetentionReconciler(deps, { periodMs: opts.retentionPeriodMs }),
+      1,
+    ),
+    pr: controller("podrestore", podRestoreReconciler(deps)),
   };
-  const ownerKey = (o: KubeObject, kind: string) => {
-    const ref = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === kind);
-    return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
-  };
+}
+
+/** The key of `o`'s controlling owner of `kind`, if it has one. */
+function ownerKey(o: KubeObject, kind: string): string | undefined {
+  const ref = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === kind);
+  return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
+}
+
+/** A PodMigration wakes on itself and on its pods (source and restored, by label). */
+function watchPodMigrations(informers: ManagerInformers, controllers: ManagerControllers): void {
   informers.pm.onChange((o) => controllers.pm.enqueue(keyOf(o)));
+  informers.pods.onChange((p) => {
+    const m = p.metadata?.labels?.[MIGRATION_LABEL];
+    if (m) controllers.pm.enqueue(`${p.metadata?.namespace}/${m}`);
+  });
+}
+
+/** A PodCheckpoint wakes itself and its PodMigration. */
+function watchPodCheckpoints(informers: ManagerInformers, controllers: ManagerControllers): void {
   informers.pc.onChange((o) => {
     controllers.pc.enqueue(keyOf(o));
     const pm = ownerKey(o, "PodMigration");
     if (pm) controllers.pm.enqueue(pm);
   });
+}
+
+/** A ContainerCheckpoint wakes itself, its PodCheckpoint, and its class's retention once it succeeds. */
+function watchContainerCheckpoints(
+  informers: ManagerInformers,
+  controllers: ManagerControllers,
+): void {
   informers.cc.onChange((o) => {
     controllers.cc.enqueue(keyOf(o));
     const pc = ownerKey(o, "PodCheckpoint");
@@ -156,9 +236,15 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       controllers.retention.enqueue(st.archive.storageClassName);
     }
   });
-  // Retention runs on its period and on a new checkpoint; of a class's own
-  // changes, only a new spec moves it (its status patches would wake it
-  // again and again: 6 passes a second, ~50 requests, with nothing to do).
+}
+
+/**
+ * A class wakes its own controller on every change. Retention runs on its
+ * period and on a new checkpoint; of a class's own changes, only a new spec
+ * moves it (its status patches would wake it again and again: 6 passes a
+ * second, ~50 requests, with nothing to do).
+ */
+function watchStorageClasses(informers: ManagerInformers, controllers: ManagerControllers): void {
   const classGenerations = new Map<string, number | undefined>();
   informers.csc.onChange((o, ev) => {
     controllers.csc.enqueue(keyOf(o));
@@ -169,92 +255,95 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       controllers.retention.enqueue(k);
     }
   });
-  informers.pr.onChange((o) => controllers.pr.enqueue(keyOf(o)));
-  informers.pods.onChange((p) => {
-    const m = p.metadata?.labels?.[MIGRATION_LABEL];
-    if (m) controllers.pm.enqueue(`${p.metadata?.namespace}/${m}`);
-  });
+}
 
+/** Starts and stops informers and controllers together (on leading, on losing the lead). */
+interface RunState {
+  /** True while informers are synced and controllers run (/readyz). */
+  readonly ready: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function newRunState(
+  informers: ManagerInformers,
+  controllers: ManagerControllers,
+  log: Logger,
+): RunState {
   let running = false;
   let ready = false;
-  const startControllers = async () => {
-    if (running) return;
-    running = true;
-    for (const [name, inf] of Object.entries(informers)) {
-      try {
-        await inf.start();
-      } catch (err) {
-        throw new Error(
-          `Cannot list ${
-            name === "pods" || name === "nodes" ? name : `lpm resources (${inf.path})`
-          }: ${String(err).split("\n")[0]}` +
-            " (are the CRDs in crds/ installed, and does the controller's ServiceAccount have RBAC for them?)",
-        );
-      }
-    }
-    for (const c of Object.values(controllers)) c.start();
-    ready = true;
-    log.info("controllers started");
+  return {
+    get ready() {
+      return ready;
+    },
+    async start() {
+      if (running) return;
+      running = true;
+      for (const [name, inf] of Object.entries(informers)) await startInformer(name, inf);
+      for (const c of Object.values(controllers)) c.start();
+      ready = true;
+      log.info("controllers started");
+    },
+    async stop() {
+      ready = false;
+      if (!running) return;
+      running = false;
+      await Promise.all(Object.values(informers).map((i) => i.stop()));
+      await Promise.all(Object.values(controllers).map((c) => c.stop()));
+    },
   };
-  const stopControllers = async () => {
-    ready = false;
-    if (!running) return;
-    running = false;
-    await Promise.all(Object.values(informers).map((i) => i.stop()));
-    await Promise.all(Object.values(controllers).map((c) => c.stop()));
-  };
-  const health: HealthServer | undefined = opts.healthPort !== undefined
-    ? serveHealth(metrics.registry, {
-      hostname: opts.healthHost,
-      port: opts.healthPort,
-      ready: () => ready,
-    })
-    : undefined;
+}
 
-  // Recount migrations by phase for the gauge, from the informer cache.
-  const gaugeTimer = setInterval(() => {
+/** Starts (lists) one informer; a failure says what is likely missing. */
+async function startInformer(name: string, inf: Informer<KubeObject>): Promise<void> {
+  try {
+    await inf.start();
+  } catch (err) {
+    throw new Error(
+      `Cannot list ${name === "pods" || name === "nodes" ? name : `lpm resources (${inf.path})`}: ${
+        String(err).split("\n")[0]
+      }` +
+        " (are the CRDs in crds/ installed, and does the controller's ServiceAccount have RBAC for them?)",
+    );
+  }
+}
+
+/** Recounts migrations by phase for the gauge, from the informer cache, every 5 s. */
+function countMigrationsByPhase(
+  metrics: ControllerMetrics,
+  pm: Informer<KubeObject>,
+): ReturnType<typeof setInterval> {
+  return setInterval(() => {
     metrics.migrationsByPhase.reset();
     const counts: Record<string, number> = {};
-    for (const o of informers.pm.list()) {
+    for (const o of pm.list()) {
       const p = (o as { status?: { phase?: string } }).status?.phase ?? "Pending";
       counts[p] = (counts[p] ?? 0) + 1;
     }
     for (const [phase, n] of Object.entries(counts)) metrics.migrationsByPhase.set({ phase }, n);
   }, 5000);
+}
 
-  let elector: LeaderElector | undefined;
-  let leading: Promise<void>;
-  if (opts.leaderElection) {
-    elector = new LeaderElector(kc, {
-      namespace: opts.leaderElection.namespace,
-      name: opts.leaderElection.name ?? "lpm-controller",
-      identity: opts.leaderElection.identity ??
-        `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`,
-      logger: log,
+/** Runs the controllers while this replica leads the Lease (at once without election). */
+function lead(
+  opts: ManagerOptions,
+  log: Logger,
+  run: RunState,
+): { elector?: LeaderElector; leading: Promise<void> } {
+  if (!opts.leaderElection) return { leading: run.start() };
+  const elector = new LeaderElector(opts.kubeConfig, {
+    namespace: opts.leaderElection.namespace,
+    name: opts.leaderElection.name ?? "lpm-controller",
+    identity: opts.leaderElection.identity ??
+      `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`,
+    logger: log,
+  });
+  const leading = new Promise<void>((resolve, reject) => {
+    elector.run({
+      onStartedLeading: () => run.start().then(resolve, reject),
+      // Another replica may already act: stop at once.
+      onStoppedLeading: () => void run.stop(),
     });
-    leading = new Promise((resolve, reject) => {
-      elector!.run({
-        onStartedLeading: () => startControllers().then(resolve, reject),
-        // Another replica may already act: stop at once.
-        onStoppedLeading: () => void stopControllers(),
-      });
-    });
-  } else {
-    // Without election, start now so that errors (CRDs missing, RBAC) reach the caller.
-    leading = startControllers();
-    await leading;
-  }
-  return {
-    metrics,
-    healthPort: health?.port,
-    leading,
-    async stop() {
-      clearInterval(gaugeTimer);
-      stopCounting();
-      await elector?.stop();
-      await stopControllers();
-      await health?.shutdown();
-      opts.agents.close?.();
-    },
-  };
+  });
+  return { elector, leading };
 }
