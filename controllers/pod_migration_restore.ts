@@ -16,7 +16,7 @@ import { apiStatus } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "../base/log.ts";
-import { type Condition, phaseTime, setPhase } from "./_status.ts";
+import { phaseTime, setPhase } from "./_status.ts";
 import {
   buildRestoredPod,
   controllerOf,
@@ -25,6 +25,7 @@ import {
 } from "./restored_pod.ts";
 import {
   cond,
+  getCondition,
   MigrationFailure,
   type MigrationStatus,
   PM_CONDITIONS,
@@ -32,6 +33,7 @@ import {
 import {
   notFrozenReason,
   renewSourceFreeze,
+  type SourceFreeze,
   sourceFreeze,
   sourceFreezeAction,
 } from "./pod_migration_freeze.ts";
@@ -98,6 +100,37 @@ async function readPod(
   return await deps.cache.pod(ns, name);
 }
 
+/** What the steps of one Restoring reconcile share. */
+interface RestoreContext {
+  deps: ReconcilerDeps;
+  pm: PodMigration;
+  status: MigrationStatus;
+  log: Logger;
+  now: Date;
+  ns: string;
+  /** The source pod's name. */
+  srcName: string;
+  /** The restored pod's name. */
+  name: string;
+  source?: k8s.V1Pod;
+  restored?: k8s.V1Pod;
+  /** The source's controller (a ReplicaSet hands over by adoption). */
+  owner?: k8s.V1OwnerReference;
+}
+
+/** Goes on to the next step; anything else ends this reconcile with that result. */
+const NEXT = "next";
+type RestoreStep = (c: RestoreContext) => Promise<typeof NEXT | ReconcileResult>;
+
+/** The Restoring phase, in order: the restored pod, its start, the source's hand-over. */
+const RESTORE_STEPS: RestoreStep[] = [
+  createRestoredPod,
+  waitRestoredRunning,
+  adoptIntoReplicaSet,
+  handOver,
+  succeed,
+];
+
 /** One step of the Restoring phase. */
 export async function stepRestoring(
   deps: ReconcilerDeps,
@@ -110,179 +143,249 @@ export async function stepRestoring(
   const srcName = pm.spec.podName;
   const name = status.restoredPodName ??= restoredPodName(srcName, pm.metadata!.uid!);
   const source = await readPod(deps, ns, srcName);
-  let restored = await readPod(deps, ns, name);
+  const restored = await readPod(deps, ns, name);
   const owner = source ? controllerOf(source) : undefined;
+  const c: RestoreContext = {
+    deps,
+    pm,
+    status,
+    log,
+    now,
+    ns,
+    srcName,
+    name,
+    source,
+    restored,
+    owner,
+  };
+  for (const s of RESTORE_STEPS) {
+    const r = await s(c);
+    if (r !== NEXT) return r;
+  }
+}
 
-  if (!restored) {
-    if (getCond(status, PM_CONDITIONS.restored)?.status === "True") {
-      throw new MigrationFailure(
-        "RestoredPodGone",
-        `The restored pod "${ns}/${name}" disappeared during hand-over`,
-      );
-    }
-    if (!source) {
-      throw new MigrationFailure(
-        "SourcePodGone",
-        `Source pod "${ns}/${srcName}" disappeared before the restore`,
-      );
-    }
-    const pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
-    const images: Record<string, string> = {};
-    const volumes: Record<string, CarriedVolumes> = {};
-    for (const c of pc?.status?.containers ?? []) {
-      if (c.image) images[c.name] = c.image;
-      if (c.volumes) volumes[c.name] = c.volumes;
-    }
-    const withheld = owner?.kind === "ReplicaSet"
-      ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
-      : [];
-    const targetNode = await deps.cache.node(pm.spec.targetNode);
-    if (!targetNode) throw new Error(`Target node "${pm.spec.targetNode}" does not exist`);
-    const body = buildRestoredPod(source, {
-      name,
-      targetNode: pm.spec.targetNode,
-      targetNodeLabels: targetNode.metadata?.labels,
-      images,
-      volumes,
-      migrationName: pm.metadata!.name!,
-      withheldLabels: withheld,
-    });
-    await deps.core.createNamespacedPod({ namespace: ns, body });
-    deps.events.normal(
-      pm,
-      "RestoredPodCreated",
-      `Created pod "${name}" on node "${pm.spec.targetNode}"`,
+/** True once the restored pod ran (from then on the source is handed over, never thawed). */
+function restoredRan(status: MigrationStatus): boolean {
+  return getCondition(status, PM_CONDITIONS.restored)?.status === "True";
+}
+
+/** Creates the restored pod on the target node from the checkpoint images (once). */
+async function createRestoredPod(c: RestoreContext): Promise<typeof NEXT | ReconcileResult> {
+  const { deps, pm, status, ns, name, source, owner } = c;
+  if (c.restored) return NEXT;
+  if (restoredRan(status)) {
+    throw new MigrationFailure(
+      "RestoredPodGone",
+      `The restored pod "${ns}/${name}" disappeared during hand-over`,
     );
-    log.info("restored pod created", { pod: name, node: pm.spec.targetNode });
-    return { requeueAfterMs: 1000 };
   }
+  if (!source) {
+    throw new MigrationFailure(
+      "SourcePodGone",
+      `Source pod "${ns}/${c.srcName}" disappeared before the restore`,
+    );
+  }
+  const pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, pm.metadata!.name!);
+  const images: Record<string, string> = {};
+  const volumes: Record<string, CarriedVolumes> = {};
+  for (const x of pc?.status?.containers ?? []) {
+    if (x.image) images[x.name] = x.image;
+    if (x.volumes) volumes[x.name] = x.volumes;
+  }
+  const withheld = owner?.kind === "ReplicaSet"
+    ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
+    : [];
+  const targetNode = await deps.cache.node(pm.spec.targetNode);
+  if (!targetNode) throw new Error(`Target node "${pm.spec.targetNode}" does not exist`);
+  const body = buildRestoredPod(source, {
+    name,
+    targetNode: pm.spec.targetNode,
+    targetNodeLabels: targetNode.metadata?.labels,
+    images,
+    volumes,
+    migrationName: pm.metadata!.name!,
+    withheldLabels: withheld,
+  });
+  await deps.core.createNamespacedPod({ namespace: ns, body });
+  deps.events.normal(
+    pm,
+    "RestoredPodCreated",
+    `Created pod "${name}" on node "${pm.spec.targetNode}"`,
+  );
+  c.log.info("restored pod created", { pod: name, node: pm.spec.targetNode });
+  return { requeueAfterMs: 1000 };
+}
 
-  if (getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
-    await renewSourceFreeze(deps, pm, status);
-  }
+/**
+ * Until the restored pod runs: renews the source's freeze, fails on a pod that
+ * will not come up, and records when it started (restore time, downtime).
+ */
+async function waitRestoredRunning(c: RestoreContext): Promise<typeof NEXT | ReconcileResult> {
+  const { deps, pm, status, now, ns, name } = c;
+  const restored = c.restored!;
+  if (restoredRan(status)) return NEXT;
+  await renewSourceFreeze(deps, pm, status);
   const failure = restoreFailure(restored);
-  if (failure && getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
+  if (failure) {
     throw new MigrationFailure(
       "RestoreFailed",
       `Restored pod "${ns}/${name}" did not start: ${failure}`,
     );
   }
-  if (getCond(status, PM_CONDITIONS.restored)?.status !== "True") {
-    if (!podRunning(restored)) return { requeueAfterMs: 500 };
-    const restoreStart = phaseTime(status, "Restoring") ?? now;
-    // When the runtime started the last restored container, not when this
-    // controller happened to look: the target node's record (ms), else the
-    // pod status (whole seconds).
-    const started = await preciseStart(deps, pm.spec.targetNode, restored) ??
-      lastStarted(restored) ?? now;
-    status.restoredRunningAt = started.toISOString();
-    const frozenAt = status.frozenAt ? new Date(status.frozenAt) : undefined;
-    status.timings = {
-      ...status.timings,
-      restoreMs: Math.max(0, started.getTime() - restoreStart.getTime()),
-      // Downtime: from the freeze of the source to its successor running.
-      ...(frozenAt ? { downtimeMs: Math.max(0, started.getTime() - frozenAt.getTime()) } : {}),
-    };
-    cond(status, pm, now, {
-      type: PM_CONDITIONS.restored,
-      status: "True",
-      reason: "RestoredPodRunning",
-      message: `Pod "${name}" runs on node "${pm.spec.targetNode}" from the checkpoint`,
-    });
-    deps.events.normal(
-      pm,
-      "RestoredPodRunning",
-      `Pod "${name}" is running on "${pm.spec.targetNode}"`,
-    );
-  }
+  if (!podRunning(restored)) return { requeueAfterMs: 500 };
+  const restoreStart = phaseTime(status, "Restoring") ?? now;
+  // When the runtime started the last restored container, not when this
+  // controller happened to look: the target node's record (ms), else the
+  // pod status (whole seconds).
+  const started = await preciseStart(deps, pm.spec.targetNode, restored) ??
+    lastStarted(restored) ?? now;
+  status.restoredRunningAt = started.toISOString();
+  const frozenAt = status.frozenAt ? new Date(status.frozenAt) : undefined;
+  status.timings = {
+    ...status.timings,
+    restoreMs: Math.max(0, started.getTime() - restoreStart.getTime()),
+    // Downtime: from the freeze of the source to its successor running.
+    ...(frozenAt ? { downtimeMs: Math.max(0, started.getTime() - frozenAt.getTime()) } : {}),
+  };
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.restored,
+    status: "True",
+    reason: "RestoredPodRunning",
+    message: `Pod "${name}" runs on node "${pm.spec.targetNode}" from the checkpoint`,
+  });
+  deps.events.normal(
+    pm,
+    "RestoredPodRunning",
+    `Pod "${name}" is running on "${pm.spec.targetNode}"`,
+  );
+  return NEXT;
+}
 
-  // Hand-over.
-  if (source && owner?.kind === "ReplicaSet") {
-    const adopted = controllerOf(restored)?.uid === owner.uid;
-    if (!adopted) {
-      await deps.core.patchNamespacedPod(
-        {
-          name: srcName,
-          namespace: ns,
-          body: { metadata: { annotations: { [DELETION_COST_ANNOTATION]: "-2147483648" } } },
-        },
-        mergePatch,
-      );
-      restored = await deps.core.patchNamespacedPod(
-        { name, namespace: ns, body: { metadata: { labels: source.metadata?.labels ?? {} } } },
-        mergePatch,
-      );
-      return { requeueAfterMs: 500 }; // wait for the ReplicaSet to adopt it
-    }
-  }
+/**
+ * A ReplicaSet's source: the source gets the lowest deletion cost and the
+ * restored pod the labels; wait until the ReplicaSet adopts it.
+ */
+async function adoptIntoReplicaSet(c: RestoreContext): Promise<typeof NEXT | ReconcileResult> {
+  const { deps, ns, srcName, name, source, owner } = c;
+  if (!source || owner?.kind !== "ReplicaSet") return NEXT;
+  if (controllerOf(c.restored!)?.uid === owner.uid) return NEXT;
+  await deps.core.patchNamespacedPod(
+    {
+      name: srcName,
+      namespace: ns,
+      body: { metadata: { annotations: { [DELETION_COST_ANNOTATION]: "-2147483648" } } },
+    },
+    mergePatch,
+  );
+  c.restored = await deps.core.patchNamespacedPod(
+    { name, namespace: ns, body: { metadata: { labels: source.metadata?.labels ?? {} } } },
+    mergePatch,
+  );
+  return { requeueAfterMs: 500 }; // wait for the ReplicaSet to adopt it
+}
+
+/**
+ * The source's hand-over, exactly once: a frozen source is confirmed (the
+ * agent stops its deadline only if it is still frozen), deleted without
+ * grace, then killed; with sourcePodPolicy Keep it is thawed and kept.
+ */
+async function handOver(c: RestoreContext): Promise<typeof NEXT> {
+  const { deps, pm, status } = c;
   const policy = pm.spec.sourcePodPolicy ?? "Delete";
-  const freeze = getCond(status, PM_CONDITIONS.sourceFrozen)?.status === "True"
+  const replaced = policy === "Delete" || c.owner?.kind === "ReplicaSet";
+  const freeze = getCondition(status, PM_CONDITIONS.sourceFrozen)?.status === "True"
     ? await sourceFreeze(deps, pm, status)
     : undefined;
-  if (freeze && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
-    // Hand-over: the agent stops the deadline only if the source is still frozen.
-    const c = await sourceFreezeAction(deps, freeze, "CONFIRM");
-    if (c.state !== "confirmed" && c.state !== "killed") {
-      throw new MigrationFailure(
-        "SourceThawed",
-        `The source ran again before hand-over (${
-          notFrozenReason(c)
-        }); the restored pod is removed`,
-      );
-    }
-  }
-  if (source && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
-    try {
-      // No grace: a frozen source has nothing to finish, and its successor runs.
-      await deps.core.deleteNamespacedPod({
-        name: srcName,
-        namespace: ns,
-        ...(freeze ? { gracePeriodSeconds: 0 } : {}),
-      });
-    } catch (err) {
-      if (apiStatus(err) !== 404) throw err;
-    }
-    cond(status, pm, now, {
-      type: PM_CONDITIONS.sourceDeleted,
-      status: "True",
-      reason: "SourceDeleted",
-      message: `Source pod "${srcName}" deleted from node "${status.sourceNode}"`,
-    });
-  }
-  if (freeze && (policy === "Delete" || owner?.kind === "ReplicaSet")) {
-    // Deleted first (so the kubelet does not restart them), then killed without running.
-    await sourceFreezeAction(deps, freeze, "KILL");
-    cond(status, pm, now, {
-      type: PM_CONDITIONS.sourceFrozen,
-      status: "False",
-      reason: "Killed",
-      message: `Source pod "${srcName}" killed while frozen: it never ran past its checkpoint`,
-    });
-    deps.events.normal(pm, "SourceKilled", `Killed the frozen source pod "${srcName}"`);
-  } else if (policy === "Keep" && freeze) {
-    // Keep: the source goes on next to its copy (a clone, asked for).
-    await sourceFreezeAction(deps, freeze, "THAW");
-    cond(status, pm, now, {
-      type: PM_CONDITIONS.sourceFrozen,
-      status: "False",
-      reason: "Thawed",
-      message: `Source pod "${srcName}" thawed: sourcePodPolicy Keep runs it next to its copy`,
-    });
-    deps.events.normal(pm, "SourceThawed", `Thawed source pod "${srcName}" (sourcePodPolicy Keep)`);
-  }
-  if (policy === "Keep" && !(source && owner?.kind === "ReplicaSet")) {
-    cond(status, pm, now, {
+  if (freeze && replaced) await confirmHandOver(c, freeze);
+  if (c.source && replaced) await deleteSource(c, freeze);
+  if (freeze && replaced) await endSourceFreeze(c, freeze, "KILL");
+  else if (policy === "Keep" && freeze) await endSourceFreeze(c, freeze, "THAW");
+  if (policy === "Keep" && !(c.source && c.owner?.kind === "ReplicaSet")) {
+    cond(status, pm, c.now, {
       type: PM_CONDITIONS.sourceDeleted,
       status: "False",
       reason: "SourceKept",
-      message: `Source pod "${srcName}" kept (sourcePodPolicy Keep)`,
+      message: `Source pod "${c.srcName}" kept (sourcePodPolicy Keep)`,
     });
   }
+  return NEXT;
+}
+
+/** CONFIRM: a source that ran again fails the migration (its restored pod is removed). */
+async function confirmHandOver(c: RestoreContext, freeze: SourceFreeze): Promise<void> {
+  const r = await sourceFreezeAction(c.deps, freeze, "CONFIRM");
+  if (r.state !== "confirmed" && r.state !== "killed") {
+    throw new MigrationFailure(
+      "SourceThawed",
+      `The source ran again before hand-over (${notFrozenReason(r)}); the restored pod is removed`,
+    );
+  }
+}
+
+/** Deletes the source (no grace when frozen: it has nothing to finish, and its successor runs). */
+async function deleteSource(c: RestoreContext, freeze: SourceFreeze | undefined): Promise<void> {
+  try {
+    await c.deps.core.deleteNamespacedPod({
+      name: c.srcName,
+      namespace: c.ns,
+      ...(freeze ? { gracePeriodSeconds: 0 } : {}),
+    });
+  } catch (err) {
+    if (apiStatus(err) !== 404) throw err;
+  }
+  cond(c.status, c.pm, c.now, {
+    type: PM_CONDITIONS.sourceDeleted,
+    status: "True",
+    reason: "SourceDeleted",
+    message: `Source pod "${c.srcName}" deleted from node "${c.status.sourceNode}"`,
+  });
+}
+
+/** How the source's freeze ends at hand-over: killed after its deletion, or thawed and kept. */
+const SOURCE_FREEZE_ENDS = {
+  // Deleted first (so the kubelet does not restart them), then killed without running.
+  KILL: {
+    reason: "Killed",
+    message: (pod: string) =>
+      `Source pod "${pod}" killed while frozen: it never ran past its checkpoint`,
+    event: "SourceKilled",
+    note: (pod: string) => `Killed the frozen source pod "${pod}"`,
+  },
+  // Keep: the source goes on next to its copy (a clone, asked for).
+  THAW: {
+    reason: "Thawed",
+    message: (pod: string) =>
+      `Source pod "${pod}" thawed: sourcePodPolicy Keep runs it next to its copy`,
+    event: "SourceThawed",
+    note: (pod: string) => `Thawed source pod "${pod}" (sourcePodPolicy Keep)`,
+  },
+};
+
+/** Ends the source's freeze with KILL or THAW and records it. */
+async function endSourceFreeze(
+  c: RestoreContext,
+  freeze: SourceFreeze,
+  action: keyof typeof SOURCE_FREEZE_ENDS,
+): Promise<void> {
+  const end = SOURCE_FREEZE_ENDS[action];
+  await sourceFreezeAction(c.deps, freeze, action);
+  cond(c.status, c.pm, c.now, {
+    type: PM_CONDITIONS.sourceFrozen,
+    status: "False",
+    reason: end.reason,
+    message: end.message(c.srcName),
+  });
+  c.deps.events.normal(c.pm, end.event, end.note(c.srcName));
+}
+
+/** Records the migration Succeeded, with its total time and downtime. */
+function succeed(c: RestoreContext): Promise<ReconcileResult> {
+  const { deps, pm, status, now } = c;
   const start = new Date(status.startTime ?? now);
   status.timings = { ...status.timings, totalMs: now.getTime() - start.getTime() };
   status.completionTime = now.toISOString();
   status.message =
-    `Pod "${srcName}" moved from "${status.sourceNode}" to "${pm.spec.targetNode}" as "${name}"`;
+    `Pod "${c.srcName}" moved from "${status.sourceNode}" to "${pm.spec.targetNode}" as "${c.name}"`;
   cond(status, pm, now, {
     type: PM_CONDITIONS.succeeded,
     status: "True",
@@ -295,6 +398,7 @@ export async function stepRestoring(
     (status.timings.totalMs ?? 0) / 1000,
   );
   deps.metrics?.migrationDowntime.observe({}, (status.timings.downtimeMs ?? 0) / 1000);
+  return Promise.resolve();
 }
 
 /** The target runtime's start time of the pod's last container, or undefined (best effort, 3 s). */
@@ -325,10 +429,6 @@ export function lastStarted(pod: k8s.V1Pod): Date | undefined {
     if (!last || d > last) last = d;
   }
   return last;
-}
-
-function getCond(status: MigrationStatus, type: string): Condition | undefined {
-  return (status.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 }
 
 async function selectorOf(
