@@ -47,6 +47,34 @@ export interface ClassData {
   close(): void;
 }
 
+/**
+ * Registry access settings of a class with a registry: plain HTTP, CAs, and
+ * credentials from its Secret (a `.dockerconfigjson` entry for the
+ * registry's host, else `username` and `password`).
+ */
+export async function registryAccess(
+  deps: ReconcilerDeps,
+  cls: CheckpointStorageClass,
+): Promise<RegistryClientOptions> {
+  const reg = cls.spec.registry!;
+  const opts: RegistryClientOptions = { insecure: reg.insecure };
+  if (reg.caBundle) opts.caCerts = [reg.caBundle];
+  if (reg.credentialsSecretRef) {
+    const s = decodeSecretData(
+      await deps.core.readNamespacedSecret({
+        name: reg.credentialsSecretRef.name,
+        namespace: reg.credentialsSecretRef.namespace,
+      }),
+    );
+    opts.credentials = s[".dockerconfigjson"]
+      ? credentialsFor(s[".dockerconfigjson"], reg.repository.split("/")[0])
+      : s.username !== undefined
+      ? { username: s.username, password: s.password ?? "" }
+      : undefined;
+  }
+  return opts;
+}
+
 /** Opens the store (unless the provider is a node one) and the registry of `cls`. */
 export async function openClassData(
   deps: ReconcilerDeps,
@@ -66,21 +94,7 @@ export async function openClassData(
   const reg = cls.spec.registry;
   if (reg?.repository) {
     const [host, ...path] = reg.repository.split("/");
-    const opts: RegistryClientOptions = { insecure: reg.insecure };
-    if (reg.caBundle) opts.caCerts = [reg.caBundle];
-    if (reg.credentialsSecretRef) {
-      const s = decodeSecretData(
-        await deps.core.readNamespacedSecret({
-          name: reg.credentialsSecretRef.name,
-          namespace: reg.credentialsSecretRef.namespace,
-        }),
-      );
-      opts.credentials = s[".dockerconfigjson"]
-        ? credentialsFor(s[".dockerconfigjson"], host)
-        : s.username !== undefined
-        ? { username: s.username, password: s.password ?? "" }
-        : undefined;
-    }
+    const opts = await registryAccess(deps, cls);
     registry = { client: new RegistryClient(host, opts), host, repository: path.join("/") };
   }
   return {

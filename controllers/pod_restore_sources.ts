@@ -31,6 +31,7 @@ import {
 import { createStore, decodeSecretData, keyProblem } from "../storage/mod.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { type CheckpointMetadata, metadataKey } from "./pod_restore_compat.ts";
+import { registryAccess } from "./checkpoint_data.ts";
 
 /** A terminal failure with a condition reason. */
 export class RestoreFailure extends Error {
@@ -68,26 +69,6 @@ export async function describeSource(
   if (src.storage) return await describeStorage(deps, pr, opts);
   if (src.image) return await describeImages(deps, src.image.references);
   return await describeLayout(deps, pr, src.layout!.path, opts);
-}
-
-/** Registry access settings of a class (plain HTTP, CAs, credentials from its Secret). */
-async function registryAccess(
-  deps: ReconcilerDeps,
-  cls: CheckpointStorageClass,
-): Promise<RegistryClientOptions> {
-  const reg = cls.spec.registry!;
-  const opts: RegistryClientOptions = { insecure: reg.insecure };
-  if (reg.caBundle) opts.caCerts = [reg.caBundle];
-  if (reg.credentialsSecretRef) {
-    const s = decodeSecretData(
-      await deps.core.readNamespacedSecret({
-        name: reg.credentialsSecretRef.name,
-        namespace: reg.credentialsSecretRef.namespace,
-      }),
-    );
-    if (s.username) opts.credentials = { username: s.username, password: s.password ?? "" };
-  }
-  return opts;
 }
 
 const hostOf = (repository: string) => repository.split("/")[0];
