@@ -2,6 +2,13 @@
  * The one argument parser of every lpm command (the CLI, the controller, the
  * agent, the local environment, the benchmarks and the hack scripts), so that
  * all of them spell flags, report unknown ones and take repeated ones alike.
+ *
+ * Why not `node:util` `parseArgs` (kept by decision, issue 14): lpm's
+ * commands take booleans as `--flag=false` (`--leave-running=false`), which
+ * `node:util` refuses ("does not take an argument"); its errors do not list
+ * the known flags, which ours do for people typing commands; and it returns
+ * repeated and single flags in one loosely typed record. The parser is ~70
+ * lines pinned by args_test.ts.
  * @module
  */
 

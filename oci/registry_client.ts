@@ -6,6 +6,14 @@
  * image's config and manifest over blobs already pushed; Basic and
  * Bearer-token auth, a custom CA, and plain HTTP only when asked
  * (`insecure`) and only on a loopback address.
+ *
+ * Why hand-written (kept by decision): of lpm's dependencies only dockerode
+ * pushes images, and only through a Docker engine, which nodes running
+ * containerd do not have. The distribution API is a small HTTP protocol;
+ * what lpm needs of it (a layer streamed while its digest is still being
+ * computed, bounded reads of hostile answers, loopback-only plain HTTP) is
+ * exactly what generic clients leave out. Pinned by oci_test.ts and the
+ * registry and fault tests on a real registry (tests/oci_*_test.ts).
  * @module
  */
 import type { RegistryCredentials } from "./auth.ts";

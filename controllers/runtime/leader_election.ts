@@ -4,6 +4,12 @@
  * and give up leadership when renewing fails for longer than the renew
  * deadline. Writes use the lease's resourceVersion, so two candidates can
  * never both win.
+ *
+ * Why hand-written (kept by decision): client-node 2.0.1 has no leader
+ * election (its dist holds informers, watch and cache only), and the npm
+ * packages that add one are small unmaintained wrappers over older
+ * client-node APIs. Lease semantics are client-go's, checked on the real API
+ * server by runtime_kube_test.ts (two candidates, take-over on step-down).
  * @module
  */
 import * as k8s from "@kubernetes/client-node";
