@@ -29,8 +29,9 @@ const plugin: Deno.lint.Plugin = {
           if (lines >= MAX_FUNCTION_LINES) {
             context.report({
               node,
-              message:
-                `Function spans ${lines} lines (limit ${MAX_FUNCTION_LINES - 1}): split it into named steps`,
+              message: `Function spans ${lines} lines (limit ${
+                MAX_FUNCTION_LINES - 1
+              }): split it into named steps`,
             });
           }
         };
