@@ -65,3 +65,27 @@ export function parseArgs(args: string[], spec: ArgsSpec): Args {
   }
   return out;
 }
+
+/**
+ * A command's arguments, or the exit code it should end with: on `--help`
+ * the usage goes to stdout (0); on a bad flag the error and the usage go to
+ * stderr (2). Every command starts with this, so all of them answer alike.
+ */
+export function parseCommandArgs(
+  args: string[],
+  spec: ArgsSpec,
+  usage: string,
+): { args: Args } | { exit: number } {
+  let parsed: Args;
+  try {
+    parsed = parseArgs(args, spec);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${usage}`);
+    return { exit: 2 };
+  }
+  if (parsed.flags.help) {
+    console.log(usage);
+    return { exit: 0 };
+  }
+  return { args: parsed };
+}

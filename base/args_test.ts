@@ -1,5 +1,5 @@
-import { assertEquals, assertThrows } from "@std/assert";
-import { parseArgs } from "./args.ts";
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { parseArgs, parseCommandArgs } from "./args.ts";
 
 const SPEC = {
   known: ["namespace", "wait", "agent", "listen"],
@@ -29,4 +29,25 @@ Deno.test("parseArgs: unknown flags and missing values are errors that name the 
     'Unknown flag "--nope" (known: --namespace',
   );
   assertThrows(() => parseArgs(["--listen"], SPEC), Error, 'Flag "--listen" needs a value');
+});
+
+Deno.test("parseCommandArgs: --help exits 0, a bad flag exits 2, else the arguments", () => {
+  const spec = { known: ["namespace", "help"], booleans: ["help"], aliases: { n: "namespace" } };
+  const quiet = (fn: () => void) => {
+    const [log, error] = [console.log, console.error];
+    console.log = console.error = () => {};
+    try {
+      fn();
+    } finally {
+      [console.log, console.error] = [log, error];
+    }
+  };
+  quiet(() => {
+    assertEquals(parseCommandArgs(["--help"], spec, "usage"), { exit: 0 });
+    assertEquals(parseCommandArgs(["--nope"], spec, "usage"), { exit: 2 });
+  });
+  const ok = parseCommandArgs(["-n", "prod", "pod"], spec, "usage");
+  assert("args" in ok);
+  assertEquals(ok.args.flags.namespace, "prod");
+  assertEquals(ok.args.positional, ["pod"]);
 });

@@ -11,7 +11,7 @@
 import * as k8s from "@kubernetes/client-node";
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
-import { parseArgs } from "../base/args.ts";
+import { parseCommandArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
@@ -23,30 +23,22 @@ Checkpoints the running pod <pod> (all containers unless --container); the pod k
 --stop freezes the whole pod before the dump and stops (deletes) it after: leaveRunning false.`;
 
 async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: [
-        "namespace",
-        "storage-class",
-        "container",
-        "name",
-        "stop",
-        "wait",
-        "kubeconfig",
-        "help",
-      ],
-      booleans: ["stop", "wait", "help"],
-      aliases: { n: "namespace", c: "container", h: "help" },
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (a.flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(args, {
+    known: [
+      "namespace",
+      "storage-class",
+      "container",
+      "name",
+      "stop",
+      "wait",
+      "kubeconfig",
+      "help",
+    ],
+    booleans: ["stop", "wait", "help"],
+    aliases: { n: "namespace", c: "container", h: "help" },
+  }, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
   const pod = a.positional[0];
   if (!pod || a.positional.length > 1) {
     console.error(`${pod ? "Too many arguments" : "Missing <pod>"}\n\n${USAGE}`);

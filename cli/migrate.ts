@@ -10,7 +10,7 @@
 import * as k8s from "@kubernetes/client-node";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
-import { parseArgs } from "../base/args.ts";
+import { parseCommandArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
@@ -73,31 +73,23 @@ export function timingSummary(pm: PodMigration): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: [
-        "to",
-        "namespace",
-        "storage-class",
-        "name",
-        "timeout",
-        "keep-source",
-        "wait",
-        "kubeconfig",
-        "help",
-      ],
-      booleans: ["keep-source", "wait", "help"],
-      aliases: { n: "namespace", h: "help" },
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (a.flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(args, {
+    known: [
+      "to",
+      "namespace",
+      "storage-class",
+      "name",
+      "timeout",
+      "keep-source",
+      "wait",
+      "kubeconfig",
+      "help",
+    ],
+    booleans: ["keep-source", "wait", "help"],
+    aliases: { n: "namespace", h: "help" },
+  }, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
   const pod = a.positional[0];
   const target = a.flags.to;
   if (!pod || !target || a.positional.length > 1) {

@@ -26,7 +26,7 @@ import {
   readLayoutTarball,
   RegistryClient,
 } from "../oci/mod.ts";
-import { parseArgs } from "../base/args.ts";
+import { parseCommandArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
@@ -66,33 +66,25 @@ export function parseRestoreRef(ref: string): RestoreRef {
 }
 
 async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: [
-        "from",
-        "context",
-        "kubeconfig",
-        "node",
-        "namespace",
-        "name",
-        "storage-class",
-        "container",
-        "label",
-        "wait",
-        "help",
-      ],
-      booleans: ["wait", "help"],
-      aliases: { n: "namespace", h: "help" },
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (a.flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(args, {
+    known: [
+      "from",
+      "context",
+      "kubeconfig",
+      "node",
+      "namespace",
+      "name",
+      "storage-class",
+      "container",
+      "label",
+      "wait",
+      "help",
+    ],
+    booleans: ["wait", "help"],
+    aliases: { n: "namespace", h: "help" },
+  }, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
   if (!a.flags.from || a.positional.length) {
     console.error(`${a.flags.from ? "Too many arguments" : "Missing --from <ref>"}\n\n${USAGE}`);
     return 2;

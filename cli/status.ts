@@ -8,7 +8,7 @@ import { formatBytes } from "./progress.ts";
 import * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodCheckpoint, PodMigration } from "../api/mod.ts";
 import { apiMessage, LpmClient } from "../kube/lpm_client.ts";
-import { parseArgs } from "../base/args.ts";
+import { parseCommandArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
 import { timingSummary } from "./migrate.ts";
 import { logSources, printLogs, readLocalEnvironment } from "./_logs.ts";
@@ -37,32 +37,24 @@ export function table(rows: string[][]): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: [
-        "namespace",
-        "all-namespaces",
-        "kubeconfig",
-        "help",
-        "logs",
-        "agent",
-        "tls-cert",
-        "tls-key",
-        "tls-ca",
-        "env",
-      ],
-      booleans: ["all-namespaces", "help"],
-      aliases: { n: "namespace", A: "all-namespaces", h: "help" },
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (a.flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(args, {
+    known: [
+      "namespace",
+      "all-namespaces",
+      "kubeconfig",
+      "help",
+      "logs",
+      "agent",
+      "tls-cert",
+      "tls-key",
+      "tls-ca",
+      "env",
+    ],
+    booleans: ["all-namespaces", "help"],
+    aliases: { n: "namespace", A: "all-namespaces", h: "help" },
+  }, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
   const ns = a.flags["all-namespaces"] ? "" : a.flags.namespace ?? "default";
   const kc = new k8s.KubeConfig();
   if (a.flags.logs) {
