@@ -77,3 +77,25 @@ export function minioClient(info: MinioInfo): Minio.Client {
     region: info.region,
   });
 }
+
+/**
+ * Creates a PodMigration of `pod` to `target` through `storageClassName`
+ * (more spec fields in `extra`); does not wait for it.
+ */
+export async function createMigration(
+  lpm: LpmClient,
+  at: { namespace: string; name: string },
+  spec: { pod: string; target: string; storageClassName: string; extra?: Record<string, unknown> },
+): Promise<void> {
+  await lpm.create("podmigrations", at.namespace, {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "PodMigration",
+    metadata: { name: at.name, namespace: at.namespace },
+    spec: {
+      podName: spec.pod,
+      targetNode: spec.target,
+      storageClassName: spec.storageClassName,
+      ...spec.extra,
+    },
+  });
+}

@@ -31,7 +31,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
-import { openWorkspace } from "../testing/e2e.ts";
+import { createMigration, openWorkspace } from "../testing/e2e.ts";
 import { envTest, testEnv } from "../testing/env.ts";
 import { pinnedReplicas } from "../testing/workloads.ts";
 import {
@@ -398,11 +398,11 @@ async function migrate(
   pod: string,
   extra: Record<string, unknown> = {},
 ): Promise<void> {
-  await c.lpm.create("podmigrations", c.ns, {
-    apiVersion: "lpm.my.domain/v1",
-    kind: "PodMigration",
-    metadata: { name, namespace: c.ns },
-    spec: { podName: pod, targetNode: c.nodeB, storageClassName: CLASS, ...extra },
+  await createMigration(c.lpm, { namespace: c.ns, name }, {
+    pod,
+    target: c.nodeB,
+    storageClassName: CLASS,
+    extra,
   });
 }
 

@@ -8,7 +8,7 @@ import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { sha256Hex } from "../base/sha256.ts";
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { openWorkspace } from "../testing/e2e.ts";
+import { createMigration, openWorkspace } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues, pinnedReplicas } from "../testing/workloads.ts";
 import { waitFor } from "../localenv/mod.ts";
@@ -75,11 +75,11 @@ async function migrate(
   pod: string,
   extra: Record<string, unknown> = {},
 ): Promise<PodMigration> {
-  await c.lpm.create("podmigrations", c.ns, {
-    apiVersion: "lpm.my.domain/v1",
-    kind: "PodMigration",
-    metadata: { name, namespace: c.ns },
-    spec: { podName: pod, targetNode: c.nodeB, storageClassName: CLASS, ...extra },
+  await createMigration(c.lpm, { namespace: c.ns, name }, {
+    pod,
+    target: c.nodeB,
+    storageClassName: CLASS,
+    extra,
   });
   return await waitFor(async () => {
     const pm = await c.lpm.get<PodMigration>("podmigrations", c.ns, name);

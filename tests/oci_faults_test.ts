@@ -18,6 +18,7 @@ import {
 } from "../oci/mod.ts";
 import { CheckpointArchiveError } from "../archive/mod.ts";
 import { runTool } from "../testing/docker.ts";
+import { syntheticArchive } from "../testing/archives.ts";
 
 type Handler = (req: Request, url: URL) => Response | Promise<Response>;
 
@@ -34,27 +35,10 @@ function faultRegistry(handler: Handler) {
 }
 
 async function smallImage(dir: string): Promise<string> {
-  const stage = `${dir}/stage`;
-  await Deno.mkdir(`${stage}/checkpoint`, { recursive: true });
-  await Deno.writeTextFile(
-    `${stage}/config.dump`,
-    JSON.stringify({ id: "x", name: "app", createdTime: "2026-01-01T00:00:00Z" }),
-  );
-  await Deno.writeTextFile(`${stage}/spec.dump`, "{}");
-  await Deno.writeFile(
-    `${stage}/checkpoint/inventory.img`,
-    crypto.getRandomValues(new Uint8Array(4096)),
-  );
-  await runTool("tar", [
-    "-C",
-    stage,
-    "-cf",
-    `${dir}/a.tar`,
-    "config.dump",
-    "spec.dump",
-    "checkpoint",
-  ]);
-  return (await buildCheckpointImage(`${dir}/a.tar`, { layoutDir: `${dir}/layout` })).layoutDir;
+  const archive = await syntheticArchive(dir, {
+    inventory: crypto.getRandomValues(new Uint8Array(4096)),
+  });
+  return (await buildCheckpointImage(archive, { layoutDir: `${dir}/layout` })).layoutDir;
 }
 
 Deno.test({

@@ -22,6 +22,7 @@ import {
   RegistryClient,
 } from "../oci/mod.ts";
 import { importBusybox, logNumbers, runTool, startCounter } from "../testing/docker.ts";
+import { syntheticArchive } from "../testing/archives.ts";
 
 envTest({ uses: ["registry", "docker"] }, {
   name:
@@ -111,29 +112,6 @@ envTest({ uses: ["registry", "docker"] }, {
   },
 });
 
-/** A synthetic archive of `mib` MiB in the checkpoint layout. */
-async function syntheticArchive(dir: string, mib: number): Promise<string> {
-  const stage = `${dir}/stage`;
-  await Deno.mkdir(`${stage}/checkpoint`, { recursive: true });
-  await Deno.writeTextFile(
-    `${stage}/config.dump`,
-    JSON.stringify({ id: "x", name: "app", createdTime: "2026-01-01T00:00:00Z" }),
-  );
-  await Deno.writeTextFile(`${stage}/spec.dump`, "{}");
-  await Deno.writeFile(`${stage}/checkpoint/inventory.img`, new Uint8Array(64));
-  const f = await Deno.open(`${stage}/checkpoint/pages-1.img`, { write: true, create: true });
-  const chunk = new Uint8Array(1 << 20);
-  for (let i = 0; i < mib; i++) {
-    crypto.getRandomValues(chunk.subarray(0, 65536));
-    await f.write(chunk);
-  }
-  f.close();
-  const out = `${dir}/archive.tar`;
-  await runTool("tar", ["-C", stage, "-cf", out, "config.dump", "spec.dump", "checkpoint"]);
-  await Deno.remove(stage, { recursive: true });
-  return out;
-}
-
 envTest({ uses: ["registry"] }, {
   name: "oci: chunked resumable upload, cross-repository mount, none/zstd layers round trip",
   sanitizeOps: false,
@@ -143,7 +121,7 @@ envTest({ uses: ["registry"] }, {
     const id = crypto.randomUUID().slice(0, 8);
     const work = await Deno.makeTempDir({ prefix: "lpm-oci-chunks-" });
     try {
-      const archive = await syntheticArchive(work, 9);
+      const archive = await syntheticArchive(work, { pagesMib: 9 });
       const want = (await digestFile(archive)).digest;
       for (const compression of ["none", "zstd"] as const) {
         const img = await buildCheckpointImage(archive, {
