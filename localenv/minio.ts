@@ -30,6 +30,39 @@ export function minioS3Client(info: MinioInfo): S3Client {
   });
 }
 
+/**
+ * The MinIO server command line (argv and environment) serving `dataDir` on
+ * 127.0.0.1:`port` with root credentials: one definition for the local
+ * environment and for tests that restart MinIO on the same data.
+ */
+export function minioServer(opts: {
+  port: number | string;
+  dataDir: string;
+  accessKey: string;
+  secretKey: string;
+  home: string;
+}): { args: string[]; env: Record<string, string> } {
+  return {
+    args: [
+      tool("minio"),
+      "server",
+      "--quiet",
+      "--address",
+      `127.0.0.1:${opts.port}`,
+      "--console-address",
+      `127.0.0.1:${freePort()}`,
+      opts.dataDir,
+    ],
+    env: {
+      MINIO_ROOT_USER: opts.accessKey,
+      MINIO_ROOT_PASSWORD: opts.secretKey,
+      MINIO_BROWSER: "off",
+      MINIO_UPDATE: "off",
+      HOME: opts.home,
+    },
+  };
+}
+
 /** Starts MinIO with its data in `dir`, creates `bucket`. */
 export async function startMinio(
   dir: string,
@@ -40,24 +73,10 @@ export async function startMinio(
   await Deno.mkdir(dataDir, { recursive: true });
   const accessKey = "lpm-admin";
   const secretKey = crypto.randomUUID().replaceAll("-", "");
-  const proc = startProcess("minio", [
-    tool("minio"),
-    "server",
-    "--quiet",
-    "--address",
-    `127.0.0.1:${port}`,
-    "--console-address",
-    `127.0.0.1:${freePort()}`,
-    dataDir,
-  ], {
+  const server = minioServer({ port, dataDir, accessKey, secretKey, home: dir });
+  const proc = startProcess("minio", server.args, {
     logPath: `${opts.logDir}/minio.log`,
-    env: {
-      MINIO_ROOT_USER: accessKey,
-      MINIO_ROOT_PASSWORD: secretKey,
-      MINIO_BROWSER: "off",
-      MINIO_UPDATE: "off",
-      HOME: dir,
-    },
+    env: server.env,
   });
   const endpoint = `http://127.0.0.1:${port}`;
   try {

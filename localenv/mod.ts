@@ -9,7 +9,7 @@ export * from "./environment.ts";
 export * from "./info.ts";
 export { installCrds, kubectl } from "./control_plane.ts";
 export type { ControlPlaneInfo } from "./control_plane.ts";
-export { minioS3Client } from "./minio.ts";
+export { minioS3Client, minioServer } from "./minio.ts";
 export type { MinioInfo } from "./minio.ts";
 export type { RegistryInfo } from "./registry.ts";
 export type { DockerInfo } from "./dockerd.ts";

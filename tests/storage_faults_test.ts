@@ -6,7 +6,7 @@
  * already stored.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
-import { freePort, startEnvironment, tool, waitFor } from "../localenv/mod.ts";
+import { freePort, minioServer, startEnvironment, waitFor } from "../localenv/mod.ts";
 import { envTest, requirePart } from "../testing/env.ts";
 import {
   bucketClassSpec,
@@ -26,24 +26,16 @@ function storeFor(provider: "s3" | "minio", info: S3ServerInfo, prefix: string) 
 
 async function startMinioAgain(info: S3ServerInfo & { dataDir: string }, logDir: string) {
   const port = new URL(info.endpoint).port;
+  const server = minioServer({
+    port,
+    dataDir: info.dataDir,
+    accessKey: info.accessKey,
+    secretKey: info.secretKey,
+    home: logDir,
+  });
   const child = new Deno.Command("setsid", {
-    args: [
-      tool("minio"),
-      "server",
-      "--quiet",
-      "--address",
-      `127.0.0.1:${port}`,
-      "--console-address",
-      `127.0.0.1:${freePort()}`,
-      info.dataDir,
-    ],
-    env: {
-      MINIO_ROOT_USER: info.accessKey,
-      MINIO_ROOT_PASSWORD: info.secretKey,
-      MINIO_BROWSER: "off",
-      MINIO_UPDATE: "off",
-      HOME: logDir,
-    },
+    args: server.args,
+    env: server.env,
     stdout: "null",
     stderr: "null",
   }).spawn();
