@@ -28,21 +28,28 @@ async function getJson<T>(kube: KubeHttp, path: string, what: string): Promise<T
   const res = await kube.request(path);
   const body = await res.text();
   if (!res.ok) {
-    throw new Error(`Cannot read ${what}: the API server returned ${res.status}: ${body.trim()}`);
+    let message = body.trim();
+    try {
+      // A Kubernetes Status: its message says it ("secrets \"x\" not found").
+      message = (JSON.parse(body) as { message?: string }).message ?? message;
+    } catch { /* not JSON: the body as it came */ }
+    throw new Error(`Cannot read ${what}: the API server returned ${res.status}: ${message}`);
   }
   return JSON.parse(body) as T;
 }
 
+/** Reads the Secret `ref`; an error names the class field that points at it. */
 async function readSecret(
   kube: KubeHttp,
   ref: { name: string; namespace: string },
+  field: string,
 ): Promise<Record<string, string>> {
   const s = await getJson<{ data?: Record<string, string> }>(
     kube,
     `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets/${
       encodeURIComponent(ref.name)
     }`,
-    `Secret "${ref.namespace}/${ref.name}"`,
+    `Secret "${ref.namespace}/${ref.name}" (${field})`,
   );
   return decodeSecretData(s);
 }
@@ -114,10 +121,14 @@ export async function resolveStorageClass(
     );
     spec = cls.spec;
     if (!credentials && spec.credentialsSecretRef) {
-      credentials = await readSecret(opts.kube, spec.credentialsSecretRef);
+      credentials = await readSecret(opts.kube, spec.credentialsSecretRef, "credentialsSecretRef");
     }
     if (!regData && spec.registry?.credentialsSecretRef) {
-      regData = await readSecret(opts.kube, spec.registry.credentialsSecretRef);
+      regData = await readSecret(
+        opts.kube,
+        spec.registry.credentialsSecretRef,
+        "registry.credentialsSecretRef",
+      );
     }
   }
   const refusal = spec.registry?.repository

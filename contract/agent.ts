@@ -98,6 +98,8 @@ export interface PrepareRestoreRequest {
   insecure?: boolean;
   /** PEM CAs of the registry (`registry.caBundle`). */
   caBundle?: string;
+  /** Credentials for the registry (from the class's `registry.credentialsSecretRef`). */
+  credentials?: { username: string; password: string };
 }
 
 /** One node's agent. */

@@ -308,6 +308,7 @@ export class GrpcAgentConnector implements AgentConnector {
             image: req.image,
             insecure: req.insecure ?? false,
             caBundle: req.caBundle ?? "",
+            registryCredentials: req.credentials ? { ...req.credentials } : {},
           }),
         ),
       health: async () => {

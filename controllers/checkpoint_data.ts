@@ -29,6 +29,7 @@ import {
   decodeSecretData,
   isStorageError,
 } from "../storage/mod.ts";
+import { apiMessage, apiStatus } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 
 /**
@@ -43,14 +44,34 @@ export interface ClassData {
   store?: CheckpointStore;
   /** The class's registry, when it has one. */
   registry?: { client: RegistryClient; host: string; repository: string };
+  /**
+   * Why the registry could not be opened (its credentials Secret is missing):
+   * thrown only when an image has to be deleted, so a checkpoint that never
+   * pushed one can still go.
+   */
+  registryError?: Error;
   /** Releases clients. */
   close(): void;
+}
+
+/** Why a class's registry credentials cannot be read; `missing` when the Secret does not exist. */
+export class RegistryCredentialsError extends Error {
+  /** The Secret does not exist (a terminal failure for whoever needs it). */
+  readonly missing: boolean;
+  constructor(message: string, missing: boolean) {
+    super(message);
+    this.name = "RegistryCredentialsError";
+    this.missing = missing;
+  }
 }
 
 /**
  * Registry access settings of a class with a registry: plain HTTP, CAs, and
  * credentials from its Secret (a `.dockerconfigjson` entry for the
- * registry's host, else `username` and `password`).
+ * registry's host, else `username` and `password`). A Secret that is
+ * missing or holds no credentials for the registry's host throws a
+ * {@linkcode RegistryCredentialsError} naming `registry.credentialsSecretRef`:
+ * going on without them would only fail later as a bare 401.
  */
 export async function registryAccess(
   deps: ReconcilerDeps,
@@ -59,18 +80,34 @@ export async function registryAccess(
   const reg = cls.spec.registry!;
   const opts: RegistryClientOptions = { insecure: reg.insecure };
   if (reg.caBundle) opts.caCerts = [reg.caBundle];
-  if (reg.credentialsSecretRef) {
-    const s = decodeSecretData(
-      await deps.core.readNamespacedSecret({
-        name: reg.credentialsSecretRef.name,
-        namespace: reg.credentialsSecretRef.namespace,
-      }),
+  const ref = reg.credentialsSecretRef;
+  if (!ref) return opts;
+  const field = `registry.credentialsSecretRef of CheckpointStorageClass "${cls.metadata?.name}"`;
+  let s: Record<string, string>;
+  try {
+    s = decodeSecretData(
+      await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
     );
-    opts.credentials = s[".dockerconfigjson"]
-      ? credentialsFor(s[".dockerconfigjson"], reg.repository.split("/")[0])
-      : s.username !== undefined
-      ? { username: s.username, password: s.password ?? "" }
-      : undefined;
+  } catch (err) {
+    const missing = apiStatus(err) === 404;
+    throw new RegistryCredentialsError(
+      `Cannot read the registry credentials: Secret "${ref.namespace}/${ref.name}" (${field}) ` +
+        (missing ? "does not exist" : `could not be read: ${apiMessage(err)}`),
+      missing,
+    );
+  }
+  const host = reg.repository.split("/")[0];
+  opts.credentials = s[".dockerconfigjson"]
+    ? credentialsFor(s[".dockerconfigjson"], host)
+    : s.username !== undefined
+    ? { username: s.username, password: s.password ?? "" }
+    : undefined;
+  if (!opts.credentials) {
+    throw new RegistryCredentialsError(
+      `Secret "${ref.namespace}/${ref.name}" (${field}) holds no credentials for "${host}": ` +
+        'it needs "username" and "password", or a ".dockerconfigjson" with an entry for the host',
+      true,
+    );
   }
   return opts;
 }
@@ -91,15 +128,22 @@ export async function openClassData(
     store = createStore(cls.spec, { secret });
   }
   let registry: ClassData["registry"];
+  let registryError: Error | undefined;
   const reg = cls.spec.registry;
   if (reg?.repository) {
     const [host, ...path] = reg.repository.split("/");
-    const opts = await registryAccess(deps, cls);
-    registry = { client: new RegistryClient(host, opts), host, repository: path.join("/") };
+    try {
+      const opts = await registryAccess(deps, cls);
+      registry = { client: new RegistryClient(host, opts), host, repository: path.join("/") };
+    } catch (err) {
+      if (!(err instanceof RegistryCredentialsError && err.missing)) throw err;
+      registryError = err;
+    }
   }
   return {
     store,
     registry,
+    registryError,
     close() {
       store?.close?.();
       registry?.client.close();
@@ -144,7 +188,9 @@ export async function deleteImages(
   refs: Iterable<string>,
 ): Promise<ImageDeletion> {
   const out: ImageDeletion = { deleted: [], missing: [], refused: [] };
-  for (const ref of new Set(refs)) {
+  const unique = new Set(refs);
+  if (unique.size && data.registryError) throw data.registryError;
+  for (const ref of unique) {
     let parsed;
     try {
       parsed = parseReference(ref);

@@ -37,6 +37,7 @@ import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
 import { defaultClasses } from "./default_class.ts";
 import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
+import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -423,6 +424,7 @@ async function stepTransferring(
     status.storageClassName ?? "",
   );
   const registry = cls?.spec.registry;
+  const credentials = registry?.repository && cls ? await pullCredentials(deps, cls) : undefined;
   let pending = 0;
   for (const c of pc.status?.containers ?? []) {
     if (!c.image) {
@@ -436,6 +438,7 @@ async function stepTransferring(
       image: c.image,
       insecure: registry?.insecure,
       caBundle: registry?.caBundle,
+      credentials,
     });
     if (op.phase === "Failed") {
       throw new MigrationFailure(
@@ -456,6 +459,28 @@ async function stepTransferring(
     message: `Checkpoint images are on node "${pm.spec.targetNode}"`,
   });
   setPhase(status, "Restoring", now);
+}
+
+/**
+ * The credentials the target's pre-pull needs (the class's
+ * `registry.credentialsSecretRef`); a Secret that is missing or empty fails
+ * the migration, other read errors are retried.
+ */
+async function pullCredentials(
+  deps: ReconcilerDeps,
+  cls: CheckpointStorageClass,
+): Promise<{ username: string; password: string } | undefined> {
+  try {
+    const c = (await registryAccess(deps, cls)).credentials;
+    return c?.username !== undefined
+      ? { username: c.username, password: c.password ?? "" }
+      : undefined;
+  } catch (err) {
+    if (err instanceof RegistryCredentialsError && err.missing) {
+      throw new MigrationFailure("RegistryCredentials", err.message);
+    }
+    throw err;
+  }
 }
 
 /** Dump and upload figures from the ContainerCheckpoints of a frozen checkpoint. */
