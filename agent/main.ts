@@ -31,6 +31,8 @@ import { criContainerStarts } from "./cri_runtime.ts";
 import { type Freezes, openFreezes } from "./freezes.ts";
 import { createPodFreezer } from "./runtime/freeze.ts";
 import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
+import { applyNodeFlags, resolveKubeletUrl } from "./node_settings.ts";
+import { fetchTlsSecret } from "../contract/cert_secrets.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
@@ -42,7 +44,12 @@ const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
   [--busybox /bin/busybox]  (static busybox copied into the images that carry emptyDir volumes)
   [--runtime-endpoint unix:///run/containerd/containerd.sock]  (PrepareRestore pulls through the CRI)
   [--criu-log-dir <dir>]...  (where the runtime keeps CRIU logs; default /run/containerd and
-   CRI-O's storage dirs: a failed dump's log is read only inside them)`;
+   CRI-O's storage dirs: a failed dump's log is read only inside them)
+  [--tls-secret <namespace>/<name>]  (the serving pair and CA from a Secret the controller
+   creates, "{node}" = this node; re-read every minute for renewals; replaces --tls-*)
+  [--tls-secret-dir <dir>]  (where that pair is written; default /tmp/lpm-agent-tls)
+  [--node-flags-dir <dir>]  (file <dir>/<node>: flags, one a line, replacing the same flags)
+  --kubelet-url may hold "{port}": the node's kubelet port from its Node object`;
 
 /** Parsed command line. */
 export interface AgentArgs {
@@ -76,6 +83,10 @@ export interface AgentArgs {
   insecureDev: boolean;
   /** Accept storage specs and credentials inline in requests (Docker hosts without a cluster). */
   allowInlineStorage: boolean;
+  /** `namespace/name` of the TLS Secret to serve with (`{node}` replaced). */
+  tlsSecret?: string;
+  /** Where the Secret's files are written. */
+  tlsSecretDir: string;
 }
 
 /** Parses and validates the command line; throws with the usage on error. */
@@ -111,6 +122,8 @@ export function parseAgentArgs(args: string[]): AgentArgs {
         "image-compression",
         "insecure-dev",
         "allow-inline-storage",
+        "tls-secret",
+        "tls-secret-dir",
       ],
       booleans: ["insecure-dev", "allow-inline-storage"],
       multiple: ["allowed-client", "criu-log-dir"],
@@ -144,7 +157,18 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     imageCompression: (v["image-compression"] ?? "none") as AgentArgs["imageCompression"],
     insecureDev: v["insecure-dev"] === "true",
     allowInlineStorage: v["allow-inline-storage"] === "true",
+    tlsSecret: v["tls-secret"],
+    tlsSecretDir: v["tls-secret-dir"] ?? "/tmp/lpm-agent-tls",
   };
+  if (a.tlsSecret) {
+    a.tlsSecret = a.tlsSecret.replaceAll("{node}", a.nodeName);
+    if (!/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(a.tlsSecret)) {
+      fail(`--tls-secret "${a.tlsSecret}" is invalid: expected "<namespace>/<name>"`);
+    }
+    a.tlsCert ??= `${a.tlsSecretDir}/tls.crt`;
+    a.tlsKey ??= `${a.tlsSecretDir}/tls.key`;
+    a.clientCa ??= `${a.tlsSecretDir}/ca.crt`;
+  }
   if (a.runtime && a.runtime !== "kubelet" && a.runtime !== "docker") {
     fail(`--runtime "${a.runtime}" is invalid: use "kubelet" or "docker"`);
   }
@@ -215,9 +239,11 @@ export async function buildDriver(
   }
   let access: Parameters<typeof createKubeletDriver>[0]["access"];
   if (a.kubeletUrl) {
+    const url = await resolveKubeletUrl(a.kubeletUrl, a.nodeName, kube);
+    log.info("kubelet reached directly", { url });
     access = {
       mode: "direct",
-      url: a.kubeletUrl,
+      url,
       caCert: await Deno.readTextFile(a.kubeletCa!),
       ...(a.kubeletTokenFile ? { tokenFile: a.kubeletTokenFile } : {
         clientCert: await Deno.readTextFile(a.kubeletClientCert!),
@@ -249,6 +275,28 @@ export async function buildDriver(
   };
 }
 
+/** Writes the pair of `--tls-secret` out, waiting (up to 5 minutes) for the controller to create it. */
+async function waitForTlsSecret(
+  a: AgentArgs,
+  kube: KubeHttp | undefined,
+  log: Logger,
+): Promise<string> {
+  if (!kube) throw new Error("--tls-secret needs cluster access (in-cluster or --kubeconfig)");
+  const [ns, name] = a.tlsSecret!.split("/");
+  const deadline = Date.now() + 5 * 60_000;
+  for (let i = 0;; i++) {
+    const got = await fetchTlsSecret(kube, ns, name, { dir: a.tlsSecretDir });
+    if (got) return got.version;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `The TLS Secret "${a.tlsSecret}" did not appear in 5 minutes (the controller creates it)`,
+      );
+    }
+    if (i === 0) log.info("waiting for the TLS Secret", { secret: a.tlsSecret });
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 /** The agent's logger: JSON lines on stderr, as the controller's. */
 const AGENT_LOG = new Logger({ component: "lpm-agent" });
 
@@ -263,13 +311,14 @@ export async function main(args: string[]): Promise<number> {
   }
   let a: AgentArgs;
   try {
-    a = parseAgentArgs(args);
+    a = parseAgentArgs(await applyNodeFlags(args));
   } catch (err) {
     console.error((err as Error).message);
     return 2;
   }
   const inCluster = !!Deno.env.get("KUBERNETES_SERVICE_HOST");
   const kube = a.kubeconfig || inCluster ? kubeHttp(loadKubeConfig(a.kubeconfig)) : undefined;
+  let tlsVersion = a.tlsSecret ? await waitForTlsSecret(a, kube, log) : undefined;
   const { driver, images, readStats, volumes } = await buildDriver(a, kube, log);
   const security: AgentSecurity = a.insecureDev ? { mode: "insecure-dev" } : {
     mode: "mtls",
@@ -318,6 +367,18 @@ export async function main(args: string[]): Promise<number> {
   };
   sweep();
   const sweeper = setInterval(sweep, 10 * 60_000);
+  // A renewed Secret (the controller rotates the pairs) is written out and reloaded.
+  const tlsRefresh = a.tlsSecret && kube
+    ? setInterval(() => {
+      const [ns, name] = a.tlsSecret!.split("/");
+      fetchTlsSecret(kube, ns, name, { dir: a.tlsSecretDir }).then(async (got) => {
+        if (!got || got.version === tlsVersion) return;
+        tlsVersion = got.version;
+        await server.reloadTls();
+        log.info("TLS pair renewed from its Secret", { secret: a.tlsSecret });
+      }).catch((e) => log.warn("TLS Secret refresh failed", { error: (e as Error).message }));
+    }, 60_000)
+    : undefined;
   let health: Deno.HttpServer | undefined;
   if (a.healthListen) {
     const [host, port] = [
@@ -351,6 +412,7 @@ export async function main(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGHUP", onHup);
   clearInterval(sweeper);
+  if (tlsRefresh) clearInterval(tlsRefresh);
   await health?.shutdown();
   await server.close({ graceMs: 10_000 });
   // Deadlines stay on disk: the next agent process re-arms them (or thaws the expired).

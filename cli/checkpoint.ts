@@ -22,7 +22,8 @@ const USAGE = `usage: deno task checkpoint <pod> [-n <namespace>] [--storage-cla
 Checkpoints the running pod <pod> (all containers unless --container); the pod keeps running.
 --stop freezes the whole pod before the dump and stops (deletes) it after: leaveRunning false.`;
 
-async function main(args: string[]): Promise<number> {
+/** Runs the command (also `kubectl lpm checkpoint`); returns the exit code. */
+export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(args, {
     known: [
       "namespace",

@@ -44,7 +44,10 @@ export async function followMigration(
     let bytesDone = 0;
     let bytesTotal = 0;
     if (phase === "Checkpointing") {
-      const ccs = await lpm.list<ContainerCheckpoint>("containercheckpoints", namespace);
+      const ccs = await lpm.list<ContainerCheckpoint>(
+        "containercheckpoints",
+        namespace,
+      );
       for (const cc of ccs) {
         if (!cc.metadata?.name?.startsWith(`${name}-`)) continue;
         bytesDone += cc.status?.progress?.bytesDone ?? 0;
@@ -52,7 +55,12 @@ export async function followMigration(
       }
     }
     if (phase === "Succeeded" || phase === "Failed") return pm;
-    progress.update({ phase, bytesDone, bytesTotal, detail: pm.status?.message });
+    progress.update({
+      phase,
+      bytesDone,
+      bytesTotal,
+      detail: pm.status?.message,
+    });
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
   }
 }
@@ -64,7 +72,9 @@ export async function followMigration(
  */
 export function timingSummary(pm: PodMigration): string {
   const t = pm.status?.timings ?? {};
-  const s = (ms?: number) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
+  const s = (
+    ms?: number,
+  ) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
   return `dump ${s(t.dumpMs)}, upload ${s(t.uploadMs)}, pre-pull ${
     s(t.prePullMs ?? t.transferMs)
   }, ` +
@@ -72,7 +82,8 @@ export function timingSummary(pm: PodMigration): string {
     `total ${s(t.totalMs)}`;
 }
 
-async function main(args: string[]): Promise<number> {
+/** Runs the command (also `kubectl lpm migrate`); returns the exit code. */
+export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(args, {
     known: [
       "to",
@@ -104,10 +115,13 @@ async function main(args: string[]): Promise<number> {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
   const lpm = new LpmClient(kc);
-  const name = a.flags.name ?? `${pod.slice(0, 40)}-${crypto.randomUUID().slice(0, 5)}`;
+  const name = a.flags.name ??
+    `${pod.slice(0, 40)}-${crypto.randomUUID().slice(0, 5)}`;
   const timeout = a.flags.timeout ? Number(a.flags.timeout) : undefined;
   if (timeout !== undefined && !(timeout > 0)) {
-    console.error(`--timeout must be a positive number of seconds, not "${a.flags.timeout}"`);
+    console.error(
+      `--timeout must be a positive number of seconds, not "${a.flags.timeout}"`,
+    );
     return 2;
   }
   const pm: PodMigration = {
@@ -125,12 +139,18 @@ async function main(args: string[]): Promise<number> {
   try {
     await lpm.create("podmigrations", ns, pm);
   } catch (err) {
-    console.error(`Cannot create PodMigration "${ns}/${name}": ${apiMessage(err)}`);
+    console.error(
+      `Cannot create PodMigration "${ns}/${name}": ${apiMessage(err)}`,
+    );
     return 1;
   }
-  console.error(`PodMigration "${ns}/${name}" created: pod "${pod}" -> node "${target}"`);
+  console.error(
+    `PodMigration "${ns}/${name}" created: pod "${pod}" -> node "${target}"`,
+  );
   if (!a.flags.wait) {
-    console.error(`Follow it with: kubectl get podmigration -n ${ns} ${name} -w`);
+    console.error(
+      `Follow it with: kubectl get podmigration -n ${ns} ${name} -w`,
+    );
     return 0;
   }
   const progress = new Progress();

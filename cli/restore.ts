@@ -65,7 +65,8 @@ export function parseRestoreRef(ref: string): RestoreRef {
   return { kind: "image", image: ref };
 }
 
-async function main(args: string[]): Promise<number> {
+/** Runs the command (also `kubectl lpm restore`); returns the exit code. */
+export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(args, {
     known: [
       "from",

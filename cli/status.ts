@@ -36,7 +36,8 @@ export function table(rows: string[][]): string {
   );
 }
 
-async function main(args: string[]): Promise<number> {
+/** Runs the command (also `kubectl lpm status`); returns the exit code. */
+export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(args, {
     known: [
       "namespace",
@@ -66,14 +67,19 @@ async function main(args: string[]): Promise<number> {
       return 2;
     }
     kc.loadFromFile(
-      kubeconfigPath(a.flags.kubeconfig ?? Deno.env.get("KUBECONFIG") ?? env?.kube?.kubeconfig),
+      kubeconfigPath(
+        a.flags.kubeconfig ?? Deno.env.get("KUBECONFIG") ??
+          env?.kube?.kubeconfig,
+      ),
     );
     return await logs(a.flags, ns || "default", kc, env);
   }
   kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
   const lpm = new LpmClient(kc);
   try {
-    const classes = await lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
+    const classes = await lpm.list<CheckpointStorageClass>(
+      "checkpointstorageclasses",
+    );
     console.log("STORAGE CLASSES");
     console.log(table([
       [
@@ -103,7 +109,15 @@ async function main(args: string[]): Promise<number> {
     const pms = await lpm.list<PodMigration>("podmigrations", ns);
     console.log("\nPOD MIGRATIONS");
     console.log(table([
-      ["NAMESPACE", "NAME", "POD", "SOURCE", "TARGET", "PHASE", "TIMINGS / MESSAGE"],
+      [
+        "NAMESPACE",
+        "NAME",
+        "POD",
+        "SOURCE",
+        "TARGET",
+        "PHASE",
+        "TIMINGS / MESSAGE",
+      ],
       ...pms.map((m) => [
         m.metadata?.namespace ?? "",
         m.metadata?.name ?? "",
@@ -126,7 +140,8 @@ async function main(args: string[]): Promise<number> {
         p.spec.podName,
         p.status?.nodeName ?? "",
         p.status?.phase ?? "",
-        (p.status?.containers ?? []).map((c) => `${c.name}=${c.image ?? "-"}`).join(" "),
+        (p.status?.containers ?? []).map((c) => `${c.name}=${c.image ?? "-"}`)
+          .join(" "),
       ]),
     ]));
   } catch (err) {
@@ -159,7 +174,9 @@ async function logs(
   let overrides: Record<string, string>;
   try {
     overrides = {
-      ...Object.fromEntries((env?.lpm?.agents ?? []).map((x) => [x.node, x.address])),
+      ...Object.fromEntries(
+        (env?.lpm?.agents ?? []).map((x) => [x.node, x.address]),
+      ),
       ...parseOverrides(flags.agent ? [flags.agent] : []),
     };
   } catch (err) {
@@ -169,7 +186,9 @@ async function logs(
   try {
     const sources = await logSources(new LpmClient(kc), ns, flags.logs);
     if (!sources.length) {
-      console.error(`"${ns}/${flags.logs}" has no container checkpoints (yet): nothing to show`);
+      console.error(
+        `"${ns}/${flags.logs}" has no container checkpoints (yet): nothing to show`,
+      );
       return 1;
     }
     const found = await printLogs(sources, {
@@ -179,7 +198,9 @@ async function logs(
     });
     return found > 0 ? 0 : 1;
   } catch (err) {
-    console.error(`Cannot show the logs of "${ns}/${flags.logs}": ${apiMessage(err)}`);
+    console.error(
+      `Cannot show the logs of "${ns}/${flags.logs}": ${apiMessage(err)}`,
+    );
     return 1;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * A throwaway PKI for the local environment, made with the openssl CLI: a CA,
+ * A small PKI made with the openssl CLI: a CA,
  * serving certificates with SANs, client certificates with CN/O (Kubernetes
  * maps them to user and groups), and a service-account signing key.
  * @module
@@ -23,6 +23,8 @@ export interface IssueOptions {
   sans?: string[];
   /** Extended key usages. */
   usage?: ("server" | "client")[];
+  /** Validity in days (default 30). */
+  days?: number;
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -45,7 +47,7 @@ export class Pki {
   }
 
   /** Creates a new CA named `name` in `dir`. */
-  static async create(dir: string, name = "lpm-local-ca"): Promise<Pki> {
+  static async create(dir: string, name = "lpm-local-ca", days = 30): Promise<Pki> {
     await Deno.mkdir(dir, { recursive: true });
     const pki = new Pki(dir);
     await openssl([
@@ -61,7 +63,7 @@ export class Pki {
       "-out",
       pki.ca.cert,
       "-days",
-      "30",
+      String(days),
       "-subj",
       `/CN=${name}`,
       "-addext",
@@ -144,7 +146,7 @@ export class Pki {
       "-out",
       pair.cert,
       "-days",
-      "30",
+      String(opts.days ?? 30),
       "-extfile",
       ext,
     ], this.dir);

@@ -20,11 +20,16 @@ import { parseArgs } from "../base/args.ts";
 import { startManager } from "./manager.ts";
 import { Logger } from "../base/log.ts";
 import { Informer } from "./runtime/informer.ts";
+import { ensureCertificates } from "../contract/cert_secrets.ts";
+import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
        [--leader-elect] [--leader-elect-namespace <ns>] [--health-addr <host:port>]
-       [--poll-ms <ms>] [--validation-period-s <s>] [--retention-period-s <s>] [--insecure-dev]`;
+       [--poll-ms <ms>] [--validation-period-s <s>] [--retention-period-s <s>] [--insecure-dev]
+       [--tls-secrets <namespace>]  (instead of --tls-*: create and rotate lpm's CA and the
+        agents' pairs as Secrets there, and issue this controller's pair in --tls-dir)
+       [--tls-dir <dir>]  (default /tmp/lpm-controller-tls)`;
 
 /** Runs the manager until SIGINT/SIGTERM. */
 export async function main(args: string[]): Promise<number> {
@@ -45,6 +50,8 @@ export async function main(args: string[]): Promise<number> {
         "validation-period-s",
         "retention-period-s",
         "insecure-dev",
+        "tls-secrets",
+        "tls-dir",
         "help",
       ],
       booleans: ["leader-elect", "insecure-dev", "help"],
@@ -61,35 +68,65 @@ export async function main(args: string[]): Promise<number> {
   }
   const log = new Logger({ component: "lpm-controller" });
   const insecure = a.flags["insecure-dev"] === "true";
-  if (!insecure && !(a.flags["tls-cert"] && a.flags["tls-key"] && a.flags["tls-ca"])) {
+  const secretsNs = a.flags["tls-secrets"];
+  if (
+    !insecure && !secretsNs &&
+    !(a.flags["tls-cert"] && a.flags["tls-key"] && a.flags["tls-ca"])
+  ) {
     console.error(
       `--tls-cert, --tls-key and --tls-ca are required (agents only accept mutual TLS)\n\n${USAGE}`,
     );
     return 2;
   }
   if (insecure) {
-    log.warn("--insecure-dev: talking to agents WITHOUT TLS; never use this outside development");
+    log.warn(
+      "--insecure-dev: talking to agents WITHOUT TLS; never use this outside development",
+    );
   }
   const kc = new k8s.KubeConfig();
   if (a.flags.kubeconfig) kc.loadFromFile(a.flags.kubeconfig);
   else if (Deno.env.get("KUBERNETES_SERVICE_HOST")) kc.loadFromCluster();
   else kc.loadFromDefault();
   // Agents are found in a watched cache of their pods, not by a list per lookup.
-  const agentPods = new Informer<k8s.V1Pod>(kc, `/api/v1/namespaces/${AGENT_NAMESPACE}/pods`, {
-    labelSelector: AGENT_LABEL,
-    onError: (err) => log.warn("watch error; restarting", { informer: "agent pods", err }),
-  });
+  const agentPods = new Informer<k8s.V1Pod>(
+    kc,
+    `/api/v1/namespaces/${AGENT_NAMESPACE}/pods`,
+    {
+      labelSelector: AGENT_LABEL,
+      onError: (err) => log.warn("watch error; restarting", { informer: "agent pods", err }),
+    },
+  );
   await agentPods.start();
+  let files = {
+    cert: a.flags["tls-cert"],
+    key: a.flags["tls-key"],
+    ca: a.flags["tls-ca"],
+  };
+  let rotation: ReturnType<typeof setInterval> | undefined;
+  if (secretsNs && !insecure) {
+    const kube = kubeHttp(loadKubeConfig(a.flags.kubeconfig));
+    const dir = a.flags["tls-dir"] ?? "/tmp/lpm-controller-tls";
+    files = await rotateCertificates(kube, secretsNs, dir, log);
+    rotation = setInterval(() => {
+      rotateCertificates(kube, secretsNs, dir, log).catch((err) =>
+        log.warn("certificate rotation failed", {
+          error: (err as Error).message,
+        })
+      );
+    }, 10 * 60_000);
+  }
   const agents = new GrpcAgentConnector({
     security: insecure ? { mode: "insecure-dev" } : {
       mode: "mtls",
-      files: { cert: a.flags["tls-cert"], key: a.flags["tls-key"], ca: a.flags["tls-ca"] },
+      files,
       serverName: a.flags["tls-server-name"],
     },
     overrides: parseOverrides(agentFlags),
     kube: agentPods,
   });
-  const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(/:(?=\d+$)/);
+  const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(
+    /:(?=\d+$)/,
+  );
   const manager = await startManager({
     kubeConfig: kc,
     agents,
@@ -107,16 +144,51 @@ export async function main(args: string[]): Promise<number> {
       ? { namespace: a.flags["leader-elect-namespace"] ?? "lpm-system" }
       : undefined,
   });
-  log.info("manager running", { health: `${host}:${manager.healthPort}`, agents: agentFlags });
+  log.info("manager running", {
+    health: `${host}:${manager.healthPort}`,
+    agents: agentFlags,
+  });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
   });
   log.info("shutting down");
+  if (rotation) clearInterval(rotation);
   await manager.stop();
   await agentPods.stop();
   return 0;
+}
+
+/**
+ * Makes sure lpm's CA and every node's agent pair exist as Secrets in
+ * `namespace` and are not near expiry (contract/cert_secrets.ts); returns
+ * this controller's client pair.
+ */
+async function rotateCertificates(
+  kube: KubeHttp,
+  namespace: string,
+  dir: string,
+  log: Logger,
+): Promise<{ cert: string; key: string; ca: string }> {
+  const res = await kube.request("/api/v1/nodes");
+  if (!res.ok) {
+    throw new Error(
+      `Cannot list nodes for their agent certificates: ${res.status} ${await res
+        .text()}`,
+    );
+  }
+  const nodes = ((await res.json()) as { items: { metadata: { name: string } }[] }).items
+    .map((n) => n.metadata.name);
+  const tls = await ensureCertificates(kube, {
+    namespace,
+    nodes,
+    workDir: dir,
+  });
+  if (tls.written.length) {
+    log.info("agent certificates issued", { secrets: tls.written });
+  }
+  return tls.files;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

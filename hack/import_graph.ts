@@ -31,7 +31,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["contract"],
   ["oci"],
   ["agent", "controllers"],
-  ["cli"],
+  // images/ builds lpm's container images with oci/; localenv/ deploys them.
+  ["cli", "images"],
   ["localenv"],
   ["testing"],
   ["bench", "tests"],

@@ -2,9 +2,11 @@
  * `deno task cluster:up` / `cluster:down`: start the local environment in the
  * background (or the foreground with --foreground) and stop it.
  *
- *   deno task cluster:up [--parts kube,minio,registry,docker] [--nodes 2] [--with-lpm] [--foreground]
+ *   deno task cluster:up [--parts kube,minio,registry,docker] [--nodes 2] [--with-lpm | --in-cluster] [--foreground]
  *
  * `--with-lpm` also runs an lpm agent per node and the controller (needs --nodes).
+ * `--in-cluster` instead builds lpm's images, pushes them to the registry and
+ * installs lpm with `kubectl apply -k` (a DaemonSet and a Deployment; needs --nodes).
  *   deno task cluster:down
  *   deno task cluster:lpm-restart   restart the agents and the controller from the current code
 
@@ -30,7 +32,7 @@ function say(msg: string): void {
 }
 
 const USAGE =
-  "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm] [--foreground] | down | lpm-restart";
+  "usage: cli.ts up [--parts kube,minio,registry,docker] [--nodes N] [--with-lpm | --in-cluster] [--foreground] | down | lpm-restart";
 
 /** The flags of `down` and `lpm-restart` (and of no command). */
 const HELP_ONLY = { known: ["help"], booleans: ["help"], aliases: { h: "help" } };
@@ -38,8 +40,8 @@ const HELP_ONLY = { known: ["help"], booleans: ["help"], aliases: { h: "help" } 
 /** The flags of `up` and `serve`. */
 function parseUpArgs(args: string[]): Args {
   return parseArgs(args, {
-    known: ["parts", "nodes", "with-lpm", "foreground", "help"],
-    booleans: ["with-lpm", "foreground", "help"],
+    known: ["parts", "nodes", "with-lpm", "in-cluster", "foreground", "help"],
+    booleans: ["with-lpm", "in-cluster", "foreground", "help"],
     aliases: { h: "help" },
   });
 }
@@ -74,9 +76,9 @@ function runningPid(): number | undefined {
   }
 }
 
-async function serve(parts: Part[], nodes = 0, lpm = false): Promise<void> {
+async function serve(parts: Part[], nodes = 0, lpm = false, inCluster = false): Promise<void> {
   await Deno.mkdir(STATE, { recursive: true });
-  const env = await startEnvironment({ parts, nodes, lpm, onProgress: say });
+  const env = await startEnvironment({ parts, nodes, lpm, inCluster, onProgress: say });
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -111,6 +113,9 @@ async function up(a: Args): Promise<void> {
   const parts = parseParts(a);
   const nodes = parseNodes(a);
   const withLpm = a.flags["with-lpm"] === "true";
+  const inCluster = a.flags["in-cluster"] === "true";
+  if (inCluster && withLpm) throw new Error("--in-cluster and --with-lpm exclude each other");
+  if (inCluster && nodes === 0) throw new Error("--in-cluster needs nodes: add --nodes 2");
   const pid = runningPid();
   if (pid) {
     say(`already running (pid ${pid}); kubeconfig: ${KUBECONFIG}`);
@@ -119,7 +124,7 @@ async function up(a: Args): Promise<void> {
   await Deno.mkdir(STATE, { recursive: true });
   for (const f of [ENV_FILE, KUBECONFIG, PID_FILE]) await Deno.remove(f).catch(() => {});
   if (a.flags.foreground === "true") {
-    await serve(parts, nodes, withLpm);
+    await serve(parts, nodes, withLpm, inCluster);
     return;
   }
   const child = new Deno.Command("setsid", {
@@ -138,6 +143,7 @@ async function up(a: Args): Promise<void> {
       "--nodes",
       String(nodes),
       ...(withLpm ? ["--with-lpm"] : []),
+      ...(inCluster ? ["--in-cluster"] : []),
     ],
     env: { LPM_LOG: LOG_FILE },
     stdin: "null",
@@ -217,7 +223,12 @@ if (import.meta.main) {
     }
     if (cmd === "up") await up(a);
     else if (cmd === "serve") {
-      await serve(parseParts(a), parseNodes(a), a.flags["with-lpm"] === "true");
+      await serve(
+        parseParts(a),
+        parseNodes(a),
+        a.flags["with-lpm"] === "true",
+        a.flags["in-cluster"] === "true",
+      );
     } else if (cmd === "down") await down();
     else await lpmRestart();
   } catch (err) {

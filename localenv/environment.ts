@@ -12,6 +12,7 @@ import { startLpm } from "./lpm.ts";
 import { ALL_PARTS, type EnvironmentInfo, type LpmInfo, type Part } from "./info.ts";
 import { removeAllContainers, startDockerd } from "./dockerd.ts";
 import { startNodes } from "./node.ts";
+import { deployInCluster } from "./in_cluster.ts";
 
 /** A running environment. */
 export interface Environment {
@@ -38,6 +39,11 @@ export interface EnvironmentOptions {
   onProgress?: (msg: string) => void;
   /** Also run lpm: an agent per node and the controller (needs `nodes`). */
   lpm?: boolean;
+  /**
+   * Deploy lpm into the cluster from its own images (`kubectl apply -k`,
+   * localenv/in_cluster.ts) instead of host processes; needs `nodes`.
+   */
+  inCluster?: boolean;
   /**
    * Worker nodes to start (node-a, node-b, ...) once "kube" and "registry"
    * run (both required); default 0.
@@ -195,6 +201,11 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     if (opts.lpm) {
       if (!info.nodes?.length) throw new Error("lpm (agents + controller) needs nodes: set nodes");
       await lpm.launch();
+    }
+    if (opts.inCluster) {
+      if (!info.nodes?.length) throw new Error("lpm in-cluster needs nodes: set nodes");
+      progress("deploying lpm in-cluster: images, registry, kubectl apply -k");
+      info.lpmInCluster = await deployInCluster(info, { onProgress: progress });
     }
     await writeInfo(info);
     return { info, stop, restartLpm: lpm.restart };

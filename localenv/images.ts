@@ -4,6 +4,10 @@
  * the project's own OCI writer.
  * @module
  */
+import { reproducibleTar } from "../oci/rootfs_tar.ts";
+
+/** Tars a directory reproducibly (moved down to `oci/`, where lpm's own images use it too). */
+export { reproducibleTar };
 
 /** Applets linked in the rootfs (each a symlink to /bin/busybox). */
 const APPLETS = [
@@ -45,29 +49,6 @@ export async function buildBusyboxRootfsTar(path: string): Promise<string> {
   } finally {
     await Deno.remove(staging, { recursive: true });
   }
-}
-
-/**
- * Tars the directory `root` into `path` the same way every time: numeric
- * owner root, mtime 0, names sorted, so the same files give the same digest.
- */
-export async function reproducibleTar(root: string, path: string): Promise<void> {
-  const out = await new Deno.Command("tar", {
-    args: [
-      "--numeric-owner",
-      "--owner=0",
-      "--group=0",
-      "--mtime=@0",
-      "--sort=name",
-      "-C",
-      root,
-      "-cf",
-      path,
-      ".",
-    ],
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`tar: ${new TextDecoder().decode(out.stderr)}`);
 }
 
 /** The shell loop of the counter workload: prints 1, 2, 3... one per `intervalS`. */

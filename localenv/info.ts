@@ -33,6 +33,8 @@ export interface EnvironmentInfo {
   docker?: DockerInfo;
   /** lpm's agents and controller, when `lpm` was asked for. */
   lpm?: LpmInfo;
+  /** lpm deployed into the cluster from its own images (`--in-cluster`). */
+  lpmInCluster?: InClusterInfo;
   /** Worker nodes (kubelet + containerd), when `nodes` was asked for. */
   nodes?: NodeInfo[];
   /** Images the nodes use (pause, busybox), in the harness registry. */
@@ -47,4 +49,18 @@ export interface LpmInfo {
   controller: { pid: number; healthPort: number };
   /** mTLS material: the CA, the controller's client pair (for tests and CLIs that call agents). */
   tls: { ca: string; controllerCert: string; controllerKey: string };
+}
+
+/** lpm installed in the cluster by `kubectl apply -k` (localenv/in_cluster.ts). */
+export interface InClusterInfo {
+  /** The kustomization applied. */
+  kustomization: string;
+  /** The images pushed to the environment's registry. */
+  images: { name: string; reference: string; tagged: string }[];
+  /** Compressed image sizes in bytes, by image name. */
+  sizes: Record<string, number>;
+  /** Seconds to build (or take from the cache) and push the images. */
+  buildSeconds: number;
+  /** Seconds from `kubectl apply -k` to every lpm pod Ready. */
+  installSeconds: number;
 }

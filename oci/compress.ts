@@ -78,7 +78,8 @@ export function compressStream(
   if (kind === "none") return input;
   if (kind === "gzip") {
     const pigz = opts.builtin ? undefined : which("pigz");
-    if (pigz) return throughProcess(input, pigz, ["-c", `-${opts.level ?? 6}`]);
+    // -n: no name and no mtime in the header, so the same input gives the same bytes.
+    if (pigz) return throughProcess(input, pigz, ["-n", "-c", `-${opts.level ?? 6}`]);
     return input.pipeThrough(
       new CompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
     );

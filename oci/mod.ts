@@ -39,5 +39,6 @@ export { digestBytes, digestFile, DigestStream } from "./digest.ts";
 export * from "./media_types.ts";
 export { buildLayeredImage } from "./layered_image.ts";
 export type { LayeredImage, LayeredImageOptions } from "./layered_image.ts";
+export { reproducibleTar } from "./rootfs_tar.ts";
 export { VOLUME_IMAGE, VOLUME_INIT_CONTAINER, volumeImageCommand } from "./volume_image.ts";
 export { insecureRegistryRefusal, loopbackHost } from "./insecure.ts";
