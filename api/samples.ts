@@ -126,6 +126,7 @@ export const FULL_POD_MIGRATION: Full<PodMigration> = {
     conditions: [condition],
     observedGeneration: 1,
     sourceNode: "node-a",
+    targetNode: "node-b",
     restoredPodName: "counter-restored",
     podCheckpointRef: { name: "full" },
     storageClassName: "minio",

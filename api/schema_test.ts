@@ -41,7 +41,7 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 // test below checks the schemas' `required` against the same lists.
 const REQUIRED = {
   CheckpointStorageClass: ["provider"],
-  PodMigration: ["podName", "targetNode"],
+  PodMigration: ["podName"],
   PodCheckpoint: ["podName"],
   ContainerCheckpoint: ["podName", "containerName"],
   PodRestore: ["source"],

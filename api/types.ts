@@ -153,7 +153,8 @@ export interface PhaseTransition {
 /** PodMigration.spec. */
 export interface PodMigrationSpec {
   podName: string;
-  targetNode: string;
+  /** The node to move to; unset, the controller chooses one (status.targetNode). */
+  targetNode?: string;
   storageClassName?: string;
   /** What happens to the source pod once the restored pod runs. Default Delete. */
   sourcePodPolicy?: "Delete" | "Keep";
@@ -178,6 +179,8 @@ export interface PodMigrationStatus {
   conditions?: Condition[];
   observedGeneration?: number;
   sourceNode?: string;
+  /** The node the pod moves to: spec.targetNode, or the one the controller chose. */
+  targetNode?: string;
   restoredPodName?: string;
   podCheckpointRef?: { name: string };
   storageClassName?: string;

@@ -39,6 +39,8 @@ export interface Cache {
   node(name: string): Promise<k8s.V1Node | undefined>;
   /** Every node. */
   nodes(): Promise<k8s.V1Node[]>;
+  /** Every pod (for what is requested on each node). */
+  pods(): Promise<k8s.V1Pod[]>;
 }
 
 /** The API clients a cache falls back to. */
@@ -64,6 +66,7 @@ export function apiCache(api: CacheApi): Cache {
     pod: (namespace, name) => orUndefined(() => api.core.readNamespacedPod({ name, namespace })),
     node: (name) => orUndefined(() => api.core.readNode({ name })),
     nodes: async () => (await api.core.listNode()).items,
+    pods: async () => (await api.core.listPodForAllNamespaces()).items,
   };
 }
 
@@ -132,5 +135,10 @@ export class InformerCache implements Cache {
 
   nodes(): Promise<k8s.V1Node[]> {
     return Promise.resolve(structuredClone([...this.informers.nodes.list()]));
+  }
+
+  pods(): Promise<k8s.V1Pod[]> {
+    // Read-only use (sums of requests): no copy of every pod.
+    return Promise.resolve([...this.informers.pods.list()]);
   }
 }

@@ -7,6 +7,7 @@ import { EventRecorder } from "./runtime/events.ts";
 import type { ControllerMetrics } from "./runtime/metrics.ts";
 import { makeApiClient } from "../kube/api_requests.ts";
 import { apiCache, type Cache, type CacheInformers, InformerCache } from "./cache.ts";
+import { type MigrationLimits, MigrationSlots } from "./migration_limits.ts";
 
 /** Shared dependencies of the reconcilers. */
 export interface ReconcilerDeps {
@@ -28,6 +29,8 @@ export interface ReconcilerDeps {
   now: () => Date;
   /** How often a running agent operation is polled. */
   pollMs: number;
+  /** Slots under the migration limits (migration_limits.ts). */
+  slots: MigrationSlots;
 }
 
 /** Builds the dependencies from a KubeConfig and an agent connector. */
@@ -38,6 +41,8 @@ export function newReconcilerDeps(
     metrics?: ControllerMetrics;
     pollMs?: number;
     component?: string;
+    /** Migration limits; KubeVirt's defaults when unset. */
+    limits?: MigrationLimits;
     /** Started informers to read from; without them every read is a request. */
     informers?: CacheInformers;
   } = {},
@@ -56,5 +61,6 @@ export function newReconcilerDeps(
     metrics: opts.metrics,
     now: () => new Date(),
     pollMs: opts.pollMs ?? 1000,
+    slots: new MigrationSlots(opts.limits),
   };
 }

@@ -23,6 +23,7 @@ import { checkpointRetentionReconciler } from "./checkpoint_retention.ts";
 import { podRestoreReconciler } from "./pod_restore.ts";
 import { MIGRATION_LABEL } from "./restored_pod.ts";
 import { onApiRequest } from "../kube/api_requests.ts";
+import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from "./migration_limits.ts";
 
 /** Options for {@linkcode startManager}. */
 export interface ManagerOptions {
@@ -42,6 +43,8 @@ export interface ManagerOptions {
   validationPeriodMs?: number;
   /** Period of each class's retention pass (it also runs after each new checkpoint). Default 10 min. */
   retentionPeriodMs?: number;
+  /** Migrations running at once, in the cluster and per source node. Default 5 and 2. */
+  migrationLimits?: MigrationLimits;
   /** Workers per controller. Default 2. */
   workers?: number;
   /** Logger. */
@@ -149,10 +152,14 @@ function reconcilerDeps(
   metrics: ControllerMetrics,
   informers: ManagerInformers,
 ): ReconcilerDeps {
+  const limits = opts.migrationLimits ?? DEFAULT_MIGRATION_LIMITS;
+  metrics.migrationLimit.set({ limit: "parallel" }, limits.maxParallel);
+  metrics.migrationLimit.set({ limit: "outbound_per_node" }, limits.maxOutboundPerNode);
   return {
     ...newReconcilerDeps(opts.kubeConfig, opts.agents, {
       metrics,
       pollMs: opts.pollMs,
+      limits,
       informers: {
         lpm: {
           podmigrations: informers.pm,

@@ -32,12 +32,14 @@ import {
   MigrationFailure,
   type MigrationStatus,
   PM_CONDITIONS,
+  targetNodeOf,
 } from "./pod_migration_status.ts";
 import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
 import { defaultClasses } from "./default_class.ts";
 import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
+import { chooseTargetNode } from "./target_node.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -181,8 +183,10 @@ async function stepPending(
 ): Promise<ReconcileResult> {
   const now = deps.now();
   const ns = pm.metadata!.namespace!;
-  const { podName, targetNode } = pm.spec;
+  const { podName } = pm.spec;
   status.startTime ??= now.toISOString();
+  // The Target column reads the status: a named node shows there from the start.
+  if (pm.spec.targetNode) status.targetNode = pm.spec.targetNode;
   const pod: k8s.V1Pod = orFail(
     await deps.cache.pod(ns, podName),
     "PodNotFound",
@@ -217,28 +221,9 @@ async function stepPending(
   const unsupported = unsupportedReason(pod);
   if (unsupported) throw new MigrationFailure("Unsupported", unsupported);
   const sourceNode = pod.spec?.nodeName ?? "";
-  if (sourceNode === targetNode) {
-    throw new MigrationFailure(
-      "SameNode",
-      `Pod "${ns}/${podName}" already runs on node "${targetNode}"`,
-    );
-  }
-  const target: k8s.V1Node = orFail(
-    await deps.cache.node(targetNode),
-    "UnknownTargetNode",
-    `Target node "${targetNode}" does not exist`,
-  );
-  if (!nodeReady(target)) {
-    throw new MigrationFailure("TargetNodeNotReady", `Target node "${targetNode}" is not Ready`);
-  }
-  if (target.spec?.unschedulable) {
-    throw new MigrationFailure(
-      "TargetNodeUnschedulable",
-      `Target node "${targetNode}" is cordoned (unschedulable)`,
-    );
-  }
-  const mismatch = schedulingMismatch(pod, target);
-  if (mismatch) throw new MigrationFailure("TargetNodeMismatch", mismatch);
+  const target = await resolveTarget(deps, pm, pod);
+  const targetNode = target.metadata!.name!;
+  status.targetNode = targetNode;
   const source = await deps.cache.node(sourceNode);
   if (!source) {
     throw new Error(`Source node "${sourceNode}" of pod "${ns}/${podName}" does not exist`);
@@ -278,6 +263,7 @@ async function stepPending(
   }
   status.sourceNode = sourceNode;
   status.storageClassName = clsName;
+  if (!await admit(deps, pm, status, sourceNode)) return { requeueAfterMs: 2000 };
   cond(status, pm, now, {
     type: PM_CONDITIONS.validated,
     status: "True",
@@ -286,6 +272,101 @@ async function stepPending(
       `Pod "${ns}/${podName}" on "${sourceNode}" can move to "${targetNode}" via class "${clsName}"`,
   });
   setPhase(status, "Checkpointing", now);
+}
+
+/**
+ * The target node: the one the spec names (checked: exists, Ready, not
+ * cordoned, satisfies the pod's scheduling constraints), or else one chosen
+ * now (target_node.ts). No fit fails the
+ * migration with the reason each node was refused.
+ */
+async function resolveTarget(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  pod: k8s.V1Pod,
+): Promise<k8s.V1Node> {
+  const ns = pm.metadata!.namespace!;
+  // A chosen node is chosen again on each pass while Pending: the cluster moves on.
+  const named = pm.spec.targetNode;
+  if (!named) {
+    const choice = chooseTargetNode(pod, await deps.cache.nodes(), await deps.cache.pods());
+    if (!choice.node) {
+      throw new MigrationFailure(
+        "NoTargetNode",
+        `No node can take pod "${ns}/${pod.metadata?.name}": ${
+          choice.refusals.join("; ") || "the cluster has no nodes"
+        }`,
+      );
+    }
+    return choice.node;
+  }
+  if (pod.spec?.nodeName === named) {
+    throw new MigrationFailure(
+      "SameNode",
+      `Pod "${ns}/${pod.metadata?.name}" already runs on node "${named}"`,
+    );
+  }
+  const target: k8s.V1Node = orFail(
+    await deps.cache.node(named),
+    "UnknownTargetNode",
+    `Target node "${named}" does not exist`,
+  );
+  if (!nodeReady(target)) {
+    throw new MigrationFailure("TargetNodeNotReady", `Target node "${named}" is not Ready`);
+  }
+  if (target.spec?.unschedulable) {
+    throw new MigrationFailure(
+      "TargetNodeUnschedulable",
+      `Target node "${named}" is cordoned (unschedulable)`,
+    );
+  }
+  const mismatch = schedulingMismatch(pod, target);
+  if (mismatch) throw new MigrationFailure("TargetNodeMismatch", mismatch);
+  return target;
+}
+
+/** Phases in which a migration holds a slot under the limits. */
+const RUNNING = new Set(["Checkpointing", "Transferring", "Restoring"]);
+
+/**
+ * Takes a slot under the migration limits (migration_limits.ts), or records
+ * that the migration waits for one: condition Admitted=False with the
+ * reason, and the same words in the message for `kubectl get`/`migrate`.
+ */
+async function admit(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  sourceNode: string,
+): Promise<boolean> {
+  const all = await deps.cache.list<PodMigration>("podmigrations");
+  const key = (m: PodMigration) => `${m.metadata?.namespace}/${m.metadata?.name}`;
+  const running = all.filter((m) => RUNNING.has(m.status?.phase ?? ""))
+    .map((m) => ({ key: key(m), node: m.status?.sourceNode ?? "" }));
+  const pending = new Set(
+    all.filter((m) => (m.status?.phase ?? "Pending") === "Pending").map(key),
+  );
+  const r = deps.slots.admit({ key: key(pm), node: sourceNode }, { running, pending });
+  const now = deps.now();
+  if (!r.ok) {
+    status.message = `Waiting: ${r.reason}`;
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.admitted,
+      status: "False",
+      reason: "WaitingForMigrationSlot",
+      message: r.reason,
+    });
+    return false;
+  }
+  if (getCondition(status, PM_CONDITIONS.admitted)?.status === "False") delete status.message;
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.admitted,
+    status: "True",
+    reason: "SlotFree",
+    message: `Within the limits: ${deps.slots.limits.maxParallel} in the cluster, ` +
+      `${deps.slots.limits.maxOutboundPerNode} leaving node "${sourceNode}"`,
+  });
+  return true;
 }
 
 /** How long validation waits for an agent's Health (best effort: later phases meet a dead agent). */
@@ -412,10 +493,10 @@ async function stepTransferring(
   await renewSourceFreeze(deps, pm, status);
   let agent;
   try {
-    agent = await deps.agents.forNode(pm.spec.targetNode);
+    agent = await deps.agents.forNode(targetNodeOf(pm, status));
   } catch (err) {
     throw new Error(
-      `Cannot reach the agent of target node "${pm.spec.targetNode}": ${apiMessage(err)}`,
+      `Cannot reach the agent of target node "${targetNodeOf(pm, status)}": ${apiMessage(err)}`,
     );
   }
   const cls = await deps.cache.get<CheckpointStorageClass>(
@@ -443,7 +524,9 @@ async function stepTransferring(
     if (op.phase === "Failed") {
       throw new MigrationFailure(
         "ImagePullFailed",
-        `Target node "${pm.spec.targetNode}" cannot pull ${c.image}: ${op.message ?? "no message"}`,
+        `Target node "${targetNodeOf(pm, status)}" cannot pull ${c.image}: ${
+          op.message ?? "no message"
+        }`,
       );
     }
     if (op.phase !== "Succeeded") pending++;
@@ -456,7 +539,7 @@ async function stepTransferring(
     type: PM_CONDITIONS.transferred,
     status: "True",
     reason: "ImagesOnTarget",
-    message: `Checkpoint images are on node "${pm.spec.targetNode}"`,
+    message: `Checkpoint images are on node "${targetNodeOf(pm, status)}"`,
   });
   setPhase(status, "Restoring", now);
 }

@@ -29,6 +29,7 @@ import {
   MigrationFailure,
   type MigrationStatus,
   PM_CONDITIONS,
+  targetNodeOf,
 } from "./pod_migration_status.ts";
 import {
   notFrozenReason,
@@ -195,11 +196,11 @@ async function createRestoredPod(c: RestoreContext): Promise<typeof NEXT | Recon
   const withheld = owner?.kind === "ReplicaSet"
     ? Object.keys((await selectorOf(deps, ns, owner.name)) ?? source.metadata?.labels ?? {})
     : [];
-  const targetNode = await deps.cache.node(pm.spec.targetNode);
-  if (!targetNode) throw new Error(`Target node "${pm.spec.targetNode}" does not exist`);
+  const targetNode = await deps.cache.node(targetNodeOf(pm, status));
+  if (!targetNode) throw new Error(`Target node "${targetNodeOf(pm, status)}" does not exist`);
   const body = buildRestoredPod(source, {
     name,
-    targetNode: pm.spec.targetNode,
+    targetNode: targetNodeOf(pm, status),
     targetNodeLabels: targetNode.metadata?.labels,
     images,
     volumes,
@@ -210,9 +211,9 @@ async function createRestoredPod(c: RestoreContext): Promise<typeof NEXT | Recon
   deps.events.normal(
     pm,
     "RestoredPodCreated",
-    `Created pod "${name}" on node "${pm.spec.targetNode}"`,
+    `Created pod "${name}" on node "${targetNodeOf(pm, status)}"`,
   );
-  c.log.info("restored pod created", { pod: name, node: pm.spec.targetNode });
+  c.log.info("restored pod created", { pod: name, node: targetNodeOf(pm, status) });
   return { requeueAfterMs: 1000 };
 }
 
@@ -237,7 +238,7 @@ async function waitRestoredRunning(c: RestoreContext): Promise<typeof NEXT | Rec
   // When the runtime started the last restored container, not when this
   // controller happened to look: the target node's record (ms), else the
   // pod status (whole seconds).
-  const started = await preciseStart(deps, pm.spec.targetNode, restored) ??
+  const started = await preciseStart(deps, targetNodeOf(pm, status), restored) ??
     lastStarted(restored) ?? now;
   status.restoredRunningAt = started.toISOString();
   const frozenAt = status.frozenAt ? new Date(status.frozenAt) : undefined;
@@ -251,12 +252,12 @@ async function waitRestoredRunning(c: RestoreContext): Promise<typeof NEXT | Rec
     type: PM_CONDITIONS.restored,
     status: "True",
     reason: "RestoredPodRunning",
-    message: `Pod "${name}" runs on node "${pm.spec.targetNode}" from the checkpoint`,
+    message: `Pod "${name}" runs on node "${targetNodeOf(pm, status)}" from the checkpoint`,
   });
   deps.events.normal(
     pm,
     "RestoredPodRunning",
-    `Pod "${name}" is running on "${pm.spec.targetNode}"`,
+    `Pod "${name}" is running on "${targetNodeOf(pm, status)}"`,
   );
   return NEXT;
 }
@@ -384,8 +385,9 @@ function succeed(c: RestoreContext): Promise<ReconcileResult> {
   const start = new Date(status.startTime ?? now);
   status.timings = { ...status.timings, totalMs: now.getTime() - start.getTime() };
   status.completionTime = now.toISOString();
-  status.message =
-    `Pod "${c.srcName}" moved from "${status.sourceNode}" to "${pm.spec.targetNode}" as "${c.name}"`;
+  status.message = `Pod "${c.srcName}" moved from "${status.sourceNode}" to "${
+    targetNodeOf(pm, status)
+  }" as "${c.name}"`;
   cond(status, pm, now, {
     type: PM_CONDITIONS.succeeded,
     status: "True",

@@ -12,6 +12,7 @@ export type MigrationStatus = NonNullable<PodMigration["status"]>;
 /** Condition types the PodMigration reconciler owns. */
 export const PM_CONDITIONS = {
   validated: "Validated",
+  admitted: "Admitted",
   sourceFrozen: "SourceFrozen",
   checkpointed: "Checkpointed",
   transferred: "Transferred",
@@ -44,4 +45,12 @@ export function cond(
 /** The condition of `type`, if set. */
 export function getCondition(status: MigrationStatus, type: string): Condition | undefined {
   return (status.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+}
+
+/**
+ * The node the migration moves the pod to: the spec's, else the one the
+ * controller chose (in the status once validated).
+ */
+export function targetNodeOf(pm: PodMigration, status?: MigrationStatus): string {
+  return pm.spec.targetNode ?? status?.targetNode ?? pm.status?.targetNode ?? "";
 }

@@ -148,6 +148,8 @@ function startController(
     "--tls-server-name=lpm-agent.{node}",
     `--health-addr=127.0.0.1:${healthPort}`,
     `--poll-ms=${opts.pollMs ?? 500}`,
+    // More controller flags for this environment, e.g. "--max-outbound-per-node=1".
+    ...(Deno.env.get("LPM_CONTROLLER_ARGS") ?? "").split(/\s+/).filter(Boolean),
   ], { logPath: `${opts.logDir}/controller.log`, cwd: REPO_ROOT, env: { PATH: toolPath() } });
   return { process, healthPort };
 }

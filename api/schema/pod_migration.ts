@@ -33,9 +33,10 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
   podName: subdomainName("Pod to migrate, in the PodMigration's namespace. Immutable.", {
     rules: [immutable("podName")],
   }),
-  targetNode: subdomainName("Node the pod moves to. Immutable.", {
-    rules: [immutable("targetNode")],
-  }),
+  targetNode: subdomainName(
+    "Node the pod moves to. Unset, the controller chooses a node that fits the pod (status.targetNode). Immutable.",
+    { rules: [immutable("targetNode")] },
+  ),
   storageClassName: subdomainName(
     "CheckpointStorageClass to use; the default class when unset. Immutable.",
     { rules: [immutable("storageClassName")] },
@@ -68,8 +69,14 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     },
   ),
 }, {
-  required: ["podName", "targetNode"],
+  required: ["podName"],
   rules: [
+    // Setting it later would move a migration already under way.
+    rule(
+      "has(self.targetNode) == has(oldSelf.targetNode)",
+      "targetNode cannot be added or removed after creation",
+      { fieldPath: ".targetNode" },
+    ),
     // Unsetting the class would silently switch to the default one mid-flight.
     rule(
       "has(self.storageClassName) == has(oldSelf.storageClassName)",
@@ -87,6 +94,9 @@ const statusSchema: JsonSchema = obj("Progress and outcome of the migration.", {
   conditions: conditionsSchema,
   observedGeneration: observedGenerationSchema,
   sourceNode: str("Node the pod ran on.", { maxLength: 253 }),
+  targetNode: str("Node the pod moves to: spec.targetNode, or the node the controller chose.", {
+    maxLength: 253,
+  }),
   restoredPodName: str("Name of the restored pod on the target node.", { maxLength: 253 }),
   podCheckpointRef: obj("The PodCheckpoint this migration created.", {
     name: str("PodCheckpoint name.", { maxLength: 253 }),
@@ -126,7 +136,8 @@ export const podMigrationKind: KindDefinition = {
   printerColumns: [
     { name: "Pod", type: "string", jsonPath: ".spec.podName" },
     { name: "Source", type: "string", jsonPath: ".status.sourceNode" },
-    { name: "Target", type: "string", jsonPath: ".spec.targetNode" },
+    // The status copies spec.targetNode, so one column shows a named or a chosen node.
+    { name: "Target", type: "string", jsonPath: ".status.targetNode" },
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Downtime-ms", type: "integer", jsonPath: ".status.timings.downtimeMs", priority: 1 },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },

@@ -150,6 +150,8 @@ export interface ControllerMetrics {
   queueDepth: Gauge;
   /** PodMigrations by phase. */
   migrationsByPhase: Gauge;
+  /** The migration limits in force, by limit (parallel, outbound_per_node). */
+  migrationLimit: Gauge;
   /** Whole-migration durations by result. */
   migrationDuration: Histogram;
   /** Measured downtime of migrations (source frozen until target running). */
@@ -178,6 +180,9 @@ export function newControllerMetrics(): ControllerMetrics {
       new Gauge("lpm_workqueue_depth", "Keys waiting per controller queue."),
     ),
     migrationsByPhase: registry.register(new Gauge("lpm_podmigrations", "PodMigrations by phase.")),
+    migrationLimit: registry.register(
+      new Gauge("lpm_podmigration_limit", "Migration limits in force, by limit."),
+    ),
     migrationDuration: registry.register(
       new Histogram(
         "lpm_podmigration_duration_seconds",
