@@ -185,3 +185,63 @@ envTest(USES, {
     }
   },
 });
+
+/** Runs `deno task drain <node>`; its output and wall time. */
+async function drainCli(node: string): Promise<{ code: number; out: string; ms: number }> {
+  const start = Date.now();
+  const root = new URL("../", import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${root}cli/drain.ts`,
+      node,
+      `--storage-class=${CLASS}`,
+      `--kubeconfig=${testEnv().kube!.kubeconfig}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  return { code: r.code, out, ms: Date.now() - start };
+}
+
+envTest(USES, {
+  name:
+    "drain: deno task drain moves three opted-in counters to node-b with no gap and evicts the ordinary pod",
+  ...opts,
+  async fn() {
+    const c = await setup();
+    const names = ["opted-1", "opted-2", "opted-3"];
+    try {
+      for (const n of names) await counterPod(c, n, true);
+      await counterPod(c, "ordinary", false);
+      for (const n of [...names, "ordinary"]) await counting(c, n);
+      const r = await drainCli(c.nodeA);
+      console.log(r.out);
+      assertEquals(r.code, 0, r.out);
+      console.log(`drain wall time for three counters: ${(r.ms / 1000).toFixed(1)} s`);
+      const pods = (await c.core.listNamespacedPod({ namespace: c.ns })).items
+        .filter((p) => !p.metadata?.deletionTimestamp);
+      assert(!pods.some((p) => p.metadata?.name === "ordinary"), "the ordinary pod was evicted");
+      const pms = await c.lpm.list<PodMigration>("podmigrations", c.ns);
+      assertEquals(pms.length, 3);
+      for (const pm of pms) {
+        assertEquals(pm.status?.phase, "Succeeded", pm.status?.message);
+        assertEquals(pm.status?.targetNode, c.nodeB);
+        const p = pods.find((x) => x.metadata?.name === pm.status?.restoredPodName);
+        assertEquals(p?.spec?.nodeName, c.nodeB);
+        await continues(c, pm.status!.restoredPodName!);
+      }
+    } finally {
+      await c.core.patchNode(
+        { name: c.nodeA, body: { spec: { unschedulable: false } } },
+        (await import("@kubernetes/client-node")).setHeaderOptions(
+          "Content-Type",
+          (await import("@kubernetes/client-node")).PatchStrategy.MergePatch,
+        ),
+      ).catch(() => {});
+      await c.core.deleteNamespace({ name: c.ns }).catch(() => {});
+    }
+  },
+});
