@@ -67,19 +67,14 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     kc.loadFromFile(
-      kubeconfigPath(
-        a.flags.kubeconfig ?? Deno.env.get("KUBECONFIG") ??
-          env?.kube?.kubeconfig,
-      ),
+      kubeconfigPath(a.flags.kubeconfig ?? Deno.env.get("KUBECONFIG") ?? env?.kube?.kubeconfig),
     );
     return await logs(a.flags, ns || "default", kc, env);
   }
   kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
   const lpm = new LpmClient(kc);
   try {
-    const classes = await lpm.list<CheckpointStorageClass>(
-      "checkpointstorageclasses",
-    );
+    const classes = await lpm.list<CheckpointStorageClass>("checkpointstorageclasses");
     console.log("STORAGE CLASSES");
     console.log(table([
       [
@@ -109,21 +104,13 @@ export async function main(args: string[]): Promise<number> {
     const pms = await lpm.list<PodMigration>("podmigrations", ns);
     console.log("\nPOD MIGRATIONS");
     console.log(table([
-      [
-        "NAMESPACE",
-        "NAME",
-        "POD",
-        "SOURCE",
-        "TARGET",
-        "PHASE",
-        "TIMINGS / MESSAGE",
-      ],
+      ["NAMESPACE", "NAME", "POD", "SOURCE", "TARGET", "PHASE", "TIMINGS / MESSAGE"],
       ...pms.map((m) => [
         m.metadata?.namespace ?? "",
         m.metadata?.name ?? "",
         m.spec.podName,
         m.status?.sourceNode ?? "",
-        m.spec.targetNode,
+        m.spec.targetNode ?? m.status?.targetNode ?? "(choosing)",
         m.status?.phase ?? "",
         m.status?.phase === "Succeeded"
           ? timingSummary(m)
@@ -140,8 +127,7 @@ export async function main(args: string[]): Promise<number> {
         p.spec.podName,
         p.status?.nodeName ?? "",
         p.status?.phase ?? "",
-        (p.status?.containers ?? []).map((c) => `${c.name}=${c.image ?? "-"}`)
-          .join(" "),
+        (p.status?.containers ?? []).map((c) => `${c.name}=${c.image ?? "-"}`).join(" "),
       ]),
     ]));
   } catch (err) {
@@ -174,9 +160,7 @@ async function logs(
   let overrides: Record<string, string>;
   try {
     overrides = {
-      ...Object.fromEntries(
-        (env?.lpm?.agents ?? []).map((x) => [x.node, x.address]),
-      ),
+      ...Object.fromEntries((env?.lpm?.agents ?? []).map((x) => [x.node, x.address])),
       ...parseOverrides(flags.agent ? [flags.agent] : []),
     };
   } catch (err) {
@@ -186,9 +170,7 @@ async function logs(
   try {
     const sources = await logSources(new LpmClient(kc), ns, flags.logs);
     if (!sources.length) {
-      console.error(
-        `"${ns}/${flags.logs}" has no container checkpoints (yet): nothing to show`,
-      );
+      console.error(`"${ns}/${flags.logs}" has no container checkpoints (yet): nothing to show`);
       return 1;
     }
     const found = await printLogs(sources, {
@@ -198,9 +180,7 @@ async function logs(
     });
     return found > 0 ? 0 : 1;
   } catch (err) {
-    console.error(
-      `Cannot show the logs of "${ns}/${flags.logs}": ${apiMessage(err)}`,
-    );
+    console.error(`Cannot show the logs of "${ns}/${flags.logs}": ${apiMessage(err)}`);
     return 1;
   }
 }
