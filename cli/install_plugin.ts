@@ -2,7 +2,7 @@
  * `deno task kubectl-plugin [--dir <dir>]`: writes the `kubectl-lpm` script
  * (default into `~/.cache/lpm/bin`, which the bootstrap puts in PATH) that
  * runs cli/kubectl_lpm.ts with this deno binary and this checkout, so
- * `kubectl lpm ...` works. See docs/kubectl-plugin.md.
+ * `kubectl lpm ...` works. See docs/install.md.
  * @module
  */
 import { parseArgs } from "../base/args.ts";
@@ -13,7 +13,7 @@ const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export function pluginScript(deno: string, repo: string): string {
   const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
   return `#!/bin/sh
-# kubectl lpm: written by "deno task kubectl-plugin" (docs/kubectl-plugin.md).
+# kubectl lpm: written by "deno task kubectl-plugin" (docs/install.md).
 # deno compile is unavailable here, so this runs lpm's CLI with deno.
 exec ${q(deno)} run --quiet --allow-all --config ${q(`${repo}/deno.json`)} ${
     q(`${repo}/cli/kubectl_lpm.ts`)

@@ -1,10 +1,10 @@
 /**
  * `deno task images [--push <registry>] [--worktree] [--revision <commit>]`:
- * builds the controller and agent images (docs/images.md) and prints their
+ * builds the controller and agent images (docs/install.md) and prints their
  * digests and sizes; with --push, pushes them to `<registry>/lpm/<name>:<tag>`.
  * @module
  */
-import { parseArgs } from "../base/args.ts";
+import { parseCommandArgs } from "../base/args.ts";
 import { buildLpmImages } from "./build.ts";
 import { pushLpmImages } from "./push.ts";
 
@@ -17,21 +17,13 @@ function mib(n: number): string {
 
 /** Runs the command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: ["push", "worktree", "revision", "help"],
-      booleans: ["worktree", "help"],
-      aliases: { h: "help" },
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (a.flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(args, {
+    known: ["push", "worktree", "revision", "help"],
+    booleans: ["worktree", "help"],
+    aliases: { h: "help" },
+  }, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
   const t0 = Date.now();
   const built = await buildLpmImages({
     worktree: a.flags.worktree === "true",

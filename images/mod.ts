@@ -1,7 +1,7 @@
 /**
  * lpm's own container images (controller and agent), built with `oci/` from
  * this machine's deno binary, lpm's source and a pre-filled DENO_DIR, and
- * pushed to a registry. See docs/images.md.
+ * pushed to a registry. See docs/install.md.
  *
  * ```ts
  * const built = await buildLpmImages({ onProgress: console.error });
