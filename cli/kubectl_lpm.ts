@@ -2,7 +2,7 @@
  * `kubectl lpm <command> [flags]`: the kubectl plugin. `deno compile`
  * cannot build a single binary on these machines (no route to
  * dl.deno.land for `denort`), so the plugin is a small shell script
- * `kubectl-lpm` (written by `deno task kubectl-plugin`, docs/kubectl-plugin.md)
+ * `kubectl-lpm` (written by `deno task kubectl-plugin`, docs/install.md)
  * that runs this file with the deno binary; it runs the same commands as
  * the deno tasks, with the same flags and progress display.
  * @module
