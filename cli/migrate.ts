@@ -14,12 +14,13 @@ import { parseCommandArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
 import { Progress } from "./progress.ts";
 
-const USAGE = `usage: deno task migrate <pod> --to <node> [-n <namespace>] [--storage-class <class>]
+const USAGE =
+  `usage: deno task migrate <pod> [--to <node>] [-n <namespace>] [--storage-class <class>]
                           [--name <migration name>] [--timeout <seconds>] [--keep-source]
                           [--wait] [--kubeconfig <path>]
 
 Creates a PodMigration that moves the running pod <pod> to node <node>.
-  --to             target node (required)
+  --to             target node (default: the controller chooses a node that fits the pod)
   -n, --namespace  the pod's namespace (default: "default")
   --storage-class  CheckpointStorageClass to use (default: the default class)
   --name           name of the PodMigration (default: <pod>-<random>)
@@ -44,10 +45,7 @@ export async function followMigration(
     let bytesDone = 0;
     let bytesTotal = 0;
     if (phase === "Checkpointing") {
-      const ccs = await lpm.list<ContainerCheckpoint>(
-        "containercheckpoints",
-        namespace,
-      );
+      const ccs = await lpm.list<ContainerCheckpoint>("containercheckpoints", namespace);
       for (const cc of ccs) {
         if (!cc.metadata?.name?.startsWith(`${name}-`)) continue;
         bytesDone += cc.status?.progress?.bytesDone ?? 0;
@@ -55,12 +53,7 @@ export async function followMigration(
       }
     }
     if (phase === "Succeeded" || phase === "Failed") return pm;
-    progress.update({
-      phase,
-      bytesDone,
-      bytesTotal,
-      detail: pm.status?.message,
-    });
+    progress.update({ phase, bytesDone, bytesTotal, detail: pm.status?.message });
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
   }
 }
@@ -72,9 +65,7 @@ export async function followMigration(
  */
 export function timingSummary(pm: PodMigration): string {
   const t = pm.status?.timings ?? {};
-  const s = (
-    ms?: number,
-  ) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
+  const s = (ms?: number) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
   return `dump ${s(t.dumpMs)}, upload ${s(t.uploadMs)}, pre-pull ${
     s(t.prePullMs ?? t.transferMs)
   }, ` +
@@ -103,25 +94,18 @@ export async function main(args: string[]): Promise<number> {
   const a = parsed.args;
   const pod = a.positional[0];
   const target = a.flags.to;
-  if (!pod || !target || a.positional.length > 1) {
-    console.error(
-      `${
-        !pod ? "Missing <pod>" : !target ? "Missing --to <node>" : "Too many arguments"
-      }\n\n${USAGE}`,
-    );
+  if (!pod || a.positional.length > 1) {
+    console.error(`${!pod ? "Missing <pod>" : "Too many arguments"}\n\n${USAGE}`);
     return 2;
   }
   const ns = a.flags.namespace ?? "default";
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
   const lpm = new LpmClient(kc);
-  const name = a.flags.name ??
-    `${pod.slice(0, 40)}-${crypto.randomUUID().slice(0, 5)}`;
+  const name = a.flags.name ?? `${pod.slice(0, 40)}-${crypto.randomUUID().slice(0, 5)}`;
   const timeout = a.flags.timeout ? Number(a.flags.timeout) : undefined;
   if (timeout !== undefined && !(timeout > 0)) {
-    console.error(
-      `--timeout must be a positive number of seconds, not "${a.flags.timeout}"`,
-    );
+    console.error(`--timeout must be a positive number of seconds, not "${a.flags.timeout}"`);
     return 2;
   }
   const pm: PodMigration = {
@@ -130,7 +114,7 @@ export async function main(args: string[]): Promise<number> {
     metadata: { name, namespace: ns },
     spec: {
       podName: pod,
-      targetNode: target,
+      ...(target ? { targetNode: target } : {}),
       ...(a.flags["storage-class"] ? { storageClassName: a.flags["storage-class"] } : {}),
       ...(timeout ? { timeoutSeconds: timeout } : {}),
       ...(a.flags["keep-source"] ? { sourcePodPolicy: "Keep" as const } : {}),
@@ -139,24 +123,21 @@ export async function main(args: string[]): Promise<number> {
   try {
     await lpm.create("podmigrations", ns, pm);
   } catch (err) {
-    console.error(
-      `Cannot create PodMigration "${ns}/${name}": ${apiMessage(err)}`,
-    );
+    console.error(`Cannot create PodMigration "${ns}/${name}": ${apiMessage(err)}`);
     return 1;
   }
   console.error(
-    `PodMigration "${ns}/${name}" created: pod "${pod}" -> node "${target}"`,
+    `PodMigration "${ns}/${name}" created: pod "${pod}" -> node "${target ?? "(lpm chooses)"}"`,
   );
   if (!a.flags.wait) {
-    console.error(
-      `Follow it with: kubectl get podmigration -n ${ns} ${name} -w`,
-    );
+    console.error(`Follow it with: kubectl get podmigration -n ${ns} ${name} -w`);
     return 0;
   }
   const progress = new Progress();
   const done = await followMigration(lpm, ns, name, progress);
   if (done.status?.phase === "Succeeded") {
     progress.done(`Succeeded: ${done.status.message ?? ""}`);
+    if (!target) console.error(`Target chosen by lpm: "${done.status.targetNode}"`);
     console.error(`Timings: ${timingSummary(done)}`);
     return 0;
   }

@@ -6,6 +6,7 @@
  *     [--leader-elect --leader-elect-namespace lpm-system]
  *     [--health-addr 127.0.0.1:8080] [--poll-ms 1000] [--validation-period-s 60]
  *     [--retention-period-s 600]
+ *     [--max-parallel-migrations 5] [--max-outbound-per-node 2]
  *     [--insecure-dev]
  *
  * In a cluster it reads the in-cluster configuration; elsewhere a kubeconfig.
@@ -16,8 +17,9 @@
 import * as k8s from "@kubernetes/client-node";
 import { GrpcAgentConnector } from "../contract/client.ts";
 import { AGENT_LABEL, AGENT_NAMESPACE, parseOverrides } from "../contract/discovery.ts";
-import { parseArgs } from "../base/args.ts";
+import { type Args, parseCommandArgs } from "../base/args.ts";
 import { startManager } from "./manager.ts";
+import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from "./migration_limits.ts";
 import { Logger } from "../base/log.ts";
 import { Informer } from "./runtime/informer.ts";
 import { ensureCertificates } from "../contract/cert_secrets.ts";
@@ -27,81 +29,77 @@ const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
        [--leader-elect] [--leader-elect-namespace <ns>] [--health-addr <host:port>]
        [--poll-ms <ms>] [--validation-period-s <s>] [--retention-period-s <s>] [--insecure-dev]
+       [--max-parallel-migrations <n>] [--max-outbound-per-node <n>]  (default 5 and 2)
        [--tls-secrets <namespace>]  (instead of --tls-*: create and rotate lpm's CA and the
         agents' pairs as Secrets there, and issue this controller's pair in --tls-dir)
        [--tls-dir <dir>]  (default /tmp/lpm-controller-tls)`;
 
-/** Runs the manager until SIGINT/SIGTERM. */
-export async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: [
-        "agent",
-        "kubeconfig",
-        "tls-cert",
-        "tls-key",
-        "tls-ca",
-        "tls-server-name",
-        "leader-elect",
-        "leader-elect-namespace",
-        "health-addr",
-        "poll-ms",
-        "validation-period-s",
-        "retention-period-s",
-        "insecure-dev",
-        "tls-secrets",
-        "tls-dir",
-        "help",
-      ],
-      booleans: ["leader-elect", "insecure-dev", "help"],
-      multiple: ["agent"],
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
+const SPEC = {
+  known: [
+    "agent",
+    "kubeconfig",
+    "tls-cert",
+    "tls-key",
+    "tls-ca",
+    "tls-server-name",
+    "leader-elect",
+    "leader-elect-namespace",
+    "health-addr",
+    "poll-ms",
+    "validation-period-s",
+    "retention-period-s",
+    "max-parallel-migrations",
+    "max-outbound-per-node",
+    "insecure-dev",
+    "tls-secrets",
+    "tls-dir",
+    "help",
+  ],
+  booleans: ["leader-elect", "insecure-dev", "help"],
+  multiple: ["agent"],
+};
+
+/** The flags, checked: what the controller runs with, or an exit code. */
+function parseFlags(args: string[]): { a: Args; limits: MigrationLimits } | number {
+  const parsed = parseCommandArgs(args, SPEC, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
+  const limits = migrationLimits(a.flags);
+  if (typeof limits === "string") {
+    console.error(`${limits}\n\n${USAGE}`);
     return 2;
   }
-  const agentFlags = a.lists.agent ?? [];
-  if (a.flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const log = new Logger({ component: "lpm-controller" });
-  const insecure = a.flags["insecure-dev"] === "true";
-  const secretsNs = a.flags["tls-secrets"];
+  const f = a.flags;
   if (
-    !insecure && !secretsNs &&
-    !(a.flags["tls-cert"] && a.flags["tls-key"] && a.flags["tls-ca"])
+    f["insecure-dev"] !== "true" && !f["tls-secrets"] &&
+    !(f["tls-cert"] && f["tls-key"] && f["tls-ca"])
   ) {
     console.error(
       `--tls-cert, --tls-key and --tls-ca are required (agents only accept mutual TLS)\n\n${USAGE}`,
     );
     return 2;
   }
+  return { a, limits };
+}
+
+/** The agent connector: agents found in a watched cache of their pods, mTLS from files or Secrets. */
+async function connectAgents(
+  a: Args,
+  kc: k8s.KubeConfig,
+  log: Logger,
+): Promise<{ agents: GrpcAgentConnector; stop(): Promise<void> }> {
+  const insecure = a.flags["insecure-dev"] === "true";
+  const secretsNs = a.flags["tls-secrets"];
   if (insecure) {
-    log.warn(
-      "--insecure-dev: talking to agents WITHOUT TLS; never use this outside development",
-    );
+    log.warn("--insecure-dev: talking to agents WITHOUT TLS; never use this outside development");
   }
-  const kc = new k8s.KubeConfig();
-  if (a.flags.kubeconfig) kc.loadFromFile(a.flags.kubeconfig);
-  else if (Deno.env.get("KUBERNETES_SERVICE_HOST")) kc.loadFromCluster();
-  else kc.loadFromDefault();
   // Agents are found in a watched cache of their pods, not by a list per lookup.
-  const agentPods = new Informer<k8s.V1Pod>(
-    kc,
-    `/api/v1/namespaces/${AGENT_NAMESPACE}/pods`,
-    {
-      labelSelector: AGENT_LABEL,
-      onError: (err) => log.warn("watch error; restarting", { informer: "agent pods", err }),
-    },
-  );
+  const agentPods = new Informer<k8s.V1Pod>(kc, `/api/v1/namespaces/${AGENT_NAMESPACE}/pods`, {
+    labelSelector: AGENT_LABEL,
+    onError: (err) => log.warn("watch error; restarting", { informer: "agent pods", err }),
+  });
   await agentPods.start();
-  let files = {
-    cert: a.flags["tls-cert"],
-    key: a.flags["tls-key"],
-    ca: a.flags["tls-ca"],
-  };
+  let files = { cert: a.flags["tls-cert"], key: a.flags["tls-key"], ca: a.flags["tls-ca"] };
   let rotation: ReturnType<typeof setInterval> | undefined;
   if (secretsNs && !insecure) {
     const kube = kubeHttp(loadKubeConfig(a.flags.kubeconfig));
@@ -109,44 +107,59 @@ export async function main(args: string[]): Promise<number> {
     files = await rotateCertificates(kube, secretsNs, dir, log);
     rotation = setInterval(() => {
       rotateCertificates(kube, secretsNs, dir, log).catch((err) =>
-        log.warn("certificate rotation failed", {
-          error: (err as Error).message,
-        })
+        log.warn("certificate rotation failed", { error: (err as Error).message })
       );
     }, 10 * 60_000);
   }
   const agents = new GrpcAgentConnector({
-    security: insecure ? { mode: "insecure-dev" } : {
-      mode: "mtls",
-      files,
-      serverName: a.flags["tls-server-name"],
-    },
-    overrides: parseOverrides(agentFlags),
+    security: insecure
+      ? { mode: "insecure-dev" }
+      : { mode: "mtls", files, serverName: a.flags["tls-server-name"] },
+    overrides: parseOverrides(a.lists.agent ?? []),
     kube: agentPods,
   });
-  const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(
-    /:(?=\d+$)/,
-  );
+  return {
+    agents,
+    async stop() {
+      if (rotation) clearInterval(rotation);
+      await agentPods.stop();
+    },
+  };
+}
+
+function seconds(flag: string | undefined): number | undefined {
+  return flag ? Number(flag) * 1000 : undefined;
+}
+
+/** Runs the manager until SIGINT/SIGTERM. */
+export async function main(args: string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === "number") return flags;
+  const { a, limits } = flags;
+  const log = new Logger({ component: "lpm-controller" });
+  const kc = new k8s.KubeConfig();
+  if (a.flags.kubeconfig) kc.loadFromFile(a.flags.kubeconfig);
+  else if (Deno.env.get("KUBERNETES_SERVICE_HOST")) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  const connected = await connectAgents(a, kc, log);
+  const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(/:(?=\d+$)/);
   const manager = await startManager({
     kubeConfig: kc,
-    agents,
+    agents: connected.agents,
     logger: log,
     healthHost: host,
     healthPort: Number(port),
     pollMs: a.flags["poll-ms"] ? Number(a.flags["poll-ms"]) : undefined,
-    validationPeriodMs: a.flags["validation-period-s"]
-      ? Number(a.flags["validation-period-s"]) * 1000
-      : undefined,
-    retentionPeriodMs: a.flags["retention-period-s"]
-      ? Number(a.flags["retention-period-s"]) * 1000
-      : undefined,
+    validationPeriodMs: seconds(a.flags["validation-period-s"]),
+    retentionPeriodMs: seconds(a.flags["retention-period-s"]),
+    migrationLimits: limits,
     leaderElection: a.flags["leader-elect"] === "true"
       ? { namespace: a.flags["leader-elect-namespace"] ?? "lpm-system" }
       : undefined,
   });
   log.info("manager running", {
     health: `${host}:${manager.healthPort}`,
-    agents: agentFlags,
+    agents: a.lists.agent ?? [],
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -154,10 +167,26 @@ export async function main(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGTERM", stop);
   });
   log.info("shutting down");
-  if (rotation) clearInterval(rotation);
   await manager.stop();
-  await agentPods.stop();
+  await connected.stop();
   return 0;
+}
+
+/** The migration limits from the flags, or what is wrong with them. */
+function migrationLimits(flags: Record<string, string | undefined>): MigrationLimits | string {
+  const limits = { ...DEFAULT_MIGRATION_LIMITS };
+  for (
+    const [flag, field] of [
+      ["max-parallel-migrations", "maxParallel"],
+      ["max-outbound-per-node", "maxOutboundPerNode"],
+    ] as const
+  ) {
+    const v = flags[flag];
+    if (v === undefined) continue;
+    if (!/^[1-9][0-9]*$/.test(v)) return `--${flag} must be a whole number above 0, not "${v}"`;
+    limits[field] = Number(v);
+  }
+  return limits;
 }
 
 /**
@@ -174,20 +203,13 @@ async function rotateCertificates(
   const res = await kube.request("/api/v1/nodes");
   if (!res.ok) {
     throw new Error(
-      `Cannot list nodes for their agent certificates: ${res.status} ${await res
-        .text()}`,
+      `Cannot list nodes for their agent certificates: ${res.status} ${await res.text()}`,
     );
   }
   const nodes = ((await res.json()) as { items: { metadata: { name: string } }[] }).items
     .map((n) => n.metadata.name);
-  const tls = await ensureCertificates(kube, {
-    namespace,
-    nodes,
-    workDir: dir,
-  });
-  if (tls.written.length) {
-    log.info("agent certificates issued", { secrets: tls.written });
-  }
+  const tls = await ensureCertificates(kube, { namespace, nodes, workDir: dir });
+  if (tls.written.length) log.info("agent certificates issued", { secrets: tls.written });
   return tls.files;
 }
 
