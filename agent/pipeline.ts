@@ -390,6 +390,7 @@ async function carryVolumes(
       [LPM.sourcePod]: job.pod,
       [LPM.sourceNamespace]: job.namespace,
       [LPM.sourceNode]: deps.agent.nodeName,
+      [LPM.operation]: job.operationId,
     },
     signal: deps.signal,
   });

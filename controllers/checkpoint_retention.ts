@@ -143,6 +143,18 @@ export async function clusterCheckpoints(
   return { byId, neededPrefixes };
 }
 
+/** Digests of the images named by every checkpoint but `id`. */
+function digestsNamedByOthers(
+  byId: Map<string, { images: string[] }>,
+  id: string,
+): Set<string | undefined> {
+  const out = new Set<string | undefined>();
+  for (const [other, known] of byId) {
+    if (other !== id) { for (const ref of known.images) out.add(ref.split("@")[1]); }
+  }
+  return out;
+}
+
 /** Builds the retention reconcile function (key: a class name). */
 export function checkpointRetentionReconciler(
   deps: ReconcilerDeps,
@@ -171,10 +183,17 @@ export function checkpointRetentionReconciler(
         debrisGraceMs: opts.debrisGraceMs,
         protect: (prefix) => neededPrefixes.has(prefix) || byId.get(idOf(prefix))?.needed === true,
         beforeRemove: async (prefix, keys) => {
-          const images = [
+          const all = [
             ...await imagesInMetadata(data.store!, keys),
             ...byId.get(idOf(prefix))?.images ?? [],
           ];
+          // A manifest deleted by digest is gone for every tag: never one that
+          // a checkpoint still in the cluster names too.
+          const inUse = digestsNamedByOthers(byId, idOf(prefix));
+          const images = all.filter((ref) => !inUse.has(ref.split("@")[1]));
+          if (images.length < all.length) {
+            log.info("images another checkpoint names too were kept", { checkpoint: prefix });
+          }
           const d = await deleteImages(data, images);
           if (d.refused.length) {
             log.warn("images outside the class's repository were left alone", {

@@ -42,6 +42,13 @@ export const LPM = {
   compression: "lpm.my.domain/compression",
   /** JSON of the source pod (metadata and spec): what a restore needs to recreate it. */
   podSpec: "lpm.my.domain/pod-spec",
+  /**
+   * The agent operation that took the checkpoint. It makes every
+   * checkpoint's images distinct: reproducible layers would otherwise give
+   * two checkpoints of unchanged volumes one manifest digest, and deleting
+   * one checkpoint's image (by digest) would delete the other's.
+   */
+  operation: "lpm.my.domain/operation",
 } as const;
 
 /** Inputs of {@linkcode checkpointAnnotations}. */
