@@ -562,6 +562,15 @@ export function classifyS3Error(
       `cannot reach "${ctx.endpoint}" (${cause}); check the endpoint URL, the network path and that the server runs`,
     );
   }
+  if (
+    /UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|SELF_SIGNED|CERT_UNTRUSTED|UnknownIssuer|unable to verify|self[- ]signed/i
+      .test(text + (sysCode ?? "") + name)
+  ) {
+    return mk(
+      "Unreachable",
+      `the TLS certificate of "${ctx.endpoint}" is not trusted (${cause}); set the class's caBundle to the CA that issued it`,
+    );
+  }
   if (/certificate|self[- ]signed|CERT_|TLS/i.test(text + (sysCode ?? "") + name)) {
     return mk(
       "Unreachable",

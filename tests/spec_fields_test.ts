@@ -23,8 +23,7 @@ const CROSS = "cross-cluster: a checkpoint from cluster A (torn down) runs in cl
 const LIFECYCLE_DELETE = "lifecycle: deleting a PodCheckpoint removes its archives";
 const AUTH_OK = "registry auth: a counter migrates through a class whose registry needs";
 const AUTH_MISSING = "registry auth: without the Secret of registry.credentialsSecretRef";
-const NO_TLS_MINIO = "not exercised yet: needs a second MinIO serving TLS with a certificate " +
-  "from localenv/pki.ts; the environment's MinIO speaks plain HTTP";
+const TLS = "storage class TLS: s3.caBundle, s3.insecureSkipTLSVerify and minio.caBundle";
 
 const e2e = { file: "tests/e2e_migration_test.ts", test: E2E };
 const s3Minio = { file: "storage/minio_test.ts", test: S3_MINIO };
@@ -32,6 +31,7 @@ const original = { file: "tests/original_manifests_test.ts", test: ORIGINAL };
 const cross = { file: "tests/cross_cluster_test.ts", test: CROSS };
 const authOk = { file: "tests/registry_auth_test.ts", test: AUTH_OK };
 const authMissing = { file: "tests/registry_auth_test.ts", test: AUTH_MISSING };
+const tls = { file: "tests/storage_class_tls_test.ts", test: TLS };
 const fields = (test: string) => ({ file: "tests/storage_class_fields_test.ts", test });
 
 /** Each spec field and the tests that exercise it, or why none does. */
@@ -60,13 +60,13 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "CheckpointStorageClass.spec.s3.forcePathStyle": [
     fields("storage class fields: s3.forcePathStyle keeps the bucket in the path"),
   ],
-  "CheckpointStorageClass.spec.s3.caBundle": { untested: NO_TLS_MINIO },
-  "CheckpointStorageClass.spec.s3.insecureSkipTLSVerify": { untested: NO_TLS_MINIO },
+  "CheckpointStorageClass.spec.s3.caBundle": [tls],
+  "CheckpointStorageClass.spec.s3.insecureSkipTLSVerify": [tls],
   "CheckpointStorageClass.spec.minio.endpoint": [s3Minio, e2e],
   "CheckpointStorageClass.spec.minio.bucket": [s3Minio, e2e],
   "CheckpointStorageClass.spec.minio.region": [s3Minio],
   "CheckpointStorageClass.spec.minio.prefix": [s3Minio, e2e],
-  "CheckpointStorageClass.spec.minio.caBundle": { untested: NO_TLS_MINIO },
+  "CheckpointStorageClass.spec.minio.caBundle": [tls],
   "CheckpointStorageClass.spec.credentialsSecretRef.name": [
     { file: "tests/agent_storage_class_test.ts", test: "agent storage class: resolved by name" },
     e2e,
