@@ -13,6 +13,17 @@ export const VERSION = "v1";
 /** `apiVersion` of every lpm object. */
 export const API_VERSION = `${GROUP}/${VERSION}` as const;
 
+/**
+ * Pod annotation that opts a pod in to live migration on eviction (value
+ * {@linkcode LIVE_MIGRATE}): `kubectl drain` and the Eviction API move it
+ * instead of killing it (controllers/eviction.ts, cli/drain.ts).
+ */
+export const EVICTION_STRATEGY_ANNOTATION = `${GROUP}/eviction-strategy`;
+/** The value of {@linkcode EVICTION_STRATEGY_ANNOTATION} that opts in. */
+export const LIVE_MIGRATE = "LiveMigrate";
+/** Pod annotation naming the CheckpointStorageClass of its eviction migrations (else the default). */
+export const EVICTION_STORAGE_CLASS_ANNOTATION = `${GROUP}/storage-class`;
+
 /** Object metadata: metav1.ObjectMeta as @kubernetes/client-node types it. */
 export type ObjectMeta = V1ObjectMeta;
 

@@ -13,13 +13,10 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
-import type { PodMigration } from "../api/mod.ts";
+import { EVICTION_STRATEGY_ANNOTATION, LIVE_MIGRATE, type PodMigration } from "../api/mod.ts";
 import { apiMessage, apiStatus, LpmClient } from "../kube/lpm_client.ts";
 import { parseArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
-
-/** The annotation a pod opts in to live migration on eviction with. */
-export const EVICTION_STRATEGY_ANNOTATION = "lpm.my.domain/eviction-strategy";
 
 const USAGE = `usage: deno task drain <node> [--storage-class <class>] [--timeout <seconds>]
                         [--kubeconfig <path>]
@@ -36,7 +33,7 @@ export function drainAction(pod: k8s.V1Pod): "migrate" | "evict" | "skip" {
   if (owner?.kind === "DaemonSet") return "skip";
   if (pod.metadata?.annotations?.["kubernetes.io/config.mirror"]) return "skip";
   if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return "skip";
-  return pod.metadata?.annotations?.[EVICTION_STRATEGY_ANNOTATION] === "LiveMigrate"
+  return pod.metadata?.annotations?.[EVICTION_STRATEGY_ANNOTATION] === LIVE_MIGRATE
     ? "migrate"
     : "evict";
 }

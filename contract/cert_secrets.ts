@@ -232,3 +232,84 @@ export async function fetchTlsSecret(
   }
   return { files, version: secret!.metadata?.resourceVersion ?? "" };
 }
+
+/** Options of {@linkcode ensureServingSecret}. */
+export interface EnsureServingSecretOptions {
+  /** Namespace of the Secret and of lpm's CA Secret. */
+  namespace: string;
+  /** The Secret's name. */
+  name: string;
+  /** DNS names and IPs the certificate must carry. */
+  sans: string[];
+  /** A private directory for the CA key while issuing. */
+  workDir: string;
+}
+
+/** A serving pair and the CA that signed it, as PEM. */
+export interface ServingPem {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+function hasSans(pem: string | undefined, sans: string[]): boolean {
+  if (!pem) return false;
+  try {
+    const alt = new X509Certificate(pem).subjectAltName ?? "";
+    return sans.every((s) => alt.includes(/^[\d.]+$|:/.test(s) ? `IP Address:${s}` : `DNS:${s}`));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes sure the Secret `name` holds a serving pair from lpm's CA (the CA
+ * Secret is created when missing) for `sans`, not near expiry; renews it
+ * otherwise. Returns the PEMs (the controller's webhook serves them) and
+ * whether they were issued now.
+ */
+export async function ensureServingSecret(
+  kube: KubeHttp,
+  opts: EnsureServingSecretOptions,
+): Promise<ServingPem & { issued: boolean }> {
+  const ns = opts.namespace;
+  const existing = await getSecret(kube, ns, opts.name);
+  const current = {
+    cert: unb64(existing?.data?.["tls.crt"]),
+    key: unb64(existing?.data?.["tls.key"]),
+    ca: unb64(existing?.data?.["ca.crt"]),
+  };
+  const caSecret = await getSecret(kube, ns, CA_SECRET);
+  const caPem = unb64(caSecret?.data?.["tls.crt"]);
+  if (
+    current.cert && current.key && current.ca && current.ca === caPem &&
+    (daysLeft(current.cert) ?? -1) > RENEW_DAYS && hasSans(current.cert, opts.sans)
+  ) {
+    return { cert: current.cert, key: current.key, ca: current.ca, issued: false };
+  }
+  await Deno.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
+  const pki = await ensureCa(kube, ns, opts.workDir);
+  try {
+    const pair = await pki.issue(opts.name, {
+      cn: opts.sans[0] ?? opts.name,
+      sans: opts.sans,
+      usage: ["server"],
+      days: LEAF_DAYS,
+    });
+    const pem = {
+      cert: await Deno.readTextFile(pair.cert),
+      key: await Deno.readTextFile(pair.key),
+      ca: await Deno.readTextFile(pki.ca.cert),
+    };
+    await Deno.remove(pair.key);
+    await putSecret(kube, ns, opts.name, {
+      "tls.crt": pem.cert,
+      "tls.key": pem.key,
+      "ca.crt": pem.ca,
+    }, existing);
+    return { ...pem, issued: true };
+  } finally {
+    // The CA key is needed only while issuing.
+    await Deno.remove(pki.ca.key).catch(() => {});
+  }
+}

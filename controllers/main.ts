@@ -7,6 +7,7 @@
  *     [--health-addr 127.0.0.1:8080] [--poll-ms 1000] [--validation-period-s 60]
  *     [--retention-period-s 600]
  *     [--max-parallel-migrations 5] [--max-outbound-per-node 2]
+ *     [--webhook-addr 0.0.0.0:9443 (--webhook-url <url> | --webhook-service ns/name)]
  *     [--insecure-dev]
  *
  * In a cluster it reads the in-cluster configuration; elsewhere a kubeconfig.
@@ -24,6 +25,7 @@ import { Logger } from "../base/log.ts";
 import { Informer } from "./runtime/informer.ts";
 import { ensureCertificates } from "../contract/cert_secrets.ts";
 import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
+import type { EvictionWebhookOptions } from "./eviction_webhook.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
        --tls-cert <file> --tls-key <file> --tls-ca <file> [--tls-server-name <name, "{node}" = the node>]
@@ -32,7 +34,12 @@ const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>
        [--max-parallel-migrations <n>] [--max-outbound-per-node <n>]  (default 5 and 2)
        [--tls-secrets <namespace>]  (instead of --tls-*: create and rotate lpm's CA and the
         agents' pairs as Secrets there, and issue this controller's pair in --tls-dir)
-       [--tls-dir <dir>]  (default /tmp/lpm-controller-tls)`;
+       [--tls-dir <dir>]  (default /tmp/lpm-controller-tls)
+       [--webhook-addr <host:port>]  (serve the pods/eviction webhook over HTTPS; off when unset)
+       [--webhook-url <https://host:port> | --webhook-service <namespace>/<name>[:port]]
+        (how the API server reaches it: a URL for a host process, else a Service)
+       [--webhook-secrets <namespace>]  (lpm's CA and the webhook's certificate Secret;
+        default: --tls-secrets, else lpm-system)`;
 
 const SPEC = {
   known: [
@@ -53,6 +60,10 @@ const SPEC = {
     "insecure-dev",
     "tls-secrets",
     "tls-dir",
+    "webhook-addr",
+    "webhook-url",
+    "webhook-service",
+    "webhook-secrets",
     "help",
   ],
   booleans: ["leader-elect", "insecure-dev", "help"],
@@ -79,7 +90,33 @@ function parseFlags(args: string[]): { a: Args; limits: MigrationLimits } | numb
     );
     return 2;
   }
+  if (f["webhook-service"] && !/^[^/:]+\/[^/:]+(:\d+)?$/.test(f["webhook-service"])) {
+    console.error(`--webhook-service must be <namespace>/<name>[:port]\n\n${USAGE}`);
+    return 2;
+  }
+  if (f["webhook-addr"] && !f["webhook-url"] === !f["webhook-service"]) {
+    console.error(`--webhook-addr needs one of --webhook-url and --webhook-service\n\n${USAGE}`);
+    return 2;
+  }
   return { a, limits };
+}
+
+/** The eviction webhook's options from the flags, or undefined when it is off. */
+function webhookOptions(a: Args): EvictionWebhookOptions | undefined {
+  const f = a.flags;
+  if (!f["webhook-addr"]) return undefined;
+  const [hostname, port] = f["webhook-addr"].split(/:(?=\d+$)/);
+  const svc = /^([^/]+)\/([^:]+)(?::(\d+))?$/.exec(f["webhook-service"] ?? "");
+  return {
+    hostname,
+    port: Number(port),
+    clientConfig: f["webhook-url"]
+      ? { url: f["webhook-url"] }
+      : { service: { namespace: svc![1], name: svc![2], port: svc![3] ? Number(svc![3]) : 443 } },
+    secretsNamespace: f["webhook-secrets"] ?? f["tls-secrets"] ?? "lpm-system",
+    workDir: `${f["tls-dir"] ?? "/tmp/lpm-controller-tls"}/webhook`,
+    kube: kubeHttp(loadKubeConfig(f.kubeconfig)),
+  };
 }
 
 /** The agent connector: agents found in a watched cache of their pods, mTLS from files or Secrets. */
@@ -153,12 +190,14 @@ export async function main(args: string[]): Promise<number> {
     validationPeriodMs: seconds(a.flags["validation-period-s"]),
     retentionPeriodMs: seconds(a.flags["retention-period-s"]),
     migrationLimits: limits,
+    evictionWebhook: webhookOptions(a),
     leaderElection: a.flags["leader-elect"] === "true"
       ? { namespace: a.flags["leader-elect-namespace"] ?? "lpm-system" }
       : undefined,
   });
   log.info("manager running", {
     health: `${host}:${manager.healthPort}`,
+    webhook: manager.webhookPort,
     agents: a.lists.agent ?? [],
   });
   await new Promise<void>((resolve) => {

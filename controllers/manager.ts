@@ -24,6 +24,7 @@ import { podRestoreReconciler } from "./pod_restore.ts";
 import { MIGRATION_LABEL } from "./restored_pod.ts";
 import { onApiRequest } from "../kube/api_requests.ts";
 import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from "./migration_limits.ts";
+import { type EvictionWebhookOptions, startEvictionWebhook } from "./eviction_webhook.ts";
 
 /** Options for {@linkcode startManager}. */
 export interface ManagerOptions {
@@ -45,6 +46,8 @@ export interface ManagerOptions {
   retentionPeriodMs?: number;
   /** Migrations running at once, in the cluster and per source node. Default 5 and 2. */
   migrationLimits?: MigrationLimits;
+  /** Serve the `pods/eviction` webhook (eviction_webhook.ts); off when unset. */
+  evictionWebhook?: EvictionWebhookOptions;
   /** Workers per controller. Default 2. */
   workers?: number;
   /** Logger. */
@@ -59,6 +62,8 @@ export interface Manager {
   metrics: ControllerMetrics;
   /** The health server's port, when one runs. */
   healthPort?: number;
+  /** The eviction webhook's port, when it runs. */
+  webhookPort?: number;
   /** Resolves when this replica leads (at once without election). */
   leading: Promise<void>;
   /** Stops controllers, informers, election and the server. */
@@ -111,11 +116,18 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
   const { elector, leading } = lead(opts, log, run);
   // Without election, start now so that errors (CRDs missing, RBAC) reach the caller.
   if (!elector) await leading;
+  // A standby answers too (its cache falls back to reads), though its
+  // Service endpoint is not Ready and gets no reviews.
+  const webhook = opts.evictionWebhook
+    ? await startEvictionWebhook(deps, opts.evictionWebhook, log)
+    : undefined;
   return {
     metrics,
     healthPort: health?.port,
+    webhookPort: webhook?.port,
     leading,
     async stop() {
+      await webhook?.stop();
       clearInterval(gaugeTimer);
       stopCounting();
       await elector?.stop();

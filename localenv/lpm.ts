@@ -132,9 +132,12 @@ function startController(
   kube: Kube,
   agents: LpmInfo["agents"],
   creds: LpmCredentials,
-  opts: { logDir: string; pollMs?: number },
+  opts: { dir: string; logDir: string; pollMs?: number },
 ): { process: ManagedProcess; healthPort: number } {
   const healthPort = freePort();
+  // The pods/eviction webhook (controllers/eviction_webhook.ts): a host
+  // process, so the API server calls it by URL on loopback.
+  const webhookPort = freePort();
   const process = startProcess("controller", [
     Deno.execPath(),
     "run",
@@ -148,6 +151,10 @@ function startController(
     "--tls-server-name=lpm-agent.{node}",
     `--health-addr=127.0.0.1:${healthPort}`,
     `--poll-ms=${opts.pollMs ?? 500}`,
+    `--webhook-addr=127.0.0.1:${webhookPort}`,
+    `--webhook-url=https://127.0.0.1:${webhookPort}`,
+    "--webhook-secrets=lpm-system",
+    `--tls-dir=${opts.dir}/controller-tls`,
     // More controller flags for this environment, e.g. "--max-outbound-per-node=1".
     ...(Deno.env.get("LPM_CONTROLLER_ARGS") ?? "").split(/\s+/).filter(Boolean),
   ], { logPath: `${opts.logDir}/controller.log`, cwd: REPO_ROOT, env: { PATH: toolPath() } });
@@ -180,7 +187,7 @@ export async function startLpm(
         exited: processes[i].exited,
       });
     }
-    const controller = startController(kube, agents, creds, opts);
+    const controller = startController(kube, agents, creds, { ...opts, dir });
     processes.push(controller.process);
     await waitFor(async () => {
       const r = await fetch(`http://127.0.0.1:${controller.healthPort}/readyz`).catch(() =>

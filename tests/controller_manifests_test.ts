@@ -48,6 +48,7 @@ test("config/: the whole kustomization (agent + controller) passes server-side v
   assertStringIncludes(out, "deployment.apps/lpm-controller");
   assertStringIncludes(out, "daemonset.apps/lpm-agent");
   assertStringIncludes(out, "service/lpm-controller-metrics");
+  assertStringIncludes(out, "service/lpm-controller-webhook");
 });
 
 test("config/controller: RBAC grants what the controller needs and nothing more", async () => {
@@ -70,6 +71,7 @@ test("config/controller: RBAC grants what the controller needs and nothing more"
     ["create", "events"],
     ["get", "secrets", "lpm-system"],
     ["update", "leases.coordination.k8s.io", "lpm-system"],
+    ["create", "validatingwebhookconfigurations.admissionregistration.k8s.io"],
   ];
   const denied: [string, string, string?][] = [
     ["get", "secrets"],
@@ -79,6 +81,7 @@ test("config/controller: RBAC grants what the controller needs and nothing more"
     ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
     ["delete", "deployments.apps"],
     ["update", "leases.coordination.k8s.io", "kube-system"],
+    ["delete", "validatingwebhookconfigurations.admissionregistration.k8s.io"],
   ];
   for (const [verb, res, ns] of allowed) {
     assertEquals(await can(kubeconfig, verb, res, ns), true, `${verb} ${res}`);
