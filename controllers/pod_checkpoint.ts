@@ -156,9 +156,13 @@ async function freezeFirst(c: PcContext): Promise<typeof NEXT | ReconcileResult>
   return NEXT;
 }
 
-/** The containers to checkpoint: the spec's, else every container of the pod. */
+/**
+ * The containers to checkpoint: the spec's, else every container of the pod.
+ * The spec's names are checked against the pod before any ContainerCheckpoint
+ * exists: a name that is not a container of the pod fails the checkpoint.
+ */
 async function resolveContainers(c: PcContext): Promise<typeof NEXT | ReconcileResult> {
-  if (c.names?.length) return NEXT;
+  if (c.names?.length && c.status.containers?.length) return NEXT;
   const pod = await c.deps.cache.pod(c.namespace, c.pc.spec.podName);
   if (!pod) {
     fail(
@@ -169,8 +173,20 @@ async function resolveContainers(c: PcContext): Promise<typeof NEXT | ReconcileR
     );
     return;
   }
-  c.names = pod.spec?.containers.map((x) => x.name) ?? [];
-  c.status.nodeName = pod.spec?.nodeName;
+  const all = pod.spec?.containers.map((x) => x.name) ?? [];
+  const unknown = c.names?.filter((n) => !all.includes(n)) ?? [];
+  if (unknown.length) {
+    fail(
+      c,
+      "ContainerNotFound",
+      "CheckpointFailed",
+      `spec.containers names ${unknown.map((n) => `"${n}"`).join(", ")}, not a container of pod ` +
+        `"${c.namespace}/${c.pc.spec.podName}" (its containers: ${all.join(", ")})`,
+    );
+    return;
+  }
+  c.names = c.names?.length ? c.names : all;
+  c.status.nodeName ??= pod.spec?.nodeName;
   return NEXT;
 }
 

@@ -180,12 +180,14 @@ async function checkpoint(
     c.ns,
     done.status!.containers![0].containerCheckpointName,
   );
-  const images = [cc!.status!.image!.reference, cc!.status!.volumes!.image];
+  // A pod without emptyDirs has no volume image.
+  const vols = cc!.status!.volumes?.image;
+  const tag = cc!.status!.image!.tag!;
   return {
     name,
     uid: pc.metadata!.uid!,
-    images,
-    tags: [cc!.status!.image!.tag!, `${cc!.status!.image!.tag!.slice(0, 120)}-volumes`],
+    images: vols ? [cc!.status!.image!.reference, vols] : [cc!.status!.image!.reference],
+    tags: vols ? [tag, `${tag.slice(0, 120)}-volumes`] : [tag],
   };
 }
 
@@ -324,6 +326,78 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
       }, { what: "the stopped pod to be gone", timeoutMs: 30_000 });
       assertEquals(await storedIds(c, "counter"), [t.uid]);
       for (const ref of t.images) assertEquals(await manifestStatus(c, ref), 200, ref);
+    } finally {
+      await teardown(c);
+    }
+  },
+});
+
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
+  name: "lifecycle: a PodCheckpoint with spec.containers checkpoints only the named container " +
+    "of a two-container pod, which keeps running; a name not in the pod fails the checkpoint",
+  ...opts,
+  async fn() {
+    const c = await setup({});
+    try {
+      const env = testEnv();
+      const loop = (tag: string) =>
+        `i=0; while true; do i=$((i+1)); echo ${tag}$i; sleep 0.3; done`;
+      await c.core.createNamespacedPod({
+        namespace: c.ns,
+        body: {
+          metadata: { name: "pair" },
+          spec: {
+            nodeName: env.nodes![0].name,
+            containers: ["one", "two"].map((name) => ({
+              name,
+              image: env.nodeImages!.busybox,
+              command: ["sh", "-c", loop(name)],
+            })),
+          },
+        },
+      });
+      await waitFor(async () => {
+        const p = await c.core.readNamespacedPod({ name: "pair", namespace: c.ns });
+        return p.status?.phase === "Running";
+      }, { what: 'pod "pair" to run', timeoutMs: 60_000 });
+
+      const t = await checkpoint(c, "pair", "cp-two", { containers: ["two"] });
+      const pc = await c.lpm.get<PodCheckpoint>("podcheckpoints", c.ns, t.name);
+      assertEquals(pc!.status!.containers!.map((x) => x.name), ["two"]);
+      const ccs = (await c.lpm.list<ContainerCheckpoint>("containercheckpoints", c.ns))
+        .filter((cc) => cc.metadata?.ownerReferences?.some((o) => o.uid === t.uid));
+      assertEquals(ccs.map((cc) => cc.spec.containerName), ["two"]);
+      const archive = ccs[0].status!.archive!;
+      assert(archive.key.endsWith("/two.tar"), archive.key);
+      assertEquals(await storedIds(c, "pair"), [t.uid]);
+      const names = await minioNames(c);
+      assert(names.some((n) => n.endsWith(`/${t.uid}/two.tar`)), names.join(" "));
+      assert(!names.some((n) => n.includes(`/${t.uid}/one.`)), names.join(" "));
+      assertEquals(await manifestStatus(c, ccs[0].status!.image!.reference!), 200);
+      const pod = await c.core.readNamespacedPod({ name: "pair", namespace: c.ns });
+      assertEquals(pod.status?.phase, "Running");
+      for (const s of pod.status?.containerStatuses ?? []) {
+        assert(s.state?.running, `container "${s.name}" is not running`);
+        assertEquals(s.restartCount, 0, s.name);
+      }
+
+      await c.lpm.create<PodCheckpoint>("podcheckpoints", c.ns, {
+        apiVersion: "lpm.my.domain/v1",
+        kind: "PodCheckpoint",
+        metadata: { name: "cp-bad" },
+        spec: { podName: "pair", storageClassName: c.cls, containers: ["two", "nope"] },
+      });
+      const bad = await waitFor(async () => {
+        const p = await c.lpm.get<PodCheckpoint>("podcheckpoints", c.ns, "cp-bad");
+        return p?.status?.phase === "Failed" ? p : undefined;
+      }, { what: 'PodCheckpoint "cp-bad" to fail', timeoutMs: 30_000 });
+      const msg = bad.status!.message!;
+      assert(msg.includes("spec.containers") && msg.includes('"nope"'), msg);
+      assert(!msg.includes('"two"'), msg);
+      const badCcs = (await c.lpm.list<ContainerCheckpoint>("containercheckpoints", c.ns))
+        .filter((cc) => cc.metadata?.ownerReferences?.some((o) => o.uid === bad.metadata!.uid));
+      assertEquals(badCcs.length, 0);
+      assertEquals(await storedIds(c, "pair"), [t.uid]);
     } finally {
       await teardown(c);
     }

@@ -126,10 +126,12 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "PodCheckpoint.spec.storageClassName": [
     { file: "tests/checkpoint_lifecycle_test.ts", test: LIFECYCLE_DELETE },
   ],
-  "PodCheckpoint.spec.containers": {
-    untested: "only its validation (tests/api_crds_test.ts: DNS labels, no duplicates) on the " +
-      "real API server; no test yet checkpoints a subset of a pod's containers",
-  },
+  "PodCheckpoint.spec.containers": [
+    {
+      file: "tests/checkpoint_lifecycle_test.ts",
+      test: "lifecycle: a PodCheckpoint with spec.containers",
+    },
+  ],
   "PodCheckpoint.spec.leaveRunning": [
     {
       file: "tests/checkpoint_lifecycle_test.ts",
