@@ -300,7 +300,7 @@ function handlers(ctx: AgentContext): grpc.UntypedServiceImplementation {
       "RestoreContainer",
       (req) => restoreContainer(ctx, req),
     ),
-    DeleteCheckpoint: unary<{ operationId: string }>(
+    DeleteCheckpoint: unary<{ operationId: string; deleteStored?: boolean }>(
       ctx,
       "DeleteCheckpoint",
       (req) => deleteCheckpoint(ctx, req),
@@ -651,7 +651,7 @@ async function restoreFromStore(
 
 async function deleteCheckpoint(
   ctx: AgentContext,
-  req: { operationId: string },
+  req: { operationId: string; deleteStored?: boolean },
 ): Promise<{ bytesFreed: number }> {
   const { log, operations } = ctx;
   required({ operation_id: req.operationId });
@@ -663,7 +663,7 @@ async function deleteCheckpoint(
       `Operation "${op.id}" is still ${op.phase}; delete it when it has finished`,
     );
   }
-  let freed = 0;
+  let freed = req.deleteStored ? await deleteNodeStored(ctx, op) : 0;
   for (const p of [...(op.localPaths ?? []), operations.workDir(op.id), logPath(ctx, op.id)]) {
     const st = await Deno.stat(p).catch(() => undefined);
     if (!st) continue;
@@ -673,6 +673,31 @@ async function deleteCheckpoint(
   await operations.remove(op.id);
   log.info("checkpoint deleted locally", { operation: op.id, bytesFreed: freed });
   return { bytesFreed: freed };
+}
+
+/** Providers whose store lives on the node: only its agent can delete what they hold. */
+const NODE_STORE_PROVIDERS = ["local", "pvc"];
+
+/**
+ * Deletes the stored archive and metadata of checkpoint operation `op` when
+ * its class's store is on this node; a bucket store's objects are the
+ * controller's to delete. Returns the archive's size when it went.
+ */
+async function deleteNodeStored(ctx: AgentContext, op: Operation): Promise<number> {
+  const archive = op.result?.archive;
+  if (!archive?.key || !archive.storageClassName) return 0;
+  const cls = await ctx.opts.resolveClass({ name: archive.storageClassName });
+  try {
+    if (!NODE_STORE_PROVIDERS.includes(cls.store.provider)) return 0;
+    const had = await cls.store.stat(archive.key).then(() => true, () => false);
+    // Archive first, metadata last: a deletion cut short still finds what it was.
+    await cls.store.delete(archive.key);
+    await cls.store.delete(archive.key.replace(/\.tar$/, ".checkpoint.json"));
+    ctx.log.info("stored checkpoint deleted", { operation: op.id, key: archive.key });
+    return had ? Number(archive.size) || 0 : 0;
+  } finally {
+    cls.store.close?.();
+  }
 }
 
 /** The node's freezes, or UNIMPLEMENTED when this agent has none. */

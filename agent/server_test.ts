@@ -187,6 +187,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "agent: DeleteCheckpoint with deleteStored removes the archive and metadata from a " +
+    "node-local store",
+  ...opts,
+  fn: () =>
+    withAgent({}, async ({ address, certs, storeDir }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        const req = {
+          operationId: "op-del-1",
+          namespace: "default",
+          pod: "counter",
+          container: "app",
+          storageClass: { name: "local-test" },
+          leaveRunning: true,
+        };
+        await c.checkpoint(req);
+        let last;
+        for await (const op of c.watchOperation("op-del-1")) last = op;
+        assertEquals(last?.phase, "Succeeded", last?.message);
+        const store = createLocalStore({ path: storeDir });
+        const keys = async () => (await Array.fromAsync(store.list("default/"))).map((o) => o.key);
+        assertEquals((await keys()).length, 2);
+        const del = await c.deleteCheckpoint("op-del-1", { deleteStored: true });
+        assertEquals(del.bytesFreed, last!.result!.archive!.size);
+        assertEquals(await keys(), []);
+        await assertRejects(() => c.getOperation("op-del-1"), Error, "not found");
+      } finally {
+        c.close();
+      }
+    }),
+});
+
+Deno.test({
   name: "agent: a failing store publishes nothing and the operation fails with a clear message",
   ...opts,
   fn: () =>

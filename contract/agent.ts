@@ -126,6 +126,15 @@ export interface NodeAgent {
   ): Promise<FreezeStatus>;
   /** What the node offers a restore (optional: older agents and scripted ones may not say). */
   health?(): Promise<NodeAgentHealth>;
+  /**
+   * Removes a finished operation's node-local files and forgets it; with
+   * `deleteStored`, also its archive in a store that lives on the node.
+   * Rejects with a message saying "not found" for an unknown id.
+   */
+  deleteCheckpoint?(
+    operationId: string,
+    opts?: { deleteStored?: boolean },
+  ): Promise<{ bytesFreed: number }>;
 }
 
 /** What a node's agent reports about the node. */

@@ -165,9 +165,15 @@ export class AgentClient {
     return this.#unary("RestoreContainer", req);
   }
 
-  /** Removes node-local files of a finished operation. */
-  deleteCheckpoint(operationId: string): Promise<{ bytesFreed: number }> {
-    return this.#unary("DeleteCheckpoint", { operationId });
+  /**
+   * Removes node-local files of a finished operation; with `deleteStored`,
+   * also its archive and metadata when its class's store lives on the node.
+   */
+  deleteCheckpoint(
+    operationId: string,
+    opts: { deleteStored?: boolean } = {},
+  ): Promise<{ bytesFreed: number }> {
+    return this.#unary("DeleteCheckpoint", { operationId, deleteStored: !!opts.deleteStored });
   }
 
   /** Health of the agent. */
@@ -311,6 +317,16 @@ export class GrpcAgentConnector implements AgentConnector {
             registryCredentials: req.credentials ? { ...req.credentials } : {},
           }),
         ),
+      deleteCheckpoint: async (id, opts) => {
+        try {
+          return await c.deleteCheckpoint(id, opts);
+        } catch (err) {
+          if ((err as { code?: number }).code === grpc.status.NOT_FOUND) {
+            throw new Error(`operation "${id}" not found on node "${nodeName}"`);
+          }
+          throw err;
+        }
+      },
       health: async () => {
         const h = await c.health();
         return {

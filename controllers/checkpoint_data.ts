@@ -15,7 +15,7 @@
  * collection runs (`registry garbage-collect`, see docs/api.md).
  * @module
  */
-import type { CheckpointStorageClass } from "../api/mod.ts";
+import type { CheckpointStorageClass, ContainerCheckpoint } from "../api/mod.ts";
 import { LIMITS, readBounded } from "../confine/mod.ts";
 import {
   credentialsFor,
@@ -243,4 +243,50 @@ export async function removeCheckpoint(
     await data.store!.delete(key);
   }
   return { objects: keys.length, images };
+}
+
+/** What {@linkcode deleteOnNodes} did. */
+export interface NodeDeletion {
+  /** Archive keys the nodes' agents deleted. */
+  deleted: string[];
+  /** Archive keys whose operation the node's agent no longer knows: they may remain. */
+  unknown: string[];
+}
+
+/**
+ * Deletes the archives of `ccs` from a store that lives on the nodes (`local`,
+ * `pvc`): only the agent of the node that stored one reaches it, through its
+ * operation (DeleteCheckpoint with `deleteStored`). An unreachable agent
+ * throws, so the finalizer is retried; an operation the agent forgot is
+ * reported, since nothing else could delete its archive.
+ */
+export async function deleteOnNodes(
+  deps: ReconcilerDeps,
+  ccs: ContainerCheckpoint[],
+): Promise<NodeDeletion> {
+  const out: NodeDeletion = { deleted: [], unknown: [] };
+  for (const cc of ccs) {
+    const { archive, operationId, nodeName } = cc.status ?? {};
+    if (!archive?.key || !operationId || !nodeName) continue;
+    const agent = await deps.agents.forNode(nodeName);
+    if (!agent.deleteCheckpoint) {
+      throw new Error(
+        `Cannot delete "${archive.key}" on node "${nodeName}": its agent cannot delete checkpoints`,
+      );
+    }
+    try {
+      await agent.deleteCheckpoint(operationId, { deleteStored: true });
+      out.deleted.push(archive.key);
+    } catch (err) {
+      if (!/not found/i.test((err as Error).message)) throw err;
+      out.unknown.push(`${archive.key} (node "${nodeName}")`);
+    }
+  }
+  return out;
+}
+
+/** The part of a deletion Event that says what happened on the nodes. */
+export function nodeDeletionNote(cls: CheckpointStorageClass, d: NodeDeletion): string {
+  return `; deleted ${d.deleted.length} archive(s) on the nodes' "${cls.spec.provider}" storage` +
+    (d.unknown.length ? `; the agents no longer know ${d.unknown.join(", ")}: left in place` : "");
 }

@@ -13,8 +13,10 @@
  * standalone ContainerCheckpoint) of a collected checkpoint is deleted too,
  * so `kubectl get pckpt` never lists a checkpoint whose data is gone.
  *
- * The store is listed by the controller, so classes whose store lives on
- * the nodes (`local`, `pvc`) are not collected here; the status says so.
+ * The store is listed by the controller; a class whose store lives on the
+ * nodes (`local`, `pvc`) is out of its reach, so its checkpoints are counted
+ * from their objects instead and collected by deleting those
+ * (`checkpoint_retention_nodes.ts`).
  * @module
  */
 import type {
@@ -37,6 +39,7 @@ import {
   NODE_PROVIDERS,
   openClassData,
 } from "./checkpoint_data.ts";
+import { nodeRetentionPass } from "./checkpoint_retention_nodes.ts";
 
 type RetentionStatus = NonNullable<NonNullable<CheckpointStorageClass["status"]>["retention"]>;
 
@@ -66,7 +69,12 @@ interface KnownCheckpoint {
 export async function clusterCheckpoints(
   deps: ReconcilerDeps,
   className: string,
-): Promise<{ byId: Map<string, KnownCheckpoint>; neededPrefixes: Set<string> }> {
+): Promise<{
+  byId: Map<string, KnownCheckpoint>;
+  neededPrefixes: Set<string>;
+  pcs: PodCheckpoint[];
+  ccs: ContainerCheckpoint[];
+}> {
   // From the API, not the cache: what is not seen here as needed gets deleted,
   // and a checkpoint or restore created a moment ago may not be cached yet.
   const [pcs, ccs, pms, prs] = await Promise.all([
@@ -140,7 +148,7 @@ export async function clusterCheckpoints(
       if (known) known.needed = true;
     }
   }
-  return { byId, neededPrefixes };
+  return { byId, neededPrefixes, pcs, ccs };
 }
 
 /** Digests of the images named by every checkpoint but `id`. */
@@ -168,9 +176,18 @@ export function checkpointRetentionReconciler(
     const next = new Date(started.getTime() + period).toISOString();
     const status: RetentionStatus = { nextRunTime: next };
     if (NODE_PROVIDERS.includes(cls.spec.provider)) {
-      status.lastRunTime = started.toISOString();
-      status.message = `Retention is not enforced for provider "${cls.spec.provider}": ` +
-        "its store lives on the nodes, out of the controller's reach";
+      try {
+        const { byId, neededPrefixes, pcs, ccs } = await clusterCheckpoints(deps, name);
+        const needed = (id: string, prefix: string) =>
+          neededPrefixes.has(prefix) || byId.get(id)?.needed === true;
+        await nodeRetentionPass(deps, cls, status, { needed, pcs, ccs }, log);
+      } catch (err) {
+        status.lastRunTime = deps.now().toISOString();
+        status.message = `Retention pass failed: ${apiMessage(err)}`;
+        deps.events.warning(cls, "RetentionFailed", status.message);
+        await patchRetention(deps, name, status);
+        throw err;
+      }
       await patchRetention(deps, name, status);
       return { requeueAfterMs: period };
     }

@@ -11,7 +11,12 @@ import type { CheckpointStorageClass, ContainerCheckpoint } from "../api/mod.ts"
 import { removeFinalizer } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Logger } from "../base/log.ts";
-import { openClassData, removeCheckpoint } from "./checkpoint_data.ts";
+import {
+  deleteOnNodes,
+  nodeDeletionNote,
+  openClassData,
+  removeCheckpoint,
+} from "./checkpoint_data.ts";
 import { PC_FINALIZER } from "./pod_checkpoint_delete.ts";
 
 /** The same finalizer name as PodCheckpoints': "my stored data goes with me". */
@@ -57,11 +62,13 @@ export async function reconcileContainerCheckpointDelete(
     const data = await openClassData(deps, cls);
     try {
       const r = await removeCheckpoint(data, prefix, { knownImages: images });
+      const onNodes = data.store ? undefined : await deleteOnNodes(deps, [cc]);
       log.info("checkpoint data deleted", { prefix, objects: r.objects });
       deps.events.normal(
         cc,
         "CheckpointDataDeleted",
-        `Deleted ${r.objects} stored object(s) under "${prefix}" and ${r.images.deleted.length} image(s)`,
+        `Deleted ${r.objects} stored object(s) under "${prefix}" and ${r.images.deleted.length} image(s)` +
+          (onNodes ? nodeDeletionNote(cls, onNodes) : ""),
       );
     } finally {
       data.close();

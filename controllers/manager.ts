@@ -230,12 +230,22 @@ function watchPodMigrations(informers: ManagerInformers, controllers: ManagerCon
   });
 }
 
-/** A PodCheckpoint wakes itself and its PodMigration. */
+/**
+ * A PodCheckpoint wakes itself and its PodMigration, and once it succeeds its
+ * class's retention: a node class counts its checkpoints by their
+ * PodCheckpoints, which succeed after their ContainerCheckpoints.
+ */
 function watchPodCheckpoints(informers: ManagerInformers, controllers: ManagerControllers): void {
   informers.pc.onChange((o) => {
     controllers.pc.enqueue(keyOf(o));
     const pm = ownerKey(o, "PodMigration");
     if (pm) controllers.pm.enqueue(pm);
+    const pc = o as { spec?: { storageClassName?: string }; status?: { phase?: string } };
+    if (pc.status?.phase !== "Succeeded") return;
+    const classes = pc.spec?.storageClassName ? [pc.spec.storageClassName] : informers.csc.list()
+      .filter((c) => (c as { spec?: { default?: boolean } }).spec?.default)
+      .map((c) => c.metadata!.name!);
+    for (const c of classes) controllers.retention.enqueue(c);
   });
 }
 

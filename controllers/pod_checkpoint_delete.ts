@@ -13,7 +13,12 @@ import type { CheckpointStorageClass, ContainerCheckpoint, PodCheckpoint } from 
 import { removeFinalizer } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Logger } from "../base/log.ts";
-import { openClassData, removeCheckpoint } from "./checkpoint_data.ts";
+import {
+  deleteOnNodes,
+  nodeDeletionNote,
+  openClassData,
+  removeCheckpoint,
+} from "./checkpoint_data.ts";
 
 /** Finalizer that removes a PodCheckpoint's stored data and images with it. */
 export const PC_FINALIZER = "lpm.my.domain/checkpoint-data";
@@ -65,14 +70,13 @@ export async function reconcilePodCheckpointDelete(
     const data = await openClassData(deps, cls);
     try {
       const r = await removeCheckpoint(data, prefix, { knownImages: images });
+      const onNodes = data.store ? undefined : await deleteOnNodes(deps, mine);
       const message =
         `Deleted ${r.objects} stored object(s) under "${prefix}" and ${r.images.deleted.length} image(s)` +
         (r.images.refused.length
           ? `; left ${r.images.refused.join(", ")} (outside the class's repository)`
           : "") +
-        (data.store
-          ? ""
-          : `; archives on the nodes' "${cls.spec.provider}" storage are not reachable from the controller and stay`);
+        (onNodes ? nodeDeletionNote(cls, onNodes) : "");
       log.info("checkpoint data deleted", { prefix, objects: r.objects });
       deps.events.normal(pc, "CheckpointDataDeleted", message);
     } finally {

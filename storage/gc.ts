@@ -93,6 +93,62 @@ export function parseGoDuration(text: string): number {
   return total;
 }
 
+/** One checkpoint as retention weighs it. */
+export interface RetentionCandidate {
+  /** Its identity (a store prefix, an object name). */
+  id: string;
+  /** The pod it belongs to: `maxCount` counts per pod. */
+  pod: string;
+  /** When it was taken (or last written), epoch ms: the newest are kept. */
+  time: number;
+}
+
+/** What {@linkcode selectForRetention} decided. */
+export interface RetentionSelection {
+  /** Checkpoints to collect, with why, newest first within a pod. */
+  collect: { id: string; reason: "maxAge" | "maxCount" }[];
+  /** Checkpoints retention would collect but `protect` keeps. */
+  protected: string[];
+}
+
+/**
+ * The one retention rule, for every store: per pod, newest first (ties by id,
+ * the greater first), a checkpoint older than `maxAge` goes, and so does every
+ * one past the first `maxCount`; a protected one stays but still counts
+ * towards `maxCount`.
+ */
+export function selectForRetention(
+  checkpoints: RetentionCandidate[],
+  opts: { retention?: RetentionPolicy; now?: Date; protect?: (id: string) => boolean },
+): RetentionSelection {
+  const now = (opts.now ?? new Date()).getTime();
+  const maxAgeMs = opts.retention?.maxAge ? parseGoDuration(opts.retention.maxAge) : undefined;
+  const maxCount = opts.retention?.maxCount;
+  if (maxCount !== undefined && (!Number.isInteger(maxCount) || maxCount < 0)) {
+    throw new Error(`Invalid retention maxCount ${maxCount}: expected a whole number >= 0`);
+  }
+  const pods = new Map<string, RetentionCandidate[]>();
+  for (const cp of checkpoints) {
+    const list = pods.get(cp.pod);
+    if (list) list.push(cp);
+    else pods.set(cp.pod, [cp]);
+  }
+  const out: RetentionSelection = { collect: [], protected: [] };
+  for (const list of pods.values()) {
+    list.sort((a, b) => b.time - a.time || (a.id < b.id ? 1 : -1));
+    list.forEach((cp, i) => {
+      const reason = maxAgeMs !== undefined && now - cp.time > maxAgeMs
+        ? "maxAge"
+        : maxCount !== undefined && i >= maxCount
+        ? "maxCount"
+        : undefined;
+      if (reason && opts.protect?.(cp.id)) out.protected.push(cp.id);
+      else if (reason) out.collect.push({ id: cp.id, reason });
+    });
+  }
+  return out;
+}
+
 interface Checkpoint {
   prefix: string;
   keys: string[];
@@ -107,12 +163,8 @@ export async function collectGarbage(
   store: CheckpointStore,
   opts: GcOptions = {},
 ): Promise<GcResult> {
-  const now = (opts.now ?? new Date()).getTime();
-  const maxAgeMs = opts.retention?.maxAge ? parseGoDuration(opts.retention.maxAge) : undefined;
-  const maxCount = opts.retention?.maxCount;
-  if (maxCount !== undefined && (!Number.isInteger(maxCount) || maxCount < 0)) {
-    throw new Error(`Invalid retention maxCount ${maxCount}: expected a whole number >= 0`);
-  }
+  // Checked before anything is listed: a bad policy fails the run up front.
+  selectForRetention([], opts);
   const pods = new Map<string, Map<string, Checkpoint>>();
   for await (const o of store.list(opts.prefix ?? "", { signal: opts.signal })) {
     const p = parseCheckpointKey(o.key);
@@ -136,20 +188,14 @@ export async function collectGarbage(
     checkpoints: 0,
     bytes: 0,
   };
-  for (const cps of pods.values()) {
-    const sorted = [...cps.values()].sort((a, b) =>
-      b.newest - a.newest || (a.prefix < b.prefix ? 1 : -1)
+  for (const [pod, cps] of pods) {
+    const sorted = [...cps.values()];
+    const selection = selectForRetention(
+      sorted.map((cp) => ({ id: cp.prefix, pod, time: cp.newest })),
+      opts,
     );
-    const doomed: { cp: Checkpoint; reason: "maxAge" | "maxCount" }[] = [];
-    sorted.forEach((cp, i) => {
-      const reason = maxAgeMs !== undefined && now - cp.newest > maxAgeMs
-        ? "maxAge"
-        : maxCount !== undefined && i >= maxCount
-        ? "maxCount"
-        : undefined;
-      if (reason && opts.protect?.(cp.prefix)) result.protected.push(cp.prefix);
-      else if (reason) doomed.push({ cp, reason });
-    });
+    result.protected.push(...selection.protected);
+    const doomed = selection.collect.map(({ id, reason }) => ({ cp: cps.get(id)!, reason }));
     const gone = new Set<Checkpoint>();
     for (const { cp, reason } of doomed) {
       if (opts.dryRun) {

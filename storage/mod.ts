@@ -37,7 +37,13 @@ export { credentialsFrom, getProvider, providerNames, registerProvider } from ".
 export type { ProviderContext, ProviderFactory } from "./providers.ts";
 export { createStore, decodeSecretData, loadStoreForClass } from "./factory.ts";
 export type { ClassResource, CreateStoreOptions } from "./factory.ts";
-export { collectGarbage, parseGoDuration } from "./gc.ts";
-export type { GcOptions, GcResult, RetentionPolicy } from "./gc.ts";
+export { collectGarbage, parseGoDuration, selectForRetention } from "./gc.ts";
+export type {
+  GcOptions,
+  GcResult,
+  RetentionCandidate,
+  RetentionPolicy,
+  RetentionSelection,
+} from "./gc.ts";
 export { defaultClassConflicts, validateStorageClass, validateStore } from "./validate.ts";
 export type { DefaultClassReport, ValidateOptions, ValidationResult } from "./validate.ts";

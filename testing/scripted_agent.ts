@@ -43,7 +43,13 @@ export interface NodeScript {
 /** A record of what the controllers asked for. */
 export interface ScriptedCall {
   node: string;
-  method: "checkpoint" | "getOperation" | "prepareRestore" | "health" | "freeze";
+  method:
+    | "checkpoint"
+    | "getOperation"
+    | "prepareRestore"
+    | "health"
+    | "freeze"
+    | "deleteCheckpoint";
   arg: string;
 }
 
@@ -141,6 +147,20 @@ class ScriptedNode implements NodeAgent {
       }
     }
     return Promise.resolve(strip(op));
+  }
+
+  /** Forgets a finished operation, as the real agent does (it stores nothing to delete). */
+  deleteCheckpoint(id: string): Promise<{ bytesFreed: number }> {
+    this.agents.calls.push({ node: this.node, method: "deleteCheckpoint", arg: id });
+    const op = this.agents.operations.get(id);
+    if (!op || this.script.loseOperations) {
+      return Promise.reject(new Error(`operation "${id}" not found`));
+    }
+    if (op.phase === "Running") {
+      return Promise.reject(new Error(`Operation "${id}" is still Running`));
+    }
+    this.agents.operations.delete(id);
+    return Promise.resolve({ bytesFreed: 0 });
   }
 
   prepareRestore(req: Parameters<NodeAgent["prepareRestore"]>[0]): Promise<OperationStatus> {

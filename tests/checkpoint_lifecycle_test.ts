@@ -403,3 +403,88 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
     }
   },
 });
+
+/** Every file under `dir`, relative to it. */
+async function filesUnder(dir: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${dir}/${rel}`)) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) out.push(...await filesUnder(dir, path));
+      else out.push(path);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return out.sort();
+}
+
+envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
+  name:
+    "lifecycle: a local (hostPath) class with maxCount 2 keeps exactly the two newest of five " +
+    "PodCheckpoints of a pod: the others' objects and their archives on the node's disk are gone",
+  ...opts,
+  async fn() {
+    const c = await setup({});
+    const env = testEnv();
+    // The agents are host processes: the class's hostPath is a directory of node-a's own.
+    const dir = `${env.nodes![0].dir}/store-${c.cls}`;
+    const local = { ...c, cls: `${c.cls}-local` };
+    try {
+      await c.lpm.create<CheckpointStorageClass>("checkpointstorageclasses", "", {
+        apiVersion: "lpm.my.domain/v1",
+        kind: "CheckpointStorageClass",
+        metadata: { name: local.cls },
+        spec: {
+          provider: "local",
+          local: { path: dir },
+          registry: { repository: `${c.registry}/${c.repo}`, insecure: true },
+          retention: { maxCount: 2 },
+        },
+      });
+      await startPod(c, "counter");
+      const taken: Taken[] = [];
+      for (let i = 1; i <= 5; i++) taken.push(await checkpoint(local, "counter", `cp-${i}`));
+      const kept = taken.slice(3);
+      const gone = taken.slice(0, 3);
+      const onDisk = async () =>
+        [...new Set((await filesUnder(dir)).map((f) => f.split("/").slice(0, 3).join("/")))]
+          .sort();
+      const want = kept.map((t) => `${c.ns}/counter/${t.uid}`).sort();
+      await waitFor(async () => JSON.stringify(await onDisk()) === JSON.stringify(want), {
+        what: "the node's disk to hold only the two newest checkpoints",
+        timeoutMs: 60_000,
+      });
+      assertEquals(await onDisk(), want);
+      for (const t of kept) {
+        const files = (await filesUnder(dir)).filter((f) => f.includes(`/${t.uid}/`));
+        assert(files.some((f) => f.endsWith("/app.tar")), files.join(" "));
+        assert(await c.lpm.get("podcheckpoints", c.ns, t.name), `${t.name} was collected`);
+      }
+      for (const t of gone) {
+        await waitFor(async () => !(await c.lpm.get("podcheckpoints", c.ns, t.name)), {
+          what: `PodCheckpoint "${t.name}" to be gone`,
+          timeoutMs: 30_000,
+        });
+        for (const ref of t.images) assertEquals(await manifestStatus(c, ref), 404, ref);
+      }
+      const left = await c.lpm.list<PodCheckpoint>("podcheckpoints", c.ns);
+      assertEquals(left.map((p) => p.metadata!.name).sort(), kept.map((t) => t.name).sort());
+      const cls = await waitFor(async () => {
+        const x = await c.lpm.get<CheckpointStorageClass>(
+          "checkpointstorageclasses",
+          "",
+          local.cls,
+        );
+        return x?.status?.retention?.checkpoints === 2 ? x : undefined;
+      }, { what: "the local class's status to count 2 checkpoints", timeoutMs: 30_000 });
+      assert(cls.status!.retention!.bytes! > 0, JSON.stringify(cls.status!.retention));
+      assert(cls.status!.retention!.nextRunTime);
+      assert(!/not enforced/.test(cls.status!.retention!.message ?? ""));
+    } finally {
+      await teardown(c);
+      await c.lpm.delete("checkpointstorageclasses", "", local.cls).catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});

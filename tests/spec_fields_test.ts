@@ -93,9 +93,14 @@ const FIELDS: Record<string, Exercised | Untested> = {
   ],
   "CheckpointStorageClass.spec.retention.maxAge": [
     { file: "storage/gc_test.ts", test: "retention keeps maxCount newest checkpoints per pod" },
+    {
+      file: "controllers/checkpoint_retention_nodes_test.ts",
+      test: "node retention: maxAge by completion time",
+    },
   ],
   "CheckpointStorageClass.spec.retention.maxCount": [
     { file: "tests/checkpoint_lifecycle_test.ts", test: "lifecycle: a class with maxCount 2" },
+    { file: "tests/checkpoint_lifecycle_test.ts", test: "lifecycle: a local (hostPath) class" },
   ],
   "CheckpointStorageClass.spec.deletionPolicy": [
     { file: "tests/checkpoint_lifecycle_test.ts", test: LIFECYCLE_DELETE },
