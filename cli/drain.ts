@@ -15,7 +15,7 @@ import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { EVICTION_STRATEGY_ANNOTATION, LIVE_MIGRATE, type PodMigration } from "../api/mod.ts";
 import { apiMessage, apiStatus, LpmClient } from "../kube/lpm_client.ts";
-import { parseArgs } from "../base/args.ts";
+import { parseCommandArgs } from "../base/args.ts";
 import { kubeconfigPath } from "../kube/config.ts";
 
 const USAGE = `usage: deno task drain <node> [--storage-class <class>] [--timeout <seconds>]
@@ -111,18 +111,15 @@ async function emptied(d: Drain, deadline: number): Promise<void> {
   throw new Error(`Node "${d.node}" still has pods after the timeout`);
 }
 
-async function main(args: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs(args, {
-      known: ["storage-class", "timeout", "kubeconfig", "help"],
-      booleans: ["help"],
-    });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (a.flags.help) return (console.log(USAGE), 0);
+/** Runs `deno task drain`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const parsed = parseCommandArgs(args, {
+    known: ["storage-class", "timeout", "kubeconfig", "help"],
+    booleans: ["help"],
+    aliases: { h: "help" },
+  }, USAGE);
+  if ("exit" in parsed) return parsed.exit;
+  const a = parsed.args;
   const node = a.positional[0];
   if (!node || a.positional.length > 1) {
     console.error(`${node ? "Too many arguments" : "Missing <node>"}\n\n${USAGE}`);

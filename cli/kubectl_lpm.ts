@@ -8,6 +8,7 @@
  * @module
  */
 import { main as checkpoint } from "./checkpoint.ts";
+import { main as drain } from "./drain.ts";
 import { main as migrate } from "./migrate.ts";
 import { main as restore } from "./restore.ts";
 import { main as status } from "./status.ts";
@@ -19,6 +20,7 @@ export const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>
     checkpoint: { run: checkpoint, about: "checkpoint a pod's containers (PodCheckpoint)" },
     restore: { run: restore, about: "restore a pod from a checkpoint (PodRestore)" },
     status: { run: status, about: "show lpm's migrations, checkpoints and restores" },
+    drain: { run: drain, about: "cordon a node, migrate its opted-in pods, evict the rest" },
   };
 
 /** The plugin's help text. */

@@ -182,7 +182,7 @@ async function migrateWithPlugin(
     assertEquals(install.code, 0, new TextDecoder().decode(install.stderr));
     const help = await kubectlWithPlugin(kc, dir, ["lpm", "--help"]);
     assertEquals(help.code, 0, help.stderr);
-    for (const c of ["migrate", "checkpoint", "restore", "status"]) {
+    for (const c of ["migrate", "checkpoint", "restore", "status", "drain"]) {
       assertMatch(help.stdout, new RegExp(`^\\s+${c}\\s`, "m"), `"kubectl lpm --help" lists ${c}`);
     }
     const source = followCounter(kc, ns, pod);
