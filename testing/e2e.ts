@@ -65,6 +65,39 @@ export async function openWorkspace(
   return { ...clients, ns };
 }
 
+/** A two-node test workspace: clients, its namespace, the busybox image and both nodes. */
+export interface TwoNodeWorkspace {
+  core: k8s.CoreV1Api;
+  lpm: LpmClient;
+  ns: string;
+  image: string;
+  nodeA: string;
+  nodeB: string;
+}
+
+/**
+ * {@linkcode openWorkspace} in a fresh namespace `<prefix>-<random>` with the
+ * shared MinIO class `e2e-minio`, plus what two-node tests need.
+ */
+export async function openTwoNodeWorkspace(
+  env: EnvironmentInfo,
+  prefix: string,
+  storageClass = "e2e-minio",
+): Promise<TwoNodeWorkspace> {
+  const { core, lpm, ns } = await openWorkspace(env, {
+    ns: `${prefix}-${crypto.randomUUID().slice(0, 6)}`,
+    storageClass: { name: storageClass, prefix: "e2e/", repository: "lpm/e2e", reuse: true },
+  });
+  return {
+    core,
+    lpm,
+    ns,
+    image: env.nodeImages!.busybox,
+    nodeA: env.nodes![0].name,
+    nodeB: env.nodes![1].name,
+  };
+}
+
 /** A MinIO client (the `minio` package) of the harness MinIO. */
 export function minioClient(info: MinioInfo): Minio.Client {
   const url = new URL(info.endpoint);

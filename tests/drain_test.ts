@@ -2,43 +2,22 @@
  * Issue 18 on the real nodes: a migration without a target node, the
  * migration limits, eviction that becomes migration, and `kubectl drain`.
  */
-import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals } from "@std/assert";
-import { openWorkspace } from "../testing/e2e.ts";
+import { openTwoNodeWorkspace, type TwoNodeWorkspace } from "../testing/e2e.ts";
 import { envTest, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues } from "../testing/workloads.ts";
 import { waitFor } from "../localenv/mod.ts";
-import type { LpmClient } from "../kube/lpm_client.ts";
 import type { PodMigration } from "../api/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const CLASS = "e2e-minio";
 const USES = { uses: ["kube", "minio", "registry", "nodes", "lpm"] as const };
 
-interface Ctx {
-  core: k8s.CoreV1Api;
-  lpm: LpmClient;
-  ns: string;
-  image: string;
-  nodeA: string;
-  nodeB: string;
-}
+type Ctx = TwoNodeWorkspace;
 
-async function setup(): Promise<Ctx> {
-  const env = testEnv();
-  const { core, lpm, ns } = await openWorkspace(env, {
-    ns: `drain-${crypto.randomUUID().slice(0, 6)}`,
-    storageClass: { name: CLASS, prefix: "e2e/", repository: "lpm/e2e", reuse: true },
-  });
-  return {
-    core,
-    lpm,
-    ns,
-    image: env.nodeImages!.busybox,
-    nodeA: env.nodes![0].name,
-    nodeB: env.nodes![1].name,
-  };
+function setup(): Promise<Ctx> {
+  return openTwoNodeWorkspace(testEnv(), "drain", CLASS);
 }
 
 /** A counter pod on node-a (bare, as drain's --force takes it), opted in or not. */

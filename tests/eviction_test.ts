@@ -7,11 +7,11 @@
 import * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { openWorkspace } from "../testing/e2e.ts";
+import { openTwoNodeWorkspace, type TwoNodeWorkspace } from "../testing/e2e.ts";
 import { envTest, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues } from "../testing/workloads.ts";
 import { freePort, toolPath, waitFor } from "../localenv/mod.ts";
-import { apiStatus, type LpmClient } from "../kube/lpm_client.ts";
+import { apiStatus } from "../kube/lpm_client.ts";
 import {
   EVICTION_STORAGE_CLASS_ANNOTATION,
   EVICTION_STRATEGY_ANNOTATION,
@@ -24,29 +24,10 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 const CLASS = "e2e-minio";
 const USES = { uses: ["kube", "minio", "registry", "nodes", "lpm"] as const };
 
-interface Ctx {
-  core: k8s.CoreV1Api;
-  lpm: LpmClient;
-  ns: string;
-  image: string;
-  nodeA: string;
-  nodeB: string;
-}
+type Ctx = TwoNodeWorkspace;
 
-async function setup(): Promise<Ctx> {
-  const env = testEnv();
-  const { core, lpm, ns } = await openWorkspace(env, {
-    ns: `evict-${crypto.randomUUID().slice(0, 6)}`,
-    storageClass: { name: CLASS, prefix: "e2e/", repository: "lpm/e2e", reuse: true },
-  });
-  return {
-    core,
-    lpm,
-    ns,
-    image: env.nodeImages!.busybox,
-    nodeA: env.nodes![0].name,
-    nodeB: env.nodes![1].name,
-  };
+function setup(): Promise<Ctx> {
+  return openTwoNodeWorkspace(testEnv(), "evict", CLASS);
 }
 
 /** A bare counter pod (drain needs --force for it) on `node`, opted in or not. */
