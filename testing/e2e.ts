@@ -14,6 +14,7 @@ import {
   type EnvironmentInfo,
   type MinioClassOptions,
   type MinioInfo,
+  waitFor,
 } from "../localenv/mod.ts";
 
 /** Clients of one cluster. */
@@ -63,6 +64,21 @@ export async function openWorkspace(
     repository: `${env.registry.host}/${storageClass.repository}`,
   });
   return { ...clients, ns };
+}
+
+/** Deletes namespace `ns` (its pods at once, grace 0) and waits up to 2 min until it is gone. */
+export async function deleteNamespaceAndWait(core: k8s.CoreV1Api, ns: string): Promise<void> {
+  await core.deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 0 })
+    .catch(() => {});
+  await core.deleteNamespace({ name: ns }).catch(() => {});
+  await waitFor(async () => {
+    try {
+      await core.readNamespace({ name: ns });
+      return false;
+    } catch {
+      return true;
+    }
+  }, { what: `namespace "${ns}" to go`, timeoutMs: 120_000 }).catch(() => {});
 }
 
 /** A two-node test workspace: clients, its namespace, the busybox image and both nodes. */

@@ -14,7 +14,7 @@ import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import type * as Minio from "minio";
 import { assert, assertEquals } from "@std/assert";
-import { kubeClients, minioClient } from "../testing/e2e.ts";
+import { deleteNamespaceAndWait, kubeClients, minioClient } from "../testing/e2e.ts";
 import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues as podCounterValues } from "../testing/workloads.ts";
 import { createMinioClass, createNamespace, kubectl, waitFor } from "../localenv/mod.ts";
@@ -225,17 +225,7 @@ async function migrateAsReadme({ core, lpm, ns, cls, nodeB, apply, succeeded }: 
 
 /** Removes the namespace (waiting for it), what the test left in the class's prefix, and the class. */
 async function cleanUp({ core, lpm, mc, minio, ns, cls, prefix, listed }: Ctx) {
-  await core.deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 0 })
-    .catch(() => {});
-  await core.deleteNamespace({ name: ns }).catch(() => {});
-  await waitFor(async () => {
-    try {
-      await core.readNamespace({ name: ns });
-      return false;
-    } catch {
-      return true;
-    }
-  }, { what: `namespace "${ns}" to go`, timeoutMs: 120_000 }).catch(() => {});
+  await deleteNamespaceAndWait(core, ns);
   // Whatever the test left in the class's prefix.
   const names = await listed(prefix).catch(() => []);
   if (names.length) await mc.removeObjects(minio.bucket, names);

@@ -13,7 +13,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import "../kube/http1.ts";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { openWorkspace } from "../testing/e2e.ts";
+import { deleteNamespaceAndWait, openWorkspace } from "../testing/e2e.ts";
 import { envTest, testEnv } from "../testing/env.ts";
 import { counterCommand, counterValues } from "../testing/workloads.ts";
 import {
@@ -86,17 +86,7 @@ async function setup(secret: string): Promise<Ctx> {
     },
   });
   const stop = async () => {
-    await core.deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 0 })
-      .catch(() => {});
-    await core.deleteNamespace({ name: ns }).catch(() => {});
-    await waitFor(async () => {
-      try {
-        await core.readNamespace({ name: ns });
-        return false;
-      } catch {
-        return true;
-      }
-    }, { what: `namespace "${ns}" to go`, timeoutMs: 120_000 }).catch(() => {});
+    await deleteNamespaceAndWait(core, ns);
     await lpm.delete("checkpointstorageclasses", "", cls).catch(() => {});
     for (const name of [cls, secret]) {
       await core.deleteNamespacedSecret({ name, namespace: "lpm-system" }).catch(() => {});
