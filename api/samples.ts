@@ -83,9 +83,17 @@ export const FULL_STORAGE_CLASS: Full<CheckpointStorageClass> = {
     retention: { maxAge: "72h", maxCount: 5 },
     deletionPolicy: "Retain",
     restore: { allowedNamespaces: ["recovery"] },
+    encryption: {
+      secretRef: { name: "checkpoint-keys", namespace: "lpm-system" },
+      keys: [{ id: "2026-11", secretKey: "key-2026-11" }, {
+        id: "2026-10",
+        secretKey: "key-2026-10",
+      }],
+    },
   },
   status: {
     phase: "Available",
+    encryption: 'On (key "2026-11")',
     lastValidationTime: T0,
     message: "Bucket and registry reachable",
     conditions: [{ ...condition, type: "Available" }],

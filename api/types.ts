@@ -100,6 +100,20 @@ export interface CheckpointStorageClassSpec {
      */
     allowedNamespaces?: string[];
   };
+  /** Encryption of the class's archives and checkpoint images (absent: stored in plain). */
+  encryption?: EncryptionSpec;
+}
+
+/** CheckpointStorageClass.spec.encryption: the keys, in a Secret, that encrypt checkpoints. */
+export interface EncryptionSpec {
+  /** Secret (in the agents' namespace) holding each key as 32 bytes, base64 or hex text. */
+  secretRef: SecretRef;
+  /**
+   * The keys, newest first: the first encrypts new checkpoints, every listed
+   * key decrypts (rotation: add the new key first, drop the old one when no
+   * checkpoint needs it).
+   */
+  keys: { id: string; secretKey?: string }[];
 }
 
 /** Phases of a storage class. */
@@ -114,6 +128,8 @@ export interface CheckpointStorageClassStatus {
   observedGeneration?: number;
   /** What the last retention pass found and did. */
   retention?: RetentionStatus;
+  /** "On" (with the key that encrypts) or "Off", as the last validation found it. */
+  encryption?: string;
 }
 
 /** CheckpointStorageClass.status.retention: the last retention pass. */

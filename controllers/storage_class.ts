@@ -7,7 +7,12 @@
  * @module
  */
 import type { CheckpointStorageClass } from "../api/mod.ts";
-import { decodeSecretData, defaultClassConflicts, validateStorageClass } from "../storage/mod.ts";
+import {
+  decodeSecretData,
+  defaultClassConflicts,
+  validateEncryption,
+  validateStorageClass,
+} from "../storage/mod.ts";
 import { insecureRegistryRefusal } from "../oci/mod.ts";
 import { apiMessage, apiStatus, ensureFinalizer } from "../kube/lpm_client.ts";
 import { CLASS_FINALIZER, reconcileClassDelete } from "./storage_class_delete.ts";
@@ -72,6 +77,9 @@ export function storageClassReconciler(
         : apiMessage(err);
       result = { available: false, message: `Cannot validate class "${name}": ${why}` };
     }
+    const enc = await checkEncryption(deps, cls);
+    status.encryption = enc.status;
+    if (result.available && !enc.available) result = enc;
     const classes = await deps.cache.list<CheckpointStorageClass>("checkpointstorageclasses");
     const defaults = defaultClassConflicts(
       classes.map((c) => ({
@@ -112,4 +120,31 @@ export function storageClassReconciler(
     }
     return { requeueAfterMs: period };
   };
+}
+
+/** Validates `spec.encryption` with its Secret (a missing Secret is said, other errors too). */
+async function checkEncryption(
+  deps: ReconcilerDeps,
+  cls: CheckpointStorageClass,
+): Promise<{ available: boolean; message: string; status: string }> {
+  const ref = cls.spec.encryption?.secretRef;
+  let data: Record<string, string> | undefined;
+  if (ref) {
+    try {
+      data = decodeSecretData(
+        await deps.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace }),
+      );
+    } catch (err) {
+      if (apiStatus(err) !== 404) {
+        return {
+          available: false,
+          status: "Off",
+          message: `spec.encryption.secretRef: cannot read Secret "${ref.namespace}/${ref.name}": ${
+            apiMessage(err)
+          }`,
+        };
+      }
+    }
+  }
+  return await validateEncryption(cls.spec, data);
 }

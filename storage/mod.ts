@@ -46,4 +46,31 @@ export type {
   RetentionSelection,
 } from "./gc.ts";
 export { defaultClassConflicts, validateStorageClass, validateStore } from "./validate.ts";
-export type { DefaultClassReport, ValidateOptions, ValidationResult } from "./validate.ts";
+export type {
+  DefaultClassReport,
+  EncryptionValidation,
+  ValidateOptions,
+  ValidationResult,
+} from "./validate.ts";
+export {
+  DecryptionError,
+  decryptStream,
+  decryptToFile,
+  DEFAULT_CHUNK_SIZE,
+  encryptedSize,
+  encryptFile,
+  ENCRYPTION_FORMAT,
+  encryptStream,
+  importEncryptionKey,
+  MAX_CHUNK_SIZE,
+  parseHeader,
+} from "./encryption.ts";
+export type {
+  DecryptOptions,
+  EncryptionHeader,
+  EncryptionKey,
+  EncryptOptions,
+  KeyRing,
+} from "./encryption.ts";
+export { decodeKeyMaterial, loadKeyRing } from "./encryption_keys.ts";
+export { validateEncryption } from "./validate.ts";

@@ -8,6 +8,8 @@ import type { CheckpointStore } from "./backend.ts";
 import type { CheckpointStorageClassSpec } from "../api/mod.ts";
 import { describeCause, isStorageError } from "./errors.ts";
 import { createStore } from "./factory.ts";
+import { loadKeyRing } from "./encryption_keys.ts";
+import { decryptStream, encryptStream } from "./encryption.ts";
 
 /** Outcome of a validation. */
 export interface ValidationResult {
@@ -93,6 +95,52 @@ export async function validateStorageClass(
     return await validateStore(store, opts);
   } finally {
     store.close?.();
+  }
+}
+
+/** What {@linkcode validateEncryption} found: a validation and the status text. */
+export interface EncryptionValidation extends ValidationResult {
+  /** `On (key "<id>")` or `Off`, for `status.encryption`. */
+  status: string;
+}
+
+/**
+ * Checks `spec.encryption` against its Secret's decoded data (undefined: the
+ * Secret does not exist): every listed key present and 32 bytes, and a probe
+ * encrypted with the first key decrypts. Messages name the field to fix.
+ */
+export async function validateEncryption(
+  spec: CheckpointStorageClassSpec,
+  secret: Record<string, string> | undefined,
+): Promise<EncryptionValidation> {
+  const enc = spec.encryption;
+  if (!enc) return { available: true, status: "Off", message: "Encryption is off" };
+  const ref = `Secret "${enc.secretRef.namespace}/${enc.secretRef.name}"`;
+  if (!secret) {
+    return {
+      available: false,
+      status: "Off",
+      message: `spec.encryption.secretRef: ${ref} does not exist`,
+    };
+  }
+  try {
+    const ring = await loadKeyRing(enc, secret);
+    const probe = crypto.getRandomValues(new Uint8Array(1000));
+    const sealed = new Blob([probe]).stream().pipeThrough(encryptStream(ring, { chunkSize: 256 }));
+    const back = new Uint8Array(
+      await new Response(sealed.pipeThrough(decryptStream(ring))).arrayBuffer(),
+    );
+    if (back.length !== probe.length || back.some((b, i) => b !== probe[i])) {
+      throw new Error("spec.encryption: a probe did not decrypt to what was encrypted");
+    }
+    const status = `On (key "${ring.active.id}")`;
+    return {
+      available: true,
+      status,
+      message: `Encryption on: key "${ring.active.id}" encrypts, ${ring.byId.size} key(s) decrypt`,
+    };
+  } catch (err) {
+    return { available: false, status: "Off", message: (err as Error).message };
   }
 }
 

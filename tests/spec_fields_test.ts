@@ -32,6 +32,10 @@ const cross = { file: "tests/cross_cluster_test.ts", test: CROSS };
 const authOk = { file: "tests/registry_auth_test.ts", test: AUTH_OK };
 const authMissing = { file: "tests/registry_auth_test.ts", test: AUTH_MISSING };
 const tls = { file: "tests/storage_class_tls_test.ts", test: TLS };
+const encKeys = {
+  file: "storage/encryption_test.ts",
+  test: "encryption keys: loadKeyRing and validateEncryption name the field",
+};
 const fields = (test: string) => ({ file: "tests/storage_class_fields_test.ts", test });
 
 /** Each spec field and the tests that exercise it, or why none does. */
@@ -105,6 +109,10 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "CheckpointStorageClass.spec.deletionPolicy": [
     { file: "tests/checkpoint_lifecycle_test.ts", test: LIFECYCLE_DELETE },
   ],
+  "CheckpointStorageClass.spec.encryption.secretRef.name": [encKeys],
+  "CheckpointStorageClass.spec.encryption.secretRef.namespace": [encKeys],
+  "CheckpointStorageClass.spec.encryption.keys[].id": [encKeys],
+  "CheckpointStorageClass.spec.encryption.keys[].secretKey": [encKeys],
   "CheckpointStorageClass.spec.restore.allowedNamespaces": [
     { file: "tests/pod_restore_policy_test.ts", test: "PodRestore: other namespaces" },
   ],

@@ -24,6 +24,9 @@ import {
   secretRefSchema,
 } from "./common.ts";
 
+/** An encryption key id: letters, digits, ".", "_", "-". */
+export const ENCRYPTION_KEY_ID = "^[A-Za-z0-9][A-Za-z0-9._-]*$";
+
 /** Go duration ("72h", "1h30m", "90s"), as `time.ParseDuration` reads it. */
 export const GO_DURATION = "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
@@ -127,6 +130,31 @@ const specSchema: JsonSchema = obj("Where and how checkpoints are stored.", {
       { maxItems: 256, set: true },
     ),
   }),
+  encryption: obj(
+    "Encrypts the class's archives (before they leave the source node) and checkpoint images (ocicrypt media types); absent: stored in plain.",
+    {
+      secretRef: secretRefSchema(
+        "Secret holding the keys: each 32 random bytes as base64 or hex text (`openssl rand -base64 32`). The agents read it, so it must be in their namespace.",
+      ),
+      keys: arr(
+        "The keys, newest first: the first encrypts new checkpoints, every listed key decrypts. Rotate by adding a new key first; drop an old one only when no checkpoint needs it.",
+        obj("One key.", {
+          id: str("Key id, recorded with each checkpoint it encrypts.", {
+            minLength: 1,
+            maxLength: 64,
+            pattern: ENCRYPTION_KEY_ID,
+          }),
+          secretKey: str("Key of the material in the Secret (default: the id).", {
+            minLength: 1,
+            maxLength: 253,
+            pattern: "^[-._a-zA-Z0-9]+$",
+          }),
+        }, { required: ["id"] }),
+        { minItems: 1, maxItems: 16, mapKeys: ["id"] },
+      ),
+    },
+    { required: ["secretRef", "keys"] },
+  ),
 }, {
   required: ["provider"],
   rules: PROVIDERS.flatMap((p) => [
@@ -163,6 +191,9 @@ const statusSchema: JsonSchema = obj("Observed state: the result of the last val
     ),
     message: messageSchema,
   }),
+  encryption: str('"On" (and the id of the key that encrypts) or "Off", as last validated.', {
+    maxLength: 128,
+  }),
 });
 
 /** The CheckpointStorageClass kind. */
@@ -177,6 +208,7 @@ export const checkpointStorageClassKind: KindDefinition = {
   printerColumns: [
     { name: "Provider", type: "string", jsonPath: ".spec.provider" },
     { name: "Default", type: "boolean", jsonPath: ".spec.default" },
+    { name: "Encryption", type: "string", jsonPath: ".status.encryption" },
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
   ],
