@@ -20,6 +20,7 @@ import { objectReconciler } from "./_reconcile.ts";
 import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
+import { apiCriuStats } from "./criu_stats.ts";
 
 type Status = NonNullable<ContainerCheckpoint["status"]>;
 
@@ -221,7 +222,7 @@ function apply(
   const now = deps.now();
   status.archive = r.archive;
   status.image = r.image;
-  if (r.criuStats) status.criuStats = r.criuStats;
+  if (r.criuStats) status.criuStats = apiCriuStats(r.criuStats);
   if (r.volumes) status.volumes = r.volumes;
   if (r.runtime) status.runtime = r.runtime;
   status.checkpointTime = r.checkpointTime ?? now.toISOString();

@@ -1,0 +1,257 @@
+/**
+ * `deno task bench migration [--sizes 16,256,1024] [--rounds 3]
+ * [--dirty-percent-per-s 2] [--pre-copy] [--pre-copy-rounds 3] [--json]
+ * [--env env.json] [--svg docs/migration-bench.svg]`: how far a PodMigration's
+ * downtime is from CRIU's own floor, on the real local nodes.
+ *
+ * Workload: the memory toucher (testing/memory_toucher.c), a static program
+ * that fills N MiB with incompressible data and keeps dirtying a share of its
+ * pages per second. Per size and round, back to back, the order alternating
+ * each round (this VM favours whatever runs first):
+ *
+ * - **floor**: the same binary, same size and dirty rate, as a host process;
+ *   `criu dump` (which freezes it) into a directory on the disk that holds
+ *   the kubelet's checkpoint directory, then `criu restore -d` from it; the
+ *   floor is the two commands' wall time. Why this floor and not `runc
+ *   checkpoint` + `runc restore` of a twin container: it is the same CRIU
+ *   binary moving the same bytes through the same page cache and disk, minus
+ *   exactly what lpm and the runtime add around CRIU (container and pod
+ *   plumbing, archive, registry, a second node). It is the least any
+ *   checkpoint/restore of this process can cost here, and runc would only
+ *   add its own fixed cost on top. Both sides move uncompressed pages, and
+ *   neither syncs to disk.
+ * - **lpm**: a pod running the toucher on node-a moved to node-b by a
+ *   PodMigration (the toucher's image is busybox plus the binary, pushed to
+ *   the environment's registry); downtime and total come from
+ *   `status.timings` (downtimeMs: the source frozen to the restored
+ *   container running), and the downtime is split by step (bench/_breakdown.ts)
+ *   from the PodMigration's phase times, its ContainerCheckpoints'
+ *   checkpointTime / completionTime / criuStats.frozenTimeUs, and the
+ *   restored container's CRIU restore.log on node-b.
+ * - `--pre-copy` adds a PodMigration with `spec.preCopy: {rounds}` per round;
+ *   when the controller fails it as not implemented, the rows are skipped
+ *   and the reason printed.
+ *
+ * Prints the table, the breakdown, the agents' and controller's peak RSS
+ * (VmHWM of their host processes: the peak since they started) and, with
+ * `--json`, one JSON object per line per size and mode (medians). Writes the
+ * SVG chart. Uses the environment of `--env` / `LPM_TEST_ENV` (2 nodes and
+ * lpm as host processes, e.g. `deno task cluster:up --nodes 2 --with-lpm`),
+ * else starts its own.
+ * @module
+ */
+import { parseArgs } from "../base/args.ts";
+import { type EnvironmentInfo, startEnvironment } from "../localenv/mod.ts";
+import { deleteNamespaceAndWait, openWorkspace } from "../testing/e2e.ts";
+import { memoryToucherBinary, memoryToucherImage } from "../testing/memory_toucher.ts";
+import { parsePositiveInts, roundOrder } from "./_stats.ts";
+import {
+  breakdownTable,
+  chartSeries,
+  jsonLines,
+  type LpmRun,
+  type Mode,
+  resultTable,
+  type Round,
+  slope,
+  summarize,
+} from "./_migration_report.ts";
+import { lineChart } from "./_svg_chart.ts";
+import { hostFloor } from "./_migration_floor.ts";
+import { type BenchCtx, lpmMigration, peakRssMiB } from "./_migration_lpm.ts";
+
+const USAGE = "deno task bench migration [--sizes 16,256,1024] [--rounds 3] " +
+  "[--dirty-percent-per-s 2] [--pre-copy] [--pre-copy-rounds 3] [--json] [--env env.json] " +
+  "[--svg docs/migration-bench.svg]";
+
+function say(msg: string): void {
+  console.error(`[bench migration] ${msg}`);
+}
+
+interface Options {
+  sizes: number[];
+  rounds: number;
+  dirty: number;
+  preCopyRounds?: number;
+  json: boolean;
+  envPath?: string;
+  svg: string;
+}
+
+function options(args: string[]): Options {
+  const { flags } = parseArgs(args, {
+    known: [
+      "sizes",
+      "rounds",
+      "dirty-percent-per-s",
+      "pre-copy",
+      "pre-copy-rounds",
+      "json",
+      "env",
+      "svg",
+    ],
+    booleans: ["pre-copy", "json"],
+  });
+  const rounds = parsePositiveInts(flags.rounds ?? "3", "rounds");
+  const dirty = Number(flags["dirty-percent-per-s"] ?? 2);
+  if (!(dirty >= 0 && dirty <= 100)) {
+    throw new Error(
+      `Bad --dirty-percent-per-s "${flags["dirty-percent-per-s"]}" (0 to 100)\n${USAGE}`,
+    );
+  }
+  return {
+    sizes: parsePositiveInts(flags.sizes ?? "16,256,1024", "sizes"),
+    rounds: rounds[0],
+    dirty,
+    preCopyRounds: flags["pre-copy"] === "true"
+      ? parsePositiveInts(flags["pre-copy-rounds"] ?? "3", "pre-copy-rounds")[0]
+      : undefined,
+    json: flags.json === "true",
+    envPath: flags.env ?? Deno.env.get("LPM_TEST_ENV"),
+    svg: flags.svg ?? new URL("../docs/migration-bench.svg", import.meta.url).pathname,
+  };
+}
+
+async function environment(
+  path: string | undefined,
+): Promise<{ info: EnvironmentInfo; stop(): Promise<void> }> {
+  if (path) {
+    const info = JSON.parse(await Deno.readTextFile(path)) as EnvironmentInfo;
+    if ((info.nodes?.length ?? 0) < 2 || !info.lpm) {
+      throw new Error(`The environment "${path}" needs 2 nodes and lpm as host processes`);
+    }
+    return { info, stop: () => Promise.resolve() };
+  }
+  say("starting a private environment (2 nodes, lpm)");
+  return await startEnvironment({
+    parts: ["kube", "minio", "registry"],
+    nodes: 2,
+    lpm: true,
+    onProgress: say,
+  });
+}
+
+/** One round at one size: the floor and each lpm mode, in alternating order. */
+async function round(ctx: BenchCtx, o: Options, sizeMiB: number, r: number): Promise<Round> {
+  const modes: Mode[] = ["stop-and-copy"];
+  if (o.preCopyRounds !== undefined && !ctx.preCopyUnsupported) modes.push("pre-copy");
+  const sides: ("floor" | Mode)[] = ["floor", ...modes];
+  const order = roundOrder(r, sides);
+  let floorS = NaN;
+  const runs: LpmRun[] = [];
+  for (const side of order) {
+    if (side === "floor") {
+      const f = await hostFloor(ctx.toucherBin, ctx.floorDir, sizeMiB, o.dirty);
+      floorS = f.dumpS + f.restoreS;
+      say(
+        `${sizeMiB} MiB round ${r + 1}: floor ${floorS.toFixed(2)} s ` +
+          `(dump ${f.dumpS.toFixed(2)}, restore ${f.restoreS.toFixed(2)})`,
+      );
+    } else {
+      const run = await lpmMigration(ctx, {
+        sizeMiB,
+        dirty: o.dirty,
+        mode: side,
+        round: r,
+        preCopyRounds: o.preCopyRounds,
+      });
+      if (run) {
+        runs.push(run);
+        say(
+          `${sizeMiB} MiB round ${r + 1}: ${side} downtime ${run.downtimeS.toFixed(2)} s, total ${
+            run.totalS.toFixed(2)
+          } s`,
+        );
+      }
+    }
+  }
+  return { sizeMiB, floorS, runs };
+}
+
+function printResults(o: Options, rounds: Round[], ctx: BenchCtx): void {
+  const sums = summarize(rounds);
+  console.log(
+    `Migration node-a -> node-b vs CRIU floor, ${o.rounds} round(s), dirty ${o.dirty} %/s, median (min-max):`,
+  );
+  console.log(resultTable(sums));
+  console.log("\nDowntime by step, median seconds:");
+  console.log(breakdownTable(sums));
+  for (const mode of ["stop-and-copy", "pre-copy"] as const) {
+    const of = sums.filter((s) => s.mode === mode);
+    if (of.length < 2) continue;
+    const d = slope(of.map((s) => [s.sizeMiB, s.downtime.median]));
+    const f = slope(of.map((s) => [s.sizeMiB, s.floor.median]));
+    console.log(
+      `\n${mode} slope: downtime ${(d * 1000).toFixed(2)} ms/MiB, floor ${
+        (f * 1000).toFixed(2)
+      } ms/MiB, ratio ${(d / f).toFixed(2)}`,
+    );
+  }
+  const rss = peakRssMiB(ctx.env);
+  console.log(
+    `\nPeak RSS (VmHWM since start): ${
+      rss.map((p) => `${p.name} ${p.mib.toFixed(0)} MiB`).join(", ")
+    }`,
+  );
+  if (ctx.preCopyUnsupported) {
+    console.log(`\npre-copy rows skipped: ${ctx.preCopyUnsupported}`);
+  }
+  if (o.json) { for (const l of jsonLines(sums)) console.log(l); }
+}
+
+async function writeChart(o: Options, rounds: Round[]): Promise<void> {
+  const commit = await new Deno.Command("git", {
+    args: ["rev-parse", "--short", "HEAD"],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output().then((x) => new TextDecoder().decode(x.stdout).trim(), () => "?");
+  const svg = lineChart({
+    title: "lpm migration vs CRIU floor (median seconds)",
+    xLabel: "workload memory (MiB)",
+    yLabel: "seconds",
+    series: chartSeries(summarize(rounds)),
+    note: `deno task bench migration --sizes ${o.sizes.join(",")} --rounds ${o.rounds}, ` +
+      `dirty ${o.dirty} %/s; commit ${commit}, ${new Date().toISOString().slice(0, 16)}Z`,
+  });
+  await Deno.writeTextFile(o.svg, svg);
+  say(`chart written to ${o.svg}`);
+}
+
+/** Runs the benchmark. */
+export async function main(args: string[]): Promise<void> {
+  const o = options(args);
+  const env = await environment(o.envPath);
+  const ns = `bench-mig-${crypto.randomUUID().slice(0, 6)}`;
+  const floorDir = await Deno.makeTempDir({
+    prefix: "lpm-bench-floor-",
+    dir: env.info.nodes![0].dir,
+  });
+  let ws;
+  try {
+    ws = await openWorkspace(env.info, {
+      ns,
+      storageClass: { name: "bench-minio", prefix: "bench/", repository: "lpm/bench", reuse: true },
+    });
+    const ctx: BenchCtx = {
+      env: env.info,
+      core: ws.core,
+      lpm: ws.lpm,
+      ns,
+      image: await memoryToucherImage(env.info.registry!.host),
+      toucherBin: await memoryToucherBinary(),
+      floorDir,
+      say,
+    };
+    const rounds: Round[] = [];
+    for (const sizeMiB of o.sizes) {
+      for (let r = 0; r < o.rounds; r++) rounds.push(await round(ctx, o, sizeMiB, r));
+    }
+    printResults(o, rounds, ctx);
+    await writeChart(o, rounds);
+  } finally {
+    if (ws) await deleteNamespaceAndWait(ws.core, ns);
+    await Deno.remove(floorDir, { recursive: true }).catch(() => {});
+    await env.stop();
+  }
+}
