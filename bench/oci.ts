@@ -1,16 +1,29 @@
 /**
- * `deno task bench oci [--mib 1024]`: OCI checkpoint image throughput, each
- * figure side by side with a reference run on the same data in the same run,
- * against a private local registry:
- *   (a) push and pull of an already-built checkpoint image vs `skopeo copy`
- *       between the same OCI layout and the registry (ratio >= 1: not slower);
- *   (b) building the image from the archive (compression included) vs
- *       `tar | gzip` and `tar | zstd` of the same archive.
+ * `deno task bench oci [--mib 1024] [--rounds 4]`: OCI checkpoint image
+ * throughput against a private local registry, each figure against a
+ * reference doing the same work with the same tool settings, in the same run:
+ *   (a) building the image from the archive vs the same compressor on the
+ *       same archive in a shell pipe: lpm's gzip (pigz, all cores) vs
+ *       `tar | pigz -6`; lpm's built-in gzip (CompressionStream, one thread)
+ *       vs `tar | gzip -6` (one thread); lpm's zstd (`zstd -3 -T0`) vs
+ *       `tar | zstd -3 -T0`; no compression vs `tar`;
+ *   (b) push and pull of a built gzip image vs `skopeo copy` between an OCI
+ *       layout and the registry.
+ *
+ * Fairness: every round starts from a fresh variant of the archive (its
+ * first 4 KiB rewritten), so no side finds its layer already in the registry
+ * or its blob cache; the push pair pushes two images of that variant family
+ * built the same way (one per side, distinct digests, same size); each pair
+ * runs back to back with the order alternating per round (this VM favours
+ * whatever runs first, see bench/storage.ts), so use an even `--rounds`.
+ * Prints min/median/max of both sides' seconds and of the ratio
+ * reference/lpm (> 1: lpm is faster).
  * @module
  */
 import { parseArgs } from "../base/args.ts";
 import { startEnvironment } from "../localenv/mod.ts";
-import { buildCheckpointImage, pullImage, pushImage } from "../oci/mod.ts";
+import { buildCheckpointImage, type CheckpointImage, pullImage, pushImage } from "../oci/mod.ts";
+import { formatSpread, formatTable, parsePositiveInts, roundOrder, spread } from "./_stats.ts";
 
 async function sh(script: string): Promise<void> {
   const out = await new Deno.Command("bash", { args: ["-c", script], stderr: "piped" }).output();
@@ -52,98 +65,176 @@ async function makeArchive(dir: string, mib: number): Promise<string> {
   return out;
 }
 
-function row(what: string, ours: number, ref: number, refName: string, mib: number): string[] {
-  return [
-    what,
-    `${ours.toFixed(2)} s (${(mib / ours).toFixed(0)} MiB/s)`,
-    `${refName}: ${ref.toFixed(2)} s`,
-    (ref / ours).toFixed(2),
+/** A fresh variant of the archive: random bytes over the first page of pages-1.img's data. */
+async function freshVariant(archive: string): Promise<void> {
+  // The tar's first 4 KiB hold headers and small files; page data starts later.
+  await sh(`head -c 4096 /dev/urandom | dd of=${archive} bs=4096 seek=4 conv=notrunc status=none`);
+}
+
+/** One compared pair: the reference and lpm, seconds per round. */
+export interface Pair {
+  /** Step. */
+  what: string;
+  /** The reference's command. */
+  refName: string;
+  /** The reference's seconds, one per round. */
+  ref: number[];
+  /** lpm's seconds, one per round (same order as `ref`). */
+  ours: number[];
+}
+
+/** The build pairs; `run` returns lpm's gzip image of its round (for the push/pull pairs). */
+function buildPairs(dir: string, archive: string): {
+  pairs: Pair[];
+  run(round: number): Promise<CheckpointImage>;
+} {
+  const lay = (n: string) => `${dir}/layout-${n}`;
+  const cases: [string, string, string, (layout: string) => Promise<CheckpointImage>][] = [
+    [
+      "build gzip (pigz)",
+      "tar|pigz -6",
+      "pigz -6",
+      (l) => buildCheckpointImage(archive, { layoutDir: l }),
+    ],
+    [
+      "build gzip (CompressionStream)",
+      "tar|gzip -6",
+      "gzip -6",
+      (l) => buildCheckpointImage(archive, { layoutDir: l, builtinGzip: true }),
+    ],
+    [
+      "build zstd",
+      "tar|zstd -3 -T0",
+      "zstd -q -3 -T0",
+      (l) => buildCheckpointImage(archive, { layoutDir: l, compression: "zstd" }),
+    ],
+    [
+      "build none",
+      "tar",
+      "cat",
+      (l) => buildCheckpointImage(archive, { layoutDir: l, compression: "none" }),
+    ],
   ];
+  const pairs = cases.map(([what, refName]) => ({ what, refName, ref: [], ours: [] } as Pair));
+  return {
+    pairs,
+    async run(round) {
+      let gzip: CheckpointImage | undefined;
+      for (const [i, [, , cmd, build]] of cases.entries()) {
+        const name = `${i}-${round}`;
+        const ref = () => sh(`tar -C ${dir} -cf - archive.tar | ${cmd} > ${dir}/ref.out`);
+        const ours = async () => {
+          const img = await build(lay(name));
+          if (i === 0) gzip = img;
+        };
+        for (const side of roundOrder(round, ["ref", "ours"] as const)) {
+          const s = await time(side === "ref" ? ref : ours);
+          (side === "ref" ? pairs[i].ref : pairs[i].ours).push(s);
+        }
+        await Deno.remove(`${dir}/ref.out`);
+        if (i !== 0) await Deno.remove(lay(name), { recursive: true });
+      }
+      return gzip!;
+    },
+  };
+}
+
+/** Push and pull of lpm's image vs skopeo's copy of a twin image, in alternating order. */
+async function transferRound(
+  dir: string,
+  host: string,
+  round: number,
+  ours: CheckpointImage,
+  twin: CheckpointImage,
+  push: Pair,
+  pull: Pair,
+): Promise<void> {
+  const sides = roundOrder(round, ["ref", "ours"] as const);
+  for (const side of sides) {
+    if (side === "ref") {
+      push.ref.push(
+        await time(() =>
+          sh(
+            `skopeo copy -q --dest-tls-verify=false oci:${twin.layoutDir}:latest docker://${host}/bench/skopeo-${round}:v1`,
+          )
+        ),
+      );
+    } else {
+      push.ours.push(
+        await time(() => pushImage(ours, `${host}/bench/lpm-${round}:v1`, { insecure: true })),
+      );
+    }
+  }
+  for (const side of sides) {
+    if (side === "ref") {
+      pull.ref.push(
+        await time(() =>
+          sh(
+            `skopeo copy -q --src-tls-verify=false docker://${host}/bench/skopeo-${round}:v1 oci:${dir}/skopeo-pull-${round}:latest`,
+          )
+        ),
+      );
+    } else {
+      pull.ours.push(
+        await time(() =>
+          pullImage(`${host}/bench/lpm-${round}:v1`, `${dir}/lpm-pull-${round}`, { insecure: true })
+        ),
+      );
+    }
+  }
+  for (const d of [`skopeo-pull-${round}`, `lpm-pull-${round}`]) {
+    await Deno.remove(`${dir}/${d}`, { recursive: true });
+  }
+}
+
+/** The table of `pairs`: seconds of both sides and ref/lpm ratios, median (min-max). */
+export function ociTable(pairs: readonly Pair[], mib: number): string {
+  return formatTable(
+    ["step", "lpm s", "MiB/s (median)", "reference", "ref s", "ratio ref/lpm"],
+    pairs.map((p) => {
+      const ours = spread(p.ours);
+      return [
+        p.what,
+        formatSpread(ours),
+        (mib / ours.median).toFixed(0),
+        p.refName,
+        formatSpread(spread(p.ref)),
+        formatSpread(spread(p.ref.map((r, i) => r / p.ours[i]))),
+      ];
+    }),
+  );
 }
 
 /** Runs the benchmark. */
 export async function main(args: string[]): Promise<void> {
-  const { flags } = parseArgs(args, { known: ["mib"] });
-  const mib = Number(flags.mib ?? 1024);
+  const { flags } = parseArgs(args, { known: ["mib", "rounds"] });
+  const mib = parsePositiveInts(flags.mib ?? "1024", "mib")[0];
+  const rounds = parsePositiveInts(flags.rounds ?? "4", "rounds")[0];
   const dir = await Deno.makeTempDir({ prefix: "lpm-bench-oci-" });
   const env = await startEnvironment({ parts: ["registry"] });
   const host = env.info.registry!.host;
-  const rows: string[][] = [];
   try {
     console.error(`[bench oci] building a ${mib} MiB archive in ${dir}`);
     const archive = await makeArchive(dir, mib);
-    await sh(`cat ${archive} > /dev/null`); // warm the page cache for both sides
-
-    // (b) build vs tar | gzip / tar | zstd
-    const refGzip = await time(() =>
-      sh(`tar -C ${dir} -cf - archive.tar | gzip -6 > ${dir}/ref.tgz`)
-    );
-    let img = await buildCheckpointImage(archive, {
-      layoutDir: `${dir}/layout-gzip`,
-      skipValidation: false,
-    });
-    const tGzip = await time(async () => {
-      await Deno.remove(`${dir}/layout-gzip`, { recursive: true });
-      img = await buildCheckpointImage(archive, { layoutDir: `${dir}/layout-gzip` });
-    });
-    rows.push(row("build gzip (pigz)", tGzip, refGzip, "tar|gzip", mib));
-    const tBuiltin = await time(() =>
-      buildCheckpointImage(archive, { layoutDir: `${dir}/layout-builtin`, builtinGzip: true })
-    );
-    rows.push(row("build gzip (CompressionStream)", tBuiltin, refGzip, "tar|gzip", mib));
-    await Deno.remove(`${dir}/layout-builtin`, { recursive: true });
-    const refZstd = await time(() =>
-      sh(`tar -C ${dir} -cf - archive.tar | zstd -q -3 > ${dir}/ref.tzst`)
-    );
-    const tZstd = await time(() =>
-      buildCheckpointImage(archive, { layoutDir: `${dir}/layout-zstd`, compression: "zstd" })
-    );
-    rows.push(row("build zstd", tZstd, refZstd, "tar|zstd", mib));
-    const tNone = await time(() =>
-      buildCheckpointImage(archive, { layoutDir: `${dir}/layout-none`, compression: "none" })
-    );
-    rows.push(row("build none", tNone, refGzip, "tar|gzip", mib));
-    const sizes = {
-      gzip: img.image.layers[0].size,
-      zstd: (await Deno.stat(`${dir}/ref.tzst`)).size,
-      refGzip: (await Deno.stat(`${dir}/ref.tgz`)).size,
-    };
-    await Deno.remove(`${dir}/layout-zstd`, { recursive: true });
-    await Deno.remove(`${dir}/layout-none`, { recursive: true });
-    await Deno.remove(`${dir}/ref.tgz`);
-    await Deno.remove(`${dir}/ref.tzst`);
-
-    // (a) push / pull vs skopeo copy (fresh repositories on each side)
-    const layout = img.layoutDir;
-    const refPush = await time(() =>
-      sh(
-        `skopeo copy -q --dest-tls-verify=false oci:${layout}:latest docker://${host}/bench/skopeo:v1`,
-      )
-    );
-    const tPush = await time(() => pushImage(img, `${host}/bench/lpm:v1`, { insecure: true }));
-    rows.push(row("push", tPush, refPush, "skopeo copy", mib));
-    const refPull = await time(() =>
-      sh(
-        `skopeo copy -q --src-tls-verify=false docker://${host}/bench/skopeo:v1 oci:${dir}/skopeo-pull:latest`,
-      )
-    );
-    const tPull = await time(() =>
-      pullImage(`${host}/bench/lpm:v1`, `${dir}/lpm-pull`, { insecure: true })
-    );
-    rows.push(row("pull", tPull, refPull, "skopeo copy", mib));
-
-    const header = ["step", "lpm", "reference", "ratio (ref/lpm)"];
-    const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-    const line = (r: string[]) => r.map((x, c) => x.padEnd(widths[c])).join(" | ");
-    console.log(`OCI checkpoint image, ${mib} MiB archive (ratio > 1: lpm is faster)`);
-    console.log(line(header));
-    console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
-    for (const r of rows) console.log(line(r));
+    const builds = buildPairs(dir, archive);
+    const push: Pair = { what: "push", refName: "skopeo copy", ref: [], ours: [] };
+    const pull: Pair = { what: "pull", refName: "skopeo copy", ref: [], ours: [] };
+    for (let r = 0; r < rounds; r++) {
+      await freshVariant(archive);
+      await sh(`cat ${archive} > /dev/null`); // warm the page cache for both sides
+      const ours = await builds.run(r);
+      await freshVariant(archive);
+      const twin = await buildCheckpointImage(archive, { layoutDir: `${dir}/twin-${r}` });
+      await transferRound(dir, host, r, ours, twin, push, pull);
+      await Deno.remove(ours.layoutDir, { recursive: true });
+      await Deno.remove(twin.layoutDir, { recursive: true });
+      console.error(`[bench oci] round ${r + 1}/${rounds} done`);
+    }
     console.log(
-      `layer sizes: lpm gzip ${(sizes.gzip / 2 ** 20).toFixed(0)} MiB, tar|gzip ${
-        (sizes.refGzip / 2 ** 20).toFixed(0)
-      } MiB, tar|zstd ${(sizes.zstd / 2 ** 20).toFixed(0)} MiB`,
+      `OCI checkpoint image, ${mib} MiB archive, ${rounds} rounds (order alternating), ` +
+        `median (min-max); ratio > 1: lpm is faster`,
     );
+    console.log(ociTable([...builds.pairs, push, pull], mib));
   } finally {
     await env.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
