@@ -51,6 +51,14 @@ export interface Operation {
   localPaths?: string[];
 }
 
+/** Removes an operation's node-local files; only absolute paths without "..", never "/". */
+async function removeLocalPaths(paths: string[]): Promise<void> {
+  for (const p of paths) {
+    if (!p.startsWith("/") || p === "/" || p.split("/").includes("..")) continue;
+    await Deno.remove(p, { recursive: true }).catch(() => {});
+  }
+}
+
 /** Thrown when an id is reused with a different request. */
 export class OperationConflictError extends Error {
   /** Creates the error for operation `id`. */
@@ -146,6 +154,13 @@ export class OperationStore {
         op.message = `Agent restarted during "${op.step || op.phase}"; the ${op.kind} ` +
           "did not finish and nothing of it was published";
         op.updated = new Date().toISOString();
+        // Its archive on the node (a dump taken, its upload cut off) is of no
+        // use: nothing refers to it, and no DeleteCheckpoint would remove it.
+        await removeLocalPaths(op.localPaths ?? []);
+        if (op.localPaths?.length) {
+          op.message += `; its archive on the node was removed (${op.localPaths.join(", ")})`;
+          op.localPaths = [];
+        }
         await store.#write(op);
         opts.onRecovered?.(op);
       }

@@ -14,6 +14,10 @@ Deno.test("operations: persisted, idempotent, and failed on restart with work di
     await a.update("op-1", { bytesDone: 5, bytesTotal: 10 });
     await Deno.mkdir(a.workDir("op-1"), { recursive: true });
     await Deno.writeTextFile(`${a.workDir("op-1")}/partial.tar`, "x");
+    // The dump was taken (the kubelet's archive on the node), the upload was cut off.
+    const archive = `${dir}/checkpoint-counter.tar`;
+    await Deno.writeTextFile(archive, "archive");
+    await a.update("op-1", { localPaths: [archive, "../outside"] });
     await a.begin("op-2", "prepareRestore", "fp2");
     await a.update("op-2", { phase: "Succeeded", step: "done" });
     // Nothing is written after the final state.
@@ -30,6 +34,9 @@ Deno.test("operations: persisted, idempotent, and failed on restart with work di
     assertEquals(b.get("op-2")!.phase, "Succeeded");
     assertEquals(b.get("op-2")!.step, "done");
     await assertRejects(() => Deno.stat(b.workDir("op-1")));
+    await assertRejects(() => Deno.stat(archive), Deno.errors.NotFound); // the unpublished archive
+    assertMatch(op1.message, /its archive on the node was removed/);
+    assertEquals(op1.localPaths, []);
     assertEquals(b.running(), 0);
   } finally {
     await Deno.remove(dir, { recursive: true });

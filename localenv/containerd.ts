@@ -177,3 +177,14 @@ export async function ctr(socket: string, args: string[]): Promise<string> {
   }
   return new TextDecoder().decode(out.stdout);
 }
+
+/** The tasks of a node's containerd (`ctr tasks ls`): container id, pid and status (RUNNING, PAUSED...). */
+export async function ctrTasks(
+  socket: string,
+): Promise<{ id: string; pid: number; status: string }[]> {
+  const out = await ctr(socket, ["tasks", "ls"]);
+  return out.split("\n").slice(1).filter(Boolean).map((l) => {
+    const [id, pid, status] = l.trim().split(/\s+/);
+    return { id, pid: Number(pid), status };
+  });
+}

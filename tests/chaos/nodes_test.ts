@@ -1,0 +1,53 @@
+/**
+ * Chaos (issue 21): a node's own parts broken during a migration of the
+ * 10 Hz counter (localenv/faults.ts); the invariant is testing/chaos.ts
+ * assertSurvived.
+ * - The target's kubelet stopped in Restoring and not started again while
+ *   the migration runs (timeoutSeconds 30): the restored pod can never run.
+ *   The cell starts it afterwards, so the shared environment goes on.
+ * - The target's containerd restarted (SIGKILL, started at once) in
+ *   Restoring: its shims and tasks live on, as after a containerd crash.
+ *
+ *   LPM_TEST_ENV=<state>/env.json deno test -A tests/chaos/nodes_test.ts
+ * @module
+ */
+import { envTest, testEnv } from "../../testing/env.ts";
+import { runCell } from "../../testing/chaos.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const uses = ["kube", "minio", "registry", "nodes", "lpm"] as const;
+
+envTest({ uses }, {
+  name: "chaos: target kubelet stopped in Restoring (not restarted while the migration runs)",
+  ...opts,
+  async fn() {
+    await runCell(testEnv(), {
+      name: "kubelet",
+      fault: "target kubelet stopped in Restoring",
+      reason: /timeoutSeconds|did not finish|kubelet|node/i,
+      spec: { timeoutSeconds: 30 },
+      async inject(c, w) {
+        await w.until("phase Restoring", () => w.pm?.status?.phase === "Restoring");
+        await c.faults.stop(`kubelet:${c.nodeB}`);
+        console.error(`[chaos] kubelet:${c.nodeB} stopped (phase ${w.pm?.status?.phase})`);
+      },
+    });
+  },
+});
+
+envTest({ uses }, {
+  name: "chaos: target containerd restarted in Restoring",
+  ...opts,
+  async fn() {
+    await runCell(testEnv(), {
+      name: "ctrd-tgt",
+      fault: "target containerd restarted in Restoring",
+      reason: /containerd|runtime|restor|connect/i,
+      async inject(c, w) {
+        await w.until("phase Restoring", () => w.pm?.status?.phase === "Restoring");
+        await c.faults.restart(`containerd:${c.nodeB}`);
+        console.error(`[chaos] containerd:${c.nodeB} restarted (phase ${w.pm?.status?.phase})`);
+      },
+    });
+  },
+});
