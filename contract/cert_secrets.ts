@@ -2,7 +2,9 @@
  * The agent <-> controller mTLS material as Secrets in the cluster, created
  * and rotated by the controller, never files on the hosts:
  *
- *   lpm-ca               lpm's own CA (cert + key), made once (10 years)
+ *   lpm-ca               lpm's own CA (cert + key), made once (10 years), in a
+ *                        namespace of its own that no agent can read
+ *                        (`caNamespace`; `lpm-pki` in config/)
  *   lpm-agent-<node>     each node's agent serving pair, CN lpm-agent, SANs
  *                        lpm-agent.<node> (what the controller checks) and
  *                        lpm-agent; 30 days, renewed when 10 are left
@@ -119,8 +121,10 @@ export interface ControllerTls {
 
 /** Options of {@linkcode ensureCertificates}. */
 export interface EnsureCertificatesOptions {
-  /** Namespace of the Secrets (the agents'). */
+  /** Namespace of the agents' Secrets. */
   namespace: string;
+  /** Namespace of the CA Secret (default `namespace`): one the agents cannot read. */
+  caNamespace?: string;
   /** Nodes that need an agent pair. */
   nodes: string[];
   /** A private directory for the CA key while issuing and the controller's pair. */
@@ -156,7 +160,7 @@ export async function ensureCertificates(
 ): Promise<ControllerTls> {
   const ns = opts.namespace;
   await Deno.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
-  const pki = await ensureCa(kube, ns, opts.workDir);
+  const pki = await ensureCa(kube, opts.caNamespace ?? ns, opts.workDir);
   const caPem = await Deno.readTextFile(pki.ca.cert);
   const written: string[] = [];
   for (const node of opts.nodes) {
@@ -235,8 +239,10 @@ export async function fetchTlsSecret(
 
 /** Options of {@linkcode ensureServingSecret}. */
 export interface EnsureServingSecretOptions {
-  /** Namespace of the Secret and of lpm's CA Secret. */
+  /** Namespace of the Secret. */
   namespace: string;
+  /** Namespace of lpm's CA Secret (default `namespace`). */
+  caNamespace?: string;
   /** The Secret's name. */
   name: string;
   /** DNS names and IPs the certificate must carry. */
@@ -279,7 +285,8 @@ export async function ensureServingSecret(
     key: unb64(existing?.data?.["tls.key"]),
     ca: unb64(existing?.data?.["ca.crt"]),
   };
-  const caSecret = await getSecret(kube, ns, CA_SECRET);
+  const caNs = opts.caNamespace ?? ns;
+  const caSecret = await getSecret(kube, caNs, CA_SECRET);
   const caPem = unb64(caSecret?.data?.["tls.crt"]);
   if (
     current.cert && current.key && current.ca && current.ca === caPem &&
@@ -288,7 +295,7 @@ export async function ensureServingSecret(
     return { cert: current.cert, key: current.key, ca: current.ca, issued: false };
   }
   await Deno.mkdir(opts.workDir, { recursive: true, mode: 0o700 });
-  const pki = await ensureCa(kube, ns, opts.workDir);
+  const pki = await ensureCa(kube, caNs, opts.workDir);
   try {
     const pair = await pki.issue(opts.name, {
       cn: opts.sans[0] ?? opts.name,

@@ -221,6 +221,7 @@ function apply(
   }
   const now = deps.now();
   status.archive = r.archive;
+  deps.metrics?.checkpointBytes.inc({ class: r.archive.storageClassName }, r.archive.size);
   status.image = r.image;
   if (r.criuStats) status.criuStats = apiCriuStats(r.criuStats);
   if (r.volumes) status.volumes = r.volumes;

@@ -40,8 +40,10 @@ export interface EvictionWebhookOptions {
   port: number;
   /** What goes into the configuration's clientConfig. */
   clientConfig: WebhookClientConfig;
-  /** Namespace of lpm's CA and the serving Secret. */
+  /** Namespace of the serving Secret (and of lpm's CA unless `caNamespace` is set). */
   secretsNamespace: string;
+  /** Namespace of lpm's CA Secret (default `secretsNamespace`). */
+  caNamespace?: string;
   /** A private directory for the CA key while issuing. */
   workDir: string;
   /** API access for the Secrets and the configuration. */
@@ -171,6 +173,7 @@ export async function startEvictionWebhook(
   const ensure = async () => {
     const pem = await ensureServingSecret(opts.kube, {
       namespace: opts.secretsNamespace,
+      caNamespace: opts.caNamespace,
       name: WEBHOOK_SECRET,
       sans: webhookSans(opts.clientConfig),
       workDir: opts.workDir,

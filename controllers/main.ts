@@ -34,6 +34,8 @@ const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>
        [--max-parallel-migrations <n>] [--max-outbound-per-node <n>]  (default 5 and 2)
        [--tls-secrets <namespace>]  (instead of --tls-*: create and rotate lpm's CA and the
         agents' pairs as Secrets there, and issue this controller's pair in --tls-dir)
+       [--ca-secrets <namespace>]  (lpm's CA Secret: a namespace no agent can read;
+        default: --tls-secrets)
        [--tls-dir <dir>]  (default /tmp/lpm-controller-tls)
        [--webhook-addr <host:port>]  (serve the pods/eviction webhook over HTTPS; off when unset)
        [--webhook-url <https://host:port> | --webhook-service <namespace>/<name>[:port]]
@@ -59,6 +61,7 @@ const SPEC = {
     "max-outbound-per-node",
     "insecure-dev",
     "tls-secrets",
+    "ca-secrets",
     "tls-dir",
     "webhook-addr",
     "webhook-url",
@@ -114,6 +117,7 @@ function webhookOptions(a: Args): EvictionWebhookOptions | undefined {
       ? { url: f["webhook-url"] }
       : { service: { namespace: svc![1], name: svc![2], port: svc![3] ? Number(svc![3]) : 443 } },
     secretsNamespace: f["webhook-secrets"] ?? f["tls-secrets"] ?? "lpm-system",
+    caNamespace: f["ca-secrets"],
     workDir: `${f["tls-dir"] ?? "/tmp/lpm-controller-tls"}/webhook`,
     kube: kubeHttp(loadKubeConfig(f.kubeconfig)),
   };
@@ -141,9 +145,10 @@ async function connectAgents(
   if (secretsNs && !insecure) {
     const kube = kubeHttp(loadKubeConfig(a.flags.kubeconfig));
     const dir = a.flags["tls-dir"] ?? "/tmp/lpm-controller-tls";
-    files = await rotateCertificates(kube, secretsNs, dir, log);
+    const namespaces = { agents: secretsNs, ca: a.flags["ca-secrets"] ?? secretsNs };
+    files = await rotateCertificates(kube, namespaces, dir, log);
     rotation = setInterval(() => {
-      rotateCertificates(kube, secretsNs, dir, log).catch((err) =>
+      rotateCertificates(kube, namespaces, dir, log).catch((err) =>
         log.warn("certificate rotation failed", { error: (err as Error).message })
       );
     }, 10 * 60_000);
@@ -229,13 +234,13 @@ function migrationLimits(flags: Record<string, string | undefined>): MigrationLi
 }
 
 /**
- * Makes sure lpm's CA and every node's agent pair exist as Secrets in
- * `namespace` and are not near expiry (contract/cert_secrets.ts); returns
- * this controller's client pair.
+ * Makes sure lpm's CA (in `namespaces.ca`) and every node's agent pair (in
+ * `namespaces.agents`) exist as Secrets and are not near expiry
+ * (contract/cert_secrets.ts); returns this controller's client pair.
  */
 async function rotateCertificates(
   kube: KubeHttp,
-  namespace: string,
+  namespaces: { agents: string; ca: string },
   dir: string,
   log: Logger,
 ): Promise<{ cert: string; key: string; ca: string }> {
@@ -247,7 +252,12 @@ async function rotateCertificates(
   }
   const nodes = ((await res.json()) as { items: { metadata: { name: string } }[] }).items
     .map((n) => n.metadata.name);
-  const tls = await ensureCertificates(kube, { namespace, nodes, workDir: dir });
+  const tls = await ensureCertificates(kube, {
+    namespace: namespaces.agents,
+    caNamespace: namespaces.ca,
+    nodes,
+    workDir: dir,
+  });
   if (tls.written.length) log.info("agent certificates issued", { secrets: tls.written });
   return tls.files;
 }

@@ -129,6 +129,7 @@ export async function failMigration(
     message: status.message,
   });
   setPhase(status, "Failed", now);
+  deps.metrics?.migrationFailures.inc({ reason: f.reason });
   deps.metrics?.migrationDuration.observe(
     { result: "failed" },
     (now.getTime() - new Date(status.startTime ?? now).getTime()) / 1000,

@@ -1,7 +1,10 @@
 /**
- * `deno task demo [--down]`: the README's main job. Starts the local cluster
- * with two real nodes, an lpm agent on each and the controller (or reuses a
- * running one), creates a MinIO-backed CheckpointStorageClass, runs a
+ * `deno task demo [--down] [--host-processes]`: the README's main job. Starts
+ * the local cluster with two real nodes and installs lpm in it the way an
+ * operator does (its own images, `kubectl apply -k`: a controller and an agent
+ * per node), or with `--host-processes` runs lpm's agents and controller as
+ * processes on this machine (for development); or reuses a running cluster.
+ * It creates a MinIO-backed CheckpointStorageClass, runs a
  * 10 Hz counter pod on node-a, follows the source's log while it migrates
  * it to node-b with a PodMigration, and checks what a migration promises: the
  * source's last value before the freeze (read from the source) is followed by
@@ -141,21 +144,32 @@ async function waitFor<T>(
 }
 
 async function main(args: string[]): Promise<number> {
-  const { flags } = parseArgs(args, { known: ["down"], booleans: ["down"] });
+  const { flags } = parseArgs(args, {
+    known: ["down", "host-processes"],
+    booleans: ["down", "host-processes"],
+  });
+  const hostProcesses = flags["host-processes"] === "true";
   const t0 = Date.now();
   let env = await readEnv();
-  if (!env?.lpm || (env.nodes?.length ?? 0) < 2) {
+  if ((!env?.lpm && !env?.lpmInCluster) || (env.nodes?.length ?? 0) < 2) {
     if (env) {
       say("a local cluster runs without lpm or two nodes: restarting it");
       await run([Deno.execPath(), "task", "-q", "cluster:down"]);
     }
     say(
-      "starting the local cluster: control plane, MinIO, registry, 2 real nodes, agents, controller",
+      hostProcesses
+        ? "starting the local cluster: control plane, MinIO, registry, 2 real nodes, lpm's agents and controller as host processes"
+        : "starting the local cluster: control plane, MinIO, registry, 2 real nodes; then lpm's images are built, pushed and installed with kubectl apply -k",
     );
-    await run([Deno.execPath(), "task", "-q", "cluster:up", "--nodes", "2", "--with-lpm"]);
+    const mode = hostProcesses ? "--with-lpm" : "--in-cluster";
+    await run([Deno.execPath(), "task", "-q", "cluster:up", "--nodes", "2", mode]);
     env = await readEnv();
   } else {
-    say("reusing the running local cluster");
+    say(
+      `reusing the running local cluster (lpm ${
+        env.lpmInCluster ? "in-cluster" : "as host processes"
+      })`,
+    );
   }
   if (!env?.kube || !env.minio || !env.registry || !env.nodeImages) {
     throw new Error("The environment is incomplete");

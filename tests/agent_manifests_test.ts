@@ -52,6 +52,8 @@ test("agent manifests: server dry-run of the kustomization, real RBAC, least pri
       [["get", "checkpointstorageclasses.lpm.my.domain"], true],
       [["get", "secrets", "-n", "lpm-system"], true],
       [["get", "secrets", "-n", "default"], false],
+      // lpm's CA key (config/controller/pki.yaml) is out of the agent's reach.
+      [["get", "secrets", "-n", "lpm-pki"], false],
       [["list", "secrets", "--all-namespaces"], false],
       [["list", "secrets", "-n", "lpm-system"], false],
       [["delete", "pods", "-n", "default"], false],

@@ -33,7 +33,7 @@ import { envTest, requirePart, testEnv } from "../testing/env.ts";
 import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import { makeApiClient } from "../kube/api_requests.ts";
-import type { PodMigration } from "../api/mod.ts";
+import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 
 const CLASS = "e2e-minio";
 /** At most this many API requests for one counter migration (see the header). */
@@ -41,19 +41,29 @@ const MAX_REQUESTS = 150;
 /** At most this many gets and lists among them. */
 const MAX_READS = 20;
 
-/** The controller's lpm_api_requests_total series, by `verb resource`. */
-async function apiRequests(port: number): Promise<Map<string, number>> {
+/** The controller's `metric` series, by the values of `keys` joined with a space. */
+async function series(port: number, metric: string, keys: string[]): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
-    const m = /^lpm_api_requests_total\{(.*)\} (\d+)$/.exec(line);
+    const m = new RegExp(`^${metric}\\{(.*)\\} (\\d+)$`).exec(line);
     if (!m) continue;
     const labels = Object.fromEntries(
       [...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
     );
-    out.set(`${labels.verb} ${labels.resource}`, Number(m[2]));
+    out.set(keys.map((k) => labels[k]).join(" "), Number(m[2]));
   }
   return out;
+}
+
+/** The controller's lpm_api_requests_total series, by `verb resource`. */
+function apiRequests(port: number): Promise<Map<string, number>> {
+  return series(port, "lpm_api_requests_total", ["verb", "resource"]);
+}
+
+/** Bytes of checkpoint archives the controller saw stored for `cls` (lpm_checkpoint_bytes_total). */
+async function checkpointBytes(port: number, cls: string): Promise<number> {
+  return (await series(port, "lpm_checkpoint_bytes_total", ["class"])).get(cls) ?? 0;
 }
 
 envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
@@ -102,6 +112,7 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
         return p.status?.phase === "Running";
       }, { what: "the counter pod to run", timeoutMs: 60_000 });
 
+      const bytesBefore = await checkpointBytes(port, CLASS);
       const before = await apiRequests(port);
       await lpm.create("podmigrations", ns, {
         apiVersion: "lpm.my.domain/v1",
@@ -120,6 +131,11 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
         { what: "the migration's finalizer to go", timeoutMs: 30_000 },
       );
       const after = await apiRequests(port);
+      // The dashboard's "bytes moved": the archive sizes the checkpoints recorded.
+      const ccs = await lpm.list<ContainerCheckpoint>("containercheckpoints", ns);
+      const stored = ccs.reduce((s, cc) => s + (cc.status?.archive?.size ?? 0), 0);
+      assert(stored > 0, "the migration's container checkpoints record their archive sizes");
+      assertEquals((await checkpointBytes(port, CLASS)) - bytesBefore, stored);
 
       const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
         .filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);

@@ -44,6 +44,8 @@ async function can(
 
 test("config/: the whole kustomization (agent + controller) passes server-side validation", async () => {
   const { kubeconfig } = requirePart("kube");
+  // A server dry run creates no namespace: the ones it fills must exist.
+  await kubectl(kubeconfig, ["apply", "-f", `${ROOT}config/controller/pki.yaml`]);
   const out = await kubectl(kubeconfig, ["apply", "-k", `${ROOT}config`, "--dry-run=server"]);
   assertStringIncludes(out, "deployment.apps/lpm-controller");
   assertStringIncludes(out, "daemonset.apps/lpm-agent");
@@ -59,6 +61,8 @@ test("config/controller: RBAC grants what the controller needs and nothing more"
     `${ROOT}config/agent/namespace.yaml`,
     "-f",
     `${ROOT}config/controller/rbac.yaml`,
+    "-f",
+    `${ROOT}config/controller/pki.yaml`,
   ]);
   const allowed: [string, string, string?][] = [
     ["watch", "podmigrations.lpm.my.domain"],
@@ -70,12 +74,16 @@ test("config/controller: RBAC grants what the controller needs and nothing more"
     ["get", "replicasets.apps"],
     ["create", "events"],
     ["get", "secrets", "lpm-system"],
+    ["create", "secrets", "lpm-pki"],
+    ["update", "secrets", "lpm-pki"],
     ["update", "leases.coordination.k8s.io", "lpm-system"],
     ["create", "validatingwebhookconfigurations.admissionregistration.k8s.io"],
   ];
   const denied: [string, string, string?][] = [
     ["get", "secrets"],
     ["list", "secrets", "lpm-system"],
+    ["list", "secrets", "lpm-pki"],
+    ["delete", "secrets", "lpm-pki"],
     ["delete", "nodes"],
     ["update", "nodes"],
     ["create", "clusterrolebindings.rbac.authorization.k8s.io"],

@@ -158,6 +158,10 @@ export interface ControllerMetrics {
   migrationDowntime: Histogram;
   /** Requests to the API server by verb and resource (kube/api_requests.ts). */
   apiRequests: Counter;
+  /** Bytes of container checkpoint archives stored, by storage class: what migrations move. */
+  checkpointBytes: Counter;
+  /** Failed PodMigrations by the reason of their Succeeded=False condition. */
+  migrationFailures: Counter;
 }
 
 /** Creates the standard controller metrics in a new registry. */
@@ -199,6 +203,15 @@ export function newControllerMetrics(): ControllerMetrics {
     ),
     apiRequests: registry.register(
       new Counter("lpm_api_requests_total", "Requests to the API server by verb and resource."),
+    ),
+    checkpointBytes: registry.register(
+      new Counter(
+        "lpm_checkpoint_bytes_total",
+        "Bytes of container checkpoint archives stored, by storage class.",
+      ),
+    ),
+    migrationFailures: registry.register(
+      new Counter("lpm_podmigration_failures_total", "Failed PodMigrations by reason."),
     ),
   };
 }
