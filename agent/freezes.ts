@@ -241,12 +241,14 @@ async function control(ctx: FreezesContext, req: ControlRequest): Promise<Freeze
       return current(ctx, key, namespace, pod);
     case "EXTEND": {
       const secs = seconds(deadlineSeconds);
+      if (rec && await lost(ctx, rec)) return current(ctx, key, namespace, pod);
       if (rec && await ctx.deadlines.extend(key, ctx.now() + secs * 1000)) {
         return stateOf(find(ctx, key)!, "frozen");
       }
       return current(ctx, key, namespace, pod);
     }
     case "CONFIRM": {
+      if (rec && await lost(ctx, rec)) return current(ctx, key, namespace, pod);
       if (rec && await ctx.deadlines.confirm(key)) {
         const s = stateOf(rec, "confirmed", "Hand-over: the deadline is off, kill follows");
         ctx.ended.set(key, s);
@@ -266,6 +268,32 @@ async function control(ctx: FreezesContext, req: ControlRequest): Promise<Freeze
     }
   }
   throw new Error(`Unknown freeze action "${action}"`);
+}
+
+/**
+ * True when a container of the held freeze `rec` is no longer paused: the
+ * runtime lost the freeze behind the agent's back. A containerd restart
+ * does that (its CRI plugin cannot load a PAUSED task, marks the container
+ * UNKNOWN, and the kubelet kills it and starts it again from scratch;
+ * docs/freeze.md). The freeze then ends as "thawed" with a message naming
+ * the container, the rest of the pod is resumed and the record goes, so the
+ * migration fails instead of handing over a copy of a pod that ran on.
+ * A runtime that cannot answer (containerd down) throws: the caller retries.
+ */
+async function lost(ctx: FreezesContext, rec: FreezeRecord): Promise<boolean> {
+  for (const c of rec.containers) {
+    if (await ctx.opts.freezer.isPaused(c.id)) continue;
+    await ctx.deadlines.thawNow(rec.key);
+    const msg =
+      `Container "${c.name}" (${c.id.slice(0, 12)}) of pod "${rec.namespace}/${rec.pod}" ` +
+      "is no longer paused: its runtime lost the freeze (a containerd restart marks a paused " +
+      "task UNKNOWN and the kubelet restarts the container from scratch); the source did not " +
+      "stay frozen";
+    ctx.ended.set(rec.key, stateOf(rec, "thawed", msg));
+    ctx.opts.onThawed?.(rec, "lost");
+    return true;
+  }
+  return false;
 }
 
 async function kill(

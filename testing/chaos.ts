@@ -322,7 +322,10 @@ async function assertValues(
   pm: PodMigration,
 ): Promise<number> {
   const what = `${exp.fault}: ${pm.status!.phase}`;
-  assertEquals(source.problems, [], `${what}: the source's log changed between reads`);
+  if (exp.knownOutcome !== "source-restarted-cold") {
+    // (A cold restart rewrites the log the follower reads: the known outcome.)
+    assertEquals(source.problems, [], `${what}: the source's log changed between reads`);
+  }
   if (pm.status!.phase === "Succeeded") {
     await Promise.race([source.done, sleep(20_000)]);
     await source.stop();

@@ -1,0 +1,70 @@
+import { assertEquals, assertMatch } from "@std/assert";
+import { openFreezes } from "./freezes.ts";
+import type { PodFreezer } from "./runtime/freeze.ts";
+
+/**
+ * A freezer whose tasks' states the test sets (the real one is exercised on
+ * the nodes by tests/freeze_test.ts and tests/chaos/nodes_test.ts).
+ */
+function fakeFreezer(paused: Map<string, boolean>, thawed: string[]): PodFreezer {
+  return {
+    pause: () => {
+      for (const id of paused.keys()) paused.set(id, true);
+      return Promise.resolve({
+        containers: [...paused.keys()].map((id) => ({ id, name: `name-${id}` })),
+        frozenAt: Date.now(),
+        pauseMs: 1,
+      });
+    },
+    isPaused: (id) => Promise.resolve(paused.get(id) ?? false),
+    freeze: () => Promise.reject(new Error("not used")),
+    thaw: (pod) => {
+      thawed.push(pod.pod);
+      return Promise.resolve([]);
+    },
+    kill: () => Promise.resolve(),
+  };
+}
+
+Deno.test("freezes: a container no longer paused (containerd restarted) ends the freeze as thawed on EXTEND and CONFIRM", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lpm-freezes-" });
+  const paused = new Map([["c1", false], ["c2", false]]);
+  const thawed: string[] = [];
+  const how: string[] = [];
+  const f = await openFreezes({
+    dir: `${dir}/freezes`,
+    freezer: fakeFreezer(paused, thawed),
+    onThawed: (_r, h) => how.push(h),
+  });
+  try {
+    const at = { namespace: "ns", pod: "counter" };
+    assertEquals((await f.freeze({ key: "k1", ...at, deadlineSeconds: 60 })).state, "frozen");
+    const ext = await f.control({ key: "k1", ...at, action: "EXTEND", deadlineSeconds: 60 });
+    assertEquals(ext.state, "frozen", "every container still paused: renewed");
+
+    // The runtime lost the task of c2 (UNKNOWN, killed and restarted by the kubelet).
+    paused.set("c2", false);
+    const lost = await f.control({ key: "k1", ...at, action: "EXTEND", deadlineSeconds: 60 });
+    assertEquals(lost.state, "thawed");
+    assertMatch(lost.message, /Container "name-c2" .* is no longer paused: its runtime lost/);
+    assertEquals(thawed, ["counter"], "the rest of the pod is resumed");
+    assertEquals(how.at(-1), "lost");
+    // CONFIRM after that is refused: the hand-over must not go on.
+    const confirm = await f.control({ key: "k1", ...at, action: "CONFIRM" });
+    assertEquals(confirm.state, "thawed");
+    assertEquals(
+      [...Deno.readDirSync(`${dir}/freezes`)].filter((e) => !e.name.startsWith(".")),
+      [],
+    );
+
+    // The same at CONFIRM directly.
+    assertEquals((await f.freeze({ key: "k2", ...at, deadlineSeconds: 60 })).state, "frozen");
+    paused.set("c1", false);
+    const c2 = await f.control({ key: "k2", ...at, action: "CONFIRM" });
+    assertEquals(c2.state, "thawed");
+    assertMatch(c2.message, /Container "name-c1"/);
+  } finally {
+    f.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
