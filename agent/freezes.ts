@@ -15,6 +15,7 @@
  */
 import type { PodFreezer } from "./runtime/freeze.ts";
 import { FreezeDeadlines, type FreezeRecord } from "./runtime/freeze_deadline.ts";
+import { EndedFreezes } from "./freezes_ended.ts";
 
 /** What the agent says about a freeze. */
 export interface FreezeState {
@@ -106,7 +107,8 @@ interface FreezesContext {
 
 /** Opens the freezes: reads the records a previous process left, thaws the expired. */
 export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
-  const ended = new Map<string, FreezeState>();
+  // Beside the records' dir, not in it: a record there means "frozen".
+  const ended = await EndedFreezes.open<FreezeState>(`${opts.dir}-ended`);
   const deadlines = await FreezeDeadlines.open({
     dir: opts.dir,
     thaw: (rec) => opts.freezer.thaw(ref(rec)),

@@ -68,3 +68,33 @@ Deno.test("freezes: a container no longer paused (containerd restarted) ends the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("freezes: an agent restart between CONFIRM and KILL: the retried CONFIRM answers confirmed and KILL kills", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lpm-freezes-" });
+  const paused = new Map([["c1", false]]);
+  const thawed: string[] = [];
+  const at = { namespace: "ns", pod: "counter" };
+  try {
+    const a = await openFreezes({ dir: `${dir}/freezes`, freezer: fakeFreezer(paused, thawed) });
+    await a.freeze({ key: "k1", ...at, deadlineSeconds: 60 });
+    assertEquals((await a.control({ key: "k1", ...at, action: "CONFIRM" })).state, "confirmed");
+    a.close();
+
+    // The agent restarts: a new process on the same state dir.
+    let killed = 0;
+    const freezer = { ...fakeFreezer(paused, thawed), kill: () => Promise.resolve(void killed++) };
+    const b = await openFreezes({ dir: `${dir}/freezes`, freezer });
+    try {
+      const again = await b.control({ key: "k1", ...at, action: "CONFIRM" });
+      assertEquals(again.state, "confirmed", `the retried CONFIRM: ${again.message}`);
+      assertEquals((await b.control({ key: "k1", ...at, action: "KILL" })).state, "killed");
+      assertEquals(killed, 1);
+      assertEquals(thawed, [], "never thawed");
+      assertEquals((await b.control({ key: "k2", ...at, action: "STATUS" })).state, "unknown");
+    } finally {
+      b.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

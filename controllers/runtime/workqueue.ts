@@ -14,11 +14,22 @@
  * @module
  */
 
+/** The default longest per-key delay (see {@linkcode WorkQueueOptions.maxDelayMs}). */
+export const DEFAULT_MAX_DELAY_MS = 5_000;
+
 /** Options for {@linkcode WorkQueue}. */
 export interface WorkQueueOptions {
   /** First retry delay of a failing key. Default 50 ms. */
   baseDelayMs?: number;
-  /** Longest per-key delay. Default 5 min. */
+  /**
+   * Longest per-key delay. Default 5 s, not client-go's minutes: a reconcile
+   * that fails because an agent is unreachable may be the one that renews a
+   * frozen source's deadline (freezeDeadlineSeconds, at least 10) or thaws
+   * it. Backed off for minutes, it comes back long after the agent did, and
+   * the source stays frozen until its deadline thaws it (measured by the
+   * chaos suite: an agent back after 8 s, the controller's next try 18 s
+   * later, the source frozen 30 s).
+   */
   maxDelayMs?: number;
   /** Sustained rate of rate-limited adds across all keys, per second. Default 10. */
   qps?: number;
@@ -46,7 +57,7 @@ export class WorkQueue {
   constructor(opts: WorkQueueOptions = {}) {
     this.#opts = {
       baseDelayMs: opts.baseDelayMs ?? 50,
-      maxDelayMs: opts.maxDelayMs ?? 300_000,
+      maxDelayMs: opts.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
       qps: opts.qps ?? 10,
       burst: opts.burst ?? 100,
     };

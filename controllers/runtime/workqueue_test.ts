@@ -1,5 +1,5 @@
-import { assertEquals } from "@std/assert";
-import { WorkQueue } from "./workqueue.ts";
+import { assert, assertEquals } from "@std/assert";
+import { DEFAULT_MAX_DELAY_MS, WorkQueue } from "./workqueue.ts";
 
 Deno.test("WorkQueue de-duplicates keys that are waiting", async () => {
   const q = new WorkQueue();
@@ -79,4 +79,13 @@ Deno.test("WorkQueue.shutDown releases waiting workers", async () => {
   assertEquals(await p, undefined);
   q.add("x");
   assertEquals(q.len(), 0, "no adds after shutdown");
+});
+
+Deno.test("WorkQueue's default backoff stays under the shortest freeze deadline (10 s)", () => {
+  const q = new WorkQueue({ qps: 1000, burst: 1000, now: () => 0 });
+  let last = 0;
+  for (let i = 0; i < 20; i++) last = q.addRateLimited("a");
+  assertEquals(last, DEFAULT_MAX_DELAY_MS);
+  assert(DEFAULT_MAX_DELAY_MS * 2 <= 10_000, "two retries fit in the shortest deadline");
+  q.shutDown();
 });
