@@ -40,6 +40,7 @@ import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
 import { chooseTargetNode } from "./target_node.ts";
+import { operationPollMs } from "./frozen_poll.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -206,13 +207,10 @@ async function stepPending(
   }
   // Reserved fields are refused rather than silently ignored.
   if ((pm.spec.preCopy?.rounds ?? 0) > 0) {
-    // docs/pre-copy.md: CRIU's pre-dump needs soft-dirty tracking, which the kernel lpm is
-    // tested on lacks; the restore of incremental images is proven, the rounds are not built.
     throw new MigrationFailure(
       "NotImplemented",
-      `spec.preCopy.rounds is ${pm.spec.preCopy!.rounds}: pre-copy is not implemented (CRIU's ` +
-        "pre-dump needs the kernel's soft-dirty memory tracking, CONFIG_MEM_SOFT_DIRTY, and the " +
-        "rounds are not built; see docs/pre-copy.md): set 0 or leave it out",
+      `spec.preCopy.rounds is ${pm.spec.preCopy!.rounds}: iterative pre-copy is not implemented ` +
+        "yet (set 0 or leave it out)",
     );
   }
   if (pm.spec.bandwidthLimit) {
@@ -524,7 +522,6 @@ async function stepTransferring(
       insecure: registry?.insecure,
       caBundle: registry?.caBundle,
       credentials,
-      storageClassName: status.storageClassName,
     });
     if (op.phase === "Failed") {
       throw new MigrationFailure(
@@ -536,7 +533,8 @@ async function stepTransferring(
     }
     if (op.phase !== "Succeeded") pending++;
   }
-  if (pending > 0) return { requeueAfterMs: deps.pollMs };
+  // The source is frozen all along: poll the pre-pulls fast (frozen_poll.ts).
+  if (pending > 0) return { requeueAfterMs: operationPollMs(deps.pollMs, true) };
   const started = phaseTime(status, "Transferring") ?? now;
   const prePullMs = now.getTime() - started.getTime();
   status.timings = { ...status.timings, prePullMs, transferMs: prePullMs };
