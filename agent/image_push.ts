@@ -14,7 +14,6 @@
 import type { ImagePublisher, PushedImage } from "./pipeline.ts";
 import {
   digestFile,
-  encryptedLayerDescriptor,
   formatReference,
   layerMediaType,
   LPM,
@@ -22,7 +21,6 @@ import {
   RegistryClient,
 } from "../oci/mod.ts";
 import { registryClientOptions } from "./image_oci.ts";
-import { ENCRYPTION_FORMAT } from "../storage/mod.ts";
 
 /** Creates the publisher. */
 export function createImagePublisher(): ImagePublisher {
@@ -53,16 +51,10 @@ export function createImagePublisher(): ImagePublisher {
           stream: counted,
           digest: layerDigestP,
         }, { signal: opts.signal });
-        const plain = { mediaType: layerMediaType("none"), digest: layerDigest, size };
-        const enc = opts.encryption;
         const { digest, bytes } = await client.putImage(repo, {
-          layers: [enc ? encryptedLayerDescriptor(plain, enc.keyId) : plain],
-          // The layer is the archive itself (encrypted or not): its digest is the stored sha256.
-          annotations: {
-            ...opts.annotations,
-            [LPM.archiveSha256]: layerDigest.slice(7),
-            ...(enc ? { [LPM.archiveEncryption]: ENCRYPTION_FORMAT } : {}),
-          },
+          layers: [{ mediaType: layerMediaType("none"), digest: layerDigest, size }],
+          // The layer is the archive itself: its digest is the archive's sha256.
+          annotations: { ...opts.annotations, [LPM.archiveSha256]: layerDigest.slice(7) },
         }, { signal: opts.signal });
         return {
           digest,

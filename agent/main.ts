@@ -33,7 +33,6 @@ import { createPodFreezer } from "./runtime/freeze.ts";
 import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
 import { applyNodeFlags, resolveKubeletUrl } from "./node_settings.ts";
 import { fetchTlsSecret } from "../contract/cert_secrets.ts";
-import type { PrepareRestoreRequestMsg } from "../contract/proto.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
@@ -303,18 +302,6 @@ const AGENT_LOG = new Logger({ component: "lpm-agent" });
 
 type OptionalStats = (archivePath: string) => Promise<Record<string, number> | undefined>;
 
-/** PrepareRestore on this node: the CRI pull, or for an encrypted image decrypt and import. */
-function prepareWith(a: AgentArgs, kube: KubeHttp | undefined) {
-  return (req: PrepareRestoreRequestMsg, signal: AbortSignal) =>
-    prepareImage(req, {
-      signal,
-      runtimeEndpoint: a.runtimeEndpoint,
-      resolveClass: (name) =>
-        resolveStorageClass({ name }, { kube, allowInline: a.allowInlineStorage }),
-      workDir: `${a.stateDir}/decrypt`,
-    });
-}
-
 /** Runs the agent until SIGTERM/SIGINT. */
 export async function main(args: string[]): Promise<number> {
   const log = AGENT_LOG;
@@ -364,7 +351,8 @@ export async function main(args: string[]): Promise<number> {
       ? (ns, pod) => criContainerStarts(a.runtimeEndpoint!, ns, pod)
       : undefined,
     resolveClass: (ref) => resolveStorageClass(ref, { kube, allowInline: a.allowInlineStorage }),
-    prepareImage: prepareWith(a, kube),
+    prepareImage: (req, signal) =>
+      prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),
     log,
   });
   // The kubelet never removes checkpoint archives: sweep the ones no operation owns.

@@ -315,7 +315,6 @@ export class GrpcAgentConnector implements AgentConnector {
             insecure: req.insecure ?? false,
             caBundle: req.caBundle ?? "",
             registryCredentials: req.credentials ? { ...req.credentials } : {},
-            storageClassName: req.storageClassName ?? "",
           }),
         ),
       deleteCheckpoint: async (id, opts) => {

@@ -21,7 +21,6 @@ import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
 import { apiCriuStats } from "./criu_stats.ts";
-import { operationPollMs } from "./frozen_poll.ts";
 
 type Status = NonNullable<ContainerCheckpoint["status"]>;
 
@@ -214,9 +213,7 @@ function apply(
     fail(deps, cc, status, "CheckpointFailed", op.message || `Operation "${op.id}" failed`);
     return;
   }
-  if (op.phase !== "Succeeded") {
-    return { requeueAfterMs: operationPollMs(deps.pollMs, !!cc.spec.freezeKey) };
-  }
+  if (op.phase !== "Succeeded") return { requeueAfterMs: deps.pollMs };
   const r = op.result;
   if (!r) {
     fail(deps, cc, status, "NoResult", `Operation "${op.id}" succeeded without a result`);

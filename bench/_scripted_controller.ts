@@ -1,0 +1,36 @@
+/**
+ * The controller manager against a real API server with the scripted agent
+ * (testing/scripted_agent.ts) in a process of its own, so that
+ * `deno task bench controller` reads the controller's peak RSS (VmHWM) and
+ * its metrics without the bench's own objects in them.
+ *
+ *   deno run -A bench/_scripted_controller.ts <kubeconfig> <poll-ms>
+ *
+ * Prints one JSON line `{"healthPort": N}` on stdout once it runs; stops on
+ * SIGTERM. Settings as the local environment's controller: default
+ * migration limits, 2 workers per controller.
+ * @module
+ */
+import * as k8s from "@kubernetes/client-node";
+import "../kube/http1.ts";
+import { ScriptedAgents } from "../testing/scripted_agent.ts";
+import { startManager } from "../controllers/manager.ts";
+import { Logger } from "../base/log.ts";
+
+const [kubeconfig, pollMs] = Deno.args;
+const kc = new k8s.KubeConfig();
+kc.loadFromFile(kubeconfig);
+const agents = new ScriptedAgents();
+// Only what the scripted agent is asked for matters; its call log would grow with the run.
+agents.calls.push = () => 0;
+const manager = await startManager({
+  kubeConfig: kc,
+  agents,
+  healthPort: 0,
+  pollMs: Number(pollMs),
+  logger: new Logger({ component: "lpm-controller" }, "warn", (line) => console.error(line)),
+});
+console.log(JSON.stringify({ healthPort: manager.healthPort }));
+await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
+await manager.stop();
+Deno.exit(0);
