@@ -21,6 +21,7 @@ import type { Logger } from "../base/log.ts";
 import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
 import { apiCriuStats } from "./criu_stats.ts";
+import { operationPollMs } from "./frozen_poll.ts";
 
 type Status = NonNullable<ContainerCheckpoint["status"]>;
 
@@ -213,7 +214,9 @@ function apply(
     fail(deps, cc, status, "CheckpointFailed", op.message || `Operation "${op.id}" failed`);
     return;
   }
-  if (op.phase !== "Succeeded") return { requeueAfterMs: deps.pollMs };
+  if (op.phase !== "Succeeded") {
+    return { requeueAfterMs: operationPollMs(deps.pollMs, !!cc.spec.freezeKey) };
+  }
   const r = op.result;
   if (!r) {
     fail(deps, cc, status, "NoResult", `Operation "${op.id}" succeeded without a result`);

@@ -40,6 +40,7 @@ import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
 import { chooseTargetNode } from "./target_node.ts";
+import { operationPollMs } from "./frozen_poll.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -532,7 +533,8 @@ async function stepTransferring(
     }
     if (op.phase !== "Succeeded") pending++;
   }
-  if (pending > 0) return { requeueAfterMs: deps.pollMs };
+  // The source is frozen all along: poll the pre-pulls fast (frozen_poll.ts).
+  if (pending > 0) return { requeueAfterMs: operationPollMs(deps.pollMs, true) };
   const started = phaseTime(status, "Transferring") ?? now;
   const prePullMs = now.getTime() - started.getTime();
   status.timings = { ...status.timings, prePullMs, transferMs: prePullMs };
