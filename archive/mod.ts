@@ -1,6 +1,6 @@
 /**
  * The CRI-O / Podman checkpoint archive: layout, validation, metadata and
- * CRIU statistics, packing and unpacking.
+ * CRIU statistics and memory images, packing and unpacking.
  * @module
  */
 export {
@@ -17,5 +17,15 @@ export type { ExtractOptions } from "./extract.ts";
 export { encodeCriuStats, parseCriuStats } from "./stats.ts";
 export type { CriuStats } from "./stats.ts";
 export { packArchive, unpackArchive } from "./write.ts";
+export {
+  dedupAgainstParent,
+  encodePagemap,
+  pageOffsets,
+  parsePagemap,
+  PE_LAZY,
+  PE_PARENT,
+  PE_PRESENT,
+} from "./pagemap.ts";
+export type { DedupResult, Pagemap, PagemapEntry } from "./pagemap.ts";
 export { tarEntries, tarFileEntries } from "./_tar.ts";
 export type { TarEntry, TarReadOptions } from "./_tar.ts";

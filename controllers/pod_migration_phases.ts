@@ -207,10 +207,13 @@ async function stepPending(
   }
   // Reserved fields are refused rather than silently ignored.
   if ((pm.spec.preCopy?.rounds ?? 0) > 0) {
+    // docs/pre-copy.md: CRIU's pre-dump needs soft-dirty tracking, which the kernel lpm is
+    // tested on lacks; the restore of incremental images is proven, the rounds are not built.
     throw new MigrationFailure(
       "NotImplemented",
-      `spec.preCopy.rounds is ${pm.spec.preCopy!.rounds}: iterative pre-copy is not implemented ` +
-        "yet (set 0 or leave it out)",
+      `spec.preCopy.rounds is ${pm.spec.preCopy!.rounds}: pre-copy is not implemented (CRIU's ` +
+        "pre-dump needs the kernel's soft-dirty memory tracking, CONFIG_MEM_SOFT_DIRTY, and the " +
+        "rounds are not built; see docs/pre-copy.md): set 0 or leave it out",
     );
   }
   if (pm.spec.bandwidthLimit) {

@@ -56,7 +56,7 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     { minimum: 10, maximum: 3600, default: 120 },
   ),
   preCopy: obj(
-    "Reserved: iterative pre-copy; not implemented yet: rounds above 0 fail the migration.",
+    "Reserved: iterative pre-copy; not implemented (docs/pre-copy.md): rounds above 0 fail the migration.",
     {
       rounds: int("Pre-copy rounds before the final dump.", { minimum: 0, maximum: 16 }),
     },

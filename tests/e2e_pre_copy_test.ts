@@ -1,0 +1,260 @@
+/**
+ * Pre-copy on the real nodes (issue 20, point 3; docs/pre-copy.md), the part
+ * that can be proven here: the probe of CRIU's memory tracking and of
+ * `runc checkpoint --pre-dump`, and the restore of an incremental image
+ * set through containerd's checkpoint-image path.
+ *
+ * A 10 Hz counter on node-a: a pre-copy round (a full runc dump while it
+ * runs), one second later the final runc dump (which stops it: no
+ * instruction of the source runs after it), the final made incremental
+ * against the round by page contents (`archive/pagemap.ts`), packed with the
+ * round's images as `checkpoint/parent/` into the kubelet's archive layout
+ * (metadata from a kubelet checkpoint of the same container), pushed, and
+ * restored on node-b by the kubelet from the image. The restored log must
+ * hold the source's log and continue with no gap and no duplicate, and
+ * CRIU's restore log must say it read pages from the parent.
+ *
+ * Cost: about 20 s (one pod per node, three dumps of a shell).
+ * @module
+ */
+import type * as k8s from "@kubernetes/client-node";
+import "../kube/http1.ts";
+import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
+import { envTest, testEnv } from "../testing/env.ts";
+import { kubeClients } from "../testing/e2e.ts";
+import { memoryTracking, preDumpRounds } from "../testing/pre_dump.ts";
+import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
+import { tool, toolPath } from "../localenv/tools.ts";
+import { dedupAgainstParent, packArchive, unpackArchive } from "../archive/mod.ts";
+import { buildCheckpointImage, pushImage } from "../oci/mod.ts";
+
+const COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function counterPod(name: string, node: string, image: string): k8s.V1Pod {
+  return {
+    metadata: { name },
+    spec: {
+      nodeName: node,
+      restartPolicy: "Never",
+      terminationGracePeriodSeconds: 0,
+      containers: [{ name: "counter", image, command: image.includes("@") ? undefined : COUNTER }],
+    },
+  };
+}
+
+/** The counter values of a log, in order. */
+function numbers(log: string): number[] {
+  return log.split("\n").filter((l) => /^\d+$/.test(l.trim())).map((l) => Number(l));
+}
+
+async function runOk(cmd: string, args: string[]): Promise<string> {
+  const o = await new Deno.Command(cmd, {
+    args,
+    env: { PATH: toolPath() },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(o.stderr).trim();
+  if (!o.success) throw new Error(`${cmd} ${args.join(" ")} failed: ${text}`);
+  return text;
+}
+
+async function podContainer(
+  core: k8s.CoreV1Api,
+  ns: string,
+  name: string,
+  ok: (s: k8s.V1ContainerState | undefined) => boolean,
+): Promise<string> {
+  let id = "";
+  await waitFor(async () => {
+    const p = await core.readNamespacedPod({ name, namespace: ns });
+    const cs = p.status?.containerStatuses?.[0];
+    id = cs?.containerID?.replace(/^containerd:\/\//, "") ?? "";
+    return !!id && ok(cs?.state);
+  }, { what: `pod "${ns}/${name}"`, timeoutMs: 60_000 });
+  return id;
+}
+
+/** A kubelet checkpoint of the container (its archive gives the metadata files). */
+async function kubeletArchive(env: EnvironmentInfo, ns: string, pod: string): Promise<string> {
+  const node = env.nodes![0];
+  const client = Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(env.kube!.caCert)],
+    cert: await Deno.readTextFile(env.kube!.kubeletClient.cert),
+    key: await Deno.readTextFile(env.kube!.kubeletClient.key),
+  });
+  try {
+    const res = await fetch(
+      `https://${node.ip}:${node.kubeletPort}/checkpoint/${ns}/${pod}/counter?timeout=60`,
+      { method: "POST", client },
+    );
+    const body = await res.text();
+    assert(res.ok, `kubelet checkpoint: ${res.status} ${body}`);
+    return (JSON.parse(body) as { items: string[] }).items[0];
+  } finally {
+    client.close();
+  }
+}
+
+/** Probe: does CRIU track memory here, and what does runc's pre-dump do? */
+async function probe(runcRoot: string, id: string, dir: string): Promise<void> {
+  const tracking = await memoryTracking();
+  const rounds = await preDumpRounds({ runcRoot, containerId: id, dir, rounds: 2 });
+  console.log(`memory tracking: ${JSON.stringify(tracking)}`);
+  for (const r of rounds) console.log(`pre-dump round: ${JSON.stringify(r)}`);
+  if (tracking.available) {
+    assert(rounds[0].ok, `pre-dump failed though CRIU tracks memory: ${rounds[0].error}`);
+    assertGreater(rounds[0].bytes, 0);
+  } else {
+    // The finding of docs/pre-copy.md: runc refuses before CRIU runs.
+    assertMatch(tracking.output, /Dirty tracking is OFF/);
+    assertEquals(rounds.length, 1);
+    assertMatch(rounds[0].error ?? "", /CRIU is missing features/);
+  }
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let n = 0;
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile) n += (await Deno.stat(`${dir}/${e.name}`)).size;
+  }
+  return n;
+}
+
+/** Unpacks the kubelet archive and puts the incremental images (and the parent) in. */
+async function assemble(
+  kubeletTar: string,
+  work: string,
+  final: { images: string; workDir: string },
+  parent: string,
+): Promise<string> {
+  const stage = `${work}/stage`;
+  await unpackArchive(kubeletTar, stage);
+  await Deno.remove(`${stage}/checkpoint`, { recursive: true });
+  await Deno.rename(final.images, `${stage}/checkpoint`);
+  await Deno.rename(parent, `${stage}/checkpoint/parent`);
+  for (const f of ["stats-dump", "dump.log"]) {
+    await Deno.copyFile(`${final.workDir}/${f}`, `${stage}/${f}`);
+  }
+  // What containerd does: the container's log (its CRI log file) as it was at the dump.
+  const status = JSON.parse(await Deno.readTextFile(`${stage}/status.dump`)) as {
+    log_path: string;
+  };
+  await Deno.copyFile(status.log_path, `${stage}/container.log`);
+  const out = `${work}/incremental.tar`;
+  await packArchive(stage, out);
+  return out;
+}
+
+envTest({ uses: ["kube", "registry", "nodes"] }, {
+  name: "pre-copy e2e: an incremental image (final dump minus the pre-copy round's pages, the " +
+    "round as checkpoint/parent) restores through containerd on node-b; the counter continues " +
+    "with no gap and no duplicate",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const env = testEnv();
+    const [nodeA, nodeB] = env.nodes!;
+    const { core } = kubeClients(env.kube!.kubeconfig);
+    const ns = `e2e-pc-${crypto.randomUUID().slice(0, 6)}`;
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const work = await Deno.makeTempDir({ prefix: "lpm-pre-copy-" });
+    const runcRoot = `${nodeA.containerdState}/runc/k8s.io`;
+    try {
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: counterPod("counter", nodeA.name, env.nodeImages!.busybox),
+      });
+      const id = await podContainer(core, ns, "counter", (s) => !!s?.running);
+      await sleep(1000);
+      await probe(runcRoot, id, `${work}/probe`);
+      const kubeletTar = await kubeletArchive(env, ns, "counter");
+
+      // The pre-copy round, while the source runs.
+      await runOk(tool("runc"), [
+        "--root",
+        runcRoot,
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        `${work}/round`,
+        "--work-path",
+        `${work}/round-work`,
+        id,
+      ]); // deno-fmt-ignore
+      await sleep(1000);
+      // The final dump: runc stops the source after it (nothing runs after the dump).
+      const t0 = performance.now();
+      await runOk(tool("runc"), [
+        "--root",
+        runcRoot,
+        "checkpoint",
+        "--image-path",
+        `${work}/final`,
+        "--work-path",
+        `${work}/final-work`,
+        id,
+      ]); // deno-fmt-ignore
+      const dumpMs = performance.now() - t0;
+      await podContainer(core, ns, "counter", (s) => !!s?.terminated);
+      const t1 = performance.now();
+      const dedup = await dedupAgainstParent(`${work}/final`, `${work}/round`);
+      const dedupMs = performance.now() - t1;
+      console.log(
+        `final dump ${dumpMs.toFixed(0)} ms; incremental against the round in ` +
+          `${dedupMs.toFixed(0)} ms: ${dedup.pages} pages, ${dedup.fromParent} from the parent, ` +
+          `${dedup.bytes} bytes left`,
+      );
+      assertGreater(dedup.fromParent, 0, "no page of the final dump was unchanged since the round");
+      assert(dedup.fromParent < dedup.pages);
+
+      const source = numbers(await core.readNamespacedPodLog({ name: "counter", namespace: ns }));
+      const tar = await assemble(kubeletTar, work, {
+        images: `${work}/final`,
+        workDir: `${work}/final-work`,
+      }, `${work}/round`);
+      await Deno.remove(kubeletTar).catch(() => {});
+
+      const img = await buildCheckpointImage(tar, {
+        layoutDir: `${work}/layout`,
+        containerName: "counter",
+      });
+      const pushed = await pushImage(
+        img,
+        `${env.registry!.host}/lpm/e2e-pre-copy:${ns}`,
+        { insecure: true },
+      );
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: counterPod("restored", nodeB.name, pushed.reference),
+      });
+      const restoredId = await podContainer(core, ns, "restored", (s) => !!s?.running);
+      let restored: number[] = [];
+      await waitFor(async () => {
+        restored = numbers(await core.readNamespacedPodLog({ name: "restored", namespace: ns }));
+        return restored.length >= source.length + 10;
+      }, { what: "the restored counter to go on", timeoutMs: 30_000 });
+
+      // No gap and no duplicate: the source's log, then the continuation.
+      assertEquals(restored.slice(0, source.length), source);
+      restored.forEach((v, i) => assertEquals(v, i + 1, `value ${i + 1} of the restored log`));
+      const restoreLog = await Deno.readTextFile(
+        `${nodeB.containerdRoot}/io.containerd.runtime.v2.task/k8s.io/${restoredId}/restore.log`,
+      );
+      assertMatch(restoreLog, /Read from parent/, "CRIU did not read pages from checkpoint/parent");
+      // What would cross while frozen if the round's images (checkpoint/parent/) reached the
+      // target before the freeze; printed, not asserted (docs/pre-copy.md, section 5).
+      const parentBytes = await dirBytes(`${work}/stage/checkpoint/parent`);
+      const tarBytes = (await Deno.stat(tar)).size;
+      console.log(
+        `source ended at ${source.at(-1)}; restored went on to ${restored.at(-1)}; archive ` +
+          `${tarBytes} bytes, of which the parent ${parentBytes}: ${tarBytes - parentBytes} ` +
+          "bytes to move while frozen once the parent travels ahead",
+      );
+    } finally {
+      await core.deleteNamespace({ name: ns }).catch(() => {});
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+});
