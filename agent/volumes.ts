@@ -103,6 +103,26 @@ export interface CaptureOptions {
   maxBytes?: number;
 }
 
+/**
+ * The apparent size in bytes of the trees at `paths` (what `du -s -B1
+ * --apparent-size -P` prints, summed: links are not followed), counted in
+ * this process so that the agent's image needs no `du`. Stops counting once
+ * past `limit`.
+ */
+export async function apparentSize(paths: string[], limit = Infinity): Promise<number> {
+  let total = 0;
+  const pending = [...paths];
+  while (pending.length && total <= limit) {
+    const p = pending.pop()!;
+    const st = await Deno.lstat(p);
+    total += st.isFile || st.isSymlink ? st.size : 0;
+    if (st.isDirectory) {
+      for await (const e of Deno.readDir(p)) pending.push(`${p}/${e.name}`);
+    }
+  }
+  return total;
+}
+
 async function run(cmd: string, args: string[], what: string): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
@@ -133,12 +153,7 @@ export async function captureVolumes(opts: CaptureOptions): Promise<{ size: numb
       );
     }
   }
-  const du = await run(
-    "du",
-    ["-s", "-B1", "--apparent-size", "-P", ...opts.names.map((n) => `${base}/${n}`)],
-    "measure the emptyDir volumes",
-  );
-  const size = du.trim().split("\n").reduce((s, l) => s + (Number(l.split(/\s/)[0]) || 0), 0);
+  const size = await apparentSize(opts.names.map((n) => `${base}/${n}`), max);
   if (size > max) {
     throw new Error(
       `emptyDir volumes ${opts.names.map((n) => `"${n}"`).join(", ")} hold ${size} bytes, ` +

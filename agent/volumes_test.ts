@@ -1,5 +1,5 @@
-import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { captureVolumes, carriedVolumeNames, podUid } from "./volumes.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { apparentSize, captureVolumes, carriedVolumeNames, podUid } from "./volumes.ts";
 
 const UID = "0b6a1f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
 
@@ -107,5 +107,27 @@ Deno.test("captureVolumes: refuses bad names, symlinked volume dirs and oversize
     assertEquals(await Deno.stat(out).then(() => true, () => false), false);
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("apparentSize: file bytes and link lengths under the trees, links not followed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lpm-size-" });
+  const outside = await Deno.makeTempDir({ prefix: "lpm-size-out-" });
+  try {
+    await Deno.mkdir(`${dir}/a/b`, { recursive: true });
+    await Deno.writeFile(`${dir}/a/one`, new Uint8Array(1000));
+    await Deno.writeFile(`${dir}/a/b/two`, new Uint8Array(2345));
+    await Deno.writeFile(`${outside}/big`, new Uint8Array(1 << 20));
+    await Deno.symlink(`${outside}/big`, `${dir}/a/link`);
+    await Deno.mkdir(`${dir}/c`);
+    await Deno.writeFile(`${dir}/c/three`, new Uint8Array(7));
+    const link = `${outside}/big`.length;
+    assertEquals(await apparentSize([`${dir}/a`, `${dir}/c`]), 1000 + 2345 + link + 7);
+    assertEquals(await apparentSize([`${dir}/c`]), 7);
+    // Counting stops once past the limit.
+    assert((await apparentSize([`${dir}/a`], 10)) > 10);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
   }
 });

@@ -104,11 +104,33 @@ async function startServices(s: Starting, parts: Part[]): Promise<void> {
   }
 }
 
-async function startNodesPart(s: Starting, count: number): Promise<void> {
+/**
+ * Makes `dir` a mount point of its own with shared propagation, so that a
+ * container mounting it with HostToContainer propagation (lpm's agent
+ * in-cluster) sees the mounts made under it later (tmpfs emptyDirs): runc
+ * refuses that propagation from a private mount, and "/" is private here.
+ * The environment's clean-up unmounts it with everything under its dir.
+ */
+async function shareMounts(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const args of [["--bind", dir, dir], ["--make-rshared", dir]]) {
+    const out = await new Deno.Command("mount", { args, stdout: "null", stderr: "piped" }).output();
+    if (!out.success) {
+      throw new Error(`mount ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  }
+}
+
+async function startNodesPart(
+  s: Starting,
+  count: number,
+  opts: { sharedMounts?: boolean } = {},
+): Promise<void> {
   const { info } = s;
   if (!info.kube || !info.registry) {
     throw new Error(`Nodes need the "kube" and "registry" parts (parts: ${info.parts.join(", ")})`);
   }
+  if (opts.sharedMounts) await shareMounts(`${s.dir}/nodes`);
   s.progress(`starting ${count} node(s): kubelet + containerd each`);
   const n = await startNodes(`${s.dir}/nodes`, {
     count,
@@ -196,7 +218,9 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       | PromiseRejectedResult
       | undefined;
     if (failed) throw failed.reason;
-    if (opts.nodes) await startNodesPart(starting, opts.nodes);
+    if (opts.nodes) {
+      await startNodesPart(starting, opts.nodes, { sharedMounts: opts.inCluster });
+    }
     const lpm = lpmPart(starting);
     if (opts.lpm) {
       if (!info.nodes?.length) throw new Error("lpm (agents + controller) needs nodes: set nodes");

@@ -75,10 +75,11 @@ ${apiEnv}          volumeMounts:
             - { mountPath: /run/containerd/containerd.sock, $patch: delete }
             - { mountPath: /run/containerd/io.containerd.runtime.v2.task, $patch: delete }
             # Every node's kubelet root, containerd socket and state, at their host paths.
-            # No HostToContainer propagation: "/" is a private mount on these machines
-            # (runc refuses it), so tmpfs emptyDirs mounted later are not seen here.
+            # The environment made this directory a shared mount (environment.ts), so
+            # tmpfs emptyDirs mounted under it later are seen here.
             - name: local-nodes
               mountPath: ${nodesDir}
+              mountPropagation: HostToContainer
       volumes:
         - { name: kubelet-checkpoints, $patch: delete }
         - { name: kubelet-pods, $patch: delete }

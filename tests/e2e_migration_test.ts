@@ -12,7 +12,8 @@
  * - the README's demo (`localenv/demo.ts`) runs against this deployment and
  *   passes its own check;
  * - pods move and keep their state: a counter (its archive in MinIO has the
- *   digest recorded), a two-container pod, a Deployment's pod (the Deployment
+ *   digest recorded), a pod with a disk and a memory emptyDir (tests/e2e/volumes.ts;
+ *   the agent sees tmpfs mounts through HostToContainer propagation), a two-container pod, a Deployment's pod (the Deployment
  *   ends with its replica count), and a failed migration leaves the source
  *   running.
  */
@@ -46,6 +47,7 @@ import {
 import type { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
+import { EMPTYDIR_MOVES, emptyDirMoves } from "./e2e/volumes.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -307,6 +309,13 @@ async function failureLeavesSource(info: EnvironmentInfo): Promise<void> {
     const pm = await migrate(c, "move", "counter", { storageClassName: bad });
     assertEquals(pm.status?.phase, "Failed");
     assertStringIncludes(pm.status?.message ?? "", "the source pod goes on");
+    const reason = pm.status?.conditions?.find((x) => x.type === "Succeeded")?.reason;
+    assert(reason, "the failed migration names a reason");
+    assertGreater(
+      await failuresCounted(c, reason),
+      0,
+      `lpm_podmigration_failures_total{reason="${reason}"}`,
+    );
     const before = (await values(c, "counter", "counter")).at(-1)!;
     await new Promise((r) => setTimeout(r, 1500));
     const src = await c.core.readNamespacedPod({ name: "counter", namespace: c.ns });
@@ -321,6 +330,25 @@ async function failureLeavesSource(info: EnvironmentInfo): Promise<void> {
     await c.core.deleteNamespace({ name: c.ns }).catch(() => {});
     await c.lpm.delete("checkpointstorageclasses", "", bad).catch(() => {});
   }
+}
+
+/**
+ * lpm_podmigration_failures_total{reason} summed over the controller pods'
+ * /metrics (hostNetwork in the local overlay: their pod IP is their node's).
+ */
+async function failuresCounted(c: Ctx, reason: string): Promise<number> {
+  const pods = await c.core.listNamespacedPod({
+    namespace: "lpm-system",
+    labelSelector: "app.kubernetes.io/name=lpm-controller",
+  });
+  let n = 0;
+  for (const p of pods.items) {
+    const text = await (await fetch(`http://${p.status?.podIP}:8080/metrics`)).text();
+    const m = new RegExp(`^lpm_podmigration_failures_total\\{reason="${reason}"\\} (\\d+)$`, "m")
+      .exec(text);
+    n += Number(m?.[1] ?? 0);
+  }
+  return n;
 }
 
 /**
@@ -544,6 +572,7 @@ envTest({ starts: ["kube", "minio", "registry", "nodes", "lpm"] }, {
           "e2e: a counter pod moves node-a -> node-b and keeps counting; its archive in MinIO has the digest recorded",
         fn: () => counterMoves(info),
       });
+      await t.step({ name: EMPTYDIR_MOVES, fn: () => emptyDirMoves(info) });
       await t.step({
         name: "e2e: a two-container pod moves and both containers keep counting",
         fn: () => twoContainers(info),
