@@ -8,9 +8,10 @@
  * runs), one second later the final runc dump (which stops it: no
  * instruction of the source runs after it), the final made incremental
  * against the round by page contents (`archive/pagemap.ts`), packed with the
- * round's images as `checkpoint/parent/` into the kubelet's archive layout
- * (metadata from a kubelet checkpoint of the same container), pushed, and
- * restored on node-b by the kubelet from the image. The restored log must
+ * kubelet's archive layout (metadata from a kubelet checkpoint of the same
+ * container), pushed as a two-layer image whose first layer is the round's
+ * images as `checkpoint/parent/` (pulled on node-b ahead, as pre-copy would),
+ * and restored on node-b by the kubelet from the image. The restored log must
  * hold the source's log and continue with no gap and no duplicate, and
  * CRIU's restore log must say it read pages from the parent.
  *
@@ -26,7 +27,7 @@ import { memoryTracking, preDumpRounds } from "../testing/pre_dump.ts";
 import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
 import { tool, toolPath } from "../localenv/tools.ts";
 import { dedupAgainstParent, packArchive, unpackArchive } from "../archive/mod.ts";
-import { buildCheckpointImage, pushImage } from "../oci/mod.ts";
+import { buildCheckpointImage, OciLayout, pushImage } from "../oci/mod.ts";
 
 const COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,26 +115,16 @@ async function probe(runcRoot: string, id: string, dir: string): Promise<void> {
   }
 }
 
-async function dirBytes(dir: string): Promise<number> {
-  let n = 0;
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile) n += (await Deno.stat(`${dir}/${e.name}`)).size;
-  }
-  return n;
-}
-
-/** Unpacks the kubelet archive and puts the incremental images (and the parent) in. */
+/** Unpacks the kubelet archive and puts the incremental images in (the parent goes apart). */
 async function assemble(
   kubeletTar: string,
   work: string,
   final: { images: string; workDir: string },
-  parent: string,
 ): Promise<string> {
   const stage = `${work}/stage`;
   await unpackArchive(kubeletTar, stage);
   await Deno.remove(`${stage}/checkpoint`, { recursive: true });
   await Deno.rename(final.images, `${stage}/checkpoint`);
-  await Deno.rename(parent, `${stage}/checkpoint/parent`);
   for (const f of ["stats-dump", "dump.log"]) {
     await Deno.copyFile(`${final.workDir}/${f}`, `${stage}/${f}`);
   }
@@ -147,9 +138,51 @@ async function assemble(
   return out;
 }
 
+/**
+ * The checkpoint image in two layers: the round's images as `checkpoint/parent/` (the layer that
+ * can travel before the freeze), then the incremental archive. Also a parent-only image, which
+ * the target pulls ahead; refs "final" and "parent" in the returned layout.
+ */
+async function layeredImage(tar: string, round: string, work: string): Promise<OciLayout> {
+  await Deno.mkdir(`${work}/parent-stage/checkpoint`, { recursive: true });
+  await Deno.rename(round, `${work}/parent-stage/checkpoint/parent`);
+  await runOk("tar", [
+    "--numeric-owner",
+    "-C",
+    `${work}/parent-stage`,
+    "-cf",
+    `${work}/parent.tar`,
+    "checkpoint",
+  ]); // deno-fmt-ignore
+  const img = await buildCheckpointImage(tar, {
+    layoutDir: `${work}/layout`,
+    containerName: "counter",
+  });
+  const layout = await OciLayout.open(img.layoutDir);
+  const parent = await layout.writeBytes(await Deno.readFile(`${work}/parent.tar`));
+  const parentLayer = { mediaType: "application/vnd.oci.image.layer.v1.tar", ...parent };
+  const config = JSON.parse(
+    new TextDecoder().decode(await layout.readBytes(img.image.config.digest)),
+  ) as { rootfs: { diff_ids: string[] } };
+  const write = async (layers: string[], manifestLayers: typeof img.image.layers, ref: string) => {
+    const cfg = await layout.writeBytes(
+      new TextEncoder().encode(
+        JSON.stringify({ ...config, rootfs: { type: "layers", diff_ids: layers } }),
+      ),
+    );
+    const m = { ...img.image, config: { ...img.image.config, ...cfg }, layers: manifestLayers };
+    const desc = await layout.writeBytes(new TextEncoder().encode(JSON.stringify(m)));
+    await layout.addManifest({ mediaType: img.manifest.mediaType, ...desc }, ref);
+  };
+  await write([parent.digest], [parentLayer], "parent");
+  await write([parent.digest, img.archiveDigest], [parentLayer, ...img.image.layers], "final");
+  return layout;
+}
+
 envTest({ uses: ["kube", "registry", "nodes"] }, {
   name: "pre-copy e2e: an incremental image (final dump minus the pre-copy round's pages, the " +
-    "round as checkpoint/parent) restores through containerd on node-b; the counter continues " +
+    "round as checkpoint/parent, in a layer pulled ahead) restores through containerd on node-b; " +
+    "the counter continues " +
     "with no gap and no duplicate",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -213,18 +246,26 @@ envTest({ uses: ["kube", "registry", "nodes"] }, {
       const tar = await assemble(kubeletTar, work, {
         images: `${work}/final`,
         workDir: `${work}/final-work`,
-      }, `${work}/round`);
-      await Deno.remove(kubeletTar).catch(() => {});
-
-      const img = await buildCheckpointImage(tar, {
-        layoutDir: `${work}/layout`,
-        containerName: "counter",
       });
-      const pushed = await pushImage(
-        img,
-        `${env.registry!.host}/lpm/e2e-pre-copy:${ns}`,
-        { insecure: true },
-      );
+      await Deno.remove(kubeletTar).catch(() => {});
+      const layout = await layeredImage(tar, `${work}/round`, work);
+      const repo = `${env.registry!.host}/lpm/e2e-pre-copy`;
+      const ahead = await pushImage(layout.dir, `${repo}:${ns}-parent`, {
+        ref: "parent",
+        insecure: true,
+      });
+      // The parent layer reaches the target before the final image exists (containerd's own pull).
+      await runOk(tool("ctr"), [
+        "--address",
+        nodeB.containerdSocket,
+        "-n",
+        "k8s.io",
+        "images",
+        "pull",
+        "--plain-http",
+        ahead.reference,
+      ]); // deno-fmt-ignore
+      const pushed = await pushImage(layout.dir, `${repo}:${ns}`, { ref: "final", insecure: true });
       await core.createNamespacedPod({
         namespace: ns,
         body: counterPod("restored", nodeB.name, pushed.reference),
@@ -243,14 +284,12 @@ envTest({ uses: ["kube", "registry", "nodes"] }, {
         `${nodeB.containerdRoot}/io.containerd.runtime.v2.task/k8s.io/${restoredId}/restore.log`,
       );
       assertMatch(restoreLog, /Read from parent/, "CRIU did not read pages from checkpoint/parent");
-      // What would cross while frozen if the round's images (checkpoint/parent/) reached the
-      // target before the freeze; printed, not asserted (docs/pre-copy.md, section 5).
-      const parentBytes = await dirBytes(`${work}/stage/checkpoint/parent`);
-      const tarBytes = (await Deno.stat(tar)).size;
+      // What crosses while frozen once the parent layer went ahead; printed, not asserted.
+      const parentBytes = (await Deno.stat(`${work}/parent.tar`)).size;
       console.log(
-        `source ended at ${source.at(-1)}; restored went on to ${restored.at(-1)}; archive ` +
-          `${tarBytes} bytes, of which the parent ${parentBytes}: ${tarBytes - parentBytes} ` +
-          "bytes to move while frozen once the parent travels ahead",
+        `source ended at ${source.at(-1)}; restored went on to ${restored.at(-1)}; parent layer ` +
+          `${parentBytes} bytes pulled ahead, final layer ${(await Deno.stat(tar)).size} bytes ` +
+          "(uncompressed; a shell: its logs dominate)",
       );
     } finally {
       await core.deleteNamespace({ name: ns }).catch(() => {});
