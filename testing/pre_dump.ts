@@ -6,13 +6,16 @@
  * running container through the node's runc (`runc checkpoint --pre-dump`,
  * each round with the previous one as parent) until the dirty set stops
  * shrinking or the round limit is hit, and records each round's pages and
- * bytes. The findings are in docs/pre-copy.md.
+ * bytes. `compareRounds` is the same loop for a kernel without soft-dirty:
+ * full leave-running runc dumps, each compared page by page with the one
+ * before (`archive/pagemap.ts`) to find its dirty set. The findings are in
+ * docs/pre-copy.md.
  *
  *   deno run -A testing/pre_dump.ts --runc-root <containerd state>/runc/k8s.io \
- *     --container <id> --dir /tmp/pre-dump [--rounds 3]
+ *     --container <id> --dir /tmp/pre-dump [--rounds 3] [--compare] [--interval-ms 1000]
  * @module
  */
-import { parseCriuStats } from "../archive/stats.ts";
+import { dedupAgainstParent, parseCriuStats } from "../archive/mod.ts";
 import { tool, toolPath } from "../localenv/tools.ts";
 
 /** What `criu check --feature mem_dirty_track` said. */
@@ -126,6 +129,62 @@ export async function preDumpRounds(opts: PreDumpOptions): Promise<PreDumpRound[
   return out;
 }
 
+/** The dirty set of full dump `dir` against full dump `prev`: pages changed, bytes. */
+async function dirtySince(
+  dir: string,
+  prev: string,
+): Promise<{ pages: number; same: number; bytes: number }> {
+  const copy = `${dir}.compare`;
+  const cp = await run("cp", ["-a", dir, copy]);
+  if (!cp.ok) throw new Error(`Cannot copy "${dir}": ${cp.err.trim()}`);
+  try {
+    const r = await dedupAgainstParent(copy, prev);
+    return { pages: r.pages - r.fromParent, same: r.fromParent, bytes: r.bytes };
+  } finally {
+    await Deno.remove(copy, { recursive: true });
+  }
+}
+
+/**
+ * Pre-copy rounds without memory tracking: a full `runc checkpoint
+ * --leave-running` per round (`round-N/`, the source stops only for the
+ * dump), `intervalMs` apart; each round's `bytes` and `pagesWritten` are its
+ * dirty set against the round before (the first round: all of it), and
+ * `pagesSkippedParent` the pages unchanged. Stops as `preDumpRounds` does.
+ * The last round's directory is the parent of the final dump.
+ */
+export async function compareRounds(
+  opts: PreDumpOptions & { intervalMs?: number },
+): Promise<PreDumpRound[]> {
+  const out: PreDumpRound[] = [];
+  for (let i = 1; i <= opts.rounds; i++) {
+    if (i > 1 && opts.intervalMs) await new Promise((r) => setTimeout(r, opts.intervalMs));
+    const dir = `${opts.dir}/round-${i}`;
+    const args = ["--root", opts.runcRoot, "checkpoint", "--leave-running", "--image-path", dir];
+    args.push("--work-path", `${opts.dir}/work-${i}`, opts.containerId);
+    const t0 = performance.now();
+    const r = await run(opts.runc ?? tool("runc"), args);
+    const ms = Math.round(performance.now() - t0);
+    if (!r.ok) {
+      out.push({ round: i, dir, ok: false, error: r.err.trim(), ms, bytes: 0 });
+      break;
+    }
+    const d = i > 1 ? await dirtySince(dir, out[out.length - 1].dir) : undefined;
+    const bytes = d ? d.bytes : await pagesBytes(dir);
+    out.push({
+      round: i,
+      dir,
+      ok: true,
+      ms,
+      bytes,
+      pagesWritten: d ? d.pages : bytes / 4096,
+      pagesSkippedParent: d?.same ?? 0,
+    });
+    if (out.length >= 2 && bytes >= out[out.length - 2].bytes) break;
+  }
+  return out;
+}
+
 function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : undefined;
@@ -134,15 +193,18 @@ function flag(name: string): string | undefined {
 if (import.meta.main) {
   const runcRoot = flag("runc-root"), containerId = flag("container"), dir = flag("dir");
   if (!runcRoot || !containerId || !dir) {
-    console.error("usage: pre_dump.ts --runc-root DIR --container ID --dir DIR [--rounds N]");
+    console.error(
+      "usage: pre_dump.ts --runc-root DIR --container ID --dir DIR [--rounds N] [--compare] " +
+        "[--interval-ms MS]",
+    );
     Deno.exit(2);
   }
-  console.log("memory tracking:", JSON.stringify(await memoryTracking()));
-  const rounds = await preDumpRounds({
-    runcRoot,
-    containerId,
-    dir,
-    rounds: Number(flag("rounds") ?? 3),
-  });
+  const tracking = await memoryTracking();
+  console.log("memory tracking:", JSON.stringify(tracking));
+  const opts = { runcRoot, containerId, dir, rounds: Number(flag("rounds") ?? 3) };
+  // Without tracking, the rounds compare full dumps (--compare forces that mode).
+  const rounds = tracking.available && !Deno.args.includes("--compare")
+    ? await preDumpRounds(opts)
+    : await compareRounds({ ...opts, intervalMs: Number(flag("interval-ms") ?? 1000) });
   for (const r of rounds) console.log(JSON.stringify(r));
 }

@@ -4,18 +4,19 @@
  * `runc checkpoint --pre-dump`, and the restore of an incremental image
  * set through containerd's checkpoint-image path.
  *
- * A 10 Hz counter on node-a: a pre-copy round (a full runc dump while it
- * runs), one second later the final runc dump (which stops it: no
- * instruction of the source runs after it), the final made incremental
- * against the round by page contents (`archive/pagemap.ts`), packed with the
- * kubelet's archive layout (metadata from a kubelet checkpoint of the same
- * container), pushed as a two-layer image whose first layer is the round's
- * images as `checkpoint/parent/` (pulled on node-b ahead, as pre-copy would),
- * and restored on node-b by the kubelet from the image. The restored log must
- * hold the source's log and continue with no gap and no duplicate, and
- * CRIU's restore log must say it read pages from the parent.
+ * A 10 Hz counter on node-a: two pre-copy rounds (full runc dumps while it
+ * runs, each compared with the one before: the dirty set per round), then
+ * the final runc dump (which stops it: no instruction of the source runs
+ * after it), made incremental against the last round by page contents
+ * (`archive/pagemap.ts`), packed in the kubelet's archive layout (metadata
+ * from a kubelet checkpoint of the same container), pushed as a two-layer
+ * image whose first layer is the last round's images as `checkpoint/parent/`
+ * (pulled on node-b ahead, as pre-copy would), and restored on node-b by the
+ * kubelet from the image. The restored log must hold the source's log and
+ * continue with no gap and no duplicate, and CRIU's restore log must say it
+ * read pages from the parent.
  *
- * Cost: about 20 s (one pod per node, three dumps of a shell).
+ * Cost: about 12 s (one pod per node, a kubelet checkpoint and three runc dumps of a shell).
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
@@ -23,7 +24,7 @@ import "../kube/http1.ts";
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { envTest, testEnv } from "../testing/env.ts";
 import { kubeClients } from "../testing/e2e.ts";
-import { memoryTracking, preDumpRounds } from "../testing/pre_dump.ts";
+import { compareRounds, memoryTracking, preDumpRounds } from "../testing/pre_dump.ts";
 import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
 import { tool, toolPath } from "../localenv/tools.ts";
 import { dedupAgainstParent, packArchive, unpackArchive } from "../archive/mod.ts";
@@ -180,8 +181,8 @@ async function layeredImage(tar: string, round: string, work: string): Promise<O
 }
 
 envTest({ uses: ["kube", "registry", "nodes"] }, {
-  name: "pre-copy e2e: an incremental image (final dump minus the pre-copy round's pages, the " +
-    "round as checkpoint/parent, in a layer pulled ahead) restores through containerd on node-b; " +
+  name: "pre-copy e2e: an incremental image (final dump minus the last pre-copy round's pages, " +
+    "that round as checkpoint/parent, in a layer pulled ahead) restores through containerd on node-b; " +
     "the counter continues " +
     "with no gap and no duplicate",
   sanitizeOps: false,
@@ -204,35 +205,28 @@ envTest({ uses: ["kube", "registry", "nodes"] }, {
       await probe(runcRoot, id, `${work}/probe`);
       const kubeletTar = await kubeletArchive(env, ns, "counter");
 
-      // The pre-copy round, while the source runs.
-      await runOk(tool("runc"), [
-        "--root",
+      // Pre-copy, rounds 2, while the source runs: full dumps compared page by page (no
+      // soft-dirty here); the last round is the parent of the final dump.
+      const rounds = await compareRounds({
         runcRoot,
-        "checkpoint",
-        "--leave-running",
-        "--image-path",
-        `${work}/round`,
-        "--work-path",
-        `${work}/round-work`,
-        id,
-      ]); // deno-fmt-ignore
-      await sleep(1000);
+        containerId: id,
+        dir: `${work}/rounds`,
+        rounds: 2,
+        intervalMs: 500,
+      });
+      for (const r of rounds) console.log(`pre-copy round: ${JSON.stringify(r)}`);
+      assert(rounds.every((r) => r.ok), "a pre-copy round failed");
+      const parent = rounds[rounds.length - 1].dir;
+      await sleep(500);
       // The final dump: runc stops the source after it (nothing runs after the dump).
       const t0 = performance.now();
-      await runOk(tool("runc"), [
-        "--root",
-        runcRoot,
-        "checkpoint",
-        "--image-path",
-        `${work}/final`,
-        "--work-path",
-        `${work}/final-work`,
-        id,
-      ]); // deno-fmt-ignore
+      // deno-fmt-ignore
+      await runOk(tool("runc"), ["--root", runcRoot, "checkpoint",
+        "--image-path", `${work}/final`, "--work-path", `${work}/final-work`, id]);
       const dumpMs = performance.now() - t0;
       await podContainer(core, ns, "counter", (s) => !!s?.terminated);
       const t1 = performance.now();
-      const dedup = await dedupAgainstParent(`${work}/final`, `${work}/round`);
+      const dedup = await dedupAgainstParent(`${work}/final`, parent);
       const dedupMs = performance.now() - t1;
       console.log(
         `final dump ${dumpMs.toFixed(0)} ms; incremental against the round in ` +
@@ -248,7 +242,7 @@ envTest({ uses: ["kube", "registry", "nodes"] }, {
         workDir: `${work}/final-work`,
       });
       await Deno.remove(kubeletTar).catch(() => {});
-      const layout = await layeredImage(tar, `${work}/round`, work);
+      const layout = await layeredImage(tar, parent, work);
       const repo = `${env.registry!.host}/lpm/e2e-pre-copy`;
       const ahead = await pushImage(layout.dir, `${repo}:${ns}-parent`, {
         ref: "parent",
