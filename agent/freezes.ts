@@ -111,7 +111,7 @@ export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
   const ended = await EndedFreezes.open<FreezeState>(`${opts.dir}-ended`);
   const deadlines = await FreezeDeadlines.open({
     dir: opts.dir,
-    thaw: (rec) => opts.freezer.thaw(ref(rec)),
+    thaw: (rec) => thawHeld(opts.freezer, rec),
     onEvent: (e) => {
       if (e.type !== "thawed") return;
       const msg =
@@ -134,6 +134,23 @@ export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
     isPaused: (id) => opts.freezer.isPaused(id),
     close: () => deadlines.close(),
   };
+}
+
+/**
+ * Thaws a held freeze (deadline, THAW, a failed migration): resumes the
+ * pod's paused containers, except one whose container runs again as a new
+ * instance (the kubelet restarted it after a containerd restart lost the
+ * freeze, see {@linkcode lost}): that old task is killed, never resumed, or
+ * two copies of the container would run.
+ */
+async function thawHeld(freezer: PodFreezer, rec: FreezeRecord): Promise<string[]> {
+  const live = await freezer.liveContainers(ref(rec));
+  const again = rec.containers.filter((c) => live.some((x) => x.name === c.name && x.id !== c.id));
+  if (again.length) {
+    await freezer.kill({ namespace: rec.namespace, pod: rec.pod, containers: again });
+  }
+  const rest = rec.containers.filter((c) => !again.includes(c));
+  return rest.length ? await freezer.thaw({ ...ref(rec), containers: rest }) : [];
 }
 
 function ref(r: Pick<FreezeRecord, "namespace" | "pod" | "containers">) {
@@ -273,24 +290,33 @@ async function control(ctx: FreezesContext, req: ControlRequest): Promise<Freeze
 }
 
 /**
- * True when a container of the held freeze `rec` is no longer paused: the
- * runtime lost the freeze behind the agent's back. A containerd restart
- * does that (its CRI plugin cannot load a PAUSED task, marks the container
- * UNKNOWN, and the kubelet kills it and starts it again from scratch;
- * docs/freeze.md). The freeze then ends as "thawed" with a message naming
- * the container, the rest of the pod is resumed and the record goes, so the
- * migration fails instead of handing over a copy of a pod that ran on.
- * A runtime that cannot answer (containerd down) throws: the caller retries.
+ * True when the runtime lost the held freeze `rec` behind the agent's back:
+ * a container's task is no longer paused, or the pod's container of that
+ * name runs again as another instance. A containerd restart does that: its
+ * CRI plugin cannot load a PAUSED task and marks the container UNKNOWN; the
+ * kubelet's kill cannot end a frozen process (the SIGKILL waits for a thaw),
+ * and it starts the container again from scratch next to the old, still
+ * paused task (docs/freeze.md, seen in tests/chaos/nodes_test.ts). The
+ * freeze then ends as "thawed" with a message naming the container: an old
+ * task whose container runs again is killed (never resumed: that would be a
+ * second copy), the rest of the pod is resumed, the record goes, and the
+ * migration fails instead of handing over. A runtime that cannot answer
+ * (containerd down) throws: the caller retries.
  */
 async function lost(ctx: FreezesContext, rec: FreezeRecord): Promise<boolean> {
+  const { freezer } = ctx.opts;
+  const live = await freezer.liveContainers(ref(rec));
   for (const c of rec.containers) {
-    if (await ctx.opts.freezer.isPaused(c.id)) continue;
-    await ctx.deadlines.thawNow(rec.key);
+    const again = live.find((x) => x.name === c.name && x.id !== c.id);
+    if (!again && await freezer.isPaused(c.id)) continue;
+    await ctx.deadlines.thawNow(rec.key); // kills `again`'s old task (thawHeld)
+    const what = again
+      ? `runs again as a new instance (${again.id.slice(0, 12)}), started from scratch`
+      : "is no longer paused";
     const msg =
       `Container "${c.name}" (${c.id.slice(0, 12)}) of pod "${rec.namespace}/${rec.pod}" ` +
-      "is no longer paused: its runtime lost the freeze (a containerd restart marks a paused " +
-      "task UNKNOWN and the kubelet restarts the container from scratch); the source did not " +
-      "stay frozen";
+      `${what}: its runtime lost the freeze (a containerd restart marks a paused task UNKNOWN ` +
+      "and the kubelet restarts the container); the source did not stay frozen";
     ctx.ended.set(rec.key, stateOf(rec, "thawed", msg));
     ctx.opts.onThawed?.(rec, "lost");
     return true;

@@ -6,8 +6,17 @@ import type { PodFreezer } from "./runtime/freeze.ts";
  * A freezer whose tasks' states the test sets (the real one is exercised on
  * the nodes by tests/freeze_test.ts and tests/chaos/nodes_test.ts).
  */
-function fakeFreezer(paused: Map<string, boolean>, thawed: string[]): PodFreezer {
+function fakeFreezer(
+  paused: Map<string, boolean>,
+  thawed: string[],
+  extra: { live?: { id: string; name: string }[]; killed?: string[] } = {},
+): PodFreezer {
   return {
+    liveContainers: () =>
+      Promise.resolve([
+        ...[...paused.keys()].map((id) => ({ id, name: `name-${id}` })),
+        ...(extra.live ?? []),
+      ]),
     pause: () => {
       for (const id of paused.keys()) paused.set(id, true);
       return Promise.resolve({
@@ -22,7 +31,10 @@ function fakeFreezer(paused: Map<string, boolean>, thawed: string[]): PodFreezer
       thawed.push(pod.pod);
       return Promise.resolve([]);
     },
-    kill: () => Promise.resolve(),
+    kill: (pod) => {
+      extra.killed?.push(...(pod.containers ?? []).map((c) => c.id));
+      return Promise.resolve();
+    },
   };
 }
 
@@ -95,6 +107,41 @@ Deno.test("freezes: an agent restart between CONFIRM and KILL: the retried CONFI
       b.close();
     }
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("freezes: a container that runs again as a new instance while its old task stays paused (the kubelet's restart after a containerd restart) ends the freeze: the old task is killed, never resumed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lpm-freezes-" });
+  const paused = new Map([["c1", false]]);
+  const live: { id: string; name: string }[] = [];
+  const killed: string[] = [];
+  const thawed: string[] = [];
+  const f = await openFreezes({
+    dir: `${dir}/freezes`,
+    freezer: fakeFreezer(paused, thawed, { live, killed }),
+  });
+  try {
+    const at = { namespace: "ns", pod: "counter" };
+    await f.freeze({ key: "k1", ...at, deadlineSeconds: 60 });
+    live.push({ id: "c1-new", name: "name-c1" }); // c1 is still paused
+    const s = await f.control({ key: "k1", ...at, action: "CONFIRM" });
+    assertEquals(s.state, "thawed");
+    assertMatch(s.message, /Container "name-c1" \(c1\) .* runs again as a new instance \(c1-new\)/);
+    assertEquals(killed, ["c1"], "the old, paused task is killed");
+    assertEquals(thawed, [], "and not resumed");
+
+    // The same found by the deadline: killed, not resumed.
+    live.length = 0;
+    killed.length = 0;
+    const at2 = { namespace: "ns", pod: "other" };
+    await f.freeze({ key: "k2", ...at2, deadlineSeconds: 10 });
+    live.push({ id: "c1-new", name: "name-c1" });
+    await f.control({ key: "k2", ...at2, action: "THAW" });
+    assertEquals(killed, ["c1"]);
+    assertEquals(thawed, []);
+  } finally {
+    f.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -103,6 +103,8 @@ export interface PodFreezer {
   pause(pod: PodRef): Promise<PausedPod>;
   /** True when the runtime reports the container paused. */
   isPaused(containerId: string): Promise<boolean>;
+  /** The pod's containers with a live task (running, paused or pausing), as the runtime lists them now. */
+  liveContainers(pod: PodRef): Promise<PodContainer[]>;
   /** Freezes every container of the pod, then dumps each; the pod stays frozen. Thaws on failure. */
   freeze(pod: PodRef, opts: FreezeOptions): Promise<FrozenPod>;
   /** Resumes every paused container of the pod; returns the ids it resumed (idempotent). */
@@ -134,6 +136,7 @@ export function createPodFreezer(opts: PodFreezerOptions): PodFreezer {
     async isPaused(id) {
       return (await ctx.ctrd.state(id)).status === "paused";
     },
+    liveContainers: (pod) => ctx.ctrd.podContainers(pod.namespace, pod.pod),
     freeze: (pod, fopts) => freezePod(ctx, pod, fopts),
     async thaw(pod) {
       return await resumeEach(ctx, await containersOf(ctx, pod));

@@ -13,7 +13,11 @@
  *   (docs/freeze.md). The source's agent sees the task no longer paused at
  *   the next EXTEND or CONFIRM, and the migration fails naming that; the
  *   cold restart is this fault's known outcome, the only cell where the
- *   survivor may have counted from 1 again. (Restarted during the dump
+ *   survivor may have counted from 1 again. The controller is held down
+ *   meanwhile (killed before the restart, started once the kubelet acted),
+ *   so the hand-over cannot come first (left to race, two runs here handed
+ *   over first and Succeeded; holding the target's agent down instead
+ *   failed the pre-pull, a path the agent cells cover). (Restarted during the dump
  *   instead, the kubelet's checkpoint call fails and the source is thawed:
  *   the runtime-failure path the CRIU failure tests already cover.)
  *
@@ -22,6 +26,7 @@
  */
 import { envTest, testEnv } from "../../testing/env.ts";
 import { runCell } from "../../testing/chaos.ts";
+import { ctrTasks, waitFor } from "../../localenv/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const uses = ["kube", "minio", "registry", "nodes", "lpm"] as const;
@@ -62,8 +67,8 @@ envTest({ uses }, {
 });
 
 envTest({ uses }, {
-  name: "chaos: source containerd restarted while the source is frozen, dumped (Succeeded if the " +
-    "hand-over comes first, else Failed naming the lost freeze; known outcome: a cold restart)",
+  name: "chaos: source containerd restarted while the source is frozen and dumped; the migration " +
+    "is held in Transferring (controller down) until the kubelet acted (known outcome: the source restarted cold)",
   ...opts,
   async fn() {
     await runCell(testEnv(), {
@@ -71,10 +76,28 @@ envTest({ uses }, {
       fault: "source containerd restarted while frozen",
       reason: /no longer paused|lost the freeze|containerd/i,
       knownOutcome: "source-restarted-cold",
+      // Longer than the kubelet's restart back-off, so the deadline does not thaw first.
+      spec: { freezeDeadlineSeconds: 90, timeoutSeconds: 150 },
       async inject(c, w) {
         await w.until("phase Transferring", () => w.pm?.status?.phase === "Transferring");
+        // Hold the migration before its hand-over: the controller down.
+        await c.faults.kill("controller");
         await c.faults.restart(`containerd:${c.nodeA}`);
-        console.error(`[chaos] containerd:${c.nodeA} restarted (phase ${w.pm?.status?.phase})`);
+        console.error(`[chaos] containerd:${c.nodeA} restarted in Transferring`);
+        // The kubelet finds the container UNKNOWN (terminated, ContainerStatusUnknown,
+        // while its task stays PAUSED) and, after its back-off, starts a new instance.
+        const again = await waitFor(async () => {
+          const p = await c.core.readNamespacedPod({ name: "counter", namespace: c.ns });
+          const s = p.status?.containerStatuses?.[0];
+          return (s?.restartCount ?? 0) > 0 && s?.state?.running ? true : undefined;
+        }, { what: "a new instance of the source", timeoutMs: 45_000 }).catch(() => false);
+        const node = c.env.nodes!.find((n) => n.name === c.nodeA)!;
+        console.error(
+          `[chaos] source container running again as a new instance: ${again}; node-a tasks: ${
+            (await ctrTasks(node.containerdSocket)).map((t) => t.status).join(", ")
+          }`,
+        );
+        await c.faults.start("controller");
       },
     });
   },
