@@ -34,8 +34,8 @@ apt_update() {
   touch "$LPM_CACHE/.apt-updated"
 }
 # The private roots download from trixie and unstable: their lists must be there.
-if [[ ! -f "$LPM_CACHE/.apt-updated" ]] || ! apt-cache madison criu | grep -q trixie ||
-  ! apt-cache madison criu | grep -q unstable; then
+if [[ ! -f "$LPM_CACHE/.apt-updated" ]] || ! grep -q trixie <<<"$(apt-cache madison criu)" ||
+  ! grep -q unstable <<<"$(apt-cache madison criu)"; then
   log "apt: updating package lists"
   apt_update
 fi

@@ -15,6 +15,6 @@ for cmd in containerd containerd-shim-runc-v2 ctr; do
     go install -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "$ld" \
     "github.com/containerd/containerd/v2/cmd/$cmd@$CONTAINERD_VERSION"
 done
-"$staging/bin/containerd" --version | grep -q "${CONTAINERD_VERSION#v}" || die "built containerd reports the wrong version"
+grep -q "${CONTAINERD_VERSION#v}" <<<"$("$staging/bin/containerd" --version)" || die "built containerd reports the wrong version"
 cache_publish "$name" "$staging"
 log "containerd: built"

@@ -43,9 +43,9 @@ install_file "$bin/criu" <<W
 #!/bin/sh
 exec "$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "$lp" "$root/usr/sbin/criu" "\$@"
 W
-"$bin/criu" --version | grep -q "Version: $CRIU_VERSION" || die "criu wrapper does not report $CRIU_VERSION"
+grep -q "Version: $CRIU_VERSION" <<<"$("$bin/criu" --version)" || die "criu wrapper does not report $CRIU_VERSION"
 out=$("$bin/criu" check 2>&1) || { echo "$out" >&2; die "criu check failed (see above)"; }
-echo "$out" | grep -q "Looks good" || { echo "$out" >&2; die "criu check did not say 'Looks good'"; }
+grep -q "Looks good" <<<"$out" || { echo "$out" >&2; die "criu check did not say 'Looks good'"; }
 
 # Node CRIU options: runc tells CRIU to read /etc/criu/runc.conf. containerd's
 # CRI checkpoint never asks for --tcp-established, so without this CRIU

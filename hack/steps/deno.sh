@@ -11,7 +11,7 @@ if ! cache_ready "$name"; then
   [[ -n "$exe" ]] || exe=$(find "$staging/npm/node_modules" -type f -name deno -perm -u+x | head -n1)
   [[ -n "$exe" ]] || die "no deno binary inside the npm package (log: $LPM_LOGS/deno-npm.log)"
   mkdir -p "$staging/bin"; cp "$exe" "$staging/bin/deno"; rm -rf "$staging/npm"
-  "$staging/bin/deno" --version | grep -q "deno $DENO_VERSION" || die "deno binary does not report $DENO_VERSION"
+  grep -q "deno $DENO_VERSION" <<<"$("$staging/bin/deno" --version)" || die "deno binary does not report $DENO_VERSION"
   cache_publish "$name" "$staging"
 fi
 mkdir -p "$LPM_CACHE/bin"

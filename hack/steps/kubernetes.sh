@@ -50,7 +50,7 @@ done
 with_heartbeat kubernetes-build bash -c "cd '$mod' && CGO_ENABLED=0 go build -tags tools -trimpath -ldflags '$ld' -o '$staging/bin/' \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl"
-"$staging/bin/kube-apiserver" --version | grep -q "$K8S_VERSION" || die "kube-apiserver reports the wrong version"
+grep -q "$K8S_VERSION" <<<"$("$staging/bin/kube-apiserver" --version)" || die "kube-apiserver reports the wrong version"
 rm -rf "$mod"
 cache_publish "$name" "$staging"
 log "kubernetes $K8S_VERSION: built"

@@ -31,6 +31,8 @@ if ! cache_ready "$name"; then
   cache_publish "$name" "$staging"
 fi
 write_wrappers
-"$bin/etcd" --version | grep -q "$ETCD_VERSION" || die "etcd wrapper does not report $ETCD_VERSION"
+# Read the whole output first: with pipefail, grep -q quitting early makes the
+# writer die of SIGPIPE and the check fail at random.
+grep -q "$ETCD_VERSION" <<<"$("$bin/etcd" --version)" || die "etcd wrapper does not report $ETCD_VERSION"
 "$bin/checkpointctl" version >/dev/null 2>&1 || "$bin/checkpointctl" --help >/dev/null || die "checkpointctl does not run"
 log "trixie root: etcd $ETCD_VERSION, checkpointctl $CHECKPOINTCTL_VERSION ready"
