@@ -59,7 +59,14 @@ export async function runBatch(
       apiVersion: "lpm.my.domain/v1",
       kind: "PodMigration",
       metadata: { name: m.name, namespace: t.ns },
-      spec: { podName: m.pod, targetNode: m.target, storageClassName: t.storageClassName },
+      spec: {
+        podName: m.pod,
+        targetNode: m.target,
+        storageClassName: t.storageClassName,
+        // The default 600 s counts the time a migration waits for a slot: a burst of 200
+        // behind 5 slots on a loaded machine fails by timeout while still Pending.
+        timeoutSeconds: 3600,
+      },
     }).then(() => {}));
   let mine: PodMigration[] = [];
   let wallS = 0;

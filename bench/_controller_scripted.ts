@@ -94,11 +94,12 @@ function every(ms: number, fn: () => Promise<void>): () => Promise<void> {
 }
 
 /** Starts the scripted controller process; resolves once it serves /metrics. */
-async function startController(kubeconfig: string) {
+async function startController(kubeconfig: string, v8Flags?: string) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
       new URL("./_scripted_controller.ts", import.meta.url).pathname,
       kubeconfig,
       "500",
@@ -147,7 +148,7 @@ async function createPods(core: k8s.CoreV1Api, ns: string, pods: { name: string;
 }
 
 /** The scripted run: 3 single migrations (the baseline), then `count` at once. */
-export async function runScripted(count: number): Promise<void> {
+export async function runScripted(count: number, v8Flags?: string): Promise<void> {
   console.error(`[bench] scripted: starting a control plane`);
   const env = await startEnvironment({ parts: ["kube"] });
   const dir = await Deno.makeTempDir({ prefix: "lpm-bench-ctl-" });
@@ -177,7 +178,7 @@ export async function runScripted(count: number): Promise<void> {
         registry: { repository: "127.0.0.1:5000/lpm", insecure: true },
       },
     });
-    const controller = await startController(env.info.kube!.kubeconfig);
+    const controller = await startController(env.info.kube!.kubeconfig, v8Flags);
     stops.unshift(controller.stop);
     const target = { lpm, ns, storageClassName: "bench", controller, timeoutMs: 30 * 60_000 };
     const baseline: Counts[] = [];
@@ -205,7 +206,8 @@ export async function runScripted(count: number): Promise<void> {
       target: nodes[(i + 1) % NODES],
     }));
     console.error(`[bench] scripted: ${count} PodMigrations at once`);
-    const r = await runBatch(`scripted agent, real API server`, moves, target);
+    const label = `scripted agent, real API server${v8Flags ? `, --v8-flags=${v8Flags}` : ""}`;
+    const r = await runBatch(label, moves, target);
     printBatch(r, baseline);
     for (const f of r.failures) console.log(`  failed: ${f}`);
   } finally {

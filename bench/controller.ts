@@ -1,5 +1,6 @@
 /**
- * `deno task bench controller [--count 200] [--real 20] [--soak 0] [--env <env.json>]`:
+ * `deno task bench controller [--count 200] [--real 20] [--soak 0] [--env <env.json>]
+ * [--v8-flags <flags of the scripted controller>]`:
  * the controller under load.
  *
  * - `--count N` (scripted): the controller (bench/_scripted_controller.ts,
@@ -36,7 +37,7 @@ import { runReal, runSoak } from "./_controller_real.ts";
 
 /** Runs the benchmark and prints its figures. */
 export async function main(args: string[]): Promise<void> {
-  const { flags } = parseArgs(args, { known: ["count", "real", "soak", "env"] });
+  const { flags } = parseArgs(args, { known: ["count", "real", "soak", "env", "v8-flags"] });
   const num = (f: string, d: number) => {
     const v = Number(flags[f] ?? d);
     if (!Number.isInteger(v) || v < 0) {
@@ -47,7 +48,7 @@ export async function main(args: string[]): Promise<void> {
   const count = num("count", 200);
   const real = num("real", 20);
   const soak = num("soak", 0);
-  if (count > 0) await runScripted(count);
+  if (count > 0) await runScripted(count, flags["v8-flags"]);
   if (real === 0 && soak === 0) return;
   let info: EnvironmentInfo;
   let stop = () => Promise.resolve();

@@ -22,6 +22,7 @@ import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
 import { apiCriuStats } from "./criu_stats.ts";
 import { operationPollMs } from "./frozen_poll.ts";
+import { progressToRecord } from "./checkpoint_progress.ts";
 
 type Status = NonNullable<ContainerCheckpoint["status"]>;
 
@@ -205,11 +206,11 @@ function apply(
   status: Status,
   op: OperationStatus,
 ): ReconcileResult {
-  status.progress = {
+  status.progress = progressToRecord(status.progress, {
     phase: op.step ?? op.phase,
     bytesDone: op.bytesDone ?? 0,
     bytesTotal: op.bytesTotal ?? 0,
-  };
+  });
   if (op.phase === "Failed") {
     fail(deps, cc, status, "CheckpointFailed", op.message || `Operation "${op.id}" failed`);
     return;

@@ -23,7 +23,13 @@ import { checkpointRetentionReconciler } from "./checkpoint_retention.ts";
 import { podRestoreReconciler } from "./pod_restore.ts";
 import { MIGRATION_LABEL } from "./restored_pod.ts";
 import { onApiRequest } from "../kube/api_requests.ts";
-import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from "./migration_limits.ts";
+import {
+  DEFAULT_MIGRATION_LIMITS,
+  freesSlot,
+  type MigrationLimits,
+  toWake,
+  type WaitingMigration,
+} from "./migration_limits.ts";
 import { type EvictionWebhookOptions, startEvictionWebhook } from "./eviction_webhook.ts";
 
 /** Options for {@linkcode startManager}. */
@@ -221,13 +227,52 @@ function ownerKey(o: KubeObject, kind: string): string | undefined {
   return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
 }
 
-/** A PodMigration wakes on itself and on its pods (source and restored, by label). */
+/**
+ * A PodMigration wakes on itself and on its pods (source and restored, by
+ * label). One that ends (or goes) while it holds a slot under the limits
+ * wakes the oldest waiter of each source node (migration_limits.ts): waiters
+ * are not polled (they look again after a minute only in case a wake-up was
+ * lost).
+ */
 function watchPodMigrations(informers: ManagerInformers, controllers: ManagerControllers): void {
-  informers.pm.onChange((o) => controllers.pm.enqueue(keyOf(o)));
+  const phases = new Map<string, string | undefined>();
+  informers.pm.onChange((o, ev) => {
+    const k = keyOf(o);
+    controllers.pm.enqueue(k);
+    const was = phases.get(k);
+    const now = ev === "delete" ? undefined : (o as MigrationView).status?.phase;
+    if (ev === "delete") phases.delete(k);
+    else phases.set(k, now);
+    if (!freesSlot(was, now)) return;
+    for (const w of toWake(waitingForSlot(informers.pm.list()))) controllers.pm.enqueue(w);
+  });
   informers.pods.onChange((p) => {
     const m = p.metadata?.labels?.[MIGRATION_LABEL];
     if (m) controllers.pm.enqueue(`${p.metadata?.namespace}/${m}`);
   });
+}
+
+/** What the wake-up reads of a PodMigration. */
+type MigrationView = KubeObject & {
+  status?: {
+    phase?: string;
+    sourceNode?: string;
+    conditions?: { type: string; status: string }[];
+  };
+};
+
+/** Migrations Pending with Admitted=False: they wait for a slot. */
+function waitingForSlot(all: readonly KubeObject[]): WaitingMigration[] {
+  return (all as readonly MigrationView[]).filter((m) =>
+    (m.status?.phase ?? "Pending") === "Pending" &&
+    m.status?.conditions?.some((c) => c.type === "Admitted" && c.status === "False")
+  ).map((m) => ({
+    key: keyOf(m),
+    node: m.status?.sourceNode ?? "",
+    created: m.metadata?.creationTimestamp
+      ? new Date(m.metadata.creationTimestamp).toISOString()
+      : "",
+  }));
 }
 
 /**
@@ -245,8 +290,22 @@ function watchPodCheckpoints(informers: ManagerInformers, controllers: ManagerCo
     const classes = pc.spec?.storageClassName ? [pc.spec.storageClassName] : informers.csc.list()
       .filter((c) => (c as { spec?: { default?: boolean } }).spec?.default)
       .map((c) => c.metadata!.name!);
-    for (const c of classes) controllers.retention.enqueue(c);
+    for (const c of classes) wakeRetention(controllers, c);
   });
+}
+
+/**
+ * How long a new checkpoint's retention pass waits, so that the checkpoints
+ * that succeed meanwhile share it (the queue keeps the earliest pending
+ * wake): one pass lists every lpm object of the cluster, and under load each
+ * checkpoint woke one (a ContainerCheckpoint's success and then its
+ * PodCheckpoint's: two per migration).
+ */
+export const RETENTION_WAKE_DELAY_MS = 3000;
+
+/** Wakes `cls`'s retention pass after {@linkcode RETENTION_WAKE_DELAY_MS}. */
+function wakeRetention(controllers: ManagerControllers, cls: string): void {
+  controllers.retention.queue.addAfter(cls, RETENTION_WAKE_DELAY_MS);
 }
 
 /** A ContainerCheckpoint wakes itself, its PodCheckpoint, and its class's retention once it succeeds. */
@@ -262,7 +321,7 @@ function watchContainerCheckpoints(
     const st = (o as { status?: { phase?: string; archive?: { storageClassName?: string } } })
       .status;
     if (st?.phase === "Succeeded" && st.archive?.storageClassName) {
-      controllers.retention.enqueue(st.archive.storageClassName);
+      wakeRetention(controllers, st.archive.storageClassName);
     }
   });
 }

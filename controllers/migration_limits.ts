@@ -80,3 +80,39 @@ export class MigrationSlots {
     return { ok: true };
   }
 }
+
+/** Phases in which a migration holds a slot under the limits. */
+export const SLOT_PHASES: ReadonlySet<string> = new Set([
+  "Checkpointing",
+  "Transferring",
+  "Restoring",
+]);
+
+/** True when a migration moving from phase `was` to `now` (undefined: gone) gives its slot back. */
+export function freesSlot(was: string | undefined, now: string | undefined): boolean {
+  return was !== undefined && SLOT_PHASES.has(was) && !SLOT_PHASES.has(now ?? "");
+}
+
+/** A migration that waits for a slot (Pending with Admitted=False), as the wake-up sees it. */
+export interface WaitingMigration extends MigrationSlot {
+  /** metadata.creationTimestamp: the oldest waiter goes first. */
+  created: string;
+}
+
+/**
+ * Which waiting migrations to look at again when a slot frees: the oldest
+ * of each source node (a node at its outbound limit does not hold up the
+ * others). A slot frees one migration at a time, so this wakes at most one
+ * per node, not every waiter: with hundreds waiting, a poll of each every
+ * few seconds was most of the controller's work.
+ */
+export function toWake(waiting: readonly WaitingMigration[]): string[] {
+  const oldest = new Map<string, WaitingMigration>();
+  for (const w of waiting) {
+    const o = oldest.get(w.node);
+    if (!o || w.created < o.created || (w.created === o.created && w.key < o.key)) {
+      oldest.set(w.node, w);
+    }
+  }
+  return [...oldest.values()].map((w) => w.key).sort();
+}

@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { MigrationSlots } from "./migration_limits.ts";
+import { freesSlot, MigrationSlots, toWake } from "./migration_limits.ts";
 
 const none = { running: [], pending: new Set<string>() };
 
@@ -37,4 +37,28 @@ Deno.test("limits: a hold whose patch never landed expires after a minute", () =
   t = 61_000;
   assertEquals(slots.admit({ key: "b", node: "n" }, { running: [], pending }).ok, true);
   assertEquals(slots.admit({ key: "c", node: "m" }, none).ok, true);
+});
+
+Deno.test("limits: a slot frees when a migration leaves Checkpointing/Transferring/Restoring", () => {
+  assertEquals(freesSlot("Restoring", "Succeeded"), true);
+  assertEquals(freesSlot("Checkpointing", "Failed"), true);
+  assertEquals(freesSlot("Transferring", undefined), true); // deleted
+  assertEquals(freesSlot("Checkpointing", "Transferring"), false);
+  assertEquals(freesSlot("Pending", "Checkpointing"), false);
+  assertEquals(freesSlot(undefined, "Succeeded"), false);
+});
+
+Deno.test("limits: a freed slot wakes the oldest waiter of each source node, not every waiter", () => {
+  const w = (key: string, node: string, created: string) => ({ key, node, created });
+  assertEquals(
+    toWake([
+      w("ns/c", "n1", "2026-01-01T00:00:03Z"),
+      w("ns/a", "n1", "2026-01-01T00:00:01Z"),
+      w("ns/b", "n2", "2026-01-01T00:00:02Z"),
+      w("ns/d", "n2", "2026-01-01T00:00:02Z"),
+      w("ns/e", "n2", "2026-01-01T00:00:05Z"),
+    ]),
+    ["ns/a", "ns/b"],
+  );
+  assertEquals(toWake([]), []);
 });

@@ -298,13 +298,10 @@ async function progress(c: PcContext): Promise<ReconcileResult> {
   status.message = `${done}/${children.length} container(s) checkpointed`;
   if (status.freeze?.state !== "Frozen") return;
   // Renew while working: a controller that stops renewing lets the agent thaw the pod.
-  const f = await controlFreeze(
-    deps,
-    status.nodeName!,
-    c.ref,
-    "EXTEND",
-    pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
-  );
+  const windowS = pc.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S;
+  const wait = renewIn(status.freeze.deadline, windowS, c.now);
+  if (wait > 0) return { requeueAfterMs: Math.min(wait, 5000) };
+  const f = await controlFreeze(deps, status.nodeName!, c.ref, "EXTEND", windowS);
   if (f.state === "frozen") {
     status.freeze.deadline = isoOf(f.deadlineMs);
     return { requeueAfterMs: 5000 };
@@ -319,6 +316,20 @@ async function progress(c: PcContext): Promise<ReconcileResult> {
       f.message ? `: ${f.message}` : ""
     }): its checkpoint is not its final state`,
   );
+}
+
+/**
+ * Milliseconds until a freeze ending at `deadline` needs renewing: when less
+ * than half of its `windowS` is left (0: now; also without a deadline).
+ * Renewing at every reconcile rewrote the deadline in the status each time,
+ * and that patch woke this PodCheckpoint again: a loop of ~2 patches a
+ * second for as long as a checkpoint ran. Only the deadline thaws a frozen
+ * pod (the agent keeps freezes across its restarts), so a renewal at half
+ * the window misses nothing a renewal every second would have seen.
+ */
+export function renewIn(deadline: string | undefined, windowS: number, now: Date): number {
+  const left = Date.parse(deadline ?? "") - now.getTime();
+  return Number.isNaN(left) ? 0 : Math.max(0, left - (windowS * 1000) / 2);
 }
 
 /** Ends a freeze with THAW and records it; returns a sentence for the status message. */

@@ -38,6 +38,7 @@ import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
 import { defaultClasses } from "./default_class.ts";
 import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
+import { SLOT_PHASES } from "./migration_limits.ts";
 import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
 import { chooseTargetNode } from "./target_node.ts";
 import { operationPollMs } from "./frozen_poll.ts";
@@ -268,7 +269,8 @@ async function stepPending(
   }
   status.sourceNode = sourceNode;
   status.storageClassName = clsName;
-  if (!await admit(deps, pm, status, sourceNode)) return { requeueAfterMs: 2000 };
+  // A freed slot wakes the oldest waiter of each node (manager.ts); the minute is a safety net.
+  if (!await admit(deps, pm, status, sourceNode)) return { requeueAfterMs: 60_000 };
   cond(status, pm, now, {
     type: PM_CONDITIONS.validated,
     status: "True",
@@ -330,9 +332,6 @@ async function resolveTarget(
   return target;
 }
 
-/** Phases in which a migration holds a slot under the limits. */
-const RUNNING = new Set(["Checkpointing", "Transferring", "Restoring"]);
-
 /**
  * Takes a slot under the migration limits (migration_limits.ts), or records
  * that the migration waits for one: condition Admitted=False with the
@@ -346,7 +345,7 @@ async function admit(
 ): Promise<boolean> {
   const all = await deps.cache.list<PodMigration>("podmigrations");
   const key = (m: PodMigration) => `${m.metadata?.namespace}/${m.metadata?.name}`;
-  const running = all.filter((m) => RUNNING.has(m.status?.phase ?? ""))
+  const running = all.filter((m) => SLOT_PHASES.has(m.status?.phase ?? ""))
     .map((m) => ({ key: key(m), node: m.status?.sourceNode ?? "" }));
   const pending = new Set(
     all.filter((m) => (m.status?.phase ?? "Pending") === "Pending").map(key),
