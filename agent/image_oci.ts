@@ -42,6 +42,13 @@ export function registryClientOptions(registry: RegistrySettings): RegistryClien
 export function createOciImagePublisher(opts: OciImagePublisherOptions = {}): ImagePublisher {
   return {
     async push(archivePath, p): Promise<PushedImage> {
+      if (p.encryption) {
+        // Compressing ciphertext gains nothing; this publisher builds plain layers only.
+        throw new Error(
+          "The compressing image publisher does not push encrypted archives; " +
+            "use the default publisher for a class with spec.encryption",
+        );
+      }
       const layoutDir = await Deno.makeTempDir({
         dir: opts.workDir ?? archivePath.replace(/\/[^/]*$/, ""),
         prefix: ".oci-",

@@ -14,6 +14,7 @@
 import type { ImagePublisher, PushedImage } from "./pipeline.ts";
 import {
   digestFile,
+  encryptedLayerDescriptor,
   formatReference,
   layerMediaType,
   LPM,
@@ -21,6 +22,7 @@ import {
   RegistryClient,
 } from "../oci/mod.ts";
 import { registryClientOptions } from "./image_oci.ts";
+import { ENCRYPTION_FORMAT } from "../storage/mod.ts";
 
 /** Creates the publisher. */
 export function createImagePublisher(): ImagePublisher {
@@ -51,10 +53,18 @@ export function createImagePublisher(): ImagePublisher {
           stream: counted,
           digest: layerDigestP,
         }, { signal: opts.signal });
+        const plain = { mediaType: layerMediaType("none"), digest: layerDigest, size };
+        const enc = opts.encryption;
         const { digest, bytes } = await client.putImage(repo, {
-          layers: [{ mediaType: layerMediaType("none"), digest: layerDigest, size }],
-          // The layer is the archive itself: its digest is the archive's sha256.
-          annotations: { ...opts.annotations, [LPM.archiveSha256]: layerDigest.slice(7) },
+          layers: [enc ? encryptedLayerDescriptor(plain, enc.keyId) : plain],
+          // ocicrypt: an encrypted layer's diff_id is its plaintext's digest.
+          ...(enc ? { diffIds: [`sha256:${enc.plainSha256}`] } : {}),
+          // The layer is the archive itself (encrypted or not): its digest is the stored sha256.
+          annotations: {
+            ...opts.annotations,
+            [LPM.archiveSha256]: layerDigest.slice(7),
+            ...(enc ? { [LPM.archiveEncryption]: ENCRYPTION_FORMAT } : {}),
+          },
         }, { signal: opts.signal });
         return {
           digest,

@@ -33,6 +33,7 @@ import { createPodFreezer } from "./runtime/freeze.ts";
 import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
 import { applyNodeFlags, resolveKubeletUrl } from "./node_settings.ts";
 import { fetchTlsSecret } from "../contract/cert_secrets.ts";
+import type { PrepareRestoreRequestMsg } from "../contract/proto.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
   (--tls-cert <file> --tls-key <file> --client-ca <file> --allowed-client <id>... | --insecure-dev)
@@ -302,6 +303,17 @@ const AGENT_LOG = new Logger({ component: "lpm-agent" });
 
 type OptionalStats = (archivePath: string) => Promise<Record<string, number> | undefined>;
 
+/** PrepareRestore on this node: the CRI pull, or for an encrypted image decrypt and import. */
+function prepareWith(a: AgentArgs, kube: KubeHttp | undefined) {
+  return (req: PrepareRestoreRequestMsg, signal: AbortSignal) =>
+    prepareImage(req, {
+      signal,
+      runtimeEndpoint: a.runtimeEndpoint,
+      resolveClass: (name) =>
+        resolveStorageClass({ name }, { kube, allowInline: a.allowInlineStorage }),
+    });
+}
+
 /** Runs the agent until SIGTERM/SIGINT. */
 export async function main(args: string[]): Promise<number> {
   const log = AGENT_LOG;
@@ -351,8 +363,7 @@ export async function main(args: string[]): Promise<number> {
       ? (ns, pod) => criContainerStarts(a.runtimeEndpoint!, ns, pod)
       : undefined,
     resolveClass: (ref) => resolveStorageClass(ref, { kube, allowInline: a.allowInlineStorage }),
-    prepareImage: (req, signal) =>
-      prepareImage(req, { signal, runtimeEndpoint: a.runtimeEndpoint }),
+    prepareImage: prepareWith(a, kube),
     log,
   });
   // The kubelet never removes checkpoint archives: sweep the ones no operation owns.

@@ -12,8 +12,8 @@
  * @module
  */
 import { checkpointAnnotations, hostArchitecture, LPM } from "../oci/mod.ts";
-import type { CheckpointStore, ObjectInfo } from "../storage/mod.ts";
-import { checkpointKey, storeFile } from "../storage/mod.ts";
+import type { CheckpointStore, KeyRing, ObjectInfo } from "../storage/mod.ts";
+import { checkpointKey, encryptFile, ENCRYPTION_FORMAT, storeFile } from "../storage/mod.ts";
 import type { CheckpointResult as DriverResult, RuntimeDriver } from "./runtime/driver.ts";
 import type { CheckpointResult } from "../contract/agent.ts";
 import type { Operation, OperationPatch } from "./operations.ts";
@@ -27,6 +27,8 @@ export interface ResolvedClass {
   store: CheckpointStore;
   /** The class's registry, when it has one. */
   registry?: RegistrySettings;
+  /** The class's keys (spec.encryption): archives and images leave the node encrypted. */
+  keys?: KeyRing;
 }
 
 /** Where and how checkpoint images are pushed. */
@@ -62,6 +64,11 @@ export interface ImagePublisher {
     /** The archive's sha256 (hex), possibly still being computed by the store. */
     sha256?: string | Promise<string>;
     size?: number;
+    /**
+     * The archive is encrypted with class key `keyId`: push it as an ocicrypt
+     * encrypted layer whose diff_id is the plaintext's sha256 (hex).
+     */
+    encryption?: { keyId: string; plainSha256: string };
     signal?: AbortSignal;
     onProgress?: (bytes: number) => void;
   }): Promise<PushedImage>;
@@ -192,6 +199,19 @@ interface TakenCheckpoint {
   /** performance.now() before and after the dump. */
   t0: number;
   t1: number;
+  /** The archive encrypted (class with spec.encryption): what is stored and pushed. */
+  sealed?: SealedArchive;
+}
+
+/** The encrypted form of the archive, in the work dir. */
+interface SealedArchive {
+  path: string;
+  size: number;
+  keyId: string;
+  /** sha256 (hex) of the plaintext archive. */
+  plainSha256: string;
+  /** ms spent encrypting. */
+  ms: number;
 }
 
 /** Where the archive and its metadata go in the store. */
@@ -210,6 +230,7 @@ export async function runCheckpoint(
   const keys = storageKeys(job);
   const published: string[] = [];
   try {
+    taken.sealed = await sealArchive(run, taken);
     const result = await publish(run, taken, keys, published);
     const t2 = performance.now();
 
@@ -326,7 +347,7 @@ async function publish(
   published: string[],
 ): Promise<CheckpointResult> {
   const { job, deps, cls } = run;
-  const total = taken.size * (cls.registry ? 2 : 1);
+  const total = (taken.sealed?.size ?? taken.size) * (cls.registry ? 2 : 1);
   // 0. emptyDir contents, read as close to the dump as possible.
   const carried = await carryVolumes(run);
   // 1+2. The archive into the store and the registry at the same time.
@@ -360,6 +381,17 @@ async function publish(
     architecture: run.architecture,
     agentVersion: deps.agent.version,
     ...result,
+    // archive.sha256 and size cover what is stored: the encrypted form when this is set.
+    ...(taken.sealed
+      ? {
+        encryption: {
+          format: ENCRYPTION_FORMAT,
+          keyId: taken.sealed.keyId,
+          plainSize: taken.size,
+          sha256Covers: "encrypted",
+        },
+      }
+      : {}),
     sourcePod: run.sourcePod,
   };
   const metaBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2));
@@ -468,13 +500,16 @@ function storeArchive(
   key: string,
   t: Transfers,
 ): Promise<ObjectInfo> {
-  return storeFile(cls.store, key, taken.archivePath, {
-    size: taken.size,
+  return storeFile(cls.store, key, taken.sealed?.path ?? taken.archivePath, {
+    size: taken.sealed?.size ?? taken.size,
     signal: t.both.signal,
     metadata: {
       "lpm-operation-id": job.operationId,
       "lpm-container": job.container,
       "lpm-runtime": taken.outcome.runtime.name,
+      ...(taken.sealed
+        ? { "lpm-encryption": `${ENCRYPTION_FORMAT};key=${taken.sealed.keyId}` }
+        : {}),
     },
     onProgress: (b) => {
       t.storedBytes = b;
@@ -501,12 +536,15 @@ function pushImage(
   const { job, deps, cls } = run;
   if (!cls.registry || !deps.images) return undefined;
   const runtime = taken.outcome.runtime;
-  return deps.images.push(taken.archivePath, {
+  return deps.images.push(taken.sealed?.path ?? taken.archivePath, {
     registry: cls.registry,
     tag,
     containerName: job.container,
     sha256: t.sha.promise,
-    size: taken.size,
+    size: taken.sealed?.size ?? taken.size,
+    encryption: taken.sealed
+      ? { keyId: taken.sealed.keyId, plainSha256: taken.sealed.plainSha256 }
+      : undefined,
     signal: t.both.signal,
     annotations: checkpointAnnotations({
       containerName: job.container,
@@ -532,6 +570,26 @@ function pushImage(
     t.both.abort(e);
     throw e;
   });
+}
+
+/**
+ * With class keys, encrypts the archive into the work dir before anything
+ * leaves the node: the store and the registry get only that form.
+ */
+async function sealArchive(
+  { deps, cls, log }: PipelineRun,
+  taken: TakenCheckpoint,
+): Promise<SealedArchive | undefined> {
+  if (!cls.keys) return undefined;
+  await deps.report({ step: "encrypting archive" });
+  const t0 = performance.now();
+  const path = `${deps.workDir}/archive.tar.lpmenc`;
+  const { size, plainSha256 } = await encryptFile(taken.archivePath, path, cls.keys, {
+    signal: deps.signal,
+  });
+  const ms = Math.round(performance.now() - t0);
+  log("archive encrypted", { keyId: cls.keys.active.id, size, plainSize: taken.size, ms });
+  return { path, size, keyId: cls.keys.active.id, plainSha256, ms };
 }
 
 /**

@@ -10,7 +10,7 @@
  * @module
  */
 import { API_VERSION, type CheckpointStorageClassSpec } from "../api/mod.ts";
-import { createStore, decodeSecretData } from "../storage/mod.ts";
+import { createStore, decodeSecretData, type KeyRing, loadKeyRing } from "../storage/mod.ts";
 import type { KubeHttp } from "../kube/config.ts";
 import type { StorageClassRefMsg } from "../contract/proto.ts";
 import type { RegistrySettings, ResolvedClass } from "./pipeline.ts";
@@ -96,6 +96,7 @@ export async function resolveStorageClass(
   let credentials = ref.credentials && Object.keys(ref.credentials).length
     ? ref.credentials
     : undefined;
+  let keyData: Record<string, string> | undefined;
   let regData = ref.registryCredentials && Object.keys(ref.registryCredentials).length
     ? ref.registryCredentials
     : undefined;
@@ -130,6 +131,9 @@ export async function resolveStorageClass(
         "registry.credentialsSecretRef",
       );
     }
+    if (spec.encryption) {
+      keyData = await readSecret(opts.kube, spec.encryption.secretRef, "encryption.secretRef");
+    }
   }
   const refusal = spec.registry?.repository
     ? insecureRegistryRefusal(spec.registry.repository, spec.registry.insecure)
@@ -144,5 +148,21 @@ export async function resolveStorageClass(
       credentials: registryCredentials(spec.registry.repository, regData),
     }
     : undefined;
-  return { name: ref.name, store, registry };
+  let keys: KeyRing | undefined;
+  if (spec.encryption) {
+    if (!keyData) {
+      store.close?.();
+      throw new Error(
+        `Storage class "${ref.name}": spec.encryption needs its Secret, which an inline ` +
+          "request does not carry",
+      );
+    }
+    try {
+      keys = await loadKeyRing(spec.encryption, keyData);
+    } catch (err) {
+      store.close?.();
+      throw new Error(`Storage class "${ref.name}": ${(err as Error).message}`);
+    }
+  }
+  return { name: ref.name, store, registry, keys };
 }

@@ -50,7 +50,10 @@ export interface MigrationRequest {
   preCopyRounds?: number;
 }
 
-const CLASS = "bench-minio";
+/** The benchmark's classes: plain, and the same with spec.encryption (bench/migration.ts). */
+export const CLASS = "bench-minio";
+/** The encrypting class (`--encrypted`). */
+export const ENCRYPTED_CLASS = "bench-minio-encrypted";
 
 async function startToucherPod(ctx: BenchCtx, pod: string, q: MigrationRequest): Promise<void> {
   await ctx.core.createNamespacedPod({
@@ -132,13 +135,14 @@ export async function lpmMigration(
   ctx: BenchCtx,
   q: MigrationRequest,
 ): Promise<LpmRun | undefined> {
-  const name = `t${q.sizeMiB}-${q.mode === "pre-copy" ? "pc" : "sc"}-${q.round}`;
+  const tag = { "stop-and-copy": "sc", "pre-copy": "pc", encrypted: "en" }[q.mode];
+  const name = `t${q.sizeMiB}-${tag}-${q.round}`;
   await startToucherPod(ctx, name, q);
   try {
     await createMigration(ctx.lpm, { namespace: ctx.ns, name }, {
       pod: name,
       target: ctx.env.nodes![1].name,
-      storageClassName: CLASS,
+      storageClassName: q.mode === "encrypted" ? ENCRYPTED_CLASS : CLASS,
       extra: q.mode === "pre-copy" ? { preCopy: { rounds: q.preCopyRounds ?? 3 } } : {},
     });
     const pm = await waitFor(async () => {

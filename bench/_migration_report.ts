@@ -10,7 +10,10 @@ import { type Step, STEPS } from "./_breakdown.ts";
 import type { Series } from "./_svg_chart.ts";
 
 /** How lpm moved the pod. */
-export type Mode = "stop-and-copy" | "pre-copy";
+/** The lpm modes, in table order. `encrypted`: stop-and-copy through a class with spec.encryption. */
+export const MODES = ["stop-and-copy", "pre-copy", "encrypted"] as const;
+/** An lpm mode. */
+export type Mode = typeof MODES[number];
 
 /** One lpm migration of one round. */
 export interface LpmRun {
@@ -60,7 +63,7 @@ export function summarize(rounds: readonly Round[]): Summary[] {
   const sizes = [...new Set(rounds.map((r) => r.sizeMiB))].sort((a, b) => a - b);
   for (const sizeMiB of sizes) {
     const at = rounds.filter((r) => r.sizeMiB === sizeMiB);
-    for (const mode of ["stop-and-copy", "pre-copy"] as const) {
+    for (const mode of MODES) {
       const pairs = at.flatMap((r) =>
         r.runs.filter((x) => x.mode === mode).map((run) => ({ floorS: r.floorS, run }))
       );
@@ -138,8 +141,12 @@ export function chartSeries(sums: readonly Summary[]): Series[] {
     dashed: true,
     points: [...floorBySize].map(([x, y]) => [x, y]),
   }];
-  const colors: Record<Mode, string> = { "stop-and-copy": "#c0392b", "pre-copy": "#2e5fb8" };
-  for (const mode of ["stop-and-copy", "pre-copy"] as const) {
+  const colors: Record<Mode, string> = {
+    "stop-and-copy": "#c0392b",
+    "pre-copy": "#2e5fb8",
+    encrypted: "#8e44ad",
+  };
+  for (const mode of MODES) {
     const of = sums.filter((s) => s.mode === mode);
     if (of.length === 0) continue;
     series.push(

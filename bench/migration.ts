@@ -1,6 +1,6 @@
 /**
  * `deno task bench migration [--sizes 16,256,1024] [--rounds 3]
- * [--dirty-percent-per-s 2] [--pre-copy] [--pre-copy-rounds 3] [--json]
+ * [--dirty-percent-per-s 2] [--pre-copy] [--pre-copy-rounds 3] [--encrypted] [--json]
  * [--env env.json] [--svg docs/migration-bench.svg]`: how far a PodMigration's
  * downtime is from CRIU's own floor, on the real local nodes.
  *
@@ -28,6 +28,11 @@
  *   from the PodMigration's phase times, its ContainerCheckpoints'
  *   checkpointTime / completionTime / criuStats.frozenTimeUs, and the
  *   restored container's CRIU restore.log on node-b.
+ * - `--encrypted` adds a stop-and-copy PodMigration through a second class,
+ *   the same MinIO and registry with `spec.encryption` (a random key), per
+ *   round, in the alternating order: the archive is encrypted on node-a and
+ *   decrypted and imported on node-b. Prints its downtime against the plain
+ *   stop-and-copy's (median ratio, and per round, side by side).
  * - `--pre-copy` adds a PodMigration with `spec.preCopy: {rounds}` per round;
  *   when the controller fails it as not implemented, the rows are skipped
  *   and the reason printed.
@@ -58,10 +63,20 @@ import {
 } from "./_migration_report.ts";
 import { lineChart } from "./_svg_chart.ts";
 import { hostFloor } from "./_migration_floor.ts";
-import { type BenchCtx, lpmMigration, peakRssMiB } from "./_migration_lpm.ts";
+import {
+  type BenchCtx,
+  CLASS,
+  ENCRYPTED_CLASS,
+  lpmMigration,
+  peakRssMiB,
+} from "./_migration_lpm.ts";
+import { createMinioClass } from "../localenv/mod.ts";
+import type { LpmClient } from "../kube/lpm_client.ts";
+import type * as k8s from "@kubernetes/client-node";
 
 const USAGE = "deno task bench migration [--sizes 16,256,1024] [--rounds 3] " +
-  "[--dirty-percent-per-s 2] [--pre-copy] [--pre-copy-rounds 3] [--json] [--env env.json] " +
+  "[--dirty-percent-per-s 2] [--pre-copy] [--pre-copy-rounds 3] [--encrypted] [--json] " +
+  "[--env env.json] " +
   "[--svg docs/migration-bench.svg]";
 
 function say(msg: string): void {
@@ -73,6 +88,7 @@ interface Options {
   rounds: number;
   dirty: number;
   preCopyRounds?: number;
+  encrypted: boolean;
   json: boolean;
   envPath?: string;
   svg: string;
@@ -86,11 +102,12 @@ function options(args: string[]): Options {
       "dirty-percent-per-s",
       "pre-copy",
       "pre-copy-rounds",
+      "encrypted",
       "json",
       "env",
       "svg",
     ],
-    booleans: ["pre-copy", "json"],
+    booleans: ["pre-copy", "encrypted", "json"],
   });
   const rounds = parsePositiveInts(flags.rounds ?? "3", "rounds");
   const dirty = Number(flags["dirty-percent-per-s"] ?? 2);
@@ -106,6 +123,7 @@ function options(args: string[]): Options {
     preCopyRounds: flags["pre-copy"] === "true"
       ? parsePositiveInts(flags["pre-copy-rounds"] ?? "3", "pre-copy-rounds")[0]
       : undefined,
+    encrypted: flags.encrypted === "true",
     json: flags.json === "true",
     envPath: flags.env ?? Deno.env.get("LPM_TEST_ENV"),
     svg: flags.svg ?? new URL("../docs/migration-bench.svg", import.meta.url).pathname,
@@ -135,6 +153,7 @@ async function environment(
 async function round(ctx: BenchCtx, o: Options, sizeMiB: number, r: number): Promise<Round> {
   const modes: Mode[] = ["stop-and-copy"];
   if (o.preCopyRounds !== undefined && !ctx.preCopyUnsupported) modes.push("pre-copy");
+  if (o.encrypted) modes.push("encrypted");
   const sides: ("floor" | Mode)[] = ["floor", ...modes];
   const order = roundOrder(r, sides);
   let floorS = NaN;
@@ -196,6 +215,7 @@ function printResults(o: Options, rounds: Round[], ctx: BenchCtx): void {
   if (ctx.preCopyUnsupported) {
     console.log(`\npre-copy rows skipped: ${ctx.preCopyUnsupported}`);
   }
+  if (o.encrypted) console.log(`\n${encryptionOverhead(rounds)}`);
   if (o.json) { for (const l of jsonLines(sums)) console.log(l); }
 }
 
@@ -218,6 +238,56 @@ async function writeChart(o: Options, rounds: Round[]): Promise<void> {
   say(`chart written to ${o.svg}`);
 }
 
+/**
+ * The encrypting class: a fresh random key in Secret `<class>-keys` (replaced
+ * each run), the same bucket and registry as the plain class.
+ */
+async function openEncryptedClass(
+  env: EnvironmentInfo,
+  core: k8s.CoreV1Api,
+  lpm: LpmClient,
+): Promise<void> {
+  const secret = `${ENCRYPTED_CLASS}-keys`;
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  await core.deleteNamespacedSecret({ name: secret, namespace: "lpm-system" }).catch(() => {});
+  await core.createNamespacedSecret({
+    namespace: "lpm-system",
+    body: { metadata: { name: secret }, stringData: { bench: key } },
+  });
+  await createMinioClass(core, lpm, {
+    name: ENCRYPTED_CLASS,
+    minio: env.minio!,
+    prefix: "bench-encrypted/",
+    repository: `${env.registry!.host}/lpm/bench-encrypted`,
+    reuse: true,
+    spec: {
+      encryption: { secretRef: { name: secret, namespace: "lpm-system" }, keys: [{ id: "bench" }] },
+    },
+  });
+}
+
+/** Encrypted against plain stop-and-copy downtime: per round side by side, and the median ratio. */
+function encryptionOverhead(rounds: readonly Round[]): string {
+  const lines: string[] = [];
+  for (const sizeMiB of [...new Set(rounds.map((r) => r.sizeMiB))]) {
+    const pairs = rounds.filter((r) => r.sizeMiB === sizeMiB).map((r) => ({
+      plain: r.runs.find((x) => x.mode === "stop-and-copy")?.downtimeS ?? NaN,
+      enc: r.runs.find((x) => x.mode === "encrypted")?.downtimeS ?? NaN,
+    })).filter((p) => p.plain > 0 && p.enc > 0);
+    if (pairs.length === 0) continue;
+    const ratios = pairs.map((p) => p.enc / p.plain).sort((a, b) => a - b);
+    const med = ratios[Math.floor(ratios.length / 2)];
+    const pct = (r: number) => `${((r - 1) * 100).toFixed(1)} %`;
+    lines.push(
+      `${sizeMiB} MiB encrypted vs plain downtime: median ${pct(med)} (min ${pct(ratios[0])}, ` +
+        `max ${pct(ratios.at(-1)!)}); rounds: ${
+          pairs.map((p) => `${p.plain.toFixed(2)} s -> ${p.enc.toFixed(2)} s`).join(", ")
+        }`,
+    );
+  }
+  return lines.join("\n") || "encrypted: no round had both a plain and an encrypted run";
+}
+
 /** Runs the benchmark. */
 export async function main(args: string[]): Promise<void> {
   const o = options(args);
@@ -231,8 +301,9 @@ export async function main(args: string[]): Promise<void> {
   try {
     ws = await openWorkspace(env.info, {
       ns,
-      storageClass: { name: "bench-minio", prefix: "bench/", repository: "lpm/bench", reuse: true },
+      storageClass: { name: CLASS, prefix: "bench/", repository: "lpm/bench", reuse: true },
     });
+    if (o.encrypted) await openEncryptedClass(env.info, ws.core, ws.lpm);
     const ctx: BenchCtx = {
       env: env.info,
       core: ws.core,

@@ -100,6 +100,8 @@ export interface PrepareRestoreRequest {
   caBundle?: string;
   /** Credentials for the registry (from the class's `registry.credentialsSecretRef`). */
   credentials?: { username: string; password: string };
+  /** The checkpoint's storage class: its `spec.encryption` keys decrypt an encrypted image. */
+  storageClassName?: string;
 }
 
 /** One node's agent. */

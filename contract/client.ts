@@ -315,6 +315,7 @@ export class GrpcAgentConnector implements AgentConnector {
             insecure: req.insecure ?? false,
             caBundle: req.caBundle ?? "",
             registryCredentials: req.credentials ? { ...req.credentials } : {},
+            storageClassName: req.storageClassName ?? "",
           }),
         ),
       deleteCheckpoint: async (id, opts) => {

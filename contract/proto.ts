@@ -88,6 +88,8 @@ export interface PrepareRestoreRequestMsg {
   insecure?: boolean;
   caBundle?: string;
   registryCredentials?: Record<string, string>;
+  /** The checkpoint's storage class (whose keys decrypt an encrypted image). */
+  storageClassName?: string;
 }
 
 /** `RestoreContainerRequest` message. */

@@ -524,6 +524,7 @@ async function stepTransferring(
       insecure: registry?.insecure,
       caBundle: registry?.caBundle,
       credentials,
+      storageClassName: status.storageClassName,
     });
     if (op.phase === "Failed") {
       throw new MigrationFailure(

@@ -39,6 +39,11 @@ export const LPM = {
   sourceNode: "lpm.my.domain/source-node",
   checkpointTime: "lpm.my.domain/checkpoint-time",
   archiveSha256: "lpm.my.domain/archive-sha256",
+  /**
+   * Set when the layer is the archive encrypted (`lpm-aead-v1`): then
+   * archive-sha256 covers the encrypted form, as the stored object's does.
+   */
+  archiveEncryption: "lpm.my.domain/archive-encryption",
   compression: "lpm.my.domain/compression",
   /** JSON of the source pod (metadata and spec): what a restore needs to recreate it. */
   podSpec: "lpm.my.domain/pod-spec",

@@ -42,3 +42,13 @@ export type { LayeredImage, LayeredImageOptions } from "./layered_image.ts";
 export { reproducibleTar } from "./rootfs_tar.ts";
 export { VOLUME_IMAGE, VOLUME_INIT_CONTAINER, volumeImageCommand } from "./volume_image.ts";
 export { insecureRegistryRefusal, loopbackHost } from "./insecure.ts";
+export {
+  ENC_KEYS_LPM,
+  ENC_PUBOPTS,
+  ENCRYPTED_SUFFIX,
+  encryptedLayerDescriptor,
+  encryptedLayerInfo,
+  isEncryptedLayer,
+  LPM_CIPHER,
+} from "./encrypted_layer.ts";
+export type { EncryptedLayerInfo } from "./encrypted_layer.ts";

@@ -80,6 +80,11 @@ export interface RegistryImage {
   createdBy?: string;
   /** Manifest annotations. */
   annotations?: Record<string, string>;
+  /**
+   * The layers' `diff_ids` when they are not the layers' digests (an
+   * encrypted layer's is its plaintext's digest, as ocicrypt has it).
+   */
+  diffIds?: string[];
 }
 
 type Body = Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
@@ -449,7 +454,7 @@ export class RegistryClient {
       architecture: hostArchitecture(),
       os: "linux",
       config: image.config ?? {},
-      rootfs: { type: "layers", diff_ids: image.layers.map((l) => l.digest) },
+      rootfs: { type: "layers", diff_ids: image.diffIds ?? image.layers.map((l) => l.digest) },
       ...(image.createdBy
         ? { history: image.layers.map(() => ({ created_by: image.createdBy })) }
         : {}),

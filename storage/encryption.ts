@@ -27,6 +27,8 @@ export const DEFAULT_CHUNK_SIZE = 1 << 20;
 /** Largest chunk a reader accepts (bounds its memory on hostile input). */
 export const MAX_CHUNK_SIZE = 16 << 20;
 
+import { Sha256Counter } from "../base/sha256.ts";
+
 const MAGIC = new TextEncoder().encode("LPMENC");
 const VERSION = 1;
 const TAG = 16;
@@ -174,6 +176,20 @@ function additionalData(header: Uint8Array, index: number, final: boolean) {
   new DataView(ad.buffer).setBigUint64(header.length, BigInt(index));
   ad[header.length + 8] = final ? 1 : 0;
   return ad;
+}
+
+/**
+ * Plaintext size of an encrypted blob of `size` bytes whose header is
+ * `header` (each chunk adds a 16-byte tag; the last one holds at least it).
+ */
+export function plainSizeOf(size: number, header: EncryptionHeader): number {
+  const body = size - header.bytes.length;
+  const chunks = Math.max(1, Math.ceil(body / (header.chunkSize + TAG)));
+  const plain = body - chunks * TAG;
+  if (plain < 0) {
+    throw new DecryptionError("Truncated", `Encrypted blob of ${size} bytes is too short`);
+  }
+  return plain;
 }
 
 /** Size of the encrypted form of `plainSize` bytes. */
@@ -358,23 +374,32 @@ export function decryptStream(
 
 /**
  * Encrypts file `src` into `dst` (written to a temp name and renamed, so
- * `dst` appears only complete); resolves with the encrypted size.
+ * `dst` appears only complete); resolves with the encrypted size and the
+ * plaintext's sha256 (hex), hashed in the same pass (an image's `diff_id`).
  */
 export async function encryptFile(
   src: string,
   dst: string,
   ring: KeyRing,
   opts: EncryptOptions & { signal?: AbortSignal } = {},
-): Promise<number> {
+): Promise<{ size: number; plainSha256: string }> {
   const tmp = `${dst}.partial`;
   try {
     const input = await Deno.open(src);
     const output = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    await input.readable.pipeThrough(encryptStream(ring, opts)).pipeTo(output.writable, {
-      signal: opts.signal,
+    const hash = new Sha256Counter();
+    const hashing = new TransformStream<Uint8Array, Uint8Array>({
+      transform(c, ctl) {
+        hash.update(c);
+        ctl.enqueue(c);
+      },
     });
+    await input.readable.pipeThrough(hashing).pipeThrough(encryptStream(ring, opts)).pipeTo(
+      output.writable,
+      { signal: opts.signal },
+    );
     await Deno.rename(tmp, dst);
-    return (await Deno.stat(dst)).size;
+    return { size: (await Deno.stat(dst)).size, plainSha256: hash.hex() };
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
     throw err;

@@ -9,7 +9,9 @@ import {
   importEncryptionKey,
   type KeyRing,
   parseHeader,
+  plainSizeOf,
 } from "./encryption.ts";
+import { sha256Hex } from "../base/sha256.ts";
 import { decodeKeyMaterial, loadKeyRing } from "./encryption_keys.ts";
 import { validateEncryption } from "./validate.ts";
 
@@ -51,6 +53,7 @@ Deno.test("encryption: round trip at sizes around chunk boundaries, size as pred
     const sealed = await seal(r, data);
     assertEquals(sealed.length, encryptedSize(n, { keyId: "k1", chunkSize: 1000 }), `size ${n}`);
     assertEquals(await open(r, sealed), data, `size ${n}`);
+    assertEquals(plainSizeOf(sealed.length, parseHeader(sealed)!), n, `plainSizeOf ${n}`);
     assertEquals(parseHeader(sealed)?.keyId, "k1");
   }
 });
@@ -134,7 +137,10 @@ Deno.test("encryption: files: decryptToFile leaves nothing on failure", async ()
     const data = new Uint8Array(300_000).map((_, i) => (i * 7919) % 251);
     await Deno.writeFile(`${dir}/plain`, data);
     const n = await encryptFile(`${dir}/plain`, `${dir}/sealed`, r, { chunkSize: 65536 });
-    assertEquals(n, encryptedSize(data.length, { keyId: "k1", chunkSize: 65536 }));
+    assertEquals(n.size, encryptedSize(data.length, { keyId: "k1", chunkSize: 65536 }));
+    assertEquals(n.plainSha256, sha256Hex(data));
+    const sealedBytes = await Deno.readFile(`${dir}/sealed`);
+    assertEquals(plainSizeOf(n.size, parseHeader(sealedBytes)!), data.length);
     const sealedFile = await Deno.open(`${dir}/sealed`);
     assertEquals(await decryptToFile(sealedFile.readable, `${dir}/back`, r), data.length);
     assertEquals(await Deno.readFile(`${dir}/back`), data);

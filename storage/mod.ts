@@ -64,6 +64,7 @@ export {
   importEncryptionKey,
   MAX_CHUNK_SIZE,
   parseHeader,
+  plainSizeOf,
 } from "./encryption.ts";
 export type {
   DecryptOptions,

@@ -36,6 +36,10 @@ const encKeys = {
   file: "storage/encryption_test.ts",
   test: "encryption keys: loadKeyRing and validateEncryption name the field",
 };
+const encE2e = {
+  file: "tests/encryption_test.ts",
+  test: "encryption: a marker held in memory migrates through an encrypting class",
+};
 const fields = (test: string) => ({ file: "tests/storage_class_fields_test.ts", test });
 
 /** Each spec field and the tests that exercise it, or why none does. */
@@ -109,9 +113,9 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "CheckpointStorageClass.spec.deletionPolicy": [
     { file: "tests/checkpoint_lifecycle_test.ts", test: LIFECYCLE_DELETE },
   ],
-  "CheckpointStorageClass.spec.encryption.secretRef.name": [encKeys],
-  "CheckpointStorageClass.spec.encryption.secretRef.namespace": [encKeys],
-  "CheckpointStorageClass.spec.encryption.keys[].id": [encKeys],
+  "CheckpointStorageClass.spec.encryption.secretRef.name": [encKeys, encE2e],
+  "CheckpointStorageClass.spec.encryption.secretRef.namespace": [encKeys, encE2e],
+  "CheckpointStorageClass.spec.encryption.keys[].id": [encKeys, encE2e],
   "CheckpointStorageClass.spec.encryption.keys[].secretKey": [encKeys],
   "CheckpointStorageClass.spec.restore.allowedNamespaces": [
     { file: "tests/pod_restore_policy_test.ts", test: "PodRestore: other namespaces" },
