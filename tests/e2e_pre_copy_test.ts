@@ -5,18 +5,19 @@
  * set through containerd's checkpoint-image path.
  *
  * A 10 Hz counter on node-a: two pre-copy rounds (full runc dumps while it
- * runs, each compared with the one before: the dirty set per round), then
- * the final runc dump (which stops it: no instruction of the source runs
- * after it), made incremental against the last round by page contents
- * (`archive/pagemap.ts`), packed in the kubelet's archive layout (metadata
- * from a kubelet checkpoint of the same container), pushed as a two-layer
- * image whose first layer is the last round's images as `checkpoint/parent/`
- * (pulled on node-b ahead, as pre-copy would), and restored on node-b by the
- * kubelet from the image. The restored log must hold the source's log and
- * continue with no gap and no duplicate, and CRIU's restore log must say it
- * read pages from the parent.
+ * runs, each compared with the one before: the dirty set per round); then
+ * the final checkpoint as a migration takes it (paused through containerd,
+ * the kubelet's checkpoint of the paused container, SIGKILL while paused:
+ * no instruction of the source runs after it), made incremental against the
+ * last round by page contents (`makeIncremental`), pushed as a two-layer
+ * image whose first layer is the last round's images as
+ * `checkpoint/parent/` (`packParentLayer`; pulled on node-b ahead, as
+ * pre-copy would), and restored on node-b by the kubelet from the image.
+ * The restored log must hold the source's log and continue with no gap and
+ * no duplicate, and CRIU's restore log must say it read pages from the
+ * parent.
  *
- * Cost: about 12 s (one pod per node, a kubelet checkpoint and three runc dumps of a shell).
+ * Cost: about 10 s (one pod per node, two runc dumps and a kubelet checkpoint of a shell).
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
@@ -27,7 +28,7 @@ import { kubeClients } from "../testing/e2e.ts";
 import { compareRounds, memoryTracking, preDumpRounds } from "../testing/pre_dump.ts";
 import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
 import { tool, toolPath } from "../localenv/tools.ts";
-import { dedupAgainstParent, packArchive, unpackArchive } from "../archive/mod.ts";
+import { makeIncremental, packParentLayer } from "../archive/mod.ts";
 import { buildCheckpointImage, OciLayout, pushImage } from "../oci/mod.ts";
 
 const COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"];
@@ -116,51 +117,18 @@ async function probe(runcRoot: string, id: string, dir: string): Promise<void> {
   }
 }
 
-/** Unpacks the kubelet archive and puts the incremental images in (the parent goes apart). */
-async function assemble(
-  kubeletTar: string,
-  work: string,
-  final: { images: string; workDir: string },
-): Promise<string> {
-  const stage = `${work}/stage`;
-  await unpackArchive(kubeletTar, stage);
-  await Deno.remove(`${stage}/checkpoint`, { recursive: true });
-  await Deno.rename(final.images, `${stage}/checkpoint`);
-  for (const f of ["stats-dump", "dump.log"]) {
-    await Deno.copyFile(`${final.workDir}/${f}`, `${stage}/${f}`);
-  }
-  // What containerd does: the container's log (its CRI log file) as it was at the dump.
-  const status = JSON.parse(await Deno.readTextFile(`${stage}/status.dump`)) as {
-    log_path: string;
-  };
-  await Deno.copyFile(status.log_path, `${stage}/container.log`);
-  const out = `${work}/incremental.tar`;
-  await packArchive(stage, out);
-  return out;
-}
-
 /**
  * The checkpoint image in two layers: the round's images as `checkpoint/parent/` (the layer that
  * can travel before the freeze), then the incremental archive. Also a parent-only image, which
  * the target pulls ahead; refs "final" and "parent" in the returned layout.
  */
-async function layeredImage(tar: string, round: string, work: string): Promise<OciLayout> {
-  await Deno.mkdir(`${work}/parent-stage/checkpoint`, { recursive: true });
-  await Deno.rename(round, `${work}/parent-stage/checkpoint/parent`);
-  await runOk("tar", [
-    "--numeric-owner",
-    "-C",
-    `${work}/parent-stage`,
-    "-cf",
-    `${work}/parent.tar`,
-    "checkpoint",
-  ]); // deno-fmt-ignore
+async function layeredImage(tar: string, parentTar: string, work: string): Promise<OciLayout> {
   const img = await buildCheckpointImage(tar, {
     layoutDir: `${work}/layout`,
     containerName: "counter",
   });
   const layout = await OciLayout.open(img.layoutDir);
-  const parent = await layout.writeBytes(await Deno.readFile(`${work}/parent.tar`));
+  const parent = await layout.writeBytes(await Deno.readFile(parentTar));
   const parentLayer = { mediaType: "application/vnd.oci.image.layer.v1.tar", ...parent };
   const config = JSON.parse(
     new TextDecoder().decode(await layout.readBytes(img.image.config.digest)),
@@ -203,7 +171,6 @@ envTest({ uses: ["kube", "registry", "nodes"] }, {
       const id = await podContainer(core, ns, "counter", (s) => !!s?.running);
       await sleep(1000);
       await probe(runcRoot, id, `${work}/probe`);
-      const kubeletTar = await kubeletArchive(env, ns, "counter");
 
       // Pre-copy, rounds 2, while the source runs: full dumps compared page by page (no
       // soft-dirty here); the last round is the parent of the final dump.
@@ -218,31 +185,33 @@ envTest({ uses: ["kube", "registry", "nodes"] }, {
       assert(rounds.every((r) => r.ok), "a pre-copy round failed");
       const parent = rounds[rounds.length - 1].dir;
       await sleep(500);
-      // The final dump: runc stops the source after it (nothing runs after the dump).
+      // The final checkpoint as a migration takes it (docs/freeze.md): paused through
+      // containerd, the kubelet's checkpoint of the paused container, then SIGKILL while
+      // paused and resume: no instruction of the source runs after the dump.
+      const ctrA = ["--address", nodeA.containerdSocket, "-n", "k8s.io", "tasks"];
       const t0 = performance.now();
-      // deno-fmt-ignore
-      await runOk(tool("runc"), ["--root", runcRoot, "checkpoint",
-        "--image-path", `${work}/final`, "--work-path", `${work}/final-work`, id]);
+      await runOk(tool("ctr"), [...ctrA, "pause", id]);
+      const kubeletTar = await kubeletArchive(env, ns, "counter");
       const dumpMs = performance.now() - t0;
+      await runOk(tool("ctr"), [...ctrA, "kill", "--all", "--signal", "SIGKILL", id]);
+      await runOk(tool("ctr"), [...ctrA, "resume", id]).catch(() => {}); // may be gone already
       await podContainer(core, ns, "counter", (s) => !!s?.terminated);
       const t1 = performance.now();
-      const dedup = await dedupAgainstParent(`${work}/final`, parent);
+      const tar = `${work}/incremental.tar`;
+      const dedup = await makeIncremental(kubeletTar, parent, { outPath: tar, workDir: work });
+      await packParentLayer(parent, { outPath: `${work}/parent.tar`, workDir: work });
       const dedupMs = performance.now() - t1;
+      await Deno.remove(kubeletTar).catch(() => {});
       console.log(
-        `final dump ${dumpMs.toFixed(0)} ms; incremental against the round in ` +
-          `${dedupMs.toFixed(0)} ms: ${dedup.pages} pages, ${dedup.fromParent} from the parent, ` +
-          `${dedup.bytes} bytes left`,
+        `pause + kubelet checkpoint ${dumpMs.toFixed(0)} ms; incremental against the last round ` +
+          `and the parent layer in ${dedupMs.toFixed(0)} ms: ${dedup.pages} pages, ` +
+          `${dedup.fromParent} from the parent, ${dedup.bytes} bytes left`,
       );
       assertGreater(dedup.fromParent, 0, "no page of the final dump was unchanged since the round");
       assert(dedup.fromParent < dedup.pages);
 
       const source = numbers(await core.readNamespacedPodLog({ name: "counter", namespace: ns }));
-      const tar = await assemble(kubeletTar, work, {
-        images: `${work}/final`,
-        workDir: `${work}/final-work`,
-      });
-      await Deno.remove(kubeletTar).catch(() => {});
-      const layout = await layeredImage(tar, parent, work);
+      const layout = await layeredImage(tar, `${work}/parent.tar`, work);
       const repo = `${env.registry!.host}/lpm/e2e-pre-copy`;
       const ahead = await pushImage(layout.dir, `${repo}:${ns}-parent`, {
         ref: "parent",
