@@ -59,8 +59,9 @@ envTest({ uses }, {
       reason: /containerd|runtime|restor|connect/i,
       async inject(c, w) {
         await w.until("phase Restoring", () => w.pm?.status?.phase === "Restoring");
+        const phase = w.pm?.status?.phase;
         await c.faults.restart(`containerd:${c.nodeB}`);
-        console.error(`[chaos] containerd:${c.nodeB} restarted (phase ${w.pm?.status?.phase})`);
+        console.error(`[chaos] containerd:${c.nodeB} restarted (killed in phase ${phase})`);
       },
     });
   },

@@ -43,8 +43,9 @@ async function dumping(c: ChaosCtx, w: MigrationWatch): Promise<void> {
 
 /** `part` stopped now, started again `downMs` later. */
 async function outage(c: ChaosCtx, w: MigrationWatch, part: FaultPart, downMs: number) {
+  const phase = w.pm?.status?.phase;
   await c.faults.stop(part);
-  console.error(`[chaos] ${part} stopped (phase ${w.pm?.status?.phase})`);
+  console.error(`[chaos] ${part} stopped (in phase ${phase})`);
   await new Promise((r) => setTimeout(r, downMs));
   await c.faults.start(part);
 }
@@ -107,8 +108,9 @@ envTest({ uses }, {
       reason: /api|connect|refused|thaw|deadline/i,
       async inject(c, w) {
         await w.until("the source frozen", () => Boolean(w.pm?.status?.frozenAt));
+        const phase = w.pm?.status?.phase;
         await c.faults.restart("kube-apiserver");
-        console.error(`[chaos] kube-apiserver restarted (phase ${w.pm?.status?.phase})`);
+        console.error(`[chaos] kube-apiserver restarted (killed in phase ${phase})`);
       },
     });
   },
@@ -124,8 +126,9 @@ envTest({ uses }, {
       reason: /api|connect|refused|thaw|deadline/i,
       async inject(c, w) {
         await w.until("phase Restoring", () => w.pm?.status?.phase === "Restoring");
+        const phase = w.pm?.status?.phase;
         await c.faults.restart("kube-apiserver");
-        console.error(`[chaos] kube-apiserver restarted (phase ${w.pm?.status?.phase})`);
+        console.error(`[chaos] kube-apiserver restarted (killed in phase ${phase})`);
       },
     });
   },
