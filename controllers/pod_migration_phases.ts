@@ -42,6 +42,7 @@ import { SLOT_PHASES } from "./migration_limits.ts";
 import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
 import { chooseTargetNode } from "./target_node.ts";
 import { operationPollMs } from "./frozen_poll.ts";
+import { warmBaseImages } from "./warm_images.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -278,6 +279,8 @@ async function stepPending(
     message:
       `Pod "${ns}/${podName}" on "${sourceNode}" can move to "${targetNode}" via class "${clsName}"`,
   });
+  // The base images onto the target while the source still runs (warm_images.ts).
+  warmBaseImages(deps.agents, pm, pod, { targetNode });
   setPhase(status, "Checkpointing", now);
 }
 
