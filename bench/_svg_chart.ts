@@ -58,7 +58,7 @@ function fmt(n: number): string {
 export function lineChart(o: ChartOptions): string {
   const W = o.width ?? 720;
   const H = o.height ?? 420;
-  const m = { left: 64, right: 180, top: 40, bottom: o.note ? 72 : 56 };
+  const m = { left: 64, right: 210, top: 40, bottom: o.note ? 72 : 56 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = o.series.flatMap((s) => s.points).filter(([x, y]) => isFinite(x) && isFinite(y));

@@ -26,8 +26,8 @@ Deno.test("lineChart draws one polyline per series with points, escapes text, is
   assertEquals(svg.match(/<polyline /g)?.length, 2);
   assertEquals(svg.match(/<circle /g)?.length, 5);
   assertStringIncludes(svg, `stroke-dasharray="6 4"`);
-  // x axis 0..1500 (step 500) over 476 px from x=64: the 1024 MiB point is at 64 + 1024/1500*476
-  const x1024 = (64 + (1024 / 1500) * 476).toFixed(6).replace(/\.?0+$/, "");
+  // x axis 0..1500 (step 500) over 446 px from x=64: the 1024 MiB point is at 64 + 1024/1500*446
+  const x1024 = (64 + (1024 / 1500) * 446).toFixed(6).replace(/\.?0+$/, "");
   assertStringIncludes(svg, `${x1024},`);
   assertEquals(escapeXml(`"a"&<b>`), "&quot;a&quot;&amp;&lt;b&gt;");
 });

@@ -219,22 +219,34 @@ function printResults(o: Options, rounds: Round[], ctx: BenchCtx): void {
   if (o.json) { for (const l of jsonLines(sums)) console.log(l); }
 }
 
-async function writeChart(o: Options, rounds: Round[]): Promise<void> {
-  const commit = await new Deno.Command("git", {
+/** The short commit of HEAD, or "?" (noted on the chart with the run's start). */
+async function headCommit(): Promise<string> {
+  return await new Deno.Command("git", {
     args: ["rev-parse", "--short", "HEAD"],
     stdout: "piped",
     stderr: "null",
-  })
-    .output().then((x) => new TextDecoder().decode(x.stdout).trim(), () => "?");
+  }).output().then((x) => new TextDecoder().decode(x.stdout).trim() || "?", () => "?");
+}
+
+async function writeChart(
+  o: Options,
+  rounds: Round[],
+  started: { commit: string; at: Date },
+): Promise<void> {
   const svg = lineChart({
     title: "lpm migration vs CRIU floor (median seconds)",
     xLabel: "workload memory (MiB)",
     yLabel: "seconds",
     series: chartSeries(summarize(rounds)),
     note: `deno task bench migration --sizes ${o.sizes.join(",")} --rounds ${o.rounds}, ` +
-      `dirty ${o.dirty} %/s; commit ${commit}, ${new Date().toISOString().slice(0, 16)}Z`,
+      `dirty ${o.dirty} %/s; started at commit ${started.commit}, ${
+        started.at.toISOString().slice(0, 16)
+      }Z`,
   });
   await Deno.writeTextFile(o.svg, svg);
+  // `deno task check` formats SVG too: write it the way the repository's fmt would.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", o.svg], stderr: "null" })
+    .output().catch(() => {});
   say(`chart written to ${o.svg}`);
 }
 
@@ -291,6 +303,7 @@ function encryptionOverhead(rounds: readonly Round[]): string {
 /** Runs the benchmark. */
 export async function main(args: string[]): Promise<void> {
   const o = options(args);
+  const started = { commit: await headCommit(), at: new Date() };
   const env = await environment(o.envPath);
   const ns = `bench-mig-${crypto.randomUUID().slice(0, 6)}`;
   const floorDir = await Deno.makeTempDir({
@@ -319,7 +332,7 @@ export async function main(args: string[]): Promise<void> {
       for (let r = 0; r < o.rounds; r++) rounds.push(await round(ctx, o, sizeMiB, r));
     }
     printResults(o, rounds, ctx);
-    await writeChart(o, rounds);
+    await writeChart(o, rounds, started);
   } finally {
     if (ws) await deleteNamespaceAndWait(ws.core, ns);
     await Deno.remove(floorDir, { recursive: true }).catch(() => {});
