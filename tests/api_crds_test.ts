@@ -220,7 +220,7 @@ test("api crds: every example applies, kubectl get lpm lists them, printer colum
     // A running lpm controller may already fill Source, Target (status.targetNode) and Phase.
     assert(/^podmigration-sample\s+counter\s+(\S+\s+)*\S+$/m.test(pmTable), pmTable);
     const cscTable = await kubectl(kc, ["get", "csc", ...classes]);
-    assert(/^NAME\s+PROVIDER\s+DEFAULT\s+PHASE\s+AGE$/m.test(cscTable), cscTable);
+    assert(/^NAME\s+PROVIDER\s+DEFAULT\s+ENCRYPTION\s+PHASE\s+AGE$/m.test(cscTable), cscTable);
     assert(new RegExp(`^minio-${id}\\s+minio\\s+true\\s`, "m").test(cscTable), cscTable);
     assert(new RegExp(`^local-${id}\\s+local\\s+false\\s`, "m").test(cscTable), cscTable);
     const pcTable = await kubectl(kc, ["get", "pckpt", "-n", ns]);
