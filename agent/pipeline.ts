@@ -388,6 +388,7 @@ async function publish(
           format: ENCRYPTION_FORMAT,
           keyId: taken.sealed.keyId,
           plainSize: taken.size,
+          plainSha256: taken.sealed.plainSha256,
           sha256Covers: "encrypted",
         },
       }

@@ -27,6 +27,7 @@ import {
 import { incompatibility } from "./pod_restore_compat.ts";
 import { agentHealthWithin } from "../contract/agent.ts";
 import { describeSource, RestoreFailure } from "./pod_restore_sources.ts";
+import { decryptOnTarget } from "./pod_restore_decrypt.ts";
 import { namespaceRefusal, podSpecRefusal } from "./pod_restore_policy.ts";
 
 export { RestoreFailure };
@@ -204,8 +205,15 @@ async function importAndCreate(
       nodeCriu: nodeCriu ?? "",
     });
 
-    const { images, summary } = await source.materialize();
+    const { images, summary, encrypted } = await source.materialize();
     log.info("checkpoint imported", { images: Object.values(images).join(" ") });
+    if (encrypted?.length) {
+      await decryptOnTarget(deps, nodeName, images, encrypted, {
+        cls: await holdingClass(deps, pr),
+        operationPrefix: pr.metadata?.uid ?? pr.metadata!.name!,
+      });
+      log.info("encrypted images decrypted on the node", { node: nodeName });
+    }
     setCondition(conditions, {
       type: "Imported",
       status: "True",

@@ -25,6 +25,8 @@ export interface CheckpointMetadata {
   runtime?: { name?: string; version?: string; criuVersion?: string; arch?: string };
   /** The source pod (metadata + spec). */
   sourcePod?: k8s.V1Pod;
+  /** Set when the stored archive is encrypted (class spec.encryption): its sha256 covers that form. */
+  encryption?: { format?: string; keyId?: string; plainSize?: number; plainSha256?: string };
 }
 
 /** The architecture a checkpoint was taken on; amd64 when nothing says otherwise. */

@@ -20,8 +20,11 @@ import type { CheckpointStorageClass, PodRestore } from "../api/mod.ts";
 import { isDnsLabel, LIMITS, limitStream, readBounded } from "../confine/mod.ts";
 import {
   buildCheckpointImage,
+  buildEncryptedCheckpointImage,
+  checkpointAnnotations,
   describeCheckpointImage,
   DigestStream,
+  isEncryptedLayer,
   OciLayout,
   pushImage,
   readLayoutTarball,
@@ -30,7 +33,11 @@ import {
 } from "../oci/mod.ts";
 import { createStore, decodeSecretData, keyProblem } from "../storage/mod.ts";
 import type { ReconcilerDeps } from "./deps.ts";
-import { type CheckpointMetadata, metadataKey } from "./pod_restore_compat.ts";
+import {
+  checkpointArchitecture,
+  type CheckpointMetadata,
+  metadataKey,
+} from "./pod_restore_compat.ts";
 import { registryAccess } from "./checkpoint_data.ts";
 
 /** A terminal failure with a condition reason. */
@@ -47,8 +54,12 @@ export class RestoreFailure extends Error {
 export interface DescribedSource {
   /** What the checkpoint says about itself (`container` = the first restored container). */
   meta: CheckpointMetadata;
-  /** Makes the images pullable here; resolves with image by container name, and a summary. */
-  materialize(): Promise<{ images: Record<string, string>; summary: string }>;
+  /**
+   * Makes the images pullable here; resolves with image by container name, a
+   * summary, and the containers whose images are encrypted (their target
+   * agent must decrypt them before the pod starts).
+   */
+  materialize(): Promise<{ images: Record<string, string>; summary: string; encrypted?: string[] }>;
   /** Removes temporary files. */
   close(): Promise<void>;
 }
@@ -172,6 +183,7 @@ async function describeStorage(
     const materialize = async () => {
       const images: Record<string, string> = {};
       const summaries: string[] = [];
+      const encrypted: string[] = [];
       for (const [i, { key: mKey, meta: m }] of metas.entries()) {
         const archiveKey = m.archive?.key ?? mKey.replace(/\.checkpoint\.json$/, ".tar");
         // Named by us: nothing from the metadata becomes a path.
@@ -180,16 +192,19 @@ async function describeStorage(
         let got: string;
         try {
           got = await downloadArchive(store, archiveKey, archive, m.archive);
-          img = await buildCheckpointImage(archive, {
-            containerName: m.container,
-            layoutDir: `${work}/layout`,
-            refName: m.container,
-            source: { pod: m.pod, namespace: m.namespace, node: m.node },
-            runtime: m.runtime,
-            architecture: m.architecture,
-            // The rebuilt image describes itself like the agent's: it can be restored from alone.
-            podSpec: JSON.stringify(m.sourcePod),
-          });
+          if (m.encryption) encrypted.push(m.container!);
+          img = m.encryption
+            ? await encryptedImage(archive, m, `${work}/layout`)
+            : await buildCheckpointImage(archive, {
+              containerName: m.container,
+              layoutDir: `${work}/layout`,
+              refName: m.container,
+              source: { pod: m.pod, namespace: m.namespace, node: m.node },
+              runtime: m.runtime,
+              architecture: m.architecture,
+              // The rebuilt image describes itself like the agent's: it can be restored from alone.
+              podSpec: JSON.stringify(m.sourcePod),
+            });
         } catch (err) {
           if (err instanceof RestoreFailure) throw err;
           throw new RestoreFailure(
@@ -209,7 +224,7 @@ async function describeStorage(
         images[m.container!] = image;
         summaries.push(`Archive "${archiveKey}" (sha256 ${got}) imported as "${image}"`);
       }
-      return { images, summary: summaries.join("; ") };
+      return { images, summary: summaries.join("; "), encrypted };
     };
     return { meta, materialize, close };
   } catch (err) {
@@ -424,6 +439,7 @@ async function describeImages(
 ): Promise<DescribedSource> {
   const described = [];
   const images: Record<string, string> = {};
+  const encrypted: string[] = [];
   for (const r of refs) {
     const slash = r.image.indexOf("/");
     const host = r.image.slice(0, slash);
@@ -436,7 +452,7 @@ async function describeImages(
       ? [rest.slice(0, colon), rest.slice(colon + 1)]
       : [rest, "latest"];
     const client = new RegistryClient(host, await accessForHost(deps, host));
-    let manifest: { annotations?: Record<string, string> };
+    let manifest: { annotations?: Record<string, string>; layers?: { mediaType: string }[] };
     let digest: string;
     try {
       const got = await client.getManifest(repo, which);
@@ -453,6 +469,7 @@ async function describeImages(
     described.push({ ...r, meta: metaFromAnnotations(manifest.annotations, `Image "${r.image}"`) });
     // Pinned by digest: the pod runs exactly the image that was checked.
     images[r.containerName] = `${host}/${repo}@${digest}`;
+    if ((manifest.layers ?? []).some(isEncryptedLayer)) encrypted.push(r.containerName);
   }
   const meta = mergeImageMetadata(described);
   return {
@@ -461,6 +478,7 @@ async function describeImages(
       Promise.resolve({
         images,
         summary: `Checkpoint images ${Object.values(images).map((i) => `"${i}"`).join(", ")}`,
+        encrypted,
       }),
     close: () => Promise.resolve(),
   };
@@ -511,4 +529,40 @@ async function describeLayout(
     await close();
     throw err;
   }
+}
+
+/**
+ * The image of an encrypted stored archive, rebuilt without decrypting it
+ * (this cluster's controller need not hold the key; the target's agent
+ * decrypts). The metadata must name the key and the plaintext's sha256.
+ */
+function encryptedImage(archive: string, m: CheckpointMetadata, layoutDir: string) {
+  const e = m.encryption!;
+  if (typeof e.keyId !== "string" || typeof e.plainSha256 !== "string") {
+    throw new RestoreFailure(
+      "InvalidMetadata",
+      `Checkpoint metadata of container "${m.container}": field "encryption" names no keyId or plainSha256`,
+    );
+  }
+  const container = m.sourcePod?.spec?.containers?.find((c) => c.name === m.container);
+  return buildEncryptedCheckpointImage(archive, {
+    layoutDir,
+    refName: m.container!,
+    keyId: e.keyId,
+    plainSha256: e.plainSha256,
+    architecture: checkpointArchitecture(m),
+    annotations: checkpointAnnotations({
+      containerName: m.container!,
+      rootfsImageName: container?.image,
+      pod: m.pod,
+      namespace: m.namespace,
+      node: m.node,
+      engine: m.runtime?.name,
+      engineVersion: m.runtime?.version,
+      criuVersion: m.runtime?.criuVersion,
+      architecture: checkpointArchitecture(m),
+      podSpec: JSON.stringify(m.sourcePod),
+      compression: "none",
+    }),
+  });
 }

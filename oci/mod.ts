@@ -52,3 +52,5 @@ export {
   LPM_CIPHER,
 } from "./encrypted_layer.ts";
 export type { EncryptedLayerInfo } from "./encrypted_layer.ts";
+export { buildEncryptedCheckpointImage } from "./encrypted_image.ts";
+export type { EncryptedImageOptions } from "./encrypted_image.ts";
