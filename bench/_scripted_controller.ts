@@ -31,6 +31,20 @@ const manager = await startManager({
   logger: new Logger({ component: "lpm-controller" }, "warn", (line) => console.error(line)),
 });
 console.log(JSON.stringify({ healthPort: manager.healthPort }));
+// With --v8-flags=--expose-gc: the live heap after a full collection every 10 s, on stderr
+// (what a leak would grow, as opposed to garbage a lazy collector has not reclaimed yet).
+const gc = (globalThis as { gc?: () => void }).gc;
+const gcTimer = gc
+  ? setInterval(() => {
+    gc();
+    const m = Deno.memoryUsage();
+    console.error(
+      `[controller] after a full GC: heap used ${(m.heapUsed / 2 ** 20).toFixed(1)} MiB, ` +
+        `RSS ${(m.rss / 2 ** 20).toFixed(1)} MiB`,
+    );
+  }, 10_000)
+  : undefined;
 await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
+clearInterval(gcTimer);
 await manager.stop();
 Deno.exit(0);
