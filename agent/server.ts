@@ -38,6 +38,7 @@ import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
 import { Logger } from "../base/log.ts";
 import { sha256Hex } from "../base/sha256.ts";
+import { decryptStream } from "../storage/mod.ts";
 import { hostArchitecture } from "../oci/platform.ts";
 import {
   createServerTls,
@@ -624,7 +625,19 @@ async function restoreFromStore(
       );
     }
     await operations.update(id, { bytesTotal: info.size });
-    const body = await cls.store.get(req.archiveKey, { signal });
+    const stored = await cls.store.get(req.archiveKey, { signal });
+    // Stored encrypted (class spec.encryption): decrypted here, on the node that restores it.
+    const encrypted = info.metadata?.["lpm-encryption"] !== undefined;
+    if (encrypted && !cls.keys) {
+      await stored.cancel();
+      throw new Error(
+        `Checkpoint archive "${req.archiveKey}" is encrypted and class "${cls.name}" has no ` +
+          "spec.encryption to decrypt it",
+      );
+    }
+    const body = encrypted
+      ? stored.pipeThrough(decryptStream(cls.keys!, { what: `archive "${req.archiveKey}"` }))
+      : stored;
     const file = await Deno.open(path, { write: true, create: true, truncate: true });
     let done = 0;
     await body.pipeThrough(
