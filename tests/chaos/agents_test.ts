@@ -8,6 +8,12 @@
  * and restore (phase Restoring). All four cells are distinct paths: an
  * operation lost in the runtime call, one lost mid-upload with an archive on
  * disk, and the two target operations, which the source's freeze outlives.
+ * A fifth cell kills the source's agent inside the hand-over, between its
+ * CONFIRM and its KILL (seen in the agent's own log; the controller deletes
+ * the source in between, about 0.3 s here): the retried CONFIRM must still
+ * answer "confirmed" after the restart (it answered "unknown" before
+ * agent/freezes_ended.ts, and the restored pod was removed with the source
+ * already deleted: no copy left).
  *
  *   LPM_TEST_ENV=<state>/env.json deno test -A tests/chaos/agents_test.ts
  * @module
@@ -105,6 +111,54 @@ envTest({ uses }, {
       async inject(c, w) {
         await w.until("phase Restoring", () => w.pm?.status?.phase === "Restoring");
         await killAgent(c, w, c.nodeB, "restore");
+      },
+    });
+  },
+});
+
+/** Resolves once `node`'s agent logs `msg` for namespace `ns` (its log read from the end every 10 ms). */
+async function agentLogged(c: ChaosCtx, w: MigrationWatch, node: string, msg: string) {
+  const path = `${c.env.logDir}/agent-${node}.log`;
+  let offset = (await Deno.stat(path)).size;
+  let buf = "";
+  await w.until(`the agent of ${node} to log "${msg}"`, async () => {
+    const f = await Deno.open(path);
+    try {
+      await f.seek(offset, Deno.SeekMode.Start);
+      const chunk = new Uint8Array(1 << 16);
+      const n = await f.read(chunk);
+      if (!n) return false;
+      offset += n;
+      buf += new TextDecoder().decode(chunk.subarray(0, n));
+    } finally {
+      f.close();
+    }
+    return buf.split("\n").some((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"${c.ns}/`));
+  });
+}
+
+envTest({ uses }, {
+  name: "chaos: source agent SIGKILL between the hand-over's CONFIRM and KILL, restarted",
+  ...opts,
+  async fn() {
+    await runCell(testEnv(), {
+      name: "src-hand",
+      fault: "source agent SIGKILL between CONFIRM and KILL",
+      reason: AGENT,
+      async inject(c, w) {
+        await agentLogged(c, w, c.nodeA, "freeze CONFIRM");
+        await c.faults.kill(`agent:${c.nodeA}`);
+        const log = await Deno.readTextFile(`${c.env.logDir}/agent-${c.nodeA}.log`);
+        const killed = log.split("\n").some((l) =>
+          l.includes('"msg":"freeze KILL"') && l.includes(`"${c.ns}/`)
+        );
+        console.error(
+          `[chaos] agent:${c.nodeA} killed after CONFIRM, ${
+            killed ? "AFTER its KILL too (the window was missed)" : "before KILL"
+          }`,
+        );
+        await new Promise((r) => setTimeout(r, 1_000));
+        await c.faults.start(`agent:${c.nodeA}`);
       },
     });
   },
