@@ -103,17 +103,21 @@ interface FreezesContext {
   ended: Map<string, FreezeState>;
   // One freeze per key at a time: concurrent callers share it.
   freezing: Map<string, Promise<FreezeState>>;
+  // Keys being thawed on request (not by their deadline).
+  requested: Set<string>;
 }
 
 /** Opens the freezes: reads the records a previous process left, thaws the expired. */
 export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
   // Beside the records' dir, not in it: a record there means "frozen".
   const ended = await EndedFreezes.open<FreezeState>(`${opts.dir}-ended`);
+  const requested = new Set<string>();
   const deadlines = await FreezeDeadlines.open({
     dir: opts.dir,
     thaw: (rec) => thawHeld(opts.freezer, rec),
     onEvent: (e) => {
-      if (e.type !== "thawed") return;
+      // A thaw asked for (THAW, a lost freeze) is reported by its caller.
+      if (e.type !== "thawed" || requested.has(e.record.key)) return;
       const msg =
         `Thawed by its deadline ${e.lateMs} ms after it passed (nobody renewed the freeze)`;
       ended.set(e.record.key, stateOf(e.record, "thawed", msg));
@@ -125,6 +129,7 @@ export async function openFreezes(opts: FreezesOptions): Promise<Freezes> {
     now: opts.now ?? Date.now,
     deadlines,
     ended,
+    requested,
     freezing: new Map(),
   };
   return {
@@ -278,7 +283,7 @@ async function control(ctx: FreezesContext, req: ControlRequest): Promise<Freeze
     case "KILL":
       return await kill(ctx, req, rec);
     case "THAW": {
-      if (rec) await ctx.deadlines.thawNow(key);
+      if (rec) await thawOnRequest(ctx, key);
       else await ctx.opts.freezer.thaw({ namespace, pod });
       const s = stateOf(rec ?? { key, namespace, pod }, "thawed", "Thawed on request");
       ctx.ended.set(key, s);
@@ -309,7 +314,7 @@ async function lost(ctx: FreezesContext, rec: FreezeRecord): Promise<boolean> {
   for (const c of rec.containers) {
     const again = live.find((x) => x.name === c.name && x.id !== c.id);
     if (!again && await freezer.isPaused(c.id)) continue;
-    await ctx.deadlines.thawNow(rec.key); // kills `again`'s old task (thawHeld)
+    await thawOnRequest(ctx, rec.key); // kills `again`'s old task (thawHeld)
     const what = again
       ? `runs again as a new instance (${again.id.slice(0, 12)}), started from scratch`
       : "is no longer paused";
@@ -322,6 +327,16 @@ async function lost(ctx: FreezesContext, rec: FreezeRecord): Promise<boolean> {
     return true;
   }
   return false;
+}
+
+/** Thaws a held freeze now, not reported as a deadline thaw. */
+async function thawOnRequest(ctx: FreezesContext, key: string): Promise<void> {
+  ctx.requested.add(key);
+  try {
+    await ctx.deadlines.thawNow(key);
+  } finally {
+    ctx.requested.delete(key);
+  }
 }
 
 async function kill(

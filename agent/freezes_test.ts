@@ -60,7 +60,7 @@ Deno.test("freezes: a container no longer paused (containerd restarted) ends the
     assertEquals(lost.state, "thawed");
     assertMatch(lost.message, /Container "name-c2" .* is no longer paused: its runtime lost/);
     assertEquals(thawed, ["counter"], "the rest of the pod is resumed");
-    assertEquals(how.at(-1), "lost");
+    assertEquals(how, ["lost"], "not reported as a deadline thaw");
     // CONFIRM after that is refused: the hand-over must not go on.
     const confirm = await f.control({ key: "k1", ...at, action: "CONFIRM" });
     assertEquals(confirm.state, "thawed");
@@ -140,6 +140,26 @@ Deno.test("freezes: a container that runs again as a new instance while its old 
     await f.control({ key: "k2", ...at2, action: "THAW" });
     assertEquals(killed, ["c1"]);
     assertEquals(thawed, []);
+  } finally {
+    f.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("freezes: a THAW is reported as asked for, not as a deadline thaw", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lpm-freezes-" });
+  const how: string[] = [];
+  const f = await openFreezes({
+    dir: `${dir}/freezes`,
+    freezer: fakeFreezer(new Map([["c1", false]]), []),
+    onThawed: (_r, h) => how.push(h),
+  });
+  try {
+    const at = { namespace: "ns", pod: "counter" };
+    await f.freeze({ key: "k1", ...at, deadlineSeconds: 60 });
+    const s = await f.control({ key: "k1", ...at, action: "THAW" });
+    assertEquals([s.state, s.message], ["thawed", "Thawed on request"]);
+    assertEquals(how, ["request"]);
   } finally {
     f.close();
     await Deno.remove(dir, { recursive: true });
