@@ -17,7 +17,8 @@
  *            over time; with deno.lock, --cached-only never reads them)
  *   app      /app: deno.json, deno.lock and the product folders (no tests)
  *   tools    agent only: busybox-static (copied into the images that carry
- *            emptyDir volumes)
+ *            emptyDir volumes) and containerd's `ctr` (the target agent
+ *            imports decrypted checkpoint images with it: agent/containerd_import.ts)
  *
  * Reproducible: every layer is a tar of a staging tree with sorted names,
  * owner 0 and mtime 0, gzip without a header time; the image config's
@@ -233,6 +234,35 @@ async function runtimeFiles(): Promise<HostFile[]> {
       src: "/etc/ssl/certs/ca-certificates.crt",
       mode: 0o644,
     },
+  ]);
+}
+
+/** The first `name` on PATH, or undefined. */
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").filter(Boolean)) {
+    const st = await Deno.stat(`${dir}/${name}`).catch(() => undefined);
+    if (st?.isFile && (st.mode ?? 0) & 0o111) return `${dir}/${name}`;
+  }
+  return undefined;
+}
+
+/**
+ * The agent's tools: busybox-static and containerd's ctr with those of its
+ * libraries the runtime layer (`runtime`) lacks (usually none: libc).
+ */
+async function toolFiles(runtime: HostFile[]): Promise<HostFile[]> {
+  const ctr = await onPath("ctr");
+  if (!ctr) {
+    throw new Error(
+      "The agent image needs containerd's ctr (it imports decrypted checkpoint images) and none " +
+        "is on PATH: put ctr 2.x on PATH (the bootstrap's is in ~/.cache/lpm/bin)",
+    );
+  }
+  const inRuntime = new Set(runtime.map((f) => f.dest));
+  return uniqueFiles([
+    { dest: "/usr/bin/busybox", src: "/bin/busybox", mode: 0o755 },
+    ...(await programWithLibraries(await Deno.realPath(ctr), "/usr/bin/ctr"))
+      .filter((f) => !inRuntime.has(f.dest)),
   ]);
 }
 
@@ -495,10 +525,10 @@ export async function buildLpmImages(opts: BuildImagesOptions = {}): Promise<Bui
     (root) => stageApp(root, files, opts, commit),
   );
   say(`app layer ${appLayer.digest.slice(7, 19)} ${appLayer.cached ? "(cached)" : "built"}`);
-  const busybox: HostFile[] = [{ dest: "/usr/bin/busybox", src: "/bin/busybox", mode: 0o755 }];
+  const tools = await toolFiles(runtime);
   const toolsLayer = await cache.layer(
-    sha256Hex(`tools\0${BUILDER_VERSION}\0${await hashFiles(busybox)}`),
-    (root) => stageFiles(root, busybox),
+    sha256Hex(`tools\0${BUILDER_VERSION}\0${await hashFiles(tools)}`),
+    (root) => stageFiles(root, tools),
   );
 
   const images: BuiltImage[] = [];

@@ -13,7 +13,9 @@
  *   passes its own check;
  * - pods move and keep their state: a counter (its archive in MinIO has the
  *   digest recorded), a pod with a disk and a memory emptyDir (tests/e2e/volumes.ts;
- *   the agent sees tmpfs mounts through HostToContainer propagation), a two-container pod, a Deployment's pod (the Deployment
+ *   the agent sees tmpfs mounts through HostToContainer propagation), a pod
+ *   through an encrypting class (tests/e2e/encrypted.ts: the agent imports the
+ *   decrypted image with the image's ctr), a two-container pod, a Deployment's pod (the Deployment
  *   ends with its replica count), and a failed migration leaves the source
  *   running.
  */
@@ -48,6 +50,7 @@ import type { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { createStore } from "../storage/mod.ts";
 import { EMPTYDIR_MOVES, emptyDirMoves } from "./e2e/volumes.ts";
+import { ENCRYPTED_MOVES, encryptedMoves } from "./e2e/encrypted.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
@@ -573,6 +576,7 @@ envTest({ starts: ["kube", "minio", "registry", "nodes", "lpm"] }, {
         fn: () => counterMoves(info),
       });
       await t.step({ name: EMPTYDIR_MOVES, fn: () => emptyDirMoves(info) });
+      await t.step({ name: ENCRYPTED_MOVES, fn: () => encryptedMoves(info) });
       await t.step({
         name: "e2e: a two-container pod moves and both containers keep counting",
         fn: () => twoContainers(info),
