@@ -96,6 +96,8 @@ export interface VolumeCarrier {
     tag: string;
     annotations?: Record<string, string>;
     signal?: AbortSignal;
+    /** The class encrypts (spec.encryption): volume data must not leave the node in plaintext. */
+    encrypted?: boolean;
   }): Promise<CarriedVolumeImage | undefined>;
 }
 
@@ -419,6 +421,7 @@ async function carryVolumes(
     registry: cls.registry,
     workDir: deps.workDir,
     tag: `${imageTag(job).slice(0, 120)}-volumes`,
+    encrypted: Boolean(cls.keys),
     annotations: {
       [LPM.sourcePod]: job.pod,
       [LPM.sourceNamespace]: job.namespace,

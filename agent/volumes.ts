@@ -287,6 +287,14 @@ export function createVolumeCarrier(o: VolumeCarrierOptions): VolumeCarrier {
       if (!c.registry) {
         throw new Error(`Cannot carry ${what}: the storage class has no registry`);
       }
+      if (c.encrypted) {
+        // Refused before anything is read: a tmpfs emptyDir is memory.
+        throw new Error(
+          `Cannot carry ${what} through a class with spec.encryption: lpm does not encrypt ` +
+            "volume images yet, and they would leave the node in plaintext. Use a class " +
+            "without spec.encryption for this pod, or keep that data out of emptyDirs",
+        );
+      }
       const dir = `${c.workDir}/volumes`;
       await Deno.mkdir(dir, { recursive: true });
       const data = `${dir}/data.tar`;

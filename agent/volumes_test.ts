@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { apparentSize, captureVolumes, carriedVolumeNames, podUid } from "./volumes.ts";
+import {
+  apparentSize,
+  captureVolumes,
+  carriedVolumeNames,
+  createVolumeCarrier,
+  podUid,
+} from "./volumes.ts";
+import type { CheckpointJob } from "./pipeline.ts";
 
 const UID = "0b6a1f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
 
@@ -130,4 +137,20 @@ Deno.test("apparentSize: file bytes and link lengths under the trees, links not 
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(outside, { recursive: true });
   }
+});
+
+Deno.test("volume carrier: a class with spec.encryption refuses to carry emptyDirs in plaintext", async () => {
+  const carrier = createVolumeCarrier({ kubeletRoot: "/nonexistent-kubelet-root" });
+  const job = { container: "side", pod: "p", namespace: "ns" } as unknown as CheckpointJob;
+  const err = await assertRejects(() =>
+    carrier.carry(job, pod, {
+      registry: { repository: "127.0.0.1:5000/lpm/x", insecure: true },
+      workDir: "/nonexistent-work",
+      tag: "t",
+      encrypted: true,
+    })
+  );
+  assert(String(err).includes("spec.encryption"), String(err));
+  // The volumes this container carries are named.
+  assert(String(err).includes(`"${carriedVolumeNames(pod, "side").join('", "')}"`), String(err));
 });
