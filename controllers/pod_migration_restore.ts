@@ -233,12 +233,20 @@ async function waitRestoredRunning(c: RestoreContext): Promise<typeof NEXT | Rec
       `Restored pod "${ns}/${name}" did not start: ${failure}`,
     );
   }
-  if (!podRunning(restored)) return { requeueAfterMs: 500 };
+  let seenOnNode: Date | undefined;
+  if (!podRunning(restored)) {
+    seenOnNode = await runningOnTarget(c);
+    if (!seenOnNode) return { requeueAfterMs: 500 };
+    c.log.warn("the restored pod runs on its node but its status says otherwise", {
+      pod: `${ns}/${name}`,
+      phase: restored.status?.phase,
+    });
+  }
   const restoreStart = phaseTime(status, "Restoring") ?? now;
   // When the runtime started the last restored container, not when this
   // controller happened to look: the target node's record (ms), else the
   // pod status (whole seconds).
-  const started = await preciseStart(deps, targetNodeOf(pm, status), restored) ??
+  const started = seenOnNode ?? await preciseStart(deps, targetNodeOf(pm, status), restored) ??
     lastStarted(restored) ?? now;
   status.restoredRunningAt = started.toISOString();
   const frozenAt = status.frozenAt ? new Date(status.frozenAt) : undefined;
@@ -252,7 +260,8 @@ async function waitRestoredRunning(c: RestoreContext): Promise<typeof NEXT | Rec
     type: PM_CONDITIONS.restored,
     status: "True",
     reason: "RestoredPodRunning",
-    message: `Pod "${name}" runs on node "${targetNodeOf(pm, status)}" from the checkpoint`,
+    message: `Pod "${name}" runs on node "${targetNodeOf(pm, status)}" from the checkpoint` +
+      (seenOnNode ? " (seen on the node's runtime: its status was not updated)" : ""),
   });
   deps.events.normal(
     pm,
@@ -401,6 +410,27 @@ function succeed(c: RestoreContext): Promise<ReconcileResult> {
   );
   deps.metrics?.migrationDowntime.observe({}, (status.timings.downtimeMs ?? 0) / 1000);
   return Promise.resolve();
+}
+
+/** After this long in Restoring with no Running status, the target's runtime is asked directly. */
+const STATUS_LAG_MS = 5000;
+
+/**
+ * When every container of the restored pod runs on the target node's
+ * runtime while the pod's status still says otherwise, the start of the last
+ * one; else undefined. A kubelet that cannot write the status must not keep
+ * the source frozen: seen after an API server restart, when the node
+ * authorizer did not know the new pod yet ("no relationship found between
+ * node and this object") and the kubelet did not retry for minutes. Only for
+ * pods without readiness probes: readiness is the kubelet's to judge.
+ */
+async function runningOnTarget(c: RestoreContext): Promise<Date | undefined> {
+  const { deps, pm, status, now } = c;
+  const restored = c.restored!;
+  const since = phaseTime(status, "Restoring");
+  if (!since || now.getTime() - since.getTime() < STATUS_LAG_MS) return undefined;
+  if (restored.spec?.containers.some((x) => x.readinessProbe)) return undefined;
+  return await preciseStart(deps, targetNodeOf(pm, status), restored);
 }
 
 /** The target runtime's start time of the pod's last container, or undefined (best effort, 3 s). */
