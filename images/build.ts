@@ -30,6 +30,7 @@
  * @module
  */
 import { Sha256Counter, sha256Hex } from "../base/sha256.ts";
+import { CONTROLLER_V8_FLAGS } from "../controllers/v8_flags.ts";
 import {
   CONFIG_MEDIA_TYPE,
   type Descriptor,
@@ -93,6 +94,7 @@ export function entrypoint(name: ImageName): string[] {
     "--no-prompt",
     "--allow-all",
     "--config=/app/deno.json",
+    ...(name === "controller" ? [`--v8-flags=${CONTROLLER_V8_FLAGS}`] : []),
     `/app/${IMAGES[name].entry}`,
   ];
 }

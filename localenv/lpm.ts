@@ -7,6 +7,7 @@
  * @module
  */
 import { type ManagedProcess, type ProcessGroup, startGroup, startProcess } from "./_process.ts";
+import { CONTROLLER_V8_FLAGS } from "../controllers/v8_flags.ts";
 import { freePort, tcpOpen, waitFor } from "./_wait.ts";
 import { Pki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
@@ -142,6 +143,7 @@ function startController(
     Deno.execPath(),
     "run",
     "-A",
+    `--v8-flags=${CONTROLLER_V8_FLAGS}`,
     `${REPO_ROOT}/controllers/main.ts`,
     `--kubeconfig=${kube.kubeconfig}`,
     ...agents.map((a) => `--agent=${a.node}=${a.address}`),
