@@ -93,6 +93,9 @@ envTest({ starts: ["kube", "registry", "nodes"] }, {
       assert((await Deno.stat(`/sys/fs/cgroup/memory${node.cgroupRoot}`)).isDirectory);
       assert((await ipOutput(["link", "show", node.bridge])).includes(node.bridge));
 
+      // This node's sandboxes and containers (CNI results are keyed by sandbox id).
+      const ids = await entries(`${node.containerdState}/io.containerd.runtime.v2.task/k8s.io`);
+      assert(ids.size > 0, "no task of this node found");
       const t0 = Date.now();
       await env.stop();
       stopped = true;
@@ -120,6 +123,10 @@ envTest({ starts: ["kube", "registry", "nodes"] }, {
         // belongs to another environment running meanwhile (this node's shims
         // are gone, checked above); a leak is a socket nobody answers.
         if (d === "/run/containerd/s") added = await unanswered(d, added);
+        // CNI results are machine-wide too: only this node's sandboxes count.
+        if (d === "/var/lib/cni/results") {
+          added = added.filter((n) => [...ids].some((id) => n.includes(id)));
+        }
         assertEquals(added, [], `left in ${d}`);
       }
       assert(!(await ipOutput(["addr", "show", "dev", "lo"])).includes(`${node.ip}/32`));
