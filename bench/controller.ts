@@ -1,6 +1,6 @@
 /**
  * `deno task bench controller [--count 200] [--real 20] [--soak 0] [--env <env.json>]
- * [--v8-flags <flags of the scripted controller>]`:
+ * [--v8-flags <flags of the scripted controller; default controllers/v8_flags.ts, "none": V8's>]`:
  * the controller under load.
  *
  * - `--count N` (scripted): the controller (bench/_scripted_controller.ts,
@@ -34,6 +34,7 @@ import type { EnvironmentInfo } from "../localenv/mod.ts";
 import { startEnvironment } from "../localenv/mod.ts";
 import { runScripted } from "./_controller_scripted.ts";
 import { runReal, runSoak } from "./_controller_real.ts";
+import { CONTROLLER_V8_FLAGS } from "../controllers/v8_flags.ts";
 
 /** Runs the benchmark and prints its figures. */
 export async function main(args: string[]): Promise<void> {
@@ -48,7 +49,9 @@ export async function main(args: string[]): Promise<void> {
   const count = num("count", 200);
   const real = num("real", 20);
   const soak = num("soak", 0);
-  if (count > 0) await runScripted(count, flags["v8-flags"]);
+  // The scripted controller runs with the flags the controller ships with; "none": V8's defaults.
+  const v8 = flags["v8-flags"] ?? CONTROLLER_V8_FLAGS;
+  if (count > 0) await runScripted(count, v8 === "none" ? undefined : v8);
   if (real === 0 && soak === 0) return;
   let info: EnvironmentInfo;
   let stop = () => Promise.resolve();
