@@ -599,14 +599,16 @@ envTest({ starts: ["kube"] }, {
         assertEquals(pm.status?.phase, "Failed", pm.status?.message);
         assertStringIncludes(pm.status?.message ?? "", `Source node "${w.nodeA}"`);
         assertStringIncludes(pm.status?.message ?? "", "CRIU 4.0 cannot dump");
-        const events = await w.core.listNamespacedEvent({
-          namespace: w.ns,
-          fieldSelector: "involvedObject.name=from-old",
-        });
-        assert(
-          events.items.some((e) => e.reason === "PhaseFailed" && /CRIU 4\.0/.test(e.message ?? "")),
-          "an Event says why",
-        );
+        // Events are recorded beside the status patch, not before it: wait for it.
+        await waitFor(async () => {
+          const events = await w.core.listNamespacedEvent({
+            namespace: w.ns,
+            fieldSelector: "involvedObject.name=from-old",
+          });
+          return events.items.some((e) =>
+            e.reason === "PhaseFailed" && /CRIU 4\.0/.test(e.message ?? "")
+          );
+        }, { what: "an Event that says why (PhaseFailed naming CRIU 4.0)", timeoutMs: 15_000 });
       } finally {
         await m.stop();
         await w.core.deleteNode({ name: oldCriu }).catch(() => {});
