@@ -412,8 +412,11 @@ function succeed(c: RestoreContext): Promise<ReconcileResult> {
   return Promise.resolve();
 }
 
-/** After this long in Restoring with no Running status, the target's runtime is asked directly. */
-const STATUS_LAG_MS = 5000;
+/**
+ * After this long in Restoring with no Running status, the target's runtime is asked
+ * directly, and its containers count once they have run this long.
+ */
+const STATUS_LAG_MS = 10_000;
 
 /**
  * When every container of the restored pod runs on the target node's
@@ -430,7 +433,12 @@ async function runningOnTarget(c: RestoreContext): Promise<Date | undefined> {
   const since = phaseTime(status, "Restoring");
   if (!since || now.getTime() - since.getTime() < STATUS_LAG_MS) return undefined;
   if (restored.spec?.containers.some((x) => x.readinessProbe)) return undefined;
-  return await preciseStart(deps, targetNodeOf(pm, status), restored);
+  const started = await preciseStart(deps, targetNodeOf(pm, status), restored);
+  // A container that has just started may still be the kubelet's to judge (after a
+  // containerd restart it reports the pod within a second or two): only one that has
+  // run for STATUS_LAG_MS without its status arriving counts.
+  if (!started || now.getTime() - started.getTime() < STATUS_LAG_MS) return undefined;
+  return started;
 }
 
 /** The target runtime's start time of the pod's last container, or undefined (best effort, 3 s). */
