@@ -34,6 +34,20 @@ export interface PrepareOptions {
  * pulls it into the runtime; resolves with the image reference and, when
  * pulled, the runtime's image id.
  */
+
+/** A registry client for the image `req` names, with its TLS and credentials. */
+function registryFor(req: PrepareRestoreRequestMsg, host: string): RegistryClient {
+  return new RegistryClient(
+    host,
+    registryClientOptions({
+      repository: req.image,
+      insecure: req.insecure,
+      caBundle: req.caBundle,
+      credentials: req.registryCredentials,
+    }),
+  );
+}
+
 export async function prepareImage(
   req: PrepareRestoreRequestMsg,
   opts: PrepareOptions = {},
@@ -59,15 +73,7 @@ async function checkImage(
 ): Promise<{ image: string }> {
   const ref = parseReference(req.image);
   const manifest = ref.digest ?? ref.tag ?? "latest";
-  const client = new RegistryClient(
-    ref.host,
-    registryClientOptions({
-      repository: req.image,
-      insecure: req.insecure,
-      caBundle: req.caBundle,
-      credentials: req.registryCredentials,
-    }),
-  );
+  const client = registryFor(req, ref.host);
   try {
     const found = await client.headManifest(ref.repository, manifest, { signal: opts.signal });
     if (!found) {
@@ -108,15 +114,7 @@ async function decryptIfEncrypted(
   opts: PrepareOptions,
 ): Promise<string | undefined> {
   const ref = parseReference(req.image);
-  const client = new RegistryClient(
-    ref.host,
-    registryClientOptions({
-      repository: req.image,
-      insecure: req.insecure,
-      caBundle: req.caBundle,
-      credentials: req.registryCredentials,
-    }),
-  );
+  const client = registryFor(req, ref.host);
   try {
     const manifest = await readImageManifest(
       client,
