@@ -4,14 +4,15 @@
  * (`ctd-decoder`, configured under `[stream_processors]`), and even with it
  * would not know lpm's key provider. So the target's agent does it, in one
  * streaming pass: the layer blob from the registry, its digest checked,
- * through decryption with the class's keys (every chunk authenticated), into
- * an OCI layout tar stream (the image's own config, whose diff_id is the
- * plaintext's digest as ocicrypt has it, and a plain manifest) piped into
- * containerd's `ctr images import` (`containerd_import.ts`), which verifies
- * every blob's digest, stores and unpacks it in the `k8s.io` namespace under
- * the name the restored pod uses (the encrypted image's `repository@digest`):
+ * through decryption with the class's keys (every chunk authenticated before
+ * it goes on), served with the image's own config (whose diff_id is the
+ * plaintext's digest, as ocicrypt has it) and a plain manifest to the node's
+ * runtime over loopback (`image_loopback.ts`), which pulls it through the CRI
+ * exactly as the plain path pulls a plain checkpoint image (content store,
+ * digest checks, unpack) in the `k8s.io` namespace; `ctr` then gives it the
+ * name the restored pod uses (the encrypted image's `repository@digest`), so
  * the kubelet finds it (`IfNotPresent`) and never pulls. Plaintext touches
- * only this node's containerd store, no temporary file.
+ * only this node (its loopback and its runtime's store), no temporary file.
  * @module
  */
 import {
@@ -26,8 +27,17 @@ import {
   MANIFEST_MEDIA_TYPE,
   type RegistryClient,
 } from "../oci/mod.ts";
-import { decryptStream, type KeyRing, plainSizeOf } from "../storage/mod.ts";
-import { importImageStream } from "./containerd_import.ts";
+import {
+  DecryptionError,
+  decryptStream,
+  type EncryptionHeader,
+  type KeyRing,
+  parseHeader,
+  plainSizeOf,
+} from "../storage/mod.ts";
+import { nameImage } from "./containerd_import.ts";
+import { criPullImage } from "./cri_image.ts";
+import { serveOnLoopback } from "./image_loopback.ts";
 
 /** Reads a manifest. */
 export async function readImageManifest(
@@ -87,7 +97,7 @@ function checkKeys(manifest: ImageManifest, opts: DecryptImportOptions): string 
 }
 
 /**
- * Decrypts the image's single encrypted layer into containerd as
+ * Decrypts the image's single encrypted layer into the node's runtime as
  * `opts.name`; resolves with the plain manifest's digest.
  */
 export async function importDecryptedImage(
@@ -104,18 +114,7 @@ export async function importDecryptedImage(
   if (!/^sha256:[0-9a-f]{64}$/.test(diffId)) {
     throw new Error(`Checkpoint image "${opts.name}": its config has no valid diff_id`);
   }
-  const { stream } = await opts.client.getBlob(opts.repo, layer.digest, { signal: opts.signal });
-  const blobDigest = new DigestStream();
-  const headerRead = Promise.withResolvers<number>();
-  const plain = stream.pipeThrough(blobDigest).pipeThrough(decryptStream(opts.keys!, {
-    what: `checkpoint image "${opts.name}"`,
-    onHeader: (h) => headerRead.resolve(plainSizeOf(layer.size, h)),
-  })).pipeThrough(blobCheck(blobDigest, layer.digest, opts.name));
-  // The layer's size is known once the header is read: start the stream to get it.
-  const reader = plain.getReader();
-  const first = await reader.read();
-  // The decryptor calls onHeader before it yields anything (or errors): resolved by now.
-  const plainSize = await headerRead.promise;
+  const plainSize = plainSizeOf(layer.size, await readHeader(opts, layer.digest));
   const plainLayer = { mediaType: layerMediaType("none"), digest: diffId, size: plainSize };
   const annotations: Record<string, string> = {
     ...manifest.annotations,
@@ -134,14 +133,68 @@ export async function importDecryptedImage(
     annotations,
   }));
   const manifestDigest = digestBytes(plainManifest);
-  const tar = layoutTar({
-    name: opts.name,
-    config: { digest: manifest.config.digest, bytes: configBytes },
+  const served = serveOnLoopback({
     manifest: { digest: manifestDigest, bytes: plainManifest },
-    layer: { digest: diffId, size: plainSize, first: first.value, rest: reader },
+    config: { digest: manifest.config.digest, bytes: configBytes },
+    layer: {
+      digest: diffId,
+      size: plainSize,
+      open: (signal) => plainLayerStream(opts, layer, signal),
+    },
   });
-  await importImageStream(tar, { address: opts.containerdAddress, signal: opts.signal });
+  try {
+    const endpoint = opts.containerdAddress.replace(/^(?!unix:\/\/)/, "unix://");
+    await criPullImage(endpoint, served.reference, { signal: opts.signal });
+  } catch (err) {
+    throw served.failure() ?? err; // the decryption's error, not the runtime's view of it
+  } finally {
+    await served.close();
+  }
+  await nameImage(served.reference, opts.name, {
+    address: opts.containerdAddress,
+    signal: opts.signal,
+  });
   return manifestDigest;
+}
+
+/**
+ * The layer's plaintext: the blob from the registry, its digest checked
+ * before the decryptor may hand on its final chunk (so a blob that is not
+ * the manifest's never completes), every chunk authenticated.
+ */
+async function plainLayerStream(
+  opts: DecryptImportOptions,
+  layer: { digest: string },
+  signal: AbortSignal,
+): Promise<ReadableStream<Uint8Array>> {
+  const both = opts.signal ? AbortSignal.any([opts.signal, signal]) : signal;
+  const { stream } = await opts.client.getBlob(opts.repo, layer.digest, { signal: both });
+  const blobDigest = new DigestStream();
+  return stream.pipeThrough(blobDigest).pipeThrough(blobCheck(blobDigest, layer.digest, opts.name))
+    .pipeThrough(decryptStream(opts.keys!, { what: `checkpoint image "${opts.name}"` }));
+}
+
+/** The encryption header at the start of blob `digest` (read, then the download is dropped). */
+async function readHeader(o: DecryptImportOptions, digest: string): Promise<EncryptionHeader> {
+  const { stream } = await o.client.getBlob(o.repo, digest, { signal: o.signal });
+  const reader = stream.getReader();
+  let head = new Uint8Array();
+  try {
+    for (;;) {
+      const h = parseHeader(head);
+      if (h) return h;
+      const { done, value } = await reader.read();
+      if (done || head.length > 4096) {
+        throw new DecryptionError(
+          "Truncated",
+          `Checkpoint image "${o.name}": its layer ends before its encryption header`,
+        );
+      }
+      head = new Uint8Array([...head, ...value]);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
 }
 
 /** Errors the stream at its end when the blob's digest is not the manifest's. */
@@ -164,98 +217,4 @@ async function readBlob(o: DecryptImportOptions, digest: string, max: number): P
     throw new Error(`Checkpoint image "${o.name}": blob ${digest} is too large or does not match`);
   }
   return bytes;
-}
-
-interface LayoutParts {
-  name: string;
-  config: { digest: string; bytes: Uint8Array };
-  manifest: { digest: string; bytes: Uint8Array };
-  layer: {
-    digest: string;
-    size: number;
-    first?: Uint8Array;
-    rest: ReadableStreamDefaultReader<Uint8Array>;
-  };
-}
-
-/** An OCI layout tarball as a stream: small files, then the layer streamed, then the end. */
-function layoutTar(p: LayoutParts): ReadableStream<Uint8Array> {
-  const enc = new TextEncoder();
-  const index = enc.encode(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.index.v1+json",
-    manifests: [{
-      mediaType: MANIFEST_MEDIA_TYPE,
-      digest: p.manifest.digest,
-      size: p.manifest.bytes.length,
-      annotations: { "io.containerd.image.name": p.name },
-    }],
-  }));
-  const small: [string, Uint8Array][] = [
-    ["oci-layout", enc.encode(JSON.stringify({ imageLayoutVersion: "1.0.0" }))],
-    ["index.json", index],
-    [`blobs/sha256/${p.config.digest.slice(7)}`, p.config.bytes],
-    [`blobs/sha256/${p.manifest.digest.slice(7)}`, p.manifest.bytes],
-  ];
-  let sent = 0;
-  let stage = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      if (stage === 0) {
-        for (const [n, b] of small) {
-          c.enqueue(tarHeader(n, b.length));
-          c.enqueue(b);
-          c.enqueue(padding(b.length));
-        }
-        c.enqueue(tarHeader(`blobs/sha256/${p.layer.digest.slice(7)}`, p.layer.size));
-        stage = 1;
-        if (p.layer.first) {
-          sent += p.layer.first.length;
-          c.enqueue(p.layer.first);
-        }
-        return;
-      }
-      const { done, value } = await p.layer.rest.read();
-      if (!done) {
-        sent += value.length;
-        c.enqueue(value);
-        return;
-      }
-      if (sent !== p.layer.size) {
-        c.error(new Error(`Decrypted layer has ${sent} bytes, expected ${p.layer.size}`));
-        return;
-      }
-      c.enqueue(padding(sent));
-      c.enqueue(new Uint8Array(1024));
-      c.close();
-    },
-    cancel(reason) {
-      return p.layer.rest.cancel(reason);
-    },
-  });
-}
-
-function padding(n: number): Uint8Array {
-  return new Uint8Array((512 - (n % 512)) % 512);
-}
-
-/** A ustar header of a regular file (names here are under 100 bytes). */
-function tarHeader(name: string, size: number): Uint8Array {
-  const h = new Uint8Array(512);
-  const put = (off: number, len: number, s: string) =>
-    h.set(new TextEncoder().encode(s).subarray(0, len), off);
-  const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";
-  put(0, 100, name);
-  put(100, 8, octal(0o644, 8));
-  put(108, 8, octal(0, 8));
-  put(116, 8, octal(0, 8));
-  put(124, 12, octal(size, 12));
-  put(136, 12, octal(0, 12));
-  put(148, 8, "        ");
-  put(156, 1, "0");
-  put(257, 6, "ustar\0");
-  put(263, 2, "00");
-  const sum = h.reduce((a, b) => a + b, 0);
-  put(148, 8, octal(sum, 7) + " ");
-  return h;
 }

@@ -42,7 +42,8 @@ export function registryClientOptions(registry: RegistrySettings): RegistryClien
 export function createOciImagePublisher(opts: OciImagePublisherOptions = {}): ImagePublisher {
   return {
     async push(archivePath, p): Promise<PushedImage> {
-      if (p.encryption) {
+      if (p.encryption || p.body) {
+        await p.body?.cancel().catch(() => {});
         // Compressing ciphertext gains nothing; this publisher builds plain layers only.
         throw new Error(
           "The compressing image publisher does not push encrypted archives; " +

@@ -6,7 +6,9 @@
  *
  * The layer digest is the archive's sha256, which the store already computed,
  * so the archive is read once for the store and once for the upload, and
- * never hashed twice. (Kept small on purpose; `oci/` owns the registry client
+ * never hashed twice. An encrypted archive comes as a stream instead (`body`,
+ * the same encrypted chunks the store gets, `pipeline.ts`), so it is
+ * encrypted once, on its way out, and never written to disk encrypted. (Kept small on purpose; `oci/` owns the registry client
  * and the full image builder, and this publisher can delegate to the builder
  * when it offers the same push-by-digest-then-tag split.)
  * @module
@@ -32,6 +34,9 @@ export function createImagePublisher(): ImagePublisher {
       const repo = dest.repository;
       const client = new RegistryClient(dest.host, registryClientOptions(opts.registry));
       try {
+        if (opts.body && (opts.size === undefined || opts.sha256 === undefined)) {
+          throw new Error("A layer given as a stream needs its size and sha256");
+        }
         const size = opts.size ?? (await Deno.stat(archivePath)).size;
         // Hashed here only when the caller did not pass the store's digest.
         const layerDigestP = opts.sha256 === undefined
@@ -40,7 +45,8 @@ export function createImagePublisher(): ImagePublisher {
         // Awaited only after the data went up: an earlier failure must not leave it unhandled.
         layerDigestP.catch(() => {});
         let sent = 0;
-        const counted = (await Deno.open(archivePath)).readable.pipeThrough(
+        const source = opts.body ?? (await Deno.open(archivePath)).readable;
+        const counted = source.pipeThrough(
           new TransformStream<Uint8Array, Uint8Array>({
             transform(chunk, c) {
               sent += chunk.length;
@@ -58,7 +64,7 @@ export function createImagePublisher(): ImagePublisher {
         const { digest, bytes } = await client.putImage(repo, {
           layers: [enc ? encryptedLayerDescriptor(plain, enc.keyId) : plain],
           // ocicrypt: an encrypted layer's diff_id is its plaintext's digest.
-          ...(enc ? { diffIds: [`sha256:${enc.plainSha256}`] } : {}),
+          ...(enc ? { diffIds: [`sha256:${await enc.plainSha256}`] } : {}),
           // The layer is the archive itself (encrypted or not): its digest is the stored sha256.
           annotations: {
             ...opts.annotations,
@@ -76,6 +82,7 @@ export function createImagePublisher(): ImagePublisher {
         };
       } catch (err) {
         client.close();
+        await opts.body?.cancel(err).catch(() => {}); // never read (or already cancelled)
         throw err;
       }
     },

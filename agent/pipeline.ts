@@ -12,8 +12,14 @@
  * @module
  */
 import { checkpointAnnotations, hostArchitecture, LPM } from "../oci/mod.ts";
-import type { CheckpointStore, KeyRing, ObjectInfo } from "../storage/mod.ts";
-import { checkpointKey, encryptFile, ENCRYPTION_FORMAT, storeFile } from "../storage/mod.ts";
+import type { CheckpointStore, KeyRing, ObjectInfo, PutOptions } from "../storage/mod.ts";
+import {
+  checkpointKey,
+  encryptedFileStream,
+  ENCRYPTION_FORMAT,
+  storeFile,
+} from "../storage/mod.ts";
+import { teeInStep } from "../base/tee.ts";
 import type { CheckpointResult as DriverResult, RuntimeDriver } from "./runtime/driver.ts";
 import type { CheckpointResult } from "../contract/agent.ts";
 import type { Operation, OperationPatch } from "./operations.ts";
@@ -58,6 +64,11 @@ export interface ImagePublisher {
   /** Builds the checkpoint image of `archivePath` and pushes blobs and manifest by digest. */
   push(archivePath: string, opts: {
     registry: RegistrySettings;
+    /**
+     * The layer's bytes as a stream (the archive encrypted on its way out):
+     * read instead of `archivePath`; `size` and `sha256` are then required.
+     */
+    body?: ReadableStream<Uint8Array>;
     tag: string;
     containerName: string;
     annotations: Record<string, string>;
@@ -66,9 +77,10 @@ export interface ImagePublisher {
     size?: number;
     /**
      * The archive is encrypted with class key `keyId`: push it as an ocicrypt
-     * encrypted layer whose diff_id is the plaintext's sha256 (hex).
+     * encrypted layer whose diff_id is the plaintext's sha256 (hex), which
+     * may still be computed while the layer streams.
      */
-    encryption?: { keyId: string; plainSha256: string };
+    encryption?: { keyId: string; plainSha256: string | Promise<string> };
     signal?: AbortSignal;
     onProgress?: (bytes: number) => void;
   }): Promise<PushedImage>;
@@ -205,15 +217,20 @@ interface TakenCheckpoint {
   sealed?: SealedArchive;
 }
 
-/** The encrypted form of the archive, in the work dir. */
+/**
+ * The archive encrypted as it is read (never written to disk encrypted):
+ * one pass feeds the store and, with a registry, the image push.
+ */
 interface SealedArchive {
-  path: string;
+  /** The store's copy of the encrypted bytes. */
+  toStore: ReadableStream<Uint8Array>;
+  /** The registry's copy (the same chunks, read in step), when the class has a registry. */
+  toPush?: ReadableStream<Uint8Array>;
+  /** Encrypted size, known up front. */
   size: number;
   keyId: string;
-  /** sha256 (hex) of the plaintext archive. */
-  plainSha256: string;
-  /** ms spent encrypting. */
-  ms: number;
+  /** sha256 (hex) of the plaintext archive, resolved when the stream has ended. */
+  plainSha256: Promise<string>;
 }
 
 /** Where the archive and its metadata go in the store. */
@@ -232,7 +249,7 @@ export async function runCheckpoint(
   const keys = storageKeys(job);
   const published: string[] = [];
   try {
-    taken.sealed = await sealArchive(run, taken);
+    taken.sealed = await sealArchive(run, taken.archivePath);
     const result = await publish(run, taken, keys, published);
     const t2 = performance.now();
 
@@ -390,7 +407,7 @@ async function publish(
           format: ENCRYPTION_FORMAT,
           keyId: taken.sealed.keyId,
           plainSize: taken.size,
-          plainSha256: taken.sealed.plainSha256,
+          plainSha256: await taken.sealed.plainSha256,
           sha256Covers: "encrypted",
         },
       }
@@ -462,7 +479,8 @@ async function storeAndPush(
 ): Promise<{ info: ObjectInfo; pushed: PushedImage | undefined; tag: string }> {
   const { deps, cls } = run;
   await deps.report({
-    step: cls.registry ? "storing archive and pushing image" : "storing archive",
+    step: (cls.keys ? "encrypting, " : "") +
+      (cls.registry ? "storing archive and pushing image" : "storing archive"),
     bytesDone: 0,
     bytesTotal: total,
   });
@@ -497,15 +515,23 @@ async function storeAndPush(
   }
 }
 
-/** Step 1: the archive is a file: the store's file path (a kernel copy on filesystems). */
+/**
+ * Step 1: the archive is a file: the store's file path (a kernel copy on
+ * filesystems); encrypted, the stream that encrypts it.
+ */
 function storeArchive(
   { job, cls }: PipelineRun,
   taken: TakenCheckpoint,
   key: string,
   t: Transfers,
 ): Promise<ObjectInfo> {
-  return storeFile(cls.store, key, taken.sealed?.path ?? taken.archivePath, {
-    size: taken.sealed?.size ?? taken.size,
+  const sealed = taken.sealed;
+  const put = (opts: PutOptions) =>
+    sealed
+      ? cls.store.put(key, sealed.toStore, opts)
+      : storeFile(cls.store, key, taken.archivePath, opts);
+  return put({
+    size: sealed?.size ?? taken.size,
     signal: t.both.signal,
     metadata: {
       "lpm-operation-id": job.operationId,
@@ -540,8 +566,9 @@ function pushImage(
   const { job, deps, cls } = run;
   if (!cls.registry || !deps.images) return undefined;
   const runtime = taken.outcome.runtime;
-  return deps.images.push(taken.sealed?.path ?? taken.archivePath, {
+  return deps.images.push(taken.archivePath, {
     registry: cls.registry,
+    body: taken.sealed?.toPush,
     tag,
     containerName: job.container,
     sha256: t.sha.promise,
@@ -577,23 +604,25 @@ function pushImage(
 }
 
 /**
- * With class keys, encrypts the archive into the work dir before anything
- * leaves the node: the store and the registry get only that form.
+ * With class keys, the archive encrypted as it is read: the store and the
+ * registry get only that form, from one pass over the archive (no encrypted
+ * copy on disk, no pass before the upload).
  */
 async function sealArchive(
-  { deps, cls, log }: PipelineRun,
-  taken: TakenCheckpoint,
+  { cls, log }: PipelineRun,
+  archivePath: string,
 ): Promise<SealedArchive | undefined> {
   if (!cls.keys) return undefined;
-  await deps.report({ step: "encrypting archive" });
-  const t0 = performance.now();
-  const path = `${deps.workDir}/archive.tar.lpmenc`;
-  const { size, plainSha256 } = await encryptFile(taken.archivePath, path, cls.keys, {
-    signal: deps.signal,
-  });
-  const ms = Math.round(performance.now() - t0);
-  log("archive encrypted", { keyId: cls.keys.active.id, size, plainSize: taken.size, ms });
-  return { path, size, keyId: cls.keys.active.id, plainSha256, ms };
+  const enc = await encryptedFileStream(archivePath, cls.keys);
+  const [toStore, toPush] = cls.registry ? teeInStep(enc.stream) : [enc.stream, undefined];
+  log("archive encrypted on its way out", { keyId: cls.keys.active.id, size: enc.size });
+  return {
+    toStore,
+    toPush,
+    size: enc.size,
+    keyId: cls.keys.active.id,
+    plainSha256: enc.plainSha256,
+  };
 }
 
 /**
@@ -607,6 +636,8 @@ async function rollBack(
   err: unknown,
 ): Promise<Error> {
   for (const k of published) await cls.store.delete(k).catch(() => {});
+  // An encrypting stream nobody read yet holds the archive open.
+  await taken.sealed?.toStore.cancel(err).catch(() => {});
   let kept = "";
   if (job.keepArchiveOnFailure) {
     await Deno.mkdir(deps.keptDir, { recursive: true });

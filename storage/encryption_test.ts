@@ -3,6 +3,7 @@ import {
   DecryptionError,
   decryptStream,
   decryptToFile,
+  encryptedFileStream,
   encryptedSize,
   encryptFile,
   encryptStream,
@@ -99,6 +100,29 @@ Deno.test("encryption: a flipped bit, a dropped, swapped or truncated chunk fail
   await assertRejects(() => open(r, header), DecryptionError);
 });
 
+Deno.test("encryption: chunks opened in parallel: nothing after a bad chunk is handed on", async () => {
+  const r = await ring("k1");
+  const data = crypto.getRandomValues(new Uint8Array(10_500)); // 11 chunks of 1000
+  const sealed = await seal(r, data);
+  const h = parseHeader(sealed)!.bytes.length;
+  for (const bad of [0, 1, 4, 9, 10]) {
+    const tampered = sealed.slice();
+    tampered[h + bad * 1016 + 7] ^= 0x80;
+    // Read what the decryptor hands on before it fails: exactly the chunks before the bad one.
+    const reader = pieces(tampered, 4096).pipeThrough(decryptStream(r)).getReader();
+    const got: number[] = [];
+    const err = await assertRejects(async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        got.push(...value);
+      }
+    }, DecryptionError);
+    assertStringIncludes(err.message, `chunk ${bad} fails`);
+    assertEquals(new Uint8Array(got), data.subarray(0, bad * 1000), `bad chunk ${bad}`);
+  }
+});
+
 Deno.test("encryption: a wrong key or an unlisted key id fails naming the key", async () => {
   const a = await ring("k1");
   const sealed = await seal(a, new Uint8Array(10));
@@ -148,6 +172,12 @@ Deno.test("encryption: files: decryptToFile leaves nothing on failure", async ()
     bad[bad.length - 5] ^= 0xff;
     await assertRejects(() => decryptToFile(new Blob([bad]).stream(), `${dir}/out`, r));
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["back", "plain", "sealed"]);
+    // The stream the source agent stores and pushes: size known up front, plaintext hashed.
+    const es = await encryptedFileStream(`${dir}/plain`, r);
+    const streamed = await collect(es.stream);
+    assertEquals([streamed.length, es.plainSize], [es.size, data.length]);
+    assertEquals(await es.plainSha256, sha256Hex(data));
+    assertEquals(await open(r, streamed), data);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

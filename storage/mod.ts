@@ -57,6 +57,7 @@ export {
   decryptStream,
   decryptToFile,
   DEFAULT_CHUNK_SIZE,
+  encryptedFileStream,
   encryptedSize,
   encryptFile,
   ENCRYPTION_FORMAT,
@@ -68,6 +69,7 @@ export {
 } from "./encryption.ts";
 export type {
   DecryptOptions,
+  EncryptedFile,
   EncryptionHeader,
   EncryptionKey,
   EncryptOptions,

@@ -9,8 +9,10 @@
  * fail, the stored archive decrypted with the class key does hold it. The
  * restored shell goes on echoing the same marker. containerd itself cannot
  * pull the encrypted image (checked on node-a), which is why the target's
- * agent decrypts and imports it. A target whose class holds another key
- * under the same id fails the prepare naming the field, and a migration
+ * agent decrypts it and hands it to its runtime. A target whose class holds
+ * another key under the same id fails the prepare naming the field, a copy
+ * of the image whose layer is cut short fails on its final chunk, and
+ * neither leaves an image in node-a's containerd; a migration
  * through a class whose Secret lacks the key fails before the pod is touched,
  * the source still running.
  *
@@ -26,7 +28,14 @@ import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
 import type { LpmClient } from "../kube/lpm_client.ts";
 import type { CheckpointStorageClass, ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { createStore, decryptStream, loadKeyRing } from "../storage/mod.ts";
-import { ENC_KEYS_LPM, type ImageManifest, isEncryptedLayer } from "../oci/mod.ts";
+import {
+  digestBytes,
+  ENC_KEYS_LPM,
+  type ImageManifest,
+  isEncryptedLayer,
+  parseReference,
+  RegistryClient,
+} from "../oci/mod.ts";
 import { criPullImage } from "../agent/cri_image.ts";
 import { AgentClient } from "../contract/client.ts";
 
@@ -314,6 +323,9 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
 
       // Another key under the same id: the target's prepare fails naming the field.
       await assertWrongKeyFails(c, image);
+      // A copy of the image whose last chunk was cut short: the prepare fails, nothing imported.
+      await assertTruncatedLayerFails(c, image);
+      await assertNothingImported(c, [image]);
     } finally {
       for (const f of c.cleanup.reverse()) await f().catch(() => {});
     }
@@ -343,6 +355,52 @@ async function assertWrongKeyFails(c: Ctx, image: string): Promise<void> {
   assertEquals(end.phase, "Failed");
   assertStringIncludes(end.message ?? "", 'with key "k1"');
   assertStringIncludes(end.message ?? "", `spec.encryption of storage class "${wrong}"`);
+}
+
+/**
+ * The image pushed again with its layer blob cut 7 bytes short (inside the
+ * final chunk's tag): node-a's prepare through the right class fails on the
+ * final chunk, so the runtime got every chunk but the last and must have
+ * stored nothing (checked by {@linkcode assertNothingImported}).
+ */
+async function assertTruncatedLayerFails(c: Ctx, image: string): Promise<void> {
+  const ref = parseReference(image);
+  const manifest = await manifestOf(c.env, image);
+  const client = new RegistryClient(ref.host, { insecure: true });
+  try {
+    const { stream } = await client.getBlob(ref.repository, manifest.layers[0].digest);
+    const blob = new Uint8Array(await new Response(stream).arrayBuffer());
+    const cut = await client.ensureBlob(ref.repository, blob.slice(0, blob.length - 7));
+    const bytes = new TextEncoder().encode(JSON.stringify({
+      ...manifest,
+      layers: [{ ...manifest.layers[0], ...cut }],
+    }));
+    const digest = digestBytes(bytes);
+    await client.putManifest(ref.repository, digest, bytes);
+    const cutImage = `${ref.host}/${ref.repository}@${digest}`;
+    const end = await prepareOnNodeA(c, `truncated-${c.id}`, cutImage, c.cls);
+    assertEquals(end.phase, "Failed");
+    assertStringIncludes(end.message ?? "", "fails authentication");
+    assertStringIncludes(end.message ?? "", "truncated");
+    await assertNothingImported(c, [cutImage]);
+  } finally {
+    client.close();
+  }
+}
+
+/** node-a's containerd has none of `images`, and no image left under a loopback name. */
+async function assertNothingImported(c: Ctx, images: string[]): Promise<void> {
+  const out = await new Deno.Command("ctr", {
+    args: ["--address", c.env.nodes![0].containerdSocket, "-n", "k8s.io", "images", "ls", "-q"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert(out.success, "ctr images ls failed on node-a");
+  const names = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+  assert(names.length > 0, "node-a lists no image at all"); // the control: ctr sees the store
+  for (const i of images) assert(!names.includes(i), `node-a holds "${i}"`);
+  const loopback = names.filter((n) => /^127\.0\.0\.1:\d+\/lpm-[0-9a-f]{32}@/.test(n));
+  assertEquals(loopback, [], "images left under a loopback name");
 }
 
 /** PrepareRestore of `image` with class `cls` on node-a, through its agent; the final operation. */
