@@ -27,7 +27,7 @@ import { envTest, testEnv } from "../testing/env.ts";
 import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
 import type { LpmClient } from "../kube/lpm_client.ts";
 import type { CheckpointStorageClass, ContainerCheckpoint, PodMigration } from "../api/mod.ts";
-import { createStore, decryptStream, loadKeyRing } from "../storage/mod.ts";
+import { createStore, decryptStream, encryptStream, loadKeyRing } from "../storage/mod.ts";
 import {
   digestBytes,
   ENC_KEYS_LPM,
@@ -325,6 +325,8 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
       await assertWrongKeyFails(c, image);
       // A copy of the image whose last chunk was cut short: the prepare fails, nothing imported.
       await assertTruncatedLayerFails(c, image);
+      // Another blob sealed with the class key, under the image's config: the diff_id refuses it.
+      await assertSubstitutedLayerFails(c, image, cls!);
       await assertNothingImported(c, [image]);
     } finally {
       for (const f of c.cleanup.reverse()) await f().catch(() => {});
@@ -383,6 +385,45 @@ async function assertTruncatedLayerFails(c: Ctx, image: string): Promise<void> {
     assertStringIncludes(end.message ?? "", "fails authentication");
     assertStringIncludes(end.message ?? "", "truncated");
     await assertNothingImported(c, [cutImage]);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * The image pushed again with its layer replaced by other data sealed with
+ * the same class key (it authenticates): the agent does not hash the
+ * ciphertext, so this is the check that the runtime's `diff_id` check (the
+ * config is the image's own) refuses it and stores nothing.
+ */
+async function assertSubstitutedLayerFails(
+  c: Ctx,
+  image: string,
+  cls: CheckpointStorageClass,
+): Promise<void> {
+  const ref = parseReference(image);
+  const manifest = await manifestOf(c.env, image);
+  const ring = await loadKeyRing(cls.spec.encryption!, { k1: c.keyText });
+  const other = crypto.getRandomValues(new Uint8Array(3000));
+  const sealed = new Uint8Array(
+    await new Response(new Blob([other]).stream().pipeThrough(encryptStream(ring))).arrayBuffer(),
+  );
+  const client = new RegistryClient(ref.host, { insecure: true });
+  try {
+    const blob = await client.ensureBlob(ref.repository, sealed);
+    const bytes = new TextEncoder().encode(JSON.stringify({
+      ...manifest,
+      layers: [{ ...manifest.layers[0], ...blob }],
+    }));
+    const digest = digestBytes(bytes);
+    await client.putManifest(ref.repository, digest, bytes);
+    const swapped = `${ref.host}/${ref.repository}@${digest}`;
+    const end = await prepareOnNodeA(c, `substituted-${c.id}`, swapped, c.cls);
+    assertEquals(end.phase, "Failed", "a layer that is not the config's diff_id was accepted");
+    assertStringIncludes(end.message ?? "", "did not take the decrypted checkpoint image");
+    assertStringIncludes(end.message ?? "", "unexpected commit digest"); // containerd's diff_id check
+    console.log(`substituted layer: ${end.message?.slice(-300)}`);
+    await assertNothingImported(c, [swapped]);
   } finally {
     client.close();
   }
