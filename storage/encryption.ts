@@ -212,8 +212,19 @@ class ByteQueue {
     this.#pieces.push(b);
     this.length += b.length;
   }
-  /** Removes and returns the first `n` bytes (n <= length). */
+  /**
+   * Removes and returns the first `n` bytes (n <= length): a view of the
+   * first piece when it holds them all (the source's 8 MiB file reads), else
+   * a copy gathered from the pieces (network reads are smaller than a chunk).
+   */
   take(n: number): Uint8Array<ArrayBuffer> {
+    const first = this.#pieces[0];
+    if (first && first.length >= n && first.buffer instanceof ArrayBuffer) {
+      if (first.length === n) this.#pieces.shift();
+      else this.#pieces[0] = first.subarray(n);
+      this.length -= n;
+      return first.subarray(0, n) as Uint8Array<ArrayBuffer>;
+    }
     const out = new Uint8Array(n);
     let o = 0;
     while (o < n) {
