@@ -11,15 +11,14 @@
  * migration limits, 2 workers per controller.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
-import "../kube/http1.ts";
 import { ScriptedAgents } from "../testing/scripted_agent.ts";
 import { startManager } from "../controllers/manager.ts";
 import { Logger } from "../base/log.ts";
+import { KubeConfigFile } from "../kube/kubeconfig.ts";
 
 const [kubeconfig, pollMs] = Deno.args;
-const kc = new k8s.KubeConfig();
-kc.loadFromFile(kubeconfig);
+// lpm's own kubeconfig reader, as controllers/main.ts: no client-node in this process.
+const kc = KubeConfigFile.fromFile(kubeconfig);
 const agents = new ScriptedAgents();
 // Only what the scripted agent is asked for matters; its call log would grow with the run.
 agents.calls.push = () => 0;
@@ -46,5 +45,7 @@ const gcTimer = gc
   : undefined;
 await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
 clearInterval(gcTimer);
+const t0 = Date.now();
 await manager.stop();
+console.error(`[controller] stopped in ${Date.now() - t0} ms`);
 Deno.exit(0);

@@ -13,6 +13,7 @@ import { ensureFinalizer, type LpmObject, type LpmPlural } from "../kube/lpm_cli
 import type { ReconcilerDeps } from "./deps.ts";
 import { type Reconcile, type ReconcileResult, splitKey } from "./runtime/controller.ts";
 import type { Logger } from "../base/log.ts";
+import { canonicalJson } from "../base/canonical_json.ts";
 
 /** A status as the skeleton handles it. */
 export type StatusOf<T extends LpmObject> = NonNullable<T["status"]> & {
@@ -54,7 +55,7 @@ export function objectReconciler<T extends LpmObject>(
     if (obj.metadata?.deletionTimestamp) return await r.reconcileDelete?.(obj, log);
     const finalizer = r.finalizer?.(obj);
     if (finalizer) obj = await ensureFinalizer(deps.lpm, r.plural, obj, finalizer) as T;
-    const snapshot = JSON.stringify(obj.status ?? {});
+    const snapshot = canonicalJson(obj.status ?? {});
     const before = JSON.parse(snapshot) as StatusOf<T>;
     const status = structuredClone(obj.status ?? {}) as StatusOf<T>;
     let result: ReconcileResult;
@@ -62,7 +63,8 @@ export function objectReconciler<T extends LpmObject>(
       result = await r.reconcileNormal(obj, status, log);
     } finally {
       status.observedGeneration = obj.metadata?.generation;
-      if (JSON.stringify(status) !== snapshot) {
+      // Key order is not a change (the API server orders fields its own way).
+      if (canonicalJson(status) !== snapshot) {
         await deps.lpm.patchStatus(r.plural, namespace, name, status);
       }
       r.patched?.(obj, status, before, log);

@@ -16,16 +16,22 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
+import type { CoreClient } from "../kube/core_client.ts";
 import { apiStatus, type LpmClient, type LpmObject, type LpmPlural } from "../kube/lpm_client.ts";
 import type { Informer, KubeObject } from "./runtime/informer.ts";
 
 /** What reconcilers read. Objects returned are copies: editing them changes nothing. */
 export interface Cache {
-  /** An lpm object, or undefined when the API server has none. */
+  /**
+   * An lpm object, or undefined when the API server has none. A cache miss
+   * is confirmed with a GET unless `confirmMiss` is false (before a create
+   * whose AlreadyExists is handled: the create is the confirmation).
+   */
   get<T extends LpmObject>(
     plural: LpmPlural,
     namespace: string,
     name: string,
+    opts?: ReadOptions,
   ): Promise<T | undefined>;
   /** lpm objects as the cache holds them (all namespaces when `namespace` is empty). */
   list<T extends LpmObject>(
@@ -33,8 +39,8 @@ export interface Cache {
     namespace?: string,
     opts?: { labelSelector?: string },
   ): Promise<T[]>;
-  /** A pod, or undefined when the API server has none. */
-  pod(namespace: string, name: string): Promise<k8s.V1Pod | undefined>;
+  /** A pod, or undefined when the API server has none (a miss confirmed as in `get`). */
+  pod(namespace: string, name: string, opts?: ReadOptions): Promise<k8s.V1Pod | undefined>;
   /** A node, or undefined when the API server has none. */
   node(name: string): Promise<k8s.V1Node | undefined>;
   /** Every node. */
@@ -43,10 +49,16 @@ export interface Cache {
   pods(): Promise<k8s.V1Pod[]>;
 }
 
+/** How a cache read treats a miss. */
+export interface ReadOptions {
+  /** Confirm a miss with a GET (default true). */
+  confirmMiss?: boolean;
+}
+
 /** The API clients a cache falls back to. */
 export interface CacheApi {
   lpm: LpmClient;
-  core: k8s.CoreV1Api;
+  core: CoreClient;
 }
 
 async function orUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
@@ -99,9 +111,11 @@ export class InformerCache implements Cache {
     plural: LpmPlural,
     namespace: string,
     name: string,
+    opts: ReadOptions = {},
   ): Promise<T | undefined> {
     const hit = this.informers.lpm[plural].get(name, namespace || undefined);
     if (hit) return structuredClone(hit) as T;
+    if (opts.confirmMiss === false) return undefined;
     const o = await this.api.lpm.get<T>(plural, namespace, name);
     if (o) this.observe(plural, o);
     return o;
@@ -117,9 +131,14 @@ export class InformerCache implements Cache {
     return Promise.resolve(structuredClone(all) as T[]);
   }
 
-  async pod(namespace: string, name: string): Promise<k8s.V1Pod | undefined> {
+  async pod(
+    namespace: string,
+    name: string,
+    opts: ReadOptions = {},
+  ): Promise<k8s.V1Pod | undefined> {
     const hit = this.informers.pods.get(name, namespace);
     if (hit) return structuredClone(hit);
+    if (opts.confirmMiss === false) return undefined;
     const p = await orUndefined(() => this.api.core.readNamespacedPod({ name, namespace }));
     if (p) this.informers.pods.observe(p);
     return p;

@@ -29,3 +29,37 @@ export function progressToRecord(prev: Progress | undefined, next: Progress): Pr
   }
   return quarter(next) !== quarter(prev) ? next : prev;
 }
+
+/** Progress-only status patches of one checkpoint are at least this far apart. */
+export const PROGRESS_INTERVAL_MS = 2000;
+
+/**
+ * Spaces a running checkpoint's progress-only status patches at least
+ * {@linkcode PROGRESS_INTERVAL_MS} apart (per object): a checkpoint of a
+ * small pod went through five steps in under a second, a patch each. The
+ * first progress and a finished operation's go at once. Forgetting (a
+ * controller restart) only lets one patch through early.
+ */
+export class ProgressPacer {
+  readonly #last = new Map<string, number>();
+
+  /** Creates a pacer with `intervalMs` between an object's progress patches. */
+  constructor(readonly intervalMs = PROGRESS_INTERVAL_MS) {}
+
+  /** The progress to record for object `key` at `nowMs` (see {@linkcode progressToRecord}). */
+  pace(key: string, prev: Progress | undefined, next: Progress, nowMs: number): Progress {
+    const wanted = progressToRecord(prev, next);
+    if (wanted === prev) return prev;
+    const last = this.#last.get(key);
+    if (prev && last !== undefined && nowMs - last < this.intervalMs) return prev;
+    this.#last.delete(key); // re-inserted last: the oldest entries come first
+    this.#last.set(key, nowMs);
+    if (this.#last.size > 10_000) this.#last.delete(this.#last.keys().next().value!);
+    return wanted;
+  }
+
+  /** Forgets `key` (its operation ended). */
+  forget(key: string): void {
+    this.#last.delete(key);
+  }
+}

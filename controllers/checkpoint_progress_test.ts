@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { progressToRecord } from "./checkpoint_progress.ts";
+import { ProgressPacer, progressToRecord } from "./checkpoint_progress.ts";
 
 Deno.test("checkpoint progress: a new step or total is recorded at once", () => {
   const prev = { phase: "dumping", bytesDone: 10, bytesTotal: 100 };
@@ -34,4 +34,19 @@ Deno.test("checkpoint progress: without a total, the first bytes and each doubli
     rec = next;
   }
   assertEquals(patches, [1, 2, 4, 8, 100]);
+});
+
+Deno.test("ProgressPacer: the first progress at once, then at most one per interval; keys apart", () => {
+  const p = new ProgressPacer(2000);
+  const a = { phase: "queued", bytesDone: 0, bytesTotal: 0 };
+  const b = { phase: "checkpointing", bytesDone: 0, bytesTotal: 0 };
+  const c = { phase: "storing", bytesDone: 0, bytesTotal: 0 };
+  assertEquals(p.pace("x", undefined, a, 0), a);
+  assertEquals(p.pace("x", a, b, 500), a); // too soon: the recorded one stays
+  assertEquals(p.pace("y", undefined, b, 500), b); // another object is not held back
+  assertEquals(p.pace("x", a, b, 2000), b);
+  assertEquals(p.pace("x", b, b, 9000), b); // nothing new: nothing to record
+  assertEquals(p.pace("x", b, c, 3000), b);
+  p.forget("x");
+  assertEquals(p.pace("x", b, c, 3001), c);
 });

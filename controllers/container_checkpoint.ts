@@ -22,7 +22,10 @@ import { type Condition, isTerminal, setCondition } from "./_status.ts";
 import { defaultClassName } from "./default_class.ts";
 import { apiCriuStats } from "./criu_stats.ts";
 import { operationPollMs } from "./frozen_poll.ts";
-import { progressToRecord } from "./checkpoint_progress.ts";
+import { ProgressPacer } from "./checkpoint_progress.ts";
+
+/** This controller's pace of progress-only patches, per ContainerCheckpoint. */
+const pacer = new ProgressPacer();
 
 type Status = NonNullable<ContainerCheckpoint["status"]>;
 
@@ -206,11 +209,15 @@ function apply(
   status: Status,
   op: OperationStatus,
 ): ReconcileResult {
-  status.progress = progressToRecord(status.progress, {
+  const key = cc.metadata?.uid ?? `${cc.metadata?.namespace}/${cc.metadata?.name}`;
+  const next = {
     phase: op.step ?? op.phase,
     bytesDone: op.bytesDone ?? 0,
     bytesTotal: op.bytesTotal ?? 0,
-  });
+  };
+  const ended = op.phase === "Failed" || op.phase === "Succeeded";
+  status.progress = ended ? next : pacer.pace(key, status.progress, next, deps.now().getTime());
+  if (ended) pacer.forget(key);
   if (op.phase === "Failed") {
     fail(deps, cc, status, "CheckpointFailed", op.message || `Operation "${op.id}" failed`);
     return;

@@ -1,22 +1,23 @@
 /** What every lpm reconciler is built from. @module */
-import * as k8s from "@kubernetes/client-node";
-import "../kube/http1.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import type { AgentConnector } from "../contract/agent.ts";
-import { EventRecorder } from "./runtime/events.ts";
+import { EventRecorder, type EventTarget } from "./runtime/events.ts";
+import { MIGRATION_LABEL } from "./restored_pod.ts";
 import type { ControllerMetrics } from "./runtime/metrics.ts";
-import { makeApiClient } from "../kube/api_requests.ts";
+import { CoreClient } from "../kube/core_client.ts";
+import { KubeRest } from "../kube/rest.ts";
+import type { KubeAccess } from "../kube/kubeconfig.ts";
 import { apiCache, type Cache, type CacheInformers, InformerCache } from "./cache.ts";
 import { type MigrationLimits, MigrationSlots } from "./migration_limits.ts";
 
 /** Shared dependencies of the reconcilers. */
 export interface ReconcilerDeps {
   /** Cluster access. */
-  kc: k8s.KubeConfig;
+  kc: KubeAccess;
   /** lpm custom resources: writes (and reads that must be fresh: see cache.ts). */
   lpm: LpmClient;
   /** Core API (pods, nodes, secrets): writes, and reads of what is not cached (secrets). */
-  core: k8s.CoreV1Api;
+  core: CoreClient;
   /** Reads of lpm objects, pods and nodes: the informers' caches (cache.ts). */
   cache: Cache;
   /** Node agents. */
@@ -33,9 +34,19 @@ export interface ReconcilerDeps {
   slots: MigrationSlots;
 }
 
-/** Builds the dependencies from a KubeConfig and an agent connector. */
+/**
+ * A PodCheckpoint or ContainerCheckpoint a PodMigration made: its Normal
+ * Events would repeat the migration's ("Froze source pod", phase changes),
+ * at one API request each (issue 21's budget); its warnings still go out,
+ * and `kubectl describe podmigration` tells the story.
+ */
+export function migrationPart(obj: EventTarget): boolean {
+  return obj.kind !== "PodMigration" && !!obj.metadata?.labels?.[MIGRATION_LABEL];
+}
+
+/** Builds the dependencies from a kubeconfig and an agent connector. */
 export function newReconcilerDeps(
-  kc: k8s.KubeConfig,
+  kc: KubeAccess,
   agents: AgentConnector,
   opts: {
     metrics?: ControllerMetrics;
@@ -48,8 +59,10 @@ export function newReconcilerDeps(
   } = {},
 ): ReconcilerDeps {
   let cache: InformerCache | undefined;
-  const lpm = new LpmClient(kc, { onWrite: (plural, o) => cache?.observe(plural, o) });
-  const core = makeApiClient(kc, k8s.CoreV1Api);
+  // One connection pool for every request of the reconcilers.
+  const rest = new KubeRest(kc);
+  const lpm = new LpmClient(rest, { onWrite: (plural, o) => cache?.observe(plural, o) });
+  const core = new CoreClient(rest);
   if (opts.informers) cache = new InformerCache(opts.informers, { lpm, core });
   return {
     kc,
@@ -57,7 +70,9 @@ export function newReconcilerDeps(
     core,
     cache: cache ?? apiCache({ lpm, core }),
     agents,
-    events: new EventRecorder(kc, opts.component ?? "lpm-controller"),
+    events: new EventRecorder(rest, opts.component ?? "lpm-controller", undefined, {
+      quiet: migrationPart,
+    }),
     metrics: opts.metrics,
     now: () => new Date(),
     pollMs: opts.pollMs ?? 1000,

@@ -15,7 +15,7 @@
  * overrides for agents that run as host processes.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { GrpcAgentConnector } from "../contract/client.ts";
 import { AGENT_LABEL, AGENT_NAMESPACE, parseOverrides } from "../contract/discovery.ts";
 import { type Args, parseCommandArgs } from "../base/args.ts";
@@ -24,7 +24,8 @@ import { DEFAULT_MIGRATION_LIMITS, type MigrationLimits } from "./migration_limi
 import { Logger } from "../base/log.ts";
 import { Informer } from "./runtime/informer.ts";
 import { ensureCertificates } from "../contract/cert_secrets.ts";
-import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
+import { type KubeHttp, kubeHttp } from "../kube/http.ts";
+import { type KubeAccess, KubeConfigFile } from "../kube/kubeconfig.ts";
 import type { EvictionWebhookOptions } from "./eviction_webhook.ts";
 
 const USAGE = `usage: deno task controller [--kubeconfig <path>] [--agent <node>=<host:port> ...]
@@ -105,7 +106,7 @@ function parseFlags(args: string[]): { a: Args; limits: MigrationLimits } | numb
 }
 
 /** The eviction webhook's options from the flags, or undefined when it is off. */
-function webhookOptions(a: Args): EvictionWebhookOptions | undefined {
+function webhookOptions(a: Args, kc: KubeAccess): EvictionWebhookOptions | undefined {
   const f = a.flags;
   if (!f["webhook-addr"]) return undefined;
   const [hostname, port] = f["webhook-addr"].split(/:(?=\d+$)/);
@@ -119,14 +120,14 @@ function webhookOptions(a: Args): EvictionWebhookOptions | undefined {
     secretsNamespace: f["webhook-secrets"] ?? f["tls-secrets"] ?? "lpm-system",
     caNamespace: f["ca-secrets"],
     workDir: `${f["tls-dir"] ?? "/tmp/lpm-controller-tls"}/webhook`,
-    kube: kubeHttp(loadKubeConfig(f.kubeconfig)),
+    kube: kubeHttp(kc),
   };
 }
 
 /** The agent connector: agents found in a watched cache of their pods, mTLS from files or Secrets. */
 async function connectAgents(
   a: Args,
-  kc: k8s.KubeConfig,
+  kc: KubeAccess,
   log: Logger,
 ): Promise<{ agents: GrpcAgentConnector; stop(): Promise<void> }> {
   const insecure = a.flags["insecure-dev"] === "true";
@@ -143,7 +144,7 @@ async function connectAgents(
   let files = { cert: a.flags["tls-cert"], key: a.flags["tls-key"], ca: a.flags["tls-ca"] };
   let rotation: ReturnType<typeof setInterval> | undefined;
   if (secretsNs && !insecure) {
-    const kube = kubeHttp(loadKubeConfig(a.flags.kubeconfig));
+    const kube = kubeHttp(kc);
     const dir = a.flags["tls-dir"] ?? "/tmp/lpm-controller-tls";
     const namespaces = { agents: secretsNs, ca: a.flags["ca-secrets"] ?? secretsNs };
     files = await rotateCertificates(kube, namespaces, dir, log);
@@ -179,10 +180,7 @@ export async function main(args: string[]): Promise<number> {
   if (typeof flags === "number") return flags;
   const { a, limits } = flags;
   const log = new Logger({ component: "lpm-controller" });
-  const kc = new k8s.KubeConfig();
-  if (a.flags.kubeconfig) kc.loadFromFile(a.flags.kubeconfig);
-  else if (Deno.env.get("KUBERNETES_SERVICE_HOST")) kc.loadFromCluster();
-  else kc.loadFromDefault();
+  const kc = KubeConfigFile.load(a.flags.kubeconfig);
   const connected = await connectAgents(a, kc, log);
   const [host, port] = (a.flags["health-addr"] ?? "127.0.0.1:8080").split(/:(?=\d+$)/);
   const manager = await startManager({
@@ -195,7 +193,7 @@ export async function main(args: string[]): Promise<number> {
     validationPeriodMs: seconds(a.flags["validation-period-s"]),
     retentionPeriodMs: seconds(a.flags["retention-period-s"]),
     migrationLimits: limits,
-    evictionWebhook: webhookOptions(a),
+    evictionWebhook: webhookOptions(a, kc),
     leaderElection: a.flags["leader-elect"] === "true"
       ? { namespace: a.flags["leader-elect-namespace"] ?? "lpm-system" }
       : undefined,

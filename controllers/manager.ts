@@ -31,11 +31,13 @@ import {
   type WaitingMigration,
 } from "./migration_limits.ts";
 import { type EvictionWebhookOptions, startEvictionWebhook } from "./eviction_webhook.ts";
+import type { KubeAccess } from "../kube/kubeconfig.ts";
+import { type KubeHttp, kubeHttp } from "../kube/http.ts";
 
 /** Options for {@linkcode startManager}. */
 export interface ManagerOptions {
   /** Cluster access. */
-  kubeConfig: k8s.KubeConfig;
+  kubeConfig: KubeAccess;
   /** How to reach node agents. */
   agents: AgentConnector;
   /** Lease for leader election; omit to run without election (one replica, tests). */
@@ -78,6 +80,8 @@ export interface Manager {
 
 /** The shared informers: lpm's kinds, every pod and every node. */
 interface ManagerInformers {
+  /** Their shared connection pool. */
+  http: KubeHttp;
   pm: Informer<KubeObject>;
   pc: Informer<KubeObject>;
   cc: Informer<KubeObject>;
@@ -138,6 +142,7 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
       stopCounting();
       await elector?.stop();
       await run.stop();
+      informers.http.close();
       await health?.shutdown();
       opts.agents.close?.();
     },
@@ -148,19 +153,25 @@ export async function startManager(opts: ManagerOptions): Promise<Manager> {
  * Every pod and node, not only the migrations' pods: reconcilers read source
  * pods and nodes from here (cache.ts), as controller-runtime's cached client does.
  */
-function newInformers(kc: k8s.KubeConfig, log: Logger): ManagerInformers {
-  const onError = (what: string) => (err: unknown) =>
-    log.warn("watch error; restarting", { informer: what, err: String(err) });
+function newInformers(kc: KubeAccess, log: Logger): ManagerInformers {
+  // One connection pool for every watch (and for a restart after a lost lease).
+  const http = kubeHttp(kc);
+  const onError = (what: string) => ({
+    http,
+    onError: (err: unknown) =>
+      log.warn("watch error; restarting", { informer: what, err: String(err) }),
+  });
   const crInformer = (plural: LpmPlural) =>
-    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, { onError: onError(plural) });
+    new Informer<KubeObject>(kc, `/apis/lpm.my.domain/v1/${plural}`, onError(plural));
   return {
+    http,
     pm: crInformer("podmigrations"),
     pc: crInformer("podcheckpoints"),
     cc: crInformer("containercheckpoints"),
     csc: crInformer("checkpointstorageclasses"),
     pr: crInformer("podrestores"),
-    pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", { onError: onError("pods") }),
-    nodes: new Informer<k8s.V1Node>(kc, "/api/v1/nodes", { onError: onError("nodes") }),
+    pods: new Informer<k8s.V1Pod>(kc, "/api/v1/pods", onError("pods")),
+    nodes: new Informer<k8s.V1Node>(kc, "/api/v1/nodes", onError("nodes")),
   };
 }
 
@@ -367,7 +378,7 @@ function newRunState(
     async start() {
       if (running) return;
       running = true;
-      for (const [name, inf] of Object.entries(informers)) await startInformer(name, inf);
+      for (const [name, inf] of informerList(informers)) await startInformer(name, inf);
       for (const c of Object.values(controllers)) c.start();
       ready = true;
       log.info("controllers started");
@@ -376,10 +387,16 @@ function newRunState(
       ready = false;
       if (!running) return;
       running = false;
-      await Promise.all(Object.values(informers).map((i) => i.stop()));
+      await Promise.all(informerList(informers).map(([, i]) => i.stop()));
       await Promise.all(Object.values(controllers).map((c) => c.stop()));
     },
   };
+}
+
+/** The informers by name (without their shared client). */
+function informerList(informers: ManagerInformers): [string, Informer<KubeObject>][] {
+  const { http: _http, ...all } = informers;
+  return Object.entries(all) as [string, Informer<KubeObject>][];
 }
 
 /** Starts (lists) one informer; a failure says what is likely missing. */

@@ -19,6 +19,7 @@
 import type { ContainerCheckpoint, PodCheckpoint } from "../api/mod.ts";
 import { apiStatus, controllerRef, createOrGet } from "../kube/lpm_client.ts";
 import { PC_FINALIZER, reconcilePodCheckpointDelete } from "./pod_checkpoint_delete.ts";
+import { MIGRATION_LABEL } from "./restored_pod.ts";
 import { defaultClassName } from "./default_class.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { Reconcile, ReconcileResult } from "./runtime/controller.ts";
@@ -197,10 +198,12 @@ async function ensureContainerCheckpoints(c: PcContext): Promise<typeof NEXT> {
   let className = pc.spec.storageClassName;
   for (const container of c.names ?? []) {
     const ccName = containerCheckpointName(name, container);
+    // No GET on a miss: createOrGet's AlreadyExists is the confirmation.
     let cc = await deps.cache.get<ContainerCheckpoint>(
       "containercheckpoints",
       namespace,
       ccName,
+      { confirmMiss: false },
     );
     if (!cc) {
       if (!className) {
@@ -214,7 +217,13 @@ async function ensureContainerCheckpoints(c: PcContext): Promise<typeof NEXT> {
         metadata: {
           name: ccName,
           namespace,
-          labels: { [POD_CHECKPOINT_LABEL]: name },
+          // A migration's checkpoint passes its label on (runtime/events.ts).
+          labels: {
+            [POD_CHECKPOINT_LABEL]: name,
+            ...(pc.metadata?.labels?.[MIGRATION_LABEL]
+              ? { [MIGRATION_LABEL]: pc.metadata.labels[MIGRATION_LABEL] }
+              : {}),
+          },
           ownerReferences: [controllerRef(pc)],
         },
         spec: {

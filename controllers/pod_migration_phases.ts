@@ -14,10 +14,12 @@ import type {
   PodMigration,
 } from "../api/mod.ts";
 import { apiMessage, apiStatus, controllerRef, createOrGet } from "../kube/lpm_client.ts";
+import { MIGRATION_LABEL } from "./restored_pod.ts";
+import { PC_FINALIZER } from "./pod_checkpoint_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import type { Logger } from "../base/log.ts";
-import { phaseTime, setPhase } from "./_status.ts";
+import { isTerminal, phaseTime, setPhase } from "./_status.ts";
 import {
   nodeReady,
   runtimeSupport,
@@ -65,20 +67,39 @@ export async function runPhase(
         `Migration did not finish within ${timeoutS}s (spec.timeoutSeconds); it stopped in phase ${status.phase}`,
       );
     }
-    switch (status.phase) {
-      case "Pending":
-        return await stepPending(deps, pm, status);
-      case "Checkpointing":
-        return await stepCheckpointing(deps, pm, status);
-      case "Transferring":
-        return await stepTransferring(deps, pm, status);
-      case "Restoring":
-        return await stepRestoring(deps, pm, status, log);
+    // A step that moves the phase on is followed at once by the next phase's
+    // step in this reconcile, so one status patch carries both (Pending ->
+    // Checkpointing with its PodCheckpoint, Transferring -> Restoring with its
+    // pod): two patches fewer per migration. Bounded: four phases at most.
+    for (let i = 0; i < 4; i++) {
+      const phase: string | undefined = status.phase;
+      const result = await stepOf(deps, pm, status, log);
+      if (status.phase === phase || isTerminal(status.phase)) return result;
     }
   } catch (err) {
     if (!(err instanceof MigrationFailure)) throw err;
     await failMigration(deps, pm, status, err, log);
   }
+}
+
+/** The step of the migration's current phase. */
+function stepOf(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  log: Logger,
+): Promise<ReconcileResult> {
+  switch (status.phase) {
+    case "Pending":
+      return stepPending(deps, pm, status);
+    case "Checkpointing":
+      return stepCheckpointing(deps, pm, status);
+    case "Transferring":
+      return stepTransferring(deps, pm, status);
+    case "Restoring":
+      return stepRestoring(deps, pm, status, log);
+  }
+  return Promise.resolve(undefined);
 }
 
 /** Marks the migration Failed, removing a restored pod that is not serving. */
@@ -422,12 +443,21 @@ async function stepCheckpointing(
   const now = deps.now();
   const ns = pm.metadata!.namespace!;
   const name = pm.metadata!.name!;
-  let pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, name);
+  // No GET on a miss: createOrGet's AlreadyExists is the confirmation.
+  let pc = await deps.cache.get<PodCheckpoint>("podcheckpoints", ns, name, { confirmMiss: false });
   if (!pc) {
     pc = await createOrGet<PodCheckpoint>(deps.lpm, "podcheckpoints", ns, {
       apiVersion: "lpm.my.domain/v1",
       kind: "PodCheckpoint",
-      metadata: { name, namespace: ns, ownerReferences: [controllerRef(pm)] },
+      metadata: {
+        name,
+        namespace: ns,
+        // Labelled as the migration's: its Normal Events are the migration's (runtime/events.ts).
+        labels: { [MIGRATION_LABEL]: name },
+        ownerReferences: [controllerRef(pm)],
+        // Created with its finalizer: no second write to add it.
+        finalizers: [PC_FINALIZER],
+      },
       spec: {
         podName: pm.spec.podName,
         storageClassName: status.storageClassName,

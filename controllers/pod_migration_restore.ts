@@ -10,7 +10,7 @@
  * ReplicaSet never sees a missing replica and never starts a cold one.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import type { CarriedVolumes, PodCheckpoint, PodMigration } from "../api/mod.ts";
 import { apiStatus } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
@@ -39,7 +39,6 @@ import {
   sourceFreezeAction,
 } from "./pod_migration_freeze.ts";
 import { askAgentWithin } from "../contract/agent.ts";
-import { makeApiClient } from "../kube/api_requests.ts";
 
 const BAD_WAITING = new Set([
   "ErrImagePull",
@@ -50,8 +49,6 @@ const BAD_WAITING = new Set([
   "CreateContainerConfigError",
   "RunContainerError",
 ]);
-
-const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
 
 /** Why a restored pod will not come up, or undefined while it still may. */
 export function restoreFailure(pod: k8s.V1Pod): string | undefined {
@@ -144,7 +141,9 @@ export async function stepRestoring(
   const srcName = pm.spec.podName;
   const name = status.restoredPodName ??= restoredPodName(srcName, pm.metadata!.uid!);
   const source = await readPod(deps, ns, srcName);
-  const restored = await readPod(deps, ns, name);
+  // A miss is not confirmed with a GET until the pod ran: creating it is the
+  // confirmation (AlreadyExists: read it), one request fewer per migration.
+  const restored = await deps.cache.pod(ns, name, { confirmMiss: restoredRan(status) });
   const owner = source ? controllerOf(source) : undefined;
   const c: RestoreContext = {
     deps,
@@ -207,7 +206,14 @@ async function createRestoredPod(c: RestoreContext): Promise<typeof NEXT | Recon
     migrationName: pm.metadata!.name!,
     withheldLabels: withheld,
   });
-  await deps.core.createNamespacedPod({ namespace: ns, body });
+  try {
+    await deps.core.createNamespacedPod({ namespace: ns, body });
+  } catch (err) {
+    if (apiStatus(err) !== 409) throw err;
+    // Made by an earlier reconcile the cache has not seen yet.
+    c.restored = await deps.core.readNamespacedPod({ name, namespace: ns });
+    return NEXT;
+  }
   deps.events.normal(
     pm,
     "RestoredPodCreated",
@@ -285,11 +291,9 @@ async function adoptIntoReplicaSet(c: RestoreContext): Promise<typeof NEXT | Rec
       namespace: ns,
       body: { metadata: { annotations: { [DELETION_COST_ANNOTATION]: "-2147483648" } } },
     },
-    mergePatch,
   );
   c.restored = await deps.core.patchNamespacedPod(
     { name, namespace: ns, body: { metadata: { labels: source.metadata?.labels ?? {} } } },
-    mergePatch,
   );
   return { requeueAfterMs: 500 }; // wait for the ReplicaSet to adopt it
 }
@@ -477,8 +481,7 @@ async function selectorOf(
   rsName: string,
 ): Promise<Record<string, string> | undefined> {
   try {
-    const apps = makeApiClient(deps.kc, k8s.AppsV1Api);
-    const rs = await apps.readNamespacedReplicaSet({ name: rsName, namespace: ns });
+    const rs = await deps.core.readNamespacedReplicaSet({ name: rsName, namespace: ns });
     return rs.spec?.selector?.matchLabels;
   } catch (err) {
     if (apiStatus(err) === 404) return undefined;

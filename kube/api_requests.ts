@@ -1,18 +1,14 @@
 /**
  * Every request this process sends to the API server, by verb and resource
- * (as client-go's `rest_client_requests_total` counts them), and the one way
- * lpm makes a typed API client ({@linkcode makeApiClient}).
+ * (as client-go's `rest_client_requests_total` counts them).
  *
- * Two transports reach the API server: client-node's generated clients
- * (undici, held to HTTP/1.1 by `http1.ts`) for gets, lists and writes, and
- * `http.ts` (Deno's fetch) for watches and the kubelet proxy. Both report
- * here: the generated clients through a middleware that `makeApiClient`
- * installs, `http.ts` in its `request`. Listeners are process-wide, as
- * client-go's metrics are.
+ * Two transports reach the API server: `http.ts` (Deno's fetch; every
+ * request of the controller and the agent) and, in the CLI and the tests,
+ * client-node's generated clients made by `api_client.ts`. Both report
+ * here: `http.ts` in its `request`, the generated clients through a
+ * middleware. Listeners are process-wide, as client-go's metrics are.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
-import "./http1.ts";
 
 /** A request as the API server's audit log would name it. */
 export interface ApiRequest {
@@ -73,38 +69,4 @@ export function apiRequestOf(method: string, url: string): ApiRequest {
     : m.toLowerCase();
   // Only the subresource: a proxy's path would make a label per URL.
   return { verb, resource: sub.length ? `${resource}/${sub[0]}` : resource };
-}
-
-const counting: k8s.Middleware = {
-  pre: (ctx) => {
-    recordApiRequest(ctx.getHttpMethod(), ctx.getUrl());
-    return Promise.resolve(ctx);
-  },
-  post: (res) => Promise.resolve(res),
-};
-
-/**
- * `kc.makeApiClient(Api)` whose requests are counted. (client-node's own
- * also sets its User-Agent, which it does not export; lpm's says "lpm".)
- */
-export function makeApiClient<T>(
-  kc: k8s.KubeConfig,
-  Api: new (config: k8s.Configuration) => T,
-): T {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error("Cannot make an API client: the kubeconfig has no current cluster");
-  return new Api(k8s.createConfiguration({
-    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    promiseMiddleware: [
-      counting,
-      {
-        pre: (ctx) => {
-          ctx.setHeaderParam("User-Agent", "lpm");
-          return Promise.resolve(ctx);
-        },
-        post: (res) => Promise.resolve(res),
-      },
-    ],
-  }));
 }

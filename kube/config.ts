@@ -4,15 +4,12 @@
  * itself is the controllers' (one implementation on Deno's fetch).
  * @module
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfigFile } from "./kubeconfig.ts";
 export { type KubeHttp, kubeHttp } from "./http.ts";
 
-/** Loads a KubeConfig from a file, or the in-cluster service account when `path` is empty. */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromCluster();
-  return kc;
+/** Reads a kubeconfig file, or the in-cluster service account when `path` is empty. */
+export function loadKubeConfig(path?: string): KubeConfigFile {
+  return path ? KubeConfigFile.fromFile(path) : KubeConfigFile.inCluster();
 }
 
 /** The kubeconfig to use: --kubeconfig, $KUBECONFIG, the local environment's, else ~/.kube/config. */

@@ -1,12 +1,15 @@
 /**
  * A minimal HTTPS client for the API server from a kubeconfig (or the
  * in-cluster service account), on Deno's own fetch with the kubeconfig's CA
- * and client certificate or token. Watches use it: aborting a watch made
- * through the generated client's HTTP stack crashed the Deno process.
+ * and client certificate, token, token file or exec credential plugin. The
+ * controller and the agent make every API request through it (rest.ts);
+ * the CLI's watches too (aborting a watch made through client-node's HTTP
+ * stack crashed the Deno process).
  * @module
  */
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeAccess } from "./kubeconfig.ts";
 import { recordApiRequest } from "./api_requests.ts";
+import { execTokenSource } from "./exec_credential.ts";
 
 /** A ready-to-use API server client. */
 export interface KubeHttp {
@@ -24,8 +27,8 @@ function pem(data?: string, file?: string): string | undefined {
   return undefined;
 }
 
-/** Builds a {@linkcode KubeHttp} from a KubeConfig's current context. */
-export function kubeHttp(kc: KubeConfig): KubeHttp {
+/** Builds a {@linkcode KubeHttp} from a kubeconfig's current context (lpm's or client-node's). */
+export function kubeHttp(kc: KubeAccess): KubeHttp {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();
   if (!cluster) {
@@ -40,16 +43,18 @@ export function kubeHttp(kc: KubeConfig): KubeHttp {
   });
   // In-cluster tokens rotate: read the file for every request.
   const tokenFile = (user?.authProvider?.config as Record<string, string> | undefined)?.tokenFile;
-  const token = () => (tokenFile ? Deno.readTextFileSync(tokenFile).trim() : user?.token);
+  const exec = user?.exec ? execTokenSource(user.exec) : undefined;
+  const token = async () =>
+    tokenFile ? Deno.readTextFileSync(tokenFile).trim() : exec ? await exec() : user?.token;
   const server = cluster.server.replace(/\/$/, "");
   return {
     server,
-    request(path, init = {}) {
+    async request(path, init = {}) {
       const headers = new Headers(init.headers);
-      const t = token();
+      const t = await token();
       if (t) headers.set("authorization", `Bearer ${t}`);
       recordApiRequest(init.method ?? "GET", path);
-      return fetch(`${server}${path}`, { ...init, headers, client });
+      return await fetch(`${server}${path}`, { ...init, headers, client });
     },
     close: () => client.close(),
   };

@@ -1,12 +1,13 @@
 /**
- * A small client for lpm's custom resources over @kubernetes/client-node's
- * CustomObjectsApi: get (undefined when absent), list, create, merge-patch
+ * A small client for lpm's custom resources over {@linkcode KubeRest} (Deno's
+ * fetch; no client-node at runtime, see kubeconfig.ts): get (undefined when absent), list, create, merge-patch
  * of metadata (with the resourceVersion as an optimistic lock) and of the
  * status subresource, delete.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
-import { makeApiClient } from "./api_requests.ts";
+import type * as k8s from "@kubernetes/client-node";
+import { KubeRest } from "./rest.ts";
+import type { KubeAccess } from "./kubeconfig.ts";
 
 /** The API group of every lpm kind. */
 export const LPM_GROUP = "lpm.my.domain";
@@ -50,22 +51,34 @@ export function apiMessage(err: unknown): string {
   return err instanceof Error ? err.message.split("\n")[0] : String(err);
 }
 
-const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+/** The collection path of `plural` in `namespace` (cluster-wide when empty). */
+function collection(plural: LpmPlural, namespace: string): string {
+  const base = `/apis/${LPM_GROUP}/${LPM_VERSION}`;
+  return namespace
+    ? `${base}/namespaces/${encodeURIComponent(namespace)}/${plural}`
+    : `${base}/${plural}`;
+}
+
+/** The path of one object (and of its subresource). */
+function objectPath(plural: LpmPlural, namespace: string, name: string, sub = ""): string {
+  return `${collection(plural, namespace)}/${encodeURIComponent(name)}${sub ? `/${sub}` : ""}`;
+}
 
 /** Client for lpm custom resources. */
 export class LpmClient {
-  readonly #api: k8s.CustomObjectsApi;
+  readonly #rest: KubeRest;
   readonly #onWrite?: (plural: LpmPlural, obj: LpmObject) => void;
 
   /**
-   * Creates a client from a KubeConfig. `onWrite` hears every object a create
-   * or patch returns (a controller's cache reads its own writes through it).
+   * Creates a client from a kubeconfig (lpm's or client-node's) or a
+   * {@linkcode KubeRest}. `onWrite` hears every object a create or patch
+   * returns (a controller's cache reads its own writes through it).
    */
   constructor(
-    kc: k8s.KubeConfig,
+    kc: KubeAccess | KubeRest,
     opts: { onWrite?: (plural: LpmPlural, obj: LpmObject) => void } = {},
   ) {
-    this.#api = makeApiClient(kc, k8s.CustomObjectsApi);
+    this.#rest = kc instanceof KubeRest ? kc : new KubeRest(kc);
     this.#onWrite = opts.onWrite;
   }
 
@@ -81,10 +94,7 @@ export class LpmClient {
     name: string,
   ): Promise<T | undefined> {
     try {
-      const base = { group: LPM_GROUP, version: LPM_VERSION, plural, name };
-      return (namespace
-        ? await this.#api.getNamespacedCustomObject({ ...base, namespace })
-        : await this.#api.getClusterCustomObject(base)) as T;
+      return await this.#rest.get<T>(objectPath(plural, namespace, name));
     } catch (err) {
       if (apiStatus(err) === 404) return undefined;
       throw err;
@@ -97,37 +107,15 @@ export class LpmClient {
     namespace = "",
     opts: { labelSelector?: string } = {},
   ): Promise<T[]> {
-    const base = {
-      group: LPM_GROUP,
-      version: LPM_VERSION,
-      plural,
+    const res = await this.#rest.get<{ items: T[] }>(collection(plural, namespace), {
       labelSelector: opts.labelSelector,
-    };
-    const res =
-      (namespace
-        ? await this.#api.listNamespacedCustomObject({ ...base, namespace })
-        : await this.#api.listClusterCustomObject(base)) as { items: T[] };
-    return res.items;
-  }
-
-  /** Lists with the raw response (for informers: needs metadata.resourceVersion). */
-  async listRaw(plural: LpmPlural): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> {
-    return await this.#api.listClusterCustomObject({
-      group: LPM_GROUP,
-      version: LPM_VERSION,
-      plural,
-    }) as k8s.KubernetesListObject<k8s.KubernetesObject>;
+    });
+    return res.items ?? [];
   }
 
   /** Creates an object; returns it as stored. */
   async create<T extends LpmObject>(plural: LpmPlural, namespace: string, body: T): Promise<T> {
-    const base = { group: LPM_GROUP, version: LPM_VERSION, plural, body };
-    return this.#wrote(
-      plural,
-      (namespace
-        ? await this.#api.createNamespacedCustomObject({ ...base, namespace })
-        : await this.#api.createClusterCustomObject(base)) as T,
-    );
+    return this.#wrote(plural, await this.#rest.create<T>(collection(plural, namespace), body));
   }
 
   /**
@@ -140,13 +128,8 @@ export class LpmClient {
     name: string,
     metadata: Record<string, unknown>,
   ): Promise<T> {
-    const base = { group: LPM_GROUP, version: LPM_VERSION, plural, name, body: { metadata } };
-    return this.#wrote(
-      plural,
-      (namespace
-        ? await this.#api.patchNamespacedCustomObject({ ...base, namespace }, mergePatch)
-        : await this.#api.patchClusterCustomObject(base, mergePatch)) as T,
-    );
+    const path = objectPath(plural, namespace, name);
+    return this.#wrote(plural, await this.#rest.patch<T>(path, { metadata }));
   }
 
   /** Merge-patches the status subresource. */
@@ -156,21 +139,14 @@ export class LpmClient {
     name: string,
     status: unknown,
   ): Promise<T> {
-    const base = { group: LPM_GROUP, version: LPM_VERSION, plural, name, body: { status } };
-    return this.#wrote(
-      plural,
-      (namespace
-        ? await this.#api.patchNamespacedCustomObjectStatus({ ...base, namespace }, mergePatch)
-        : await this.#api.patchClusterCustomObjectStatus(base, mergePatch)) as T,
-    );
+    const path = objectPath(plural, namespace, name, "status");
+    return this.#wrote(plural, await this.#rest.patch<T>(path, { status }));
   }
 
   /** Deletes an object; a missing one is not an error. */
   async delete(plural: LpmPlural, namespace: string, name: string): Promise<void> {
     try {
-      const base = { group: LPM_GROUP, version: LPM_VERSION, plural, name };
-      if (namespace) await this.#api.deleteNamespacedCustomObject({ ...base, namespace });
-      else await this.#api.deleteClusterCustomObject(base);
+      await this.#rest.delete(objectPath(plural, namespace, name));
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }

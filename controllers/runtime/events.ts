@@ -5,32 +5,55 @@
  * the existing Event instead of creating new ones.
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
 import { Logger } from "../../base/log.ts";
-import { makeApiClient } from "../../kube/api_requests.ts";
+import { CoreClient } from "../../kube/core_client.ts";
+import type { KubeAccess } from "../../kube/kubeconfig.ts";
+import type { KubeRest } from "../../kube/rest.ts";
 
 /** The object an event is about. */
 export interface EventTarget {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+  };
 }
 
 /** Records Events for one component. */
 export class EventRecorder {
-  readonly #api: k8s.CoreV1Api;
+  readonly #api: CoreClient;
   readonly #seen = new Map<
     string,
     { name: string; namespace: string; count: number; at: number }
   >();
 
-  /** Creates a recorder that signs events as `component`. */
-  constructor(kc: k8s.KubeConfig, readonly component: string, readonly log: Logger = new Logger()) {
-    this.#api = makeApiClient(kc, k8s.CoreV1Api);
+  readonly #quiet: (obj: EventTarget) => boolean;
+
+  /**
+   * Creates a recorder that signs events as `component`. Normal events about
+   * objects `quiet` picks are not recorded (only logged at debug level):
+   * an object whose story another object's Events already tell.
+   */
+  constructor(
+    kc: KubeAccess | KubeRest,
+    readonly component: string,
+    readonly log: Logger = new Logger(),
+    opts: { quiet?: (obj: EventTarget) => boolean } = {},
+  ) {
+    this.#api = new CoreClient(kc);
+    this.#quiet = opts.quiet ?? (() => false);
   }
 
-  /** Records a Normal event. Never throws: events are best effort. */
+  /** Records a Normal event (unless the object is quiet). Never throws: events are best effort. */
   normal(obj: EventTarget, reason: string, message: string): Promise<void> {
+    if (this.#quiet(obj)) {
+      this.log.debug("event not recorded (quiet object)", { kind: obj.kind, reason, message });
+      return Promise.resolve();
+    }
     return this.#record(obj, "Normal", reason, message);
   }
 
@@ -55,7 +78,6 @@ export class EventRecorder {
             namespace: prev.namespace,
             body: { count: prev.count, lastTimestamp: now },
           },
-          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
         );
         return;
       }

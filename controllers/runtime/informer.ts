@@ -26,6 +26,7 @@
  */
 import type * as k8s from "@kubernetes/client-node";
 import { type KubeHttp, kubeHttp } from "../../kube/http.ts";
+import type { KubeAccess } from "../../kube/kubeconfig.ts";
 
 /** A Kubernetes object as the informer sees it. */
 export type KubeObject = k8s.KubernetesObject & { metadata?: k8s.V1ObjectMeta };
@@ -39,6 +40,9 @@ interface WatchEvent {
 }
 
 class GoneError extends Error {}
+
+/** How long {@linkcode Informer.stop} waits for its watch loop to end. */
+const STOP_WAIT_MS = 5000;
 
 function cacheKey(o: KubeObject): string {
   return `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
@@ -56,28 +60,47 @@ function older(a: KubeObject | undefined, b: KubeObject | undefined): boolean {
   return BigInt(ra) < BigInt(rb);
 }
 
+/**
+ * Drops what no reader needs before an object enters the cache, as
+ * controller-runtime's default transform does: `metadata.managedFields`
+ * (server-side apply's field owners) is often the largest part of a pod,
+ * and 200 migrations' pods, checkpoints and migrations are all cached.
+ */
+export function trim<T extends KubeObject>(obj: T): T {
+  if (obj?.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
+
 /** A cache of one resource, kept current by a watch. */
 export class Informer<T extends KubeObject> {
   readonly #http: KubeHttp;
+  readonly #ownsHttp: boolean;
   readonly #selector?: string;
   readonly #onError?: (err: unknown) => void;
   #cache = new Map<string, T>();
   /** Deleted keys and their last version: a late write result must not bring them back. */
-  #tombstones = new Map<string, T>();
+  #tombstones = new Map<string, KubeObject>();
   #handlers: ((obj: T, ev: InformerEvent) => void)[] = [];
   #rv = "";
   #synced = false;
   #stopped = true;
   #abort?: AbortController;
+  #reader?: ReadableStreamDefaultReader<string>;
   #loop?: Promise<void>;
 
   /** Creates an informer for the collection at `path` (e.g. `/api/v1/pods`). */
   constructor(
-    kc: k8s.KubeConfig,
+    kc: KubeAccess,
     readonly path: string,
-    opts: { labelSelector?: string; onError?: (err: unknown) => void } = {},
+    opts: {
+      labelSelector?: string;
+      onError?: (err: unknown) => void;
+      /** A client shared with other informers (not closed by {@linkcode stop}). */
+      http?: KubeHttp;
+    } = {},
   ) {
-    this.#http = kubeHttp(kc);
+    this.#http = opts.http ?? kubeHttp(kc);
+    this.#ownsHttp = !opts.http;
     this.#selector = opts.labelSelector;
     this.#onError = opts.onError;
   }
@@ -111,8 +134,17 @@ export class Informer<T extends KubeObject> {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#abort?.abort();
-    await this.#loop;
-    this.#http.close();
+    // Aborting the request alone did not always end a pending read of a busy
+    // watch here (Deno 2.9, after ~200 migrations' events): cancel the reader too.
+    this.#reader?.cancel().catch(() => {});
+    // And never let one stuck stream hold the process's shutdown for long.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#loop,
+      new Promise((r) => (timer = setTimeout(r, STOP_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (this.#ownsHttp) this.#http.close();
   }
 
   /** True once the first list has filled the cache. */
@@ -131,6 +163,7 @@ export class Informer<T extends KubeObject> {
    * An older version than the cached one, or one of a deleted object, is ignored.
    */
   observe(obj: T): void {
+    trim(obj);
     const k = cacheKey(obj);
     const tomb = this.#tombstones.get(k);
     if (tomb && !older(tomb, obj)) return;
@@ -172,7 +205,7 @@ export class Informer<T extends KubeObject> {
       );
     }
     const list = await res.json() as { items: T[]; metadata?: { resourceVersion?: string } };
-    const fresh = new Map(list.items.map((o) => [cacheKey(o), o]));
+    const fresh = new Map(list.items.map((o) => [cacheKey(o), trim(o)]));
     for (const [k, old] of this.#cache) {
       if (!fresh.has(k)) {
         this.#cache.delete(k);
@@ -234,6 +267,7 @@ export class Informer<T extends KubeObject> {
       throw new Error(`Cannot watch ${this.path}: ${res.status} ${body.slice(0, 300)}`);
     }
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    this.#reader = reader;
     let buf = "";
     try {
       while (true) {
@@ -248,6 +282,7 @@ export class Informer<T extends KubeObject> {
         }
       }
     } finally {
+      this.#reader = undefined;
       reader.releaseLock();
     }
   }
@@ -259,13 +294,14 @@ export class Informer<T extends KubeObject> {
         `Watch of ${this.path} failed: ${ev.object.message ?? JSON.stringify(ev.object)}`,
       );
     }
-    const o = ev.object as T;
+    const o = trim(ev.object as T);
     if (o.metadata?.resourceVersion) this.#rv = o.metadata.resourceVersion;
     if (ev.type === "BOOKMARK") return;
     const k = cacheKey(o);
     if (ev.type === "DELETED") {
       this.#cache.delete(k);
-      this.#tombstones.set(k, o);
+      // Only the version is compared: not the whole object (up to 1000 of them).
+      this.#tombstones.set(k, { metadata: { resourceVersion: o.metadata?.resourceVersion } });
       if (this.#tombstones.size > 1000) {
         this.#tombstones.delete(this.#tombstones.keys().next().value!);
       }

@@ -12,9 +12,10 @@
  * server by runtime_kube_test.ts (two candidates, take-over on step-down).
  * @module
  */
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { Logger } from "../../base/log.ts";
-import { makeApiClient } from "../../kube/api_requests.ts";
+import { CoreClient } from "../../kube/core_client.ts";
+import type { KubeAccess } from "../../kube/kubeconfig.ts";
 
 /**
  * A MicroTime as the API server parses it (six fractional digits); the
@@ -44,7 +45,7 @@ export interface LeaderElectionOptions {
 
 /** Runs an election loop for one candidate. */
 export class LeaderElector {
-  readonly #api: k8s.CoordinationV1Api;
+  readonly #api: CoreClient;
   readonly #o: Required<Omit<LeaderElectionOptions, "logger">>;
   readonly #log: Logger;
   #leading = false;
@@ -53,8 +54,8 @@ export class LeaderElector {
   #lastRenew = 0;
 
   /** Creates an elector; {@linkcode run} starts it. */
-  constructor(kc: k8s.KubeConfig, opts: LeaderElectionOptions) {
-    this.#api = makeApiClient(kc, k8s.CoordinationV1Api);
+  constructor(kc: KubeAccess, opts: LeaderElectionOptions) {
+    this.#api = new CoreClient(kc);
     this.#o = {
       leaseDurationMs: 15_000,
       renewDeadlineMs: 10_000,
