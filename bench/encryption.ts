@@ -6,9 +6,12 @@
  *
  * - **copy**: the file streamed into another file (what storing a plain
  *   archive on a node costs at least);
- * - **encrypt**: `encryptFile` (what the source agent does before uploading);
- * - **decrypt**: the encrypted file streamed through `decryptToFile` (what the
- *   target agent does before importing).
+ * - **encrypt**: `encryptFile` (the stream the source agent uploads,
+ *   `encryptedFileStream`, written to a file here instead of the store and
+ *   the registry);
+ * - **decrypt**: the encrypted file streamed through `decryptToFile` (the
+ *   decryption the target agent runs while its runtime pulls the plain image,
+ *   written to a file here).
  *
  * Prints min/median/max seconds and MiB/s of each, the ratios encrypt/copy
  * and decrypt/copy (medians of per-round ratios), and the bench process's
