@@ -12,9 +12,9 @@ import { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
 import { counterCommand, counterValues } from "../testing/workloads.ts";
 import { createMigration, deleteNamespaceAndWait, minioClient } from "../testing/e2e.ts";
-import { type Counts, memMiB, printBatch } from "./_controller_probe.ts";
+import { type Counts, memMiB, printBatch, scrape } from "./_controller_probe.ts";
 import { pool, runBatch } from "./_controller_batch.ts";
-import { growthPercent } from "./_controller_stats.ts";
+import { growthPercent, highWaterGrowth } from "./_controller_stats.ts";
 
 interface Real {
   info: EnvironmentInfo;
@@ -117,7 +117,18 @@ interface Hop {
   totalMs: number;
   downtimeMs: number;
   rss: number[];
+  /** The controller's V8 heap, used and total, MiB (lpm_process_memory_bytes, up to 5 s old). */
+  heap: [number, number];
   cc?: { id: string; reference: string; completion: number };
+}
+
+/** The controller's heap used and total in MiB, from its metrics (NaN when it has none). */
+async function controllerHeap(port: number): Promise<[number, number]> {
+  const samples = await scrape(port).catch(() => []);
+  const of = (kind: string) =>
+    (samples.find((x) => x.name === "lpm_process_memory_bytes" && x.labels.kind === kind)
+      ?.value ?? NaN) / 2 ** 20;
+  return [of("heap_used"), of("heap_total")];
 }
 
 /** Migrates `pod` to `to`, checks the count goes on, and samples RSS (controller, agents). */
@@ -149,6 +160,7 @@ async function hop(r: Real, i: number, pod: string, to: string): Promise<Hop & {
     totalMs: pm.status.timings?.totalMs ?? 0,
     downtimeMs: pm.status.timings?.downtimeMs ?? 0,
     rss: [lpm.controller.pid, ...lpm.agents.map((a) => a.pid)].map((p) => memMiB(p, "VmRSS")),
+    heap: await controllerHeap(lpm.controller.healthPort),
     cc: cc?.status?.archive && cc.status.image
       ? {
         id: cc.status.archive.key.split("/")[2],
@@ -181,7 +193,8 @@ export async function runSoak(info: EnvironmentInfo, hops: number): Promise<void
           String(i).padStart(2)
         } -> ${to}: total ${h.totalMs} ms, downtime ${h.downtimeMs} ms, ` +
           `count ${h.at} -> ${h.next} ${ok ? "ok" : "BROKEN"}; RSS MiB controller/agents ` +
-          h.rss.map((x) => x.toFixed(0)).join("/"),
+          h.rss.map((x) => x.toFixed(0)).join("/") +
+          `; controller heap used/total ${h.heap.map((x) => x.toFixed(0)).join("/")}`,
       );
       if (!ok) {
         throw new Error(`hop ${i}: the count did not continue (${prev} .. ${h.at} -> ${h.next})`);
@@ -201,11 +214,25 @@ export async function runSoak(info: EnvironmentInfo, hops: number): Promise<void
 function printGrowth(info: EnvironmentInfo, done: Hop[]): void {
   const who = ["controller", ...info.lpm!.agents.map((a) => `agent ${a.node}`)];
   who.forEach((w, k) => {
-    const g = growthPercent(done.map((h) => h.rss[k]), 5);
+    const xs = done.map((h) => h.rss[k]);
+    const g = growthPercent(xs, 5);
+    const pct = (p: number) => `${p >= 0 ? "+" : ""}${p.toFixed(1)} %`;
     console.log(
       `  RSS ${w.padEnd(16)} first 5 hops ${g.first.toFixed(1)} MiB, last 5 ${
         g.last.toFixed(1)
-      } MiB: ${g.percent >= 0 ? "+" : ""}${g.percent.toFixed(1)} % (target <= 10 %)`,
+      } MiB (medians): ${pct(g.percent)} (target <= 10 %)`,
+    );
+    const hw = highWaterGrowth(xs, 10);
+    if (k === 0) {
+      const used = growthPercent(done.map((h) => h.heap[0]), 5);
+      console.log(
+        `      ${"".padEnd(16)} V8 heap used, first 5 hops ${used.first.toFixed(1)} MiB, ` +
+          `last 5 ${used.last.toFixed(1)} MiB: ${pct(used.percent)}`,
+      );
+    }
+    console.log(
+      `      ${"".padEnd(16)} high-water of the first 10 hops ${hw.first.toFixed(1)} MiB, ` +
+        `of the last 10 ${hw.last.toFixed(1)} MiB: ${pct(hw.percent)}`,
     );
   });
 }

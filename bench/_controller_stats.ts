@@ -97,3 +97,22 @@ export function growthPercent(xs: readonly number[], n = 5): {
   const last = summarize(xs.slice(-k)).median;
   return { first, last, percent: ((last - first) / first) * 100 };
 }
+
+/**
+ * The high-water of the first `n` samples against that of the last `n`, in
+ * percent: what a leak raises, while a sawtooth (an agent swinging 110 <->
+ * 180 MiB from one hop to the next as its collector runs) leaves it alone,
+ * where the medians of {@linkcode growthPercent} depend on which phase of
+ * the tooth each window caught.
+ */
+export function highWaterGrowth(xs: readonly number[], n = 10): {
+  first: number;
+  last: number;
+  percent: number;
+} {
+  if (xs.length < 2) throw new Error("growth needs at least 2 samples");
+  const k = Math.min(n, Math.floor(xs.length / 2));
+  const first = Math.max(...xs.slice(0, k));
+  const last = Math.max(...xs.slice(-k));
+  return { first, last, percent: ((last - first) / first) * 100 };
+}

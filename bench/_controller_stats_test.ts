@@ -3,6 +3,7 @@ import {
   compactSeries,
   formatSummary,
   growthPercent,
+  highWaterGrowth,
   parseMetrics,
   procStatusKiB,
   summarize,
@@ -59,4 +60,13 @@ Deno.test("bench stats: growth compares the medians of the first and last n samp
   // Fewer than 2n samples: each end is half of them.
   assertEquals(growthPercent([100, 90], 5).percent, -10);
   assertThrows(() => growthPercent([1]), Error, "at least 2");
+});
+
+Deno.test("highWaterGrowth: a sawtooth is not growth, a rising floor and peak is", () => {
+  const saw = [110, 180, 112, 178, 111, 179, 110, 180, 113, 178, 112, 179];
+  assertEquals(highWaterGrowth(saw, 5).percent, 0);
+  const leak = [100, 110, 105, 115, 110, 120, 125, 130, 128, 140];
+  const g = highWaterGrowth(leak, 5);
+  assertEquals([g.first, g.last], [115, 140]);
+  assertEquals(Math.round(g.percent), 22);
 });

@@ -13,7 +13,11 @@ import { Controller, keyOf, type Reconcile } from "./runtime/controller.ts";
 import { Informer, type KubeObject } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader_election.ts";
 import { Logger } from "../base/log.ts";
-import { type ControllerMetrics, newControllerMetrics } from "./runtime/metrics.ts";
+import {
+  type ControllerMetrics,
+  newControllerMetrics,
+  recordProcessMemory,
+} from "./runtime/metrics.ts";
 import { type HealthServer, serveHealth } from "./runtime/health_server.ts";
 import { containerCheckpointReconciler } from "./container_checkpoint.ts";
 import { podCheckpointReconciler } from "./pod_checkpoint.ts";
@@ -426,6 +430,7 @@ function countMigrationsByPhase(
       counts[p] = (counts[p] ?? 0) + 1;
     }
     for (const [phase, n] of Object.entries(counts)) metrics.migrationsByPhase.set({ phase }, n);
+    recordProcessMemory(metrics.processMemory);
   }, 5000);
 }
 

@@ -31,6 +31,7 @@
  */
 import { Sha256Counter, sha256Hex } from "../base/sha256.ts";
 import { CONTROLLER_V8_FLAGS } from "../controllers/v8_flags.ts";
+import { ALLOCATOR_ENV } from "../base/allocator_env.ts";
 import {
   CONFIG_MEDIA_TYPE,
   type Descriptor,
@@ -450,6 +451,8 @@ async function writeImage(
         "DENO_TLS_CA_STORE=mozilla,system",
         "NO_COLOR=1",
         "HOME=/tmp",
+        // glibc's malloc tuned as in the local environment (base/allocator_env.ts).
+        ...Object.entries(ALLOCATOR_ENV).map(([k, v]) => `${k}=${v}`),
       ],
       Labels: annotations,
     },

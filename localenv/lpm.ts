@@ -8,6 +8,7 @@
  */
 import { type ManagedProcess, type ProcessGroup, startGroup, startProcess } from "./_process.ts";
 import { CONTROLLER_V8_FLAGS } from "../controllers/v8_flags.ts";
+import { ALLOCATOR_ENV } from "../base/allocator_env.ts";
 import { freePort, tcpOpen, waitFor } from "./_wait.ts";
 import { Pki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
@@ -121,7 +122,7 @@ async function startAgent(
   ], {
     logPath: `${opts.logDir}/agent-${node.name}.log`,
     cwd: REPO_ROOT,
-    env: { PATH: toolPath() },
+    env: { PATH: toolPath(), ...ALLOCATOR_ENV },
   });
   return {
     process,
@@ -159,7 +160,11 @@ function startController(
     `--tls-dir=${opts.dir}/controller-tls`,
     // More controller flags for this environment, e.g. "--max-outbound-per-node=1".
     ...(Deno.env.get("LPM_CONTROLLER_ARGS") ?? "").split(/\s+/).filter(Boolean),
-  ], { logPath: `${opts.logDir}/controller.log`, cwd: REPO_ROOT, env: { PATH: toolPath() } });
+  ], {
+    logPath: `${opts.logDir}/controller.log`,
+    cwd: REPO_ROOT,
+    env: { PATH: toolPath(), ...ALLOCATOR_ENV },
+  });
   return { process, healthPort };
 }
 

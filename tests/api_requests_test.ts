@@ -43,6 +43,7 @@ import { createMinioClass, createNamespace, waitFor } from "../localenv/mod.ts";
 import { LpmClient } from "../kube/lpm_client.ts";
 import { makeApiClient } from "../kube/api_client.ts";
 import type { ContainerCheckpoint, PodMigration } from "../api/mod.ts";
+import { ALLOCATOR_ENV } from "../base/allocator_env.ts";
 
 const CLASS = "e2e-minio";
 /** At most this many API requests for one counter migration (see the header). */
@@ -88,6 +89,13 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
       );
     }
     const port = env.lpm.controller.healthPort;
+    // The processes run with lpm's allocator settings (base/allocator_env.ts).
+    for (const pid of [env.lpm.controller.pid, ...env.lpm.agents.map((a) => a.pid)]) {
+      const environ = Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0");
+      for (const [k, v] of Object.entries(ALLOCATOR_ENV)) {
+        assert(environ.includes(`${k}=${v}`), `process ${pid} runs without ${k}=${v}`);
+      }
+    }
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kube.kubeconfig);
     const core = makeApiClient(kc, k8s.CoreV1Api);

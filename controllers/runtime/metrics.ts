@@ -162,6 +162,17 @@ export interface ControllerMetrics {
   checkpointBytes: Counter;
   /** Failed PodMigrations by the reason of their Succeeded=False condition. */
   migrationFailures: Counter;
+  /** This process's memory by kind: rss, heap_total, heap_used, external (Deno.memoryUsage). */
+  processMemory: Gauge;
+}
+
+/** Sets `g` from `Deno.memoryUsage()`: what a soak tells a leak (heap_used) from RSS kept by the runtime. */
+export function recordProcessMemory(g: Gauge): void {
+  const m = Deno.memoryUsage();
+  g.set({ kind: "rss" }, m.rss);
+  g.set({ kind: "heap_total" }, m.heapTotal);
+  g.set({ kind: "heap_used" }, m.heapUsed);
+  g.set({ kind: "external" }, m.external);
 }
 
 /** Creates the standard controller metrics in a new registry. */
@@ -186,6 +197,9 @@ export function newControllerMetrics(): ControllerMetrics {
     migrationsByPhase: registry.register(new Gauge("lpm_podmigrations", "PodMigrations by phase.")),
     migrationLimit: registry.register(
       new Gauge("lpm_podmigration_limit", "Migration limits in force, by limit."),
+    ),
+    processMemory: registry.register(
+      new Gauge("lpm_process_memory_bytes", "This process's memory by kind (rss, heap_*)."),
     ),
     migrationDuration: registry.register(
       new Histogram(

@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { Counter, Histogram, MetricsRegistry } from "./metrics.ts";
+import { Counter, Gauge, Histogram, MetricsRegistry, recordProcessMemory } from "./metrics.ts";
 
 Deno.test("metrics render in the Prometheus text format with labels and buckets", () => {
   const reg = new MetricsRegistry();
@@ -30,4 +30,19 @@ Deno.test("label values are escaped", () => {
   const c = new Counter("x_total", "x");
   c.inc({ msg: 'a "quoted"\nline' });
   assertStringIncludes(c.render(), 'x_total{msg="a \\"quoted\\"\\nline"} 1');
+});
+
+Deno.test("recordProcessMemory: this process's RSS and heap, by kind", () => {
+  const g = new Gauge("lpm_process_memory_bytes", "Memory.");
+  recordProcessMemory(g);
+  const text = g.render();
+  const value = (kind: string) =>
+    Number(new RegExp(`\\{kind="${kind}"\\} (\\d+)`).exec(text)?.[1] ?? NaN);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) * 1024;
+  // Read the same moment twice: RSS within 16 MiB of the kernel's figure; heap used <= total.
+  if (Math.abs(value("rss") - rss) > 16 * 2 ** 20) throw new Error(`rss ${value("rss")} vs ${rss}`);
+  if (!(value("heap_used") > 0 && value("heap_used") <= value("heap_total"))) {
+    throw new Error(text);
+  }
+  assertEquals(Number.isFinite(value("external")), true);
 });
