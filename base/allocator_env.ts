@@ -13,8 +13,9 @@
  * 2026-11-30, a fresh environment each run): agents' RSS over 50 hops
  * 151-187 MiB and rising without, 105-114 MiB and flat with (high-water of
  * the last 10 hops against the first 10: -13 %); the controller's RSS grew
- * +30 MiB over the 50 hops without, +14 MiB with (of which its V8 heap:
- * +4 MiB).
+ * +30 MiB over the 50 hops without, +14 MiB with from a cold start (of
+ * which its V8 heap: +4 MiB), +8 MiB (+7.7 %) when the soak follows the
+ * bench's 20 real migrations.
  * @module
  */
 
