@@ -11,6 +11,7 @@ import { LpmClient } from "../kube/lpm_client.ts";
 import { printBatch } from "./_controller_probe.ts";
 import { type Move, pool, runBatch } from "./_controller_batch.ts";
 import type { Counts } from "./_controller_probe.ts";
+import { ALLOCATOR_ENV } from "../base/allocator_env.ts";
 
 const NODES = 10;
 const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
@@ -104,6 +105,8 @@ async function startController(kubeconfig: string, v8Flags?: string) {
       kubeconfig,
       "500",
     ],
+    // As the controller ships: its allocator settings (base/allocator_env.ts).
+    env: { ...ALLOCATOR_ENV },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

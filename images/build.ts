@@ -18,7 +18,8 @@
  *   app      /app: deno.json, deno.lock and the product folders (no tests)
  *   tools    agent only: busybox-static (copied into the images that carry
  *            emptyDir volumes) and containerd's `ctr` (the target agent
- *            imports decrypted checkpoint images with it: agent/containerd_import.ts)
+ *            names a decrypted checkpoint image with it once containerd has
+ *            pulled it from the agent's loopback: agent/image_loopback.ts)
  *
  * Reproducible: every layer is a tar of a staging tree with sorted names,
  * owner 0 and mtime 0, gzip without a header time; the image config's
@@ -257,7 +258,7 @@ async function toolFiles(runtime: HostFile[]): Promise<HostFile[]> {
   const ctr = await onPath("ctr");
   if (!ctr) {
     throw new Error(
-      "The agent image needs containerd's ctr (it imports decrypted checkpoint images) and none " +
+      "The agent image needs containerd's ctr (it names decrypted checkpoint images) and none " +
         "is on PATH: put ctr 2.x on PATH (the bootstrap's is in ~/.cache/lpm/bin)",
     );
   }
