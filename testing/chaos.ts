@@ -288,6 +288,8 @@ export async function assertSurvived(
     return names.length === 1 && names[0] === survivor ? true : undefined;
   }, { what: `${what}: only pod "${survivor}" to be left`, timeoutMs: 90_000 }).catch(async (e) => {
     const l = await c.core.listNamespacedPod({ namespace: c.ns });
+    // The controller's own account of this namespace: its environment (and log) goes with the run.
+    console.error(`[chaos] ${what}: controller log for ${c.ns}:\n${controllerLog(c)}`);
     throw new Error(`${e.message}; pods: ${l.items.map((p) => p.metadata?.name).join(", ")}`);
   });
   const pod = await c.core.readNamespacedPod({ name: survivor, namespace: c.ns });
@@ -305,6 +307,17 @@ export async function assertSurvived(
   const longestPauseMs = await assertValues(c, w, source, exp, pm);
   await assertNothingLeft(c, pm, what);
   return { phase, message: st.message ?? "", longestPauseMs, survivor };
+}
+
+/** The controller log's lines about the cell's namespace (the last 60), or why there are none. */
+function controllerLog(c: ChaosCtx): string {
+  try {
+    const lines = Deno.readTextFileSync(`${c.env.logDir}/controller.log`).split("\n")
+      .filter((l) => l.includes(c.ns));
+    return lines.slice(-60).join("\n") || "(no line names it)";
+  } catch (err) {
+    return `(cannot read it: ${(err as Error).message})`;
+  }
 }
 
 function longestPause(lines: LogLine[]): number {
