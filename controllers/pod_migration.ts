@@ -9,13 +9,13 @@
  */
 import type { PodMigration } from "../api/mod.ts";
 import { sourceFreeze, sourceFreezeAction } from "./pod_migration_freeze.ts";
-import { apiStatus, removeFinalizer } from "../kube/lpm_client.ts";
+import { removeFinalizer } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import { keyOf, type Reconcile, splitKey } from "./runtime/controller.ts";
 import { objectReconciler } from "./_reconcile.ts";
 import type { Logger } from "../base/log.ts";
 import { isTerminal } from "./_status.ts";
-import { runPhase } from "./pod_migration_phases.ts";
+import { deleteRestoredPod, runPhase } from "./pod_migration_phases.ts";
 
 /** Finalizer that lets an interrupted migration clean up its restored pod. */
 export const PM_FINALIZER = "lpm.my.domain/podmigration";
@@ -57,16 +57,10 @@ export function podMigrationReconciler(deps: ReconcilerDeps): Reconcile {
 }
 
 async function reconcileDelete(deps: ReconcilerDeps, pm: PodMigration, log: Logger): Promise<void> {
-  const ns = pm.metadata!.namespace!;
-  const restored = pm.status?.restoredPodName;
-  // A migration deleted before it finished must not leave a half-restored pod behind.
-  if (restored && pm.status?.phase !== "Succeeded") {
-    try {
-      await deps.core.deleteNamespacedPod({ name: restored, namespace: ns, gracePeriodSeconds: 0 });
-      log.info("deleted the restored pod of an unfinished migration", { pod: restored });
-    } catch (err) {
-      if (apiStatus(err) !== 404) throw err;
-    }
+  // A migration deleted before it finished must not leave a half-restored pod
+  // behind (recorded or not: deleteRestoredPod).
+  if (pm.status?.phase !== "Succeeded") {
+    await deleteRestoredPod(deps, pm, pm.status ?? {}, log, "throw");
   }
   // ...nor a frozen source: it goes on where it stopped.
   const frozen = pm.status?.conditions?.some((c) =>

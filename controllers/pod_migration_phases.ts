@@ -14,7 +14,7 @@ import type {
   PodMigration,
 } from "../api/mod.ts";
 import { apiMessage, apiStatus, controllerRef, createOrGet } from "../kube/lpm_client.ts";
-import { MIGRATION_LABEL } from "./restored_pod.ts";
+import { MIGRATION_LABEL, restoredPodName } from "./restored_pod.ts";
 import { PC_FINALIZER } from "./pod_checkpoint_delete.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
@@ -102,6 +102,40 @@ function stepOf(
   return Promise.resolve(undefined);
 }
 
+/**
+ * Removes the restored pod of a migration that is failing. Its name is
+ * derived from the migration's uid, and a controller killed between
+ * creating it and recording `status.restoredPodName` left it unrecorded (a
+ * clean-clone CI run found one left behind): without a recorded name, the
+ * derived one is deleted when the pod there carries this migration's label.
+ */
+export async function deleteRestoredPod(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  log: Logger,
+  /** "throw": a failed DELETE is retried by the caller's reconcile (a deleted migration's finalizer waits). */
+  onError: "log" | "throw" = "log",
+): Promise<void> {
+  const ns = pm.metadata!.namespace!;
+  let name = status.restoredPodName;
+  if (!name && pm.metadata?.uid) {
+    const derived = restoredPodName(pm.spec.podName, pm.metadata.uid);
+    const pod = await deps.cache.pod(ns, derived).catch(() => undefined);
+    if (pod?.metadata?.labels?.[MIGRATION_LABEL] === pm.metadata.name) name = derived;
+  }
+  if (!name) return;
+  try {
+    // No grace: the source is about to run again, and only one copy may.
+    await deps.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0 });
+    log.info("deleted the restored pod of an unfinished migration", { pod: name });
+  } catch (err) {
+    if (apiStatus(err) === 404) return;
+    if (onError === "throw") throw err;
+    log.warn("could not delete the restored pod", { err });
+  }
+}
+
 /** Marks the migration Failed, removing a restored pod that is not serving. */
 export async function failMigration(
   deps: ReconcilerDeps,
@@ -111,19 +145,7 @@ export async function failMigration(
   log: Logger,
 ): Promise<void> {
   const now = deps.now();
-  const ns = pm.metadata!.namespace!;
-  if (status.restoredPodName) {
-    try {
-      // No grace: the source is about to run again, and only one copy may.
-      await deps.core.deleteNamespacedPod({
-        name: status.restoredPodName,
-        namespace: ns,
-        gracePeriodSeconds: 0,
-      });
-    } catch (err) {
-      if (apiStatus(err) !== 404) log.warn("could not delete the restored pod", { err });
-    }
-  }
+  await deleteRestoredPod(deps, pm, status, log);
   let thawed = "";
   const frozen = getCondition(status, PM_CONDITIONS.sourceFrozen)?.status === "True";
   const freeze = frozen ? await sourceFreeze(deps, pm, status).catch(() => undefined) : undefined;

@@ -90,7 +90,18 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
     }
     const port = env.lpm.controller.healthPort;
     // The processes run with lpm's allocator settings (base/allocator_env.ts).
-    for (const pid of [env.lpm.controller.pid, ...env.lpm.agents.map((a) => a.pid)]) {
+    // Found by their command lines: a fault test may have restarted them under new pids.
+    const lpmPids = [...Deno.readDirSync("/proc")].map((e) => e.name).filter((n) => /^\d+$/.test(n))
+      .filter((pid) => {
+        try {
+          const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+          return cmd.includes(env.dir) && /(controllers|agent)\/main\.ts/.test(cmd);
+        } catch {
+          return false; // gone meanwhile
+        }
+      });
+    assert(lpmPids.length >= 3, `the controller and 2 agents of ${env.dir}: found ${lpmPids}`);
+    for (const pid of lpmPids) {
       const environ = Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0");
       for (const [k, v] of Object.entries(ALLOCATOR_ENV)) {
         assert(environ.includes(`${k}=${v}`), `process ${pid} runs without ${k}=${v}`);
