@@ -86,15 +86,23 @@ export function procStatusKiB(status: string, field: "VmHWM" | "VmRSS"): number 
  * Growth from the first `n` samples to the last `n`, in percent of the
  * first (medians of each end, so one GC pause does not decide it).
  */
-export function growthPercent(xs: readonly number[], n = 5): {
+export function growthPercent(xs: readonly number[], n = 5): Growth {
+  return endsGrowth(xs, n, (w) => summarize(w).median);
+}
+
+/** Growth between the two ends of a series: each end's statistic and the percent change. */
+export interface Growth {
   first: number;
   last: number;
   percent: number;
-} {
+}
+
+/** `stat` of the first `n` samples against `stat` of the last `n`, in percent of the first. */
+function endsGrowth(xs: readonly number[], n: number, stat: (w: number[]) => number): Growth {
   if (xs.length < 2) throw new Error("growth needs at least 2 samples");
   const k = Math.min(n, Math.floor(xs.length / 2));
-  const first = summarize(xs.slice(0, k)).median;
-  const last = summarize(xs.slice(-k)).median;
+  const first = stat(xs.slice(0, k));
+  const last = stat(xs.slice(-k));
   return { first, last, percent: ((last - first) / first) * 100 };
 }
 
@@ -105,14 +113,6 @@ export function growthPercent(xs: readonly number[], n = 5): {
  * where the medians of {@linkcode growthPercent} depend on which phase of
  * the tooth each window caught.
  */
-export function highWaterGrowth(xs: readonly number[], n = 10): {
-  first: number;
-  last: number;
-  percent: number;
-} {
-  if (xs.length < 2) throw new Error("growth needs at least 2 samples");
-  const k = Math.min(n, Math.floor(xs.length / 2));
-  const first = Math.max(...xs.slice(0, k));
-  const last = Math.max(...xs.slice(-k));
-  return { first, last, percent: ((last - first) / first) * 100 };
+export function highWaterGrowth(xs: readonly number[], n = 10): Growth {
+  return endsGrowth(xs, n, (w) => Math.max(...w));
 }
