@@ -21,6 +21,7 @@ import {
   readProcessRecord,
   spawnInSession,
   stopGroup,
+  tailLog,
   writeProcessRecord,
 } from "./_process.ts";
 import { tcpOpen, waitFor } from "./_wait.ts";
@@ -102,12 +103,26 @@ export function environmentFaults(info: EnvironmentInfo): Faults {
     async start(part) {
       if (live(part)) throw new Error(`Cannot start "${part}": it runs (pid ${live(part)})`);
       const rec = record(part);
-      const child = spawnInSession(rec.argv, { env: rec.env, cwd: rec.cwd, clearEnv: true });
-      // The environment stops it (through the record), not this process.
-      child.status.catch(() => {});
-      child.unref();
-      writeProcessRecord(logPath(part), { ...rec, pid: child.pid });
-      await serving(info, part, child.pid);
+      // A part that exits before it serves is started again (at most
+      // START_ATTEMPTS times): a server restarted right after a kill can find
+      // its port or its lock not yet released by the dead copy's last
+      // children. The final error carries the log's tail.
+      for (let attempt = 1;; attempt++) {
+        const child = spawnInSession(rec.argv, { env: rec.env, cwd: rec.cwd, clearEnv: true });
+        // The environment stops it (through the record), not this process.
+        child.status.catch(() => {});
+        child.unref();
+        writeProcessRecord(logPath(part), { ...rec, pid: child.pid });
+        if (await serving(info, part, child.pid)) return;
+        writeProcessRecord(logPath(part), { ...rec, pid: 0 });
+        if (attempt >= START_ATTEMPTS) {
+          throw new Error(
+            `"${part}" exited before it served, ${attempt} starts in a row; its log ends:\n` +
+              await tailLog(logPath(part), 15),
+          );
+        }
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
     },
     async restart(part, opts = {}) {
       await (opts.graceful ? faults.stop(part) : faults.kill(part));
@@ -124,8 +139,14 @@ async function httpOk(url: string): Promise<boolean> {
   return r?.ok ?? false;
 }
 
-/** Waits until a started part serves (the check localenv's start uses). */
-async function serving(info: EnvironmentInfo, part: FaultPart, pid: number): Promise<void> {
+/** How often `start` starts a part that exits before it serves. */
+const START_ATTEMPTS = 3;
+
+/**
+ * Waits until a started part serves (the check localenv's start uses): true
+ * once it does, false as soon as its process is gone.
+ */
+async function serving(info: EnvironmentInfo, part: FaultPart, pid: number): Promise<boolean> {
   const [kind, nodeName] = part.split(":");
   const node = info.nodes?.find((n) => n.name === nodeName);
   const check: Record<string, () => Promise<boolean>> = {
@@ -144,8 +165,9 @@ async function serving(info: EnvironmentInfo, part: FaultPart, pid: number): Pro
   };
   const ok = check[kind];
   if (!ok) throw new Error(`Unknown part "${part}"`);
-  await waitFor(async () => {
-    if (!isAlive(pid)) throw new Error(`"${part}" (pid ${pid}) exited after its restart`);
-    return await ok();
-  }, { what: `"${part}" to serve again`, timeoutMs: 90_000, intervalMs: 200 });
+  const outcome = await waitFor(async () => {
+    if (!isAlive(pid)) return "exited";
+    return await ok() && "serving";
+  }, { what: `"${part}" (pid ${pid}) to serve again`, timeoutMs: 90_000, intervalMs: 200 });
+  return outcome === "serving";
 }
