@@ -33,6 +33,7 @@ import { createPodFreezer } from "./runtime/freeze.ts";
 import { connectContainerd, type ContainerdTasks } from "./runtime/containerd_tasks.ts";
 import { applyNodeFlags, resolveKubeletUrl } from "./node_settings.ts";
 import { fetchTlsSecret } from "../contract/cert_secrets.ts";
+import { defaultAesGcmEngine, libcrypto } from "../storage/mod.ts";
 import type { PrepareRestoreRequestMsg } from "../contract/proto.ts";
 
 const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
@@ -228,6 +229,12 @@ export async function buildDriver(
     dockerSocket: a.dockerSocket,
   });
   log.info("runtime driver chosen", { driver: choice.driver, reason: choice.reason });
+  // Which AES-GCM encrypting classes use (storage/aes_gcm.ts): OpenSSL's is ~5x WebCrypto's here.
+  const aesGcm = defaultAesGcmEngine();
+  log.info("checkpoint encryption engine", {
+    aesGcm,
+    ...(aesGcm === "webcrypto" ? { why: `libcrypto.so.3: ${libcrypto().why}` } : {}),
+  });
   const images = a.imageCompression === "none"
     ? createImagePublisher()
     : createOciImagePublisher({ compression: a.imageCompression });

@@ -13,16 +13,32 @@
  *   decryption the target agent runs while its runtime pulls the plain image,
  *   written to a file here).
  *
- * Prints min/median/max seconds and MiB/s of each, the ratios encrypt/copy
- * and decrypt/copy (medians of per-round ratios), and the bench process's
- * peak RSS growth, which stays flat whatever `--mib` (try `--mib 2048`).
+ * Encrypt and decrypt run once with each AES-GCM engine (`storage/aes_gcm.ts`:
+ * OpenSSL's libcrypto, the default where it loads, and WebCrypto).
+ * Prints min/median/max seconds and MiB/s of each, the ratios to copy and
+ * OpenSSL's to WebCrypto's (medians of per-round ratios), and the bench
+ * process's peak RSS growth, which stays flat whatever `--mib` (try
+ * `--mib 2048`).
  * @module
  */
 import { parseArgs } from "../base/args.ts";
-import { decryptToFile, encryptFile, importEncryptionKey, type KeyRing } from "../storage/mod.ts";
+import {
+  type AesGcmEngine,
+  decryptToFile,
+  encryptFile,
+  importEncryptionKey,
+  type KeyRing,
+  libcrypto,
+} from "../storage/mod.ts";
 import { parsePositiveInts, roundOrder } from "./_stats.ts";
 
-const SIDES = ["copy", "encrypt", "decrypt"] as const;
+const SIDES = [
+  "copy",
+  "encrypt openssl",
+  "encrypt webcrypto",
+  "decrypt openssl",
+  "decrypt webcrypto",
+] as const;
 type Side = typeof SIDES[number];
 
 async function writeData(path: string, mib: number): Promise<void> {
@@ -61,7 +77,12 @@ export async function main(args: string[]): Promise<void> {
   const ring: KeyRing = { active: key, byId: new Map([[key.id, key]]) };
   const rss0 = Deno.memoryUsage().rss;
   let peak = rss0;
-  const times: Record<Side, number[]> = { copy: [], encrypt: [], decrypt: [] };
+  const lib = libcrypto();
+  if (!lib.lib) throw new Error(`OpenSSL's libcrypto.so.3 cannot be used here: ${lib.why}`);
+  const times = Object.fromEntries(SIDES.map((s) => [s, [] as number[]])) as Record<
+    Side,
+    number[]
+  >;
   try {
     const src = `${dir}/plain`;
     await writeData(src, mib);
@@ -69,9 +90,13 @@ export async function main(args: string[]): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const side of roundOrder(r, [...SIDES])) {
         const t0 = performance.now();
-        if (side === "copy") await copy(src, `${dir}/out`);
-        else if (side === "encrypt") await encryptFile(src, `${dir}/out`, ring);
-        else await decryptToFile((await Deno.open(`${dir}/sealed`)).readable, `${dir}/out`, ring);
+        const [what, engine] = side.split(" ") as [string, AesGcmEngine];
+        if (what === "copy") await copy(src, `${dir}/out`);
+        else if (what === "encrypt") await encryptFile(src, `${dir}/out`, ring, { engine });
+        else {
+          const sealed = (await Deno.open(`${dir}/sealed`)).readable;
+          await decryptToFile(sealed, `${dir}/out`, ring, { engine });
+        }
         times[side].push((performance.now() - t0) / 1000);
         peak = Math.max(peak, Deno.memoryUsage().rss);
         await Deno.remove(`${dir}/out`);
@@ -84,18 +109,20 @@ export async function main(args: string[]): Promise<void> {
   for (const side of SIDES) {
     const s = spread(times[side]);
     console.log(
-      `  ${side.padEnd(8)} ${s.min.toFixed(3)} / ${s.median.toFixed(3)} / ${s.max.toFixed(3)} s` +
+      `  ${side.padEnd(18)} ${s.min.toFixed(3)} / ${s.median.toFixed(3)} / ${s.max.toFixed(3)} s` +
         `  ${(mib / s.median).toFixed(0)} MiB/s`,
     );
   }
-  for (const side of ["encrypt", "decrypt"] as const) {
-    const ratios = times[side].map((t, i) => t / times.copy[i]);
-    const s = spread(ratios);
+  const ratio = (a: Side, b: Side) => {
+    const s = spread(times[a].map((t, i) => t / times[b][i]));
     console.log(
-      `  ${side}/copy ratio: median ${s.median.toFixed(2)} (min ${s.min.toFixed(2)}, max ${
+      `  ${a} / ${b}: median ${s.median.toFixed(2)} (min ${s.min.toFixed(2)}, max ${
         s.max.toFixed(2)
       })`,
     );
-  }
+  };
+  for (const side of SIDES.slice(1)) ratio(side, "copy");
+  ratio("encrypt openssl", "encrypt webcrypto");
+  ratio("decrypt openssl", "decrypt webcrypto");
   console.log(`  peak RSS growth: ${((peak - rss0) / 2 ** 20).toFixed(0)} MiB`);
 }

@@ -59,6 +59,27 @@ Deno.test("encryption: round trip at sizes around chunk boundaries, size as pred
   }
 });
 
+Deno.test("encryption: archives sealed with OpenSSL open with WebCrypto and the reverse", async () => {
+  const r = await ring("k1");
+  const data = crypto.getRandomValues(new Uint8Array(5432));
+  for (const [by, with_] of [["openssl", "webcrypto"], ["webcrypto", "openssl"]] as const) {
+    const sealed = await collect(
+      pieces(data).pipeThrough(encryptStream(r, { chunkSize: 1000, engine: by })),
+    );
+    const opened = await collect(
+      pieces(sealed, 333).pipeThrough(decryptStream(r, { engine: with_ })),
+    );
+    assertEquals(opened, data, `sealed by ${by}, opened by ${with_}`);
+    const bad = sealed.slice();
+    bad[bad.length - 20] ^= 1;
+    await assertRejects(
+      () => collect(pieces(bad, 333).pipeThrough(decryptStream(r, { engine: with_ }))),
+      DecryptionError,
+      "chunk 5 fails authentication",
+    );
+  }
+});
+
 Deno.test("encryption: the ciphertext does not contain the plaintext and differs each time", async () => {
   const r = await ring("k1");
   const marker = new TextEncoder().encode("MARKER-".repeat(400));

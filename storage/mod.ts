@@ -76,4 +76,5 @@ export type {
   KeyRing,
 } from "./encryption.ts";
 export { decodeKeyMaterial, loadKeyRing } from "./encryption_keys.ts";
+export { type AesGcmEngine, defaultAesGcmEngine, libcrypto } from "./aes_gcm.ts";
 export { validateEncryption } from "./validate.ts";

@@ -5,6 +5,8 @@
  * (images/build.ts). A shell holds a random marker made inside the container
  * (in no spec, only in memory) and echoes it with a count; the restored pod
  * echoes the same marker and goes on counting from where the source stopped.
+ * Each agent's log says it encrypts with OpenSSL's libcrypto, which the agent
+ * image carries (storage/aes_gcm.ts; WebCrypto would work, its AES-GCM 5-8x slower).
  * The scans of MinIO and the registry for the marker are in
  * tests/encryption_test.ts (host-process lpm): the bytes the in-cluster agent
  * writes are the same code's.
@@ -98,6 +100,19 @@ export async function encryptedMoves(env: EnvironmentInfo): Promise<void> {
     assertEquals(new Set(after.map((l) => l.marker)), new Set([marker]), "the same marker");
     // The source's log replayed, then its count going on: 1, 2, ... with no gap or restart.
     assertEquals(after.map((l) => l.n), after.map((_, i) => i + 1), "one count, never restarted");
+    // The agent image carries OpenSSL's libcrypto (images/build.ts) and its agents use it.
+    const agents = await core.listNamespacedPod({
+      namespace: "lpm-system",
+      labelSelector: "app.kubernetes.io/name=lpm-agent",
+    });
+    assertEquals(agents.items.length, env.nodes!.length, "one agent pod per node");
+    for (const a of agents.items) {
+      const log = String(
+        await core.readNamespacedPodLog({ name: a.metadata!.name!, namespace: "lpm-system" }),
+      );
+      const engine = log.match(/"msg":"checkpoint encryption engine".*?"aesGcm":"(\w+)"/)?.[1];
+      assertEquals(engine, "openssl", `${a.metadata!.name}'s AES-GCM engine`);
+    }
     console.log(`encrypted in-cluster migration: downtime ${pm.status?.timings?.downtimeMs} ms`);
   } finally {
     await deleteNamespaceAndWait(core, ns);
