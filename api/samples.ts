@@ -122,6 +122,7 @@ export const FULL_POD_MIGRATION: Full<PodMigration> = {
     sourcePodPolicy: "Keep",
     timeoutSeconds: 300,
     freezeDeadlineSeconds: 120,
+    ttlSecondsAfterFinished: 3600,
     preCopy: { rounds: 0 },
     bandwidthLimit: "100Mi",
   },

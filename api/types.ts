@@ -193,6 +193,11 @@ export interface PodMigrationSpec {
    * agent restarted...). Default 120.
    */
   freezeDeadlineSeconds?: number;
+  /**
+   * Deleted this many seconds after it finished (Succeeded or Failed), with
+   * its PodCheckpoint; the restored pod stays. Unset: kept until deleted.
+   */
+  ttlSecondsAfterFinished?: number;
   /** Reserved: pre-copy rounds. */
   preCopy?: { rounds?: number };
   /** Reserved: transfer bandwidth limit (quantity, e.g. "100Mi"). */

@@ -132,12 +132,19 @@ async function controllerHeap(port: number): Promise<[number, number]> {
 }
 
 /** Migrates `pod` to `to`, checks the count goes on, and samples RSS (controller, agents). */
-async function hop(r: Real, i: number, pod: string, to: string): Promise<Hop & { pod: string }> {
+async function hop(
+  r: Real,
+  i: number,
+  pod: string,
+  to: string,
+  ttl?: number,
+): Promise<Hop & { pod: string }> {
   const name = `hop-${i}`;
   await createMigration(r.lpm, { namespace: r.ns, name }, {
     pod,
     target: to,
     storageClassName: "bench-soak",
+    extra: ttl === undefined ? undefined : { ttlSecondsAfterFinished: ttl },
   });
   const pm = await waitFor(async () => {
     const pm = await r.lpm.get<PodMigration>("podmigrations", r.ns, name);
@@ -171,8 +178,12 @@ async function hop(r: Real, i: number, pod: string, to: string): Promise<Hop & {
   };
 }
 
-/** One counter pod migrated back and forth `hops` times. */
-export async function runSoak(info: EnvironmentInfo, hops: number): Promise<void> {
+/**
+ * One counter pod migrated back and forth `hops` times; with `ttl`, each
+ * PodMigration has that `spec.ttlSecondsAfterFinished` (so the objects the
+ * controller caches stop piling up), else all stay.
+ */
+export async function runSoak(info: EnvironmentInfo, hops: number, ttl?: number): Promise<void> {
   const r = await open(info, "bench-soak", "bench-soak", { retention: { maxAge: "2m" } });
   const done: Hop[] = [];
   try {
@@ -185,7 +196,7 @@ export async function runSoak(info: EnvironmentInfo, hops: number): Promise<void
     const t0 = performance.now();
     for (let i = 1; i <= hops; i++) {
       const to = i % 2 ? r.nodeB : r.nodeA;
-      const h = await hop(r, i, pod, to);
+      const h = await hop(r, i, pod, to, ttl);
       const prev = done.at(-1)?.at ?? 0;
       const ok = h.next === h.at + 1 && h.at > prev;
       console.log(

@@ -1,5 +1,5 @@
 /**
- * `deno task bench controller [--count 200] [--real 20] [--soak 0] [--env <env.json>]
+ * `deno task bench controller [--count 200] [--real 20] [--soak 0] [--ttl S] [--env <env.json>]
  * [--v8-flags <flags of the scripted controller; default controllers/v8_flags.ts, "none": V8's>]`:
  * the controller under load.
  *
@@ -17,7 +17,9 @@
  *   must continue the count; the controller's and agents' RSS per hop, the
  *   growth from the first 5 hops to the last 5; at the end no checkpoint
  *   older than the class's retention (maxAge 2m) has data in MinIO or a
- *   manifest in the registry.
+ *   manifest in the registry. `--ttl S`: each hop's PodMigration has
+ *   `spec.ttlSecondsAfterFinished: S` (unset: all 50 stay, and with them
+ *   their objects in the controller's caches).
  *
  * Each run prints: Succeeded/Failed, wall time, the controller's peak RSS
  * (VmHWM of its process), API requests per migration (its
@@ -38,7 +40,7 @@ import { CONTROLLER_V8_FLAGS } from "../controllers/v8_flags.ts";
 
 /** Runs the benchmark and prints its figures. */
 export async function main(args: string[]): Promise<void> {
-  const { flags } = parseArgs(args, { known: ["count", "real", "soak", "env", "v8-flags"] });
+  const { flags } = parseArgs(args, { known: ["count", "real", "soak", "ttl", "env", "v8-flags"] });
   const num = (f: string, d: number) => {
     const v = Number(flags[f] ?? d);
     if (!Number.isInteger(v) || v < 0) {
@@ -49,6 +51,7 @@ export async function main(args: string[]): Promise<void> {
   const count = num("count", 200);
   const real = num("real", 20);
   const soak = num("soak", 0);
+  const ttl = flags.ttl === undefined ? undefined : num("ttl", 0);
   // The scripted controller runs with the flags the controller ships with; "none": V8's defaults.
   const v8 = flags["v8-flags"] ?? CONTROLLER_V8_FLAGS;
   if (count > 0) await runScripted(count, v8 === "none" ? undefined : v8);
@@ -69,7 +72,7 @@ export async function main(args: string[]): Promise<void> {
   }
   try {
     if (real > 0) await runReal(info, real);
-    if (soak > 0) await runSoak(info, soak);
+    if (soak > 0) await runSoak(info, soak, ttl);
   } finally {
     await stop();
   }

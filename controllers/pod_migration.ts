@@ -16,6 +16,7 @@ import { objectReconciler } from "./_reconcile.ts";
 import type { Logger } from "../base/log.ts";
 import { isTerminal } from "./_status.ts";
 import { deleteRestoredPod, runPhase } from "./pod_migration_phases.ts";
+import { expireFinished } from "./pod_migration_ttl.ts";
 
 /** Finalizer that lets an interrupted migration clean up its restored pod. */
 export const PM_FINALIZER = "lpm.my.domain/podmigration";
@@ -39,7 +40,7 @@ export function podMigrationReconciler(deps: ReconcilerDeps): Reconcile {
           : `${before.phase ?? "New"} -> ${status.phase}`,
       );
     },
-    async done(pm, status, before, result) {
+    async done(pm, status, before, result, log) {
       if (isTerminal(status.phase)) {
         const { namespace, name } = splitKey(keyOf(pm));
         await removeFinalizer(
@@ -48,7 +49,7 @@ export function podMigrationReconciler(deps: ReconcilerDeps): Reconcile {
           (await deps.cache.get("podmigrations", namespace, name))!,
           PM_FINALIZER,
         );
-        return;
+        return await expireFinished(deps, pm, status, log);
       }
       // A phase change moves on at once; otherwise the step said when to look again.
       return status.phase !== before.phase ? { requeueAfterMs: 0 } : result;

@@ -143,12 +143,24 @@ export class LpmClient {
     return this.#wrote(plural, await this.#rest.patch<T>(path, { status }));
   }
 
-  /** Deletes an object; a missing one is not an error. */
-  async delete(plural: LpmPlural, namespace: string, name: string): Promise<void> {
+  /**
+   * Deletes an object; a missing one is not an error. With `uid`, only that
+   * incarnation: a newer object of the same name is left alone (409).
+   */
+  async delete(
+    plural: LpmPlural,
+    namespace: string,
+    name: string,
+    opts: { uid?: string } = {},
+  ): Promise<void> {
+    const body = opts.uid
+      ? { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: opts.uid } }
+      : undefined;
     try {
-      await this.#rest.delete(objectPath(plural, namespace, name));
+      await this.#rest.delete(objectPath(plural, namespace, name), body);
     } catch (err) {
-      if (apiStatus(err) !== 404) throw err;
+      if (apiStatus(err) === 404 || (opts.uid && apiStatus(err) === 409)) return;
+      throw err;
     }
   }
 }

@@ -129,6 +129,13 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "PodMigration.spec.timeoutSeconds": [
     { file: "tests/controllers_test.ts", test: "controllers: spec.timeoutSeconds fails" },
   ],
+  "PodMigration.spec.ttlSecondsAfterFinished": [
+    {
+      file: "tests/pod_migration_ttl_test.ts",
+      test: "ttl: a finished migration is deleted after spec.ttlSecondsAfterFinished",
+    },
+    { file: "controllers/pod_migration_ttl_test.ts", test: "ttl: before its time it waits" },
+  ],
   "PodMigration.spec.freezeDeadlineSeconds": [
     { file: "tests/e2e_freeze_test.ts", test: "freeze e2e: the controller killed while" },
   ],

@@ -55,6 +55,10 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     "The source is frozen from its final checkpoint until hand-over; its node's agent thaws it by itself when the migration has not renewed the freeze for this many seconds (a controller gone, a lost agent).",
     { minimum: 10, maximum: 3600, default: 120 },
   ),
+  ttlSecondsAfterFinished: int(
+    "Delete the migration this many seconds after it finished (Succeeded or Failed), and with it its PodCheckpoint and that checkpoint's stored data; the restored pod stays. Unset, a finished migration stays until deleted.",
+    { minimum: 0, maximum: 31536000 },
+  ),
   preCopy: obj(
     "Reserved: iterative pre-copy; not implemented (docs/pre-copy.md): rounds above 0 fail the migration.",
     {
