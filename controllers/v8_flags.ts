@@ -9,7 +9,12 @@
  *
  * Not the agent's: tried on 2026-11-30, its peak RSS migrating 1 GiB fell
  * from 272 to 215 MiB, but its streaming slowed (an encrypted migration of
- * 256 MiB: +30 % downtime over plain with them, +13.7 % without).
+ * 256 MiB: +30 % downtime over plain with them, +13.7 % without). Tried
+ * again with OpenSSL's AES-GCM (storage/aes_gcm.ts), 2 rounds of 256 MiB and
+ * 1 GiB each: peak 310 -> 262 MiB, but plain downtime at 256 MiB 6.2-6.4 ->
+ * 6.7-6.9 s and the encrypted overhead +1.1 % -> +22.2 %. Smaller stream
+ * buffers did better: 2 MiB reads and 8 MiB MinIO parts (storage/_fs_io.ts)
+ * bring the agent to 219-222 MiB at the same speed.
  * @module
  */
 

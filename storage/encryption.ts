@@ -227,7 +227,7 @@ class ByteQueue {
   }
   /**
    * Removes and returns the first `n` bytes (n <= length): a view of the
-   * first piece when it holds them all (the source's 8 MiB file reads), else
+   * first piece when it holds them all (the source's 2 MiB file reads), else
    * a copy gathered from the pieces (network reads are smaller than a chunk).
    */
   take(n: number): Uint8Array<ArrayBuffer> {

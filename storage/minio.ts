@@ -27,7 +27,10 @@ export interface MinioStoreOptions extends BucketLocation {
   accessKey: string;
   /** Secret key. */
   secretKey: string;
-  /** Multipart part size in bytes (default 16 MiB). */
+  /**
+   * Multipart part size in bytes (default 8 MiB: with 16 MiB parts the source
+   * agent's peak RSS migrating 1 GiB was ~50 MiB higher, at the same speed).
+   */
   partSize?: number;
   /** Parts uploaded at once (default 2; memory is about `queueSize * partSize`). */
   queueSize?: number;
@@ -64,7 +67,7 @@ class MinioAdapter implements BucketAdapter {
     this.endpoint = opts.endpoint;
     this.bucket = opts.bucket;
     this.#location = `${opts.endpoint.replace(/\/+$/, "")}/${opts.bucket}`;
-    this.#partSize = Math.max(opts.partSize ?? 16 * MIB, 5 * MIB);
+    this.#partSize = Math.max(opts.partSize ?? 8 * MIB, 5 * MIB);
     this.#queueSize = Math.max(1, opts.queueSize ?? 2);
     this.client = new Client({
       endPoint: url.hostname.replace(/^\[|\]$/g, ""),
