@@ -39,6 +39,9 @@ export interface WorkQueueOptions {
   now?: () => number;
 }
 
+/** The longest delay a timer holds (setTimeout fires at once beyond it). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A de-duplicating, rate-limited queue of string keys. */
 export class WorkQueue {
   #queue: string[] = [];
@@ -81,10 +84,15 @@ export class WorkQueue {
     }
   }
 
-  /** Queues `key` after `delayMs`; an earlier pending add for the key wins. */
+  /**
+   * Queues `key` after `delayMs`; an earlier pending add for the key wins.
+   * A delay beyond what a timer holds (2^31 - 1 ms, ~24.8 days; longer ones
+   * fire at once) is cut to that: the reconcile then asks again for the rest.
+   */
   addAfter(key: string, delayMs: number): void {
     if (this.#shuttingDown) return;
     if (delayMs <= 0) return this.add(key);
+    delayMs = Math.min(delayMs, MAX_TIMER_MS);
     const at = this.#now() + delayMs;
     const pending = this.#timers.get(key);
     if (pending && pending.at <= at) return;

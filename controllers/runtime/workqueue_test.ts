@@ -89,3 +89,14 @@ Deno.test("WorkQueue's default backoff stays under the shortest freeze deadline 
   assert(DEFAULT_MAX_DELAY_MS * 2 <= 10_000, "two retries fit in the shortest deadline");
   q.shutDown();
 });
+
+Deno.test("WorkQueue holds a delay longer than a timer can (a year's TTL) instead of firing it at once", async () => {
+  const q = new WorkQueue();
+  q.addAfter("a", 365 * 24 * 3600 * 1000);
+  q.addAfter("b", 30);
+  // Unclamped, setTimeout fires "a" after 1 ms, before "b".
+  assertEquals(await q.get(), "b");
+  q.done("b");
+  assertEquals(q.len(), 0, "the year-long requeue is still waiting");
+  q.shutDown();
+});
