@@ -10,8 +10,9 @@
  *
  *   runtime  deno + the libraries it loads (ldd), GNU tar (the archive code
  *            runs it) and openssl (the controller issues the agents'
- *            certificates) with theirs, CA certificates, passwd/group with a
- *            non-root user 65532, /tmp
+ *            certificates) with theirs (its libcrypto.so.3 is also the
+ *            agent's AES-GCM: storage/aes_gcm.ts), CA certificates,
+ *            passwd/group with a non-root user 65532, /tmp
  *   deps     /deno-dir/npm: `deno cache` of the entry points into an empty
  *            DENO_DIR, without the registry.json packuments (they change
  *            over time; with deno.lock, --cached-only never reads them)

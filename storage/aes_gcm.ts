@@ -6,10 +6,11 @@
  * - `openssl`: the node's OpenSSL 3 (`libcrypto.so.3`, the EVP interface)
  *   through Deno's FFI: 2.4-4.3 GiB/s on this 2-core VM against 0.45-0.52
  *   GiB/s for Deno's WebCrypto AES-GCM (1 MiB chunks, side by side,
- *   2026-11-30). In a 256 MiB migration through an encrypting class it took
- *   the target's decrypting pull from +0.61 s to +0.28 s over the plain pull
- *   and the encryption's share of the downtime from +16.5 % to +7.5 %
- *   (`deno task bench migration --sizes 256 --encrypted`, medians of 5).
+ *   2026-11-30). In 256 MiB migrations through an encrypting class
+ *   (`deno task bench migration --sizes 256 --encrypted`) encryption added
+ *   +16.5 % to the downtime in the last run before (5 rounds), and +7.5 %,
+ *   +17.6 % and +10.2 % in three runs after, +7.4 % over their 17 rounds
+ *   (every run: docs/security.md).
  * - `webcrypto`: the runtime's `crypto.subtle`, where libcrypto cannot be
  *   loaded (no library, or no `--allow-ffi`).
  *
@@ -101,6 +102,13 @@ function settle<T>(f: () => T): Promise<T> {
   }
 }
 
+/** Longest input one call takes: OpenSSL's lengths are C ints (lpm's chunks are <= 16 MiB). */
+const MAX_INPUT = 2 ** 31 - 1 - GCM_TAG;
+
+function checkInput(len: number): void {
+  if (len > MAX_INPUT) throw new Error(`AES-256-GCM input of ${len} bytes is over ${MAX_INPUT}`);
+}
+
 function check(what: string, len: number, want: number): void {
   if (len !== want) throw new Error(`AES-256-GCM ${what} has ${len} bytes; it must have ${want}`);
 }
@@ -166,6 +174,8 @@ function opensslCipher(lib: Libcrypto, key: Uint8Array<ArrayBuffer>): ChunkCiphe
     seal: (plain, iv, aad) =>
       settle(() => {
         check("nonce", iv.length, NONCE);
+        checkInput(plain.length);
+        checkInput(aad.length);
         return withContext((ctx, outl) => {
           const n = plain.length;
           const out = new Uint8Array(n + GCM_TAG);
@@ -181,6 +191,8 @@ function opensslCipher(lib: Libcrypto, key: Uint8Array<ArrayBuffer>): ChunkCiphe
       settle(() => {
         check("nonce", iv.length, NONCE);
         if (sealed.length < GCM_TAG) throw new Error("AES-256-GCM input is shorter than its tag");
+        checkInput(sealed.length);
+        checkInput(aad.length);
         const n = sealed.length - GCM_TAG;
         return withContext((ctx, outl) => {
           const out = new Uint8Array(n);
