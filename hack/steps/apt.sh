@@ -8,6 +8,8 @@ PACKAGES=(
   docker.io docker-registry skopeo curl jq iproute2 iptables zstd pigz busybox-static
   conmon runc containernetworking-plugins libseccomp-dev libgpgme-dev libbtrfs-dev pkg-config
   socat conntrack ethtool kmod util-linux python3
+  # libcrypto.so.3 (libssl3) is the agent's AES-GCM (storage/aes_gcm.ts); the images carry openssl.
+  openssl libssl3
 )
 
 # add_suite NAME SUITE CODENAME PIN: a Debian suite apt may download from by
