@@ -9,9 +9,8 @@ import "../kube/http1.ts";
 import { createMigration, deleteNamespaceAndWait, openWorkspace } from "../testing/e2e.ts";
 import { envTest, testEnv } from "../testing/env.ts";
 import { waitFor } from "../localenv/mod.ts";
+import { counterPod } from "../testing/counter_log.ts";
 import type { PodCheckpoint, PodMigration } from "../api/mod.ts";
-
-const SHELL = 'i=0; while true; do i=$((i+1)); echo "n $i"; sleep 0.2; done';
 
 envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
   name:
@@ -27,7 +26,7 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
     });
     const count = async (pod: string) => {
       const log = String(await core.readNamespacedPodLog({ name: pod, namespace: ns }));
-      return Number(log.trim().split("\n").at(-1)?.match(/^n (\d+)$/)?.[1] ?? 0);
+      return Number(log.trim().split("\n").at(-1)?.match(/^\d+$/)?.[0] ?? 0);
     };
     const get = (name: string) => lpm.get<PodMigration>("podmigrations", ns, name);
     try {
@@ -45,17 +44,7 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
 
       await core.createNamespacedPod({
         namespace: ns,
-        body: {
-          metadata: { name: "app" },
-          spec: {
-            nodeName: env.nodes![0].name,
-            containers: [{
-              name: "c",
-              image: env.nodeImages!.busybox,
-              command: ["sh", "-c", SHELL],
-            }],
-          },
-        },
+        body: counterPod("app", env.nodes![0].name, ["c"], env.nodeImages!.busybox),
       });
       await waitFor(async () => (await count("app").catch(() => 0)) >= 3, {
         what: "the pod to count",
