@@ -17,8 +17,9 @@
  * OpenSSL's libcrypto, the default where it loads, and WebCrypto).
  * Prints min/median/max seconds and MiB/s of each, the ratios to copy and
  * OpenSSL's to WebCrypto's (medians of per-round ratios), and the bench
- * process's peak RSS growth, which stays flat whatever `--mib` (try
- * `--mib 2048`).
+ * process's peak RSS growth over all runs, collector lag included (200-240
+ * MiB with `--mib 256` here on 2026-11-30; one pass's memory is bounded by
+ * storage/encryption_test.ts: 512 MiB through encrypt and decrypt).
  * @module
  */
 import { parseArgs } from "../base/args.ts";
