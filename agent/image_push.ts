@@ -13,7 +13,7 @@
  * when it offers the same push-by-digest-then-tag split.)
  * @module
  */
-import type { ImagePublisher, PushedImage } from "./pipeline.ts";
+import type { ImagePublisher, PushedImage, RegistrySettings } from "./pipeline.ts";
 import {
   digestFile,
   encryptedLayerDescriptor,
@@ -25,6 +25,80 @@ import {
 } from "../oci/mod.ts";
 import { registryClientOptions } from "./image_oci.ts";
 import { ENCRYPTION_FORMAT } from "../storage/mod.ts";
+
+/**
+ * The descriptors of layers that must already be in `repo` (pre-copy's
+ * parent layer, pushed before the freeze): checked, never uploaded here.
+ */
+async function baseLayers(
+  client: RegistryClient,
+  repo: string,
+  layers: { digest: string; size: number }[],
+  encrypted: boolean,
+): Promise<{ mediaType: string; digest: string; size: number }[]> {
+  if (layers.length && encrypted) {
+    throw new Error("An encrypted checkpoint image cannot have base layers (pre-copy)");
+  }
+  for (const l of layers) {
+    const size = await client.blobSize(repo, l.digest);
+    if (size !== l.size) {
+      throw new Error(
+        `Base layer ${l.digest} is ${
+          size === undefined ? "not in the repository" : `${size} bytes there`
+        }, expected ${l.size} bytes (was the pre-copy's image deleted?)`,
+      );
+    }
+  }
+  return layers.map((l) => ({ mediaType: layerMediaType("none"), ...l }));
+}
+
+/**
+ * Pushes pre-copy's parent-only image: the tar `layerPath` (the last round's
+ * CRIU images as `checkpoint/parent/...`) as its one uncompressed layer,
+ * the manifest by digest (no tag: the final image, which references the
+ * layer, is the one people find). The target pulls it before the freeze.
+ */
+export async function pushParentImage(
+  layerPath: string,
+  opts: {
+    registry: RegistrySettings;
+    tag: string;
+    annotations: Record<string, string>;
+    signal?: AbortSignal;
+    onProgress?: (bytes: number) => void;
+  },
+): Promise<{ reference: string; digest: string; layer: { digest: string; size: number } }> {
+  const dest = parseReference(`${opts.registry.repository}:${opts.tag}`);
+  const repo = dest.repository;
+  const client = new RegistryClient(dest.host, registryClientOptions(opts.registry));
+  try {
+    const { digest: layerDigest, size } = await digestFile(layerPath);
+    let sent = 0;
+    const stream = (await Deno.open(layerPath)).readable.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, c) {
+          sent += chunk.length;
+          opts.onProgress?.(sent);
+          c.enqueue(chunk);
+        },
+      }),
+    );
+    await client.streamBlob(repo, { stream, digest: Promise.resolve(layerDigest) }, {
+      signal: opts.signal,
+    });
+    const { digest } = await client.putImage(repo, {
+      layers: [{ mediaType: layerMediaType("none"), digest: layerDigest, size }],
+      annotations: opts.annotations,
+    }, { signal: opts.signal });
+    return {
+      reference: formatReference({ host: dest.host, repository: repo, digest }),
+      digest,
+      layer: { digest: layerDigest, size },
+    };
+  } finally {
+    client.close();
+  }
+}
 
 /** Creates the publisher. */
 export function createImagePublisher(): ImagePublisher {
@@ -61,8 +135,9 @@ export function createImagePublisher(): ImagePublisher {
         }, { signal: opts.signal });
         const plain = { mediaType: layerMediaType("none"), digest: layerDigest, size };
         const enc = opts.encryption;
+        const base = await baseLayers(client, repo, opts.baseLayers ?? [], enc !== undefined);
         const { digest, bytes } = await client.putImage(repo, {
-          layers: [enc ? encryptedLayerDescriptor(plain, enc.keyId) : plain],
+          layers: [...base, enc ? encryptedLayerDescriptor(plain, enc.keyId) : plain],
           // ocicrypt: an encrypted layer's diff_id is its plaintext's digest.
           ...(enc ? { diffIds: [`sha256:${await enc.plainSha256}`] } : {}),
           // The layer is the archive itself (encrypted or not): its digest is the stored sha256.

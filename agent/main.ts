@@ -15,7 +15,7 @@
 import { type Args, parseArgs } from "../base/args.ts";
 import { type KubeHttp, kubeHttp, loadKubeConfig } from "../kube/config.ts";
 import { Logger } from "../base/log.ts";
-import { type AgentSecurity, startAgentServer } from "./server.ts";
+import { type AgentSecurity, type AgentServerOptions, startAgentServer } from "./server.ts";
 import type { ImagePublisher, VolumeCarrier } from "./pipeline.ts";
 import { createKubeletDriver, type KubeletDriver } from "./runtime/kubelet.ts";
 import { type DriverName, selectDriver } from "./runtime/select.ts";
@@ -24,7 +24,7 @@ import { resolveStorageClass } from "./storage_class.ts";
 import { prepareImage } from "./prepare.ts";
 import { createDockerDriver } from "./runtime/docker.ts";
 import { readArchiveStats } from "../archive/mod.ts";
-import { createImagePublisher } from "./image_push.ts";
+import { createImagePublisher, pushParentImage } from "./image_push.ts";
 import { createOciImagePublisher } from "./image_oci.ts";
 import { createVolumeCarrier } from "./volumes.ts";
 import { criContainerStarts } from "./cri_runtime.ts";
@@ -45,6 +45,8 @@ const USAGE = `Usage: deno task agent --node-name <node> [--listen <host:port>]
   [--allow-inline-storage]  (accept storage specs and credentials in requests: Docker hosts without a cluster)
   [--busybox /bin/busybox]  (static busybox copied into the images that carry emptyDir volumes)
   [--runtime-endpoint unix:///run/containerd/containerd.sock]  (PrepareRestore pulls through the CRI)
+  [--runc <path>] [--runc-root <dir>]  (pre-copy rounds: the runc containerd runs and its state
+   root for the CRI namespace; default "runc" from PATH and /run/containerd/runc/k8s.io)
   [--criu-log-dir <dir>]...  (where the runtime keeps CRIU logs; default /run/containerd and
    CRI-O's storage dirs: a failed dump's log is read only inside them)
   [--tls-secret <namespace>/<name>]  (the serving pair and CA from a Secret the controller
@@ -75,6 +77,10 @@ export interface AgentArgs {
   kubeletRootMount?: string;
   /** Directories the runtime keeps CRIU logs in (a failed dump's log is read only there). */
   criuLogDirs?: string[];
+  /** The runc binary containerd runs (pre-copy rounds). */
+  runc: string;
+  /** runc's state root of containerd's CRI namespace (pre-copy rounds). */
+  runcRoot: string;
   /** Static busybox for volume images (emptyDir contents carried with checkpoints). */
   busybox?: string;
   kubeconfig?: string;
@@ -117,6 +123,8 @@ export function parseAgentArgs(args: string[]): AgentArgs {
         "kubelet-root-dir",
         "kubelet-root-mount",
         "criu-log-dir",
+        "runc",
+        "runc-root",
         "busybox",
         "kubeconfig",
         "runtime",
@@ -152,6 +160,8 @@ export function parseAgentArgs(args: string[]): AgentArgs {
     kubeletRootDir: v["kubelet-root-dir"],
     kubeletRootMount: v["kubelet-root-mount"],
     criuLogDirs: lists["criu-log-dir"],
+    runc: v.runc ?? "runc",
+    runcRoot: v["runc-root"] ?? "/run/containerd/runc/k8s.io",
     busybox: v.busybox,
     kubeconfig: v.kubeconfig,
     runtime: v.runtime as DriverName | undefined,
@@ -369,6 +379,7 @@ export async function main(args: string[]): Promise<number> {
     containerStarts: a.runtimeEndpoint
       ? (ns, pod) => criContainerStarts(a.runtimeEndpoint!, ns, pod)
       : undefined,
+    preCopy: containerd ? preCopyOptions(a, containerd) : undefined,
     resolveClass: (ref) => resolveStorageClass(ref, { kube, allowInline: a.allowInlineStorage }),
     prepareImage: prepareWith(a, kube),
     log,
@@ -439,6 +450,25 @@ export async function main(args: string[]): Promise<number> {
   kube?.close();
   log.info("agent stopped");
   return 0;
+}
+
+/** Pre-copy through the node's runc, on the containers containerd knows. */
+function preCopyOptions(
+  a: AgentArgs,
+  containerd: ContainerdTasks,
+): NonNullable<AgentServerOptions["preCopy"]> {
+  return {
+    runc: a.runc,
+    runcRoot: a.runcRoot,
+    pushParent: pushParentImage,
+    containerId: async (ns, pod, container) => {
+      const found = (await containerd.podContainers(ns, pod)).find((c) => c.name === container);
+      if (!found) {
+        throw new Error(`Pod "${ns}/${pod}" has no running container "${container}" on this node`);
+      }
+      return found.id;
+    },
+  };
 }
 
 if (import.meta.main) {

@@ -8,10 +8,10 @@
  * controllers read back; only the store is the agent's own.
  * @module
  */
-import type { CheckpointResult, OperationPhase } from "../contract/agent.ts";
+import type { CheckpointResult, OperationPhase, PreCopyResult } from "../contract/agent.ts";
 
 /** Kinds of operation. */
-export type OperationKind = "checkpoint" | "prepareRestore" | "restoreContainer";
+export type OperationKind = "checkpoint" | "prepareRestore" | "restoreContainer" | "preCopy";
 
 /** The outcome of a restore or pre-pull operation. */
 export interface RestoreResult {
@@ -41,6 +41,10 @@ export interface Operation {
   result?: CheckpointResult;
   /** Restore outcome. */
   restore?: RestoreResult;
+  /** Pre-copy outcome (its last round stays in the work dir until the operation is deleted). */
+  preCopy?: PreCopyResult;
+  /** What the operation is about, `<namespace>/<pod>/<container>` (pre-copy: checked by the final checkpoint). */
+  subject?: string;
   /** RFC 3339 creation time. */
   created: string;
   /** RFC 3339 time of the last change. */
@@ -91,7 +95,16 @@ export function isFinal(phase: OperationPhase): boolean {
 export type OperationPatch = Partial<
   Pick<
     Operation,
-    "phase" | "step" | "bytesDone" | "bytesTotal" | "message" | "result" | "restore" | "localPaths"
+    | "phase"
+    | "step"
+    | "bytesDone"
+    | "bytesTotal"
+    | "message"
+    | "result"
+    | "restore"
+    | "preCopy"
+    | "subject"
+    | "localPaths"
   >
 >;
 

@@ -20,6 +20,7 @@ import {
   storeFile,
 } from "../storage/mod.ts";
 import { teeInStep } from "../base/tee.ts";
+import { makeIncremental } from "../archive/mod.ts";
 import type { CheckpointResult as DriverResult, RuntimeDriver } from "./runtime/driver.ts";
 import type { CheckpointResult } from "../contract/agent.ts";
 import type { Operation, OperationPatch } from "./operations.ts";
@@ -81,6 +82,12 @@ export interface ImagePublisher {
      * may still be computed while the layer streams.
      */
     encryption?: { keyId: string; plainSha256: string | Promise<string> };
+    /**
+     * Layers already in the repository that go below the archive's (pre-copy:
+     * the last round's images as `checkpoint/parent/`); uncompressed tars,
+     * so each digest is also its diff_id.
+     */
+    baseLayers?: { digest: string; size: number }[];
     signal?: AbortSignal;
     onProgress?: (bytes: number) => void;
   }): Promise<PushedImage>;
@@ -135,6 +142,12 @@ export interface CheckpointJob {
   timeoutSeconds?: number;
   /** Keep the node-local archive when the pipeline fails. */
   keepArchiveOnFailure?: boolean;
+  /**
+   * Pre-copy (pre_copy.ts): the last round's CRIU images on this node and
+   * their layer, already in the registry. The archive is made incremental
+   * against them and the image gets that layer below the archive's.
+   */
+  preCopy?: { parentDir: string; layer: { digest: string; size: number }; image: string };
 }
 
 /** What the pipeline is given. */
@@ -215,6 +228,14 @@ interface TakenCheckpoint {
   t1: number;
   /** The archive encrypted (class with spec.encryption): what is stored and pushed. */
   sealed?: SealedArchive;
+  /** Pre-copy: the archive is incremental against this parent (the runtime's was `fullSize`). */
+  incremental?: {
+    pages: number;
+    fromParent: number;
+    fullSize: number;
+    parentImage: string;
+    parentLayer: { digest: string; size: number };
+  };
 }
 
 /**
@@ -249,6 +270,7 @@ export async function runCheckpoint(
   const keys = storageKeys(job);
   const published: string[] = [];
   try {
+    if (job.preCopy) await makeIncrementalArchive(run, taken, job.preCopy);
     taken.sealed = await sealArchive(run, taken.archivePath);
     const result = await publish(run, taken, keys, published);
     const t2 = performance.now();
@@ -289,6 +311,12 @@ async function beginRun(job: CheckpointJob, deps: PipelineDeps): Promise<Pipelin
   await Deno.mkdir(deps.workDir, { recursive: true });
   await deps.report({ phase: "Running", step: "resolving storage class" });
   const cls = await deps.resolveClass();
+  if (job.preCopy && (cls.keys || !cls.registry)) {
+    throw new Error(
+      `Cannot checkpoint ${what} after a pre-copy: class "${cls.name}" ` +
+        (cls.keys ? "encrypts (pre-copy images are plain in this version)" : "has no registry"),
+    );
+  }
   if (cls.registry && !deps.images) {
     throw new Error(
       `Cannot publish a checkpoint image of ${what}: this agent has no image builder`,
@@ -336,6 +364,40 @@ async function takeCheckpoint({ job, deps, what, log }: PipelineRun): Promise<Ta
   const size = (await Deno.stat(archivePath)).size;
   log("checkpoint taken", { archivePath, size, ms: Math.round(t1 - t0) });
   return { outcome, archivePath, size, checkpointTime, t0, t1 };
+}
+
+/**
+ * Pre-copy: the runtime's full archive becomes incremental against the last
+ * round (pages unchanged since are `PE_PARENT` references; docs/pre-copy.md),
+ * and that is what is stored and pushed. The stored archive then restores
+ * only with its parent: the metadata names the parent image.
+ */
+async function makeIncrementalArchive(
+  { deps, log }: PipelineRun,
+  taken: TakenCheckpoint,
+  preCopy: NonNullable<CheckpointJob["preCopy"]>,
+): Promise<void> {
+  await deps.report({ step: "comparing with the pre-copy round" });
+  const t0 = performance.now();
+  const outPath = `${deps.workDir}/incremental.tar`;
+  const r = await makeIncremental(taken.archivePath, preCopy.parentDir, {
+    outPath,
+    workDir: deps.workDir,
+  });
+  // The runtime's full archive is of no more use (as at the end of the pipeline).
+  await removeQuietly(taken.archivePath);
+  const fullSize = taken.size;
+  taken.archivePath = outPath;
+  taken.size = (await Deno.stat(outPath)).size;
+  taken.incremental = { ...r, fullSize, parentImage: preCopy.image, parentLayer: preCopy.layer };
+  await deps.report({ localPaths: [outPath] });
+  log("archive made incremental against the pre-copy round", {
+    pages: r.pages,
+    fromParent: r.fromParent,
+    fullSize,
+    size: taken.size,
+    ms: Math.round(performance.now() - t0),
+  });
 }
 
 function storageKeys(job: CheckpointJob): StorageKeys {
@@ -409,6 +471,18 @@ async function publish(
           plainSize: taken.size,
           plainSha256: await taken.sealed.plainSha256,
           sha256Covers: "encrypted",
+        },
+      }
+      : {}),
+    // The stored archive restores only with this parent (its checkpoint/parent/ layer).
+    ...(taken.incremental
+      ? {
+        preCopy: {
+          parentImage: taken.incremental.parentImage,
+          parentLayer: taken.incremental.parentLayer,
+          pages: taken.incremental.pages,
+          pagesFromParent: taken.incremental.fromParent,
+          fullArchiveSize: taken.incremental.fullSize,
         },
       }
       : {}),
@@ -576,6 +650,7 @@ function pushImage(
     encryption: taken.sealed
       ? { keyId: taken.sealed.keyId, plainSha256: taken.sealed.plainSha256 }
       : undefined,
+    baseLayers: taken.incremental ? [taken.incremental.parentLayer] : undefined,
     signal: t.both.signal,
     annotations: checkpointAnnotations({
       containerName: job.container,

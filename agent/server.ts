@@ -14,6 +14,7 @@ import {
   type HealthResponseMsg,
   type OperationLogMsg,
   type OperationMsg,
+  type PreCopyRequestMsg,
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
   type StorageClassRefMsg,
@@ -27,12 +28,14 @@ import {
   OperationStore,
 } from "./operations.ts";
 import {
+  type CheckpointJob,
   type ImagePublisher,
   type ResolvedClass,
   runCheckpoint,
   type VolumeCarrier,
 } from "./pipeline.ts";
 import type { FreezeAction, Freezes } from "./freezes.ts";
+import { type PreCopyDeps, preCopyJobProblem, preCopyParentDir, runPreCopy } from "./pre_copy.ts";
 import type { RuntimeDriver } from "./runtime/driver.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
@@ -98,6 +101,14 @@ export interface AgentServerOptions {
   ) => Promise<{ name: string; id: string; startedAtMs: number }[]>;
   /** Reads CRIU stats from an archive. */
   readStats?: (archivePath: string) => Promise<Record<string, number> | undefined>;
+  /**
+   * Pre-copy (containerd nodes): the node's runc and its state root, and
+   * the parent image's push. Absent: PreCopy is refused as UNIMPLEMENTED.
+   */
+  preCopy?: Pick<PreCopyDeps, "runc" | "runcRoot" | "pushParent"> & {
+    /** The runtime id of a pod's running container. */
+    containerId: (namespace: string, pod: string, container: string) => Promise<string>;
+  };
   /** Makes an image available on this node (PrepareRestore). */
   prepareImage?: (
     req: PrepareRestoreRequestMsg,
@@ -144,6 +155,14 @@ function toMsg(op: Operation): OperationMsg {
       : null,
     restore: op.restore
       ? { containerId: op.restore.containerId ?? "", image: op.restore.image ?? "" }
+      : null,
+    preCopy: op.preCopy
+      ? {
+        image: { ...op.preCopy.image, tag: "" },
+        rounds: op.preCopy.rounds,
+        layerDigest: op.preCopy.layer.digest,
+        layerSize: op.preCopy.layer.size,
+      }
       : null,
     created: op.created,
     updated: op.updated,
@@ -317,6 +336,7 @@ function handlers(ctx: AgentContext): grpc.UntypedServiceImplementation {
       "ContainerStarts",
       (req) => containerStarts(ctx, req),
     ),
+    PreCopy: unary<PreCopyRequestMsg>(ctx, "PreCopy", (req) => preCopy(ctx, req)),
     Health: unary<Record<string, never>>(ctx, "Health", () => health(ctx)),
     GetOperationLog: unary<{ operationId: string }>(
       ctx,
@@ -439,9 +459,11 @@ async function checkpoint(ctx: AgentContext, req: CheckpointRequestMsg): Promise
     leaveRunning: !!req.leaveRunning,
     ref: req.containerRef ?? "",
     freeze: req.freezeKey ?? "",
+    preCopy: req.preCopyOperationId ?? "",
   });
   // A final checkpoint is taken only of a pod this agent holds frozen.
   const driver = req.freezeKey ? frozenDriver(ctx, req, req.freezeKey) : ctx.opts.driver;
+  const preCopied = req.preCopyOperationId ? preCopyOf(ctx, req) : undefined;
   const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
   if (!created) return toMsg(op);
   log.info("checkpoint started", {
@@ -453,9 +475,35 @@ async function checkpoint(ctx: AgentContext, req: CheckpointRequestMsg): Promise
     ctx,
     op.id,
     "checkpoint",
-    (signal) => runCheckpointOperation(ctx, req, op.id, driver, signal),
+    (signal) => runCheckpointOperation(ctx, req, op.id, driver, signal, preCopied),
   );
   return toMsg(operations.get(op.id)!);
+}
+
+/**
+ * The pre-copy a checkpoint names: a Succeeded PreCopy operation of the same
+ * container whose last round is still on this node; refused by name otherwise.
+ */
+function preCopyOf(
+  { operations }: AgentContext,
+  req: CheckpointRequestMsg,
+): NonNullable<CheckpointJob["preCopy"]> & { operationId: string } {
+  const id = req.preCopyOperationId!;
+  const op = operations.get(id);
+  const refuse = (why: string) =>
+    grpcError(grpc.status.FAILED_PRECONDITION, `Field "pre_copy_operation_id" "${id}": ${why}`);
+  if (!op || op.kind !== "preCopy") throw refuse("no pre-copy operation with this id on this node");
+  if (op.phase !== "Succeeded" || !op.preCopy) throw refuse(`the pre-copy is ${op.phase}`);
+  const subject = `${req.namespace}/${req.pod}/${req.container}`;
+  if (op.subject !== subject) {
+    throw refuse(`it pre-copied "${op.subject}", not "${subject}"`);
+  }
+  return {
+    operationId: id,
+    parentDir: preCopyParentDir(operations.workDir(id)),
+    layer: op.preCopy.layer,
+    image: op.preCopy.image.reference,
+  };
 }
 
 /** The driver for a final checkpoint: refuses a pod not held frozen, checks it stayed paused. */
@@ -499,6 +547,27 @@ async function runCheckpointOperation(
   id: string,
   driver: RuntimeDriver,
   signal: AbortSignal,
+  preCopied?: ReturnType<typeof preCopyOf>,
+): Promise<void> {
+  try {
+    await runCheckpointPipeline({ opts, log, operations }, req, id, driver, signal, preCopied);
+  } finally {
+    // The round served this final checkpoint (or its migration failed): the node's copy goes.
+    if (preCopied) {
+      await Deno.remove(operations.workDir(preCopied.operationId), { recursive: true })
+        .catch(() => {});
+      await operations.update(preCopied.operationId, { localPaths: [] }).catch(() => {});
+    }
+  }
+}
+
+async function runCheckpointPipeline(
+  { opts, log, operations }: Pick<AgentContext, "opts" | "log" | "operations">,
+  req: CheckpointRequestMsg,
+  id: string,
+  driver: RuntimeDriver,
+  signal: AbortSignal,
+  preCopied?: ReturnType<typeof preCopyOf>,
 ): Promise<void> {
   const { result, timings } = await runCheckpoint({
     operationId: req.operationId,
@@ -511,6 +580,7 @@ async function runCheckpointOperation(
     podJson: req.podJson || undefined,
     timeoutSeconds: req.timeoutSeconds || undefined,
     keepArchiveOnFailure: req.keepArchiveOnFailure,
+    preCopy: preCopied,
   }, {
     driver,
     resolveClass: () => opts.resolveClass(req.storageClass!),
@@ -575,6 +645,74 @@ async function prepareRestore(
       await operations.update(op.id, { phase: "Succeeded", step: "done", restore: r });
     });
   }
+  return toMsg(operations.get(op.id)!);
+}
+
+async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<OperationMsg> {
+  const { opts, operations, log } = ctx;
+  required({
+    operation_id: req.operationId,
+    namespace: req.namespace,
+    pod: req.pod,
+    container: req.container,
+    "storage_class.name": req.storageClass?.name,
+  });
+  const pc = opts.preCopy;
+  if (!pc) {
+    throw grpcError(
+      grpc.status.UNIMPLEMENTED,
+      "This agent cannot pre-copy (it needs the node's containerd: --runtime-endpoint)",
+    );
+  }
+  const job = {
+    operationId: req.operationId,
+    namespace: req.namespace,
+    pod: req.pod,
+    container: req.container,
+    rounds: req.rounds,
+    intervalMs: req.intervalMs ?? 0,
+  };
+  const problem = preCopyJobProblem(job);
+  if (problem) throw grpcError(grpc.status.INVALID_ARGUMENT, problem);
+  const fp = fingerprint({ ...job, cls: req.storageClass?.name });
+  const { op, created } = await operations.begin(req.operationId, "preCopy", fp);
+  if (!created) return toMsg(op);
+  log.info("pre-copy started", { operation: op.id, pod: `${req.namespace}/${req.pod}` });
+  start(ctx, op.id, "preCopy", async (signal) => {
+    const workDir = operations.workDir(op.id);
+    // The last round stays on the node for the final checkpoint: DeleteCheckpoint removes it.
+    await operations.update(op.id, {
+      localPaths: [workDir],
+      subject: `${req.namespace}/${req.pod}/${req.container}`,
+    });
+    try {
+      const result = await runPreCopy(job, {
+        runc: pc.runc,
+        runcRoot: pc.runcRoot,
+        pushParent: pc.pushParent,
+        containerId: () => pc.containerId(req.namespace, req.pod, req.container),
+        resolveClass: () => opts.resolveClass(req.storageClass!),
+        workDir,
+        report: (patch) => operations.update(op.id, patch),
+        signal,
+        log: (msg, fields) => log.info(msg, { operation: op.id, ...fields }),
+      });
+      const r = result.rounds;
+      await operations.update(op.id, {
+        phase: "Succeeded",
+        step: "done",
+        preCopy: result,
+        message: `${r.length} round(s); the last dumped ${r.at(-1)!.pages} pages, ` +
+          `${
+            r.at(-1)!.dirtyPages
+          } dirty since the round before; parent image ${result.image.reference}`,
+      });
+    } catch (err) {
+      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      await operations.update(op.id, { localPaths: [] }).catch(() => {});
+      throw err;
+    }
+  });
   return toMsg(operations.get(op.id)!);
 }
 

@@ -123,7 +123,7 @@ export const FULL_POD_MIGRATION: Full<PodMigration> = {
     timeoutSeconds: 300,
     freezeDeadlineSeconds: 120,
     ttlSecondsAfterFinished: 3600,
-    preCopy: { rounds: 0 },
+    preCopy: { rounds: 2 },
     bandwidthLimit: "100Mi",
   },
   status: {
@@ -144,7 +144,16 @@ export const FULL_POD_MIGRATION: Full<PodMigration> = {
     completionTime: T1,
     frozenAt: T0,
     restoredRunningAt: T1,
+    preCopy: {
+      containers: [{
+        name: "app",
+        operationId: "op-pc-app",
+        image: `127.0.0.1:5000/lpm/checkpoints@sha256:${SHA}`,
+        rounds: [{ round: 1, pages: 65536, dirtyPages: 65536, dirtyBytes: 268435456, dumpMs: 900 }],
+      }],
+    },
     timings: {
+      preCopyMs: 4000,
       checkpointMs: 800,
       dumpMs: 500,
       uploadMs: 300,
@@ -168,6 +177,7 @@ export const FULL_POD_CHECKPOINT: Full<PodCheckpoint> = {
     containers: ["app"],
     leaveRunning: false,
     freezeDeadlineSeconds: 120,
+    preCopyOperations: { app: "op-pc-app" },
   },
   status: {
     phase: "Succeeded",
@@ -203,6 +213,7 @@ export const FULL_CONTAINER_CHECKPOINT: Full<ContainerCheckpoint> = {
     containerName: "app",
     storageClassName: "minio",
     freezeKey: "8c1f0d7e-1b2a-4c3d-9e8f-0a1b2c3d4e5f",
+    preCopyOperationId: "op-pc-app",
   },
   status: {
     phase: "Succeeded",

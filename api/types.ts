@@ -162,6 +162,7 @@ export interface CheckpointStorageClass {
 /** Phases of a PodMigration. */
 export const MIGRATION_PHASES = [
   "Pending",
+  "PreCopying",
   "Checkpointing",
   "Transferring",
   "Restoring",
@@ -198,10 +199,27 @@ export interface PodMigrationSpec {
    * its PodCheckpoint; the restored pod stays. Unset: kept until deleted.
    */
   ttlSecondsAfterFinished?: number;
-  /** Reserved: pre-copy rounds. */
+  /**
+   * Pre-copy (docs/pre-copy.md): up to `rounds` full dumps while the source
+   * runs, the last one pulled on the target before the freeze; the final
+   * checkpoint then carries only the pages dirtied since. 0 or unset: off.
+   */
   preCopy?: { rounds?: number };
   /** Reserved: transfer bandwidth limit (quantity, e.g. "100Mi"). */
   bandwidthLimit?: string;
+}
+
+/** One pre-copy round of a container, as the source's agent reported it. */
+export interface PreCopyRoundStatus {
+  round: number;
+  /** Pages in the round's dump. */
+  pages: number;
+  /** Pages changed since the round before (round 1: all). */
+  dirtyPages: number;
+  /** Bytes of those pages. */
+  dirtyBytes: number;
+  /** How long the dump stopped the source. */
+  dumpMs: number;
 }
 
 /** PodMigration.status. */
@@ -223,7 +241,20 @@ export interface PodMigrationStatus {
   frozenAt?: string;
   /** When the restored pod's last container started running. */
   restoredRunningAt?: string;
+  /** With spec.preCopy: each container's rounds and its parent image. */
+  preCopy?: {
+    containers: {
+      name: string;
+      /** The source agent's pre-copy operation. */
+      operationId: string;
+      /** The parent-only image (the last round), pulled on the target before the freeze. */
+      image?: string;
+      rounds?: PreCopyRoundStatus[];
+    }[];
+  };
   timings?: {
+    /** The PreCopying phase: rounds and the target's pull of the parent images. */
+    preCopyMs?: number;
     /** The Checkpointing phase: freeze, dump and upload of every container. */
     checkpointMs?: number;
     /** From the freeze until every container's archive was written on the node. */
@@ -272,6 +303,8 @@ export interface PodCheckpointSpec {
   leaveRunning?: boolean;
   /** With leaveRunning false: seconds after which the agent thaws the pod if nobody renews it. Default 120. */
   freezeDeadlineSeconds?: number;
+  /** Set by a PodMigration with spec.preCopy: container name -> the source agent's pre-copy operation. */
+  preCopyOperations?: Record<string, string>;
 }
 
 /** PodCheckpoint.status. */
@@ -323,6 +356,8 @@ export interface ContainerCheckpointSpec {
    * its agent holds; the container is dumped frozen and stays frozen.
    */
   freezeKey?: string;
+  /** Set by a PodCheckpoint with spec.preCopyOperations: the archive is incremental against it. */
+  preCopyOperationId?: string;
 }
 
 /** CRIU statistics from stats-dump. */

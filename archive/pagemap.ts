@@ -273,7 +273,12 @@ async function compareChunk(
 }
 
 /** Rewrites one pagemap of `dir` (and its pages image) against the parent's; in place. */
-async function dedupOne(dir: string, parentDir: string, name: string): Promise<DedupResult> {
+async function dedupOne(
+  dir: string,
+  parentDir: string,
+  name: string,
+  countOnly: boolean,
+): Promise<DedupResult> {
   const pm = parsePagemap(await Deno.readFile(`${dir}/${name}`));
   if (pm.entries.some((e) => e.flags & PE_PARENT)) {
     throw new Error(`"${dir}/${name}" is already incremental (it has pages in a parent)`);
@@ -281,7 +286,9 @@ async function dedupOne(dir: string, parentDir: string, name: string): Promise<D
   const pagesPath = `${dir}/pages-${pm.pagesId}.img`;
   const parent = await openParent(parentDir, name);
   const src = await Deno.open(pagesPath);
-  const dst = await Deno.open(`${pagesPath}.dedup`, { write: true, create: true, truncate: true });
+  const dst = countOnly
+    ? undefined
+    : await Deno.open(`${pagesPath}.dedup`, { write: true, create: true, truncate: true });
   const out = { runs: [] as PagemapEntry[], res: { pages: 0, fromParent: 0, bytes: 0 } };
   const size = CHUNK_PAGES * PAGE;
   const b = {
@@ -297,15 +304,16 @@ async function dedupOne(dir: string, parentDir: string, name: string): Promise<D
         await readAt(src, off, b.ours.subarray(0, n * PAGE));
         off += n * PAGE;
         const kept = await compareChunk(parent, e, e.vaddr + first * PAGE, n, b, out);
-        if (kept) await writeAll(dst, b.kept.subarray(0, kept));
+        if (kept && dst) await writeAll(dst, b.kept.subarray(0, kept));
         out.res.bytes += kept;
       }
     }
   } finally {
     src.close();
-    dst.close();
+    dst?.close();
     parent?.file.close();
   }
+  if (countOnly) return out.res;
   await Deno.rename(`${pagesPath}.dedup`, pagesPath);
   await Deno.writeFile(`${dir}/${name}`, encodePagemap({ ...pm, entries: out.runs }));
   return out.res;
@@ -320,13 +328,19 @@ async function writeAll(f: Deno.FsFile, buf: Uint8Array): Promise<void> {
  * Makes the full dump in `dir` incremental against the full dump in
  * `parentDir`, in place: pages with the same bytes at the same address in
  * the parent become `PE_PARENT` holes and leave the pages images. The caller
- * puts `parentDir`'s images at `dir/parent/` before a restore.
+ * puts `parentDir`'s images at `dir/parent/` before a restore. With
+ * `countOnly`, nothing is written: the result says what it would do (the
+ * dirty set of `dir` against `parentDir`).
  */
-export async function dedupAgainstParent(dir: string, parentDir: string): Promise<DedupResult> {
+export async function dedupAgainstParent(
+  dir: string,
+  parentDir: string,
+  opts: { countOnly?: boolean } = {},
+): Promise<DedupResult> {
   const total: DedupResult = { pages: 0, fromParent: 0, bytes: 0 };
   for await (const e of Deno.readDir(dir)) {
     if (!e.isFile || !/^pagemap-\d+\.img$/.test(e.name)) continue;
-    const r = await dedupOne(dir, parentDir, e.name);
+    const r = await dedupOne(dir, parentDir, e.name, !!opts.countOnly);
     total.pages += r.pages;
     total.fromParent += r.fromParent;
     total.bytes += r.bytes;

@@ -84,6 +84,13 @@ Deno.test("pagemap: dedupAgainstParent keeps only the changed pages and marks th
     await dump(`${root}/parent`, [{ vaddr: 0x10000, nrPages: 4 }], (va) => va / PAGE);
     // Page 0x12000 changed; 0x20000.. is new (not in the parent).
     await dump(`${root}/final`, runs, (va) => (va === 0x12000 ? 99 : va / PAGE));
+    // Counting first (pre-copy's dirty set per round): the same figures, nothing written.
+    const before = await Deno.readFile(`${root}/final/pages-1.img`);
+    const counted = await dedupAgainstParent(`${root}/final`, `${root}/parent`, {
+      countOnly: true,
+    });
+    assertEquals(counted, { pages: 6, fromParent: 3, bytes: 3 * PAGE });
+    assertEquals(await Deno.readFile(`${root}/final/pages-1.img`), before);
     const r = await dedupAgainstParent(`${root}/final`, `${root}/parent`);
     assertEquals(r, { pages: 6, fromParent: 3, bytes: 3 * PAGE });
     const pm = parsePagemap(await Deno.readFile(`${root}/final/pagemap-1.img`));

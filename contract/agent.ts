@@ -40,6 +40,50 @@ export interface OperationStatus {
   message?: string;
   /** Set when a checkpoint succeeded. */
   result?: CheckpointResult;
+  /** Set when a pre-copy succeeded. */
+  preCopy?: PreCopyResult;
+}
+
+/** One pre-copy round: a full dump that left the container running. */
+export interface PreCopyRound {
+  /** 1-based. */
+  round: number;
+  /** Pages in the round's dump. */
+  pages: number;
+  /** Pages changed since the round before (round 1: all of them). */
+  dirtyPages: number;
+  /** Bytes of those pages. */
+  dirtyBytes: number;
+  /** How long the dump stopped the container. */
+  dumpMs: number;
+}
+
+/** The outcome of a pre-copy. */
+export interface PreCopyResult {
+  /** The parent-only image (its one layer holds the last round as `checkpoint/parent/`). */
+  image: { reference: string; digest: string };
+  /** Every round, in order. */
+  rounds: PreCopyRound[];
+  /** The layer (an uncompressed tar: its digest is also its diff_id). */
+  layer: { digest: string; size: number };
+}
+
+/** A request to pre-copy a running container's memory (see {@linkcode NodeAgent.preCopy}). */
+export interface PreCopyRequest {
+  /** Idempotency key. */
+  operationId: string;
+  /** Pod namespace. */
+  namespace: string;
+  /** Pod name. */
+  pod: string;
+  /** Container name. */
+  container: string;
+  /** The class whose registry receives the parent image. */
+  storageClassName: string;
+  /** At most this many rounds (1..16). */
+  rounds: number;
+  /** Milliseconds between rounds. */
+  intervalMs?: number;
 }
 
 /** A request to checkpoint one container. */
@@ -62,6 +106,8 @@ export interface CheckpointRequest {
   podJson?: string;
   /** Final checkpoint of a frozen pod: the freeze that holds it (the container stays frozen). */
   freezeKey?: string;
+  /** A Succeeded pre-copy of this container on this node: the archive becomes incremental against it. */
+  preCopyOperationId?: string;
 }
 
 /** A freeze the agent holds (or held). */
@@ -110,6 +156,12 @@ export interface NodeAgent {
   checkpoint(req: CheckpointRequest): Promise<OperationStatus>;
   /** Reads an operation; rejects with an error whose message says "not found" for an unknown id. */
   getOperation(id: string): Promise<OperationStatus>;
+  /**
+   * Starts pre-copying a running container (containerd nodes): full dumps
+   * compared page by page, the last round pushed as a parent-only image;
+   * returns at once. Optional: agents that cannot say so are refused by name.
+   */
+  preCopy?(req: PreCopyRequest): Promise<OperationStatus>;
   /** Starts pre-pulling a checkpoint image on this node; returns at once. */
   prepareRestore(req: PrepareRestoreRequest): Promise<OperationStatus>;
   /** When the running containers of a pod on this node started, in epoch ms (the runtime's record). */

@@ -12,6 +12,7 @@ import type {
   FreezeStatus,
   NodeAgent,
   OperationStatus,
+  PreCopyRequest,
 } from "./agent.ts";
 import {
   agentService,
@@ -22,6 +23,7 @@ import {
   type HealthResponseMsg,
   type OperationLogMsg,
   type OperationMsg,
+  type PreCopyRequestMsg,
   type PrepareRestoreRequestMsg,
   type RestoreContainerRequestMsg,
 } from "./proto.ts";
@@ -78,6 +80,19 @@ export function toOperationStatus(m: OperationMsg): OperationStatus {
           : undefined,
       }
       : undefined,
+    preCopy: m.preCopy?.image?.reference
+      ? {
+        image: { reference: m.preCopy.image.reference, digest: m.preCopy.image.digest },
+        rounds: (m.preCopy.rounds ?? []).map((x) => ({
+          round: x.round,
+          pages: Number(x.pages),
+          dirtyPages: Number(x.dirtyPages),
+          dirtyBytes: Number(x.dirtyBytes),
+          dumpMs: x.dumpMs,
+        })),
+        layer: { digest: m.preCopy.layerDigest, size: Number(m.preCopy.layerSize) },
+      }
+      : undefined,
   };
 }
 
@@ -123,6 +138,11 @@ export class AgentClient {
   /** Starts (or finds) a checkpoint operation. */
   checkpoint(req: CheckpointRequestMsg): Promise<OperationMsg> {
     return this.#unary("Checkpoint", req);
+  }
+
+  /** Starts (or finds) a pre-copy operation. */
+  preCopy(req: PreCopyRequestMsg): Promise<OperationMsg> {
+    return this.#unary("PreCopy", req);
   }
 
   /** Reads an operation. */
@@ -271,6 +291,19 @@ export class GrpcAgentConnector implements AgentConnector {
             leaveRunning: req.leaveRunning,
             podJson: req.podJson,
             freezeKey: req.freezeKey ?? "",
+            preCopyOperationId: req.preCopyOperationId ?? "",
+          }),
+        ),
+      preCopy: async (req: PreCopyRequest) =>
+        toOperationStatus(
+          await c.preCopy({
+            operationId: req.operationId,
+            namespace: req.namespace,
+            pod: req.pod,
+            container: req.container,
+            storageClass: { name: req.storageClassName },
+            rounds: req.rounds,
+            intervalMs: req.intervalMs ?? 0,
           }),
         ),
       containerStarts: async (namespace, pod) =>

@@ -51,6 +51,32 @@ export interface CheckpointRequestMsg {
   containerRef?: string;
   checkpointId?: string;
   freezeKey?: string;
+  preCopyOperationId?: string;
+}
+
+/** `PreCopyRequest` message. */
+export interface PreCopyRequestMsg {
+  operationId: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  storageClass?: StorageClassRefMsg | null;
+  rounds: number;
+  intervalMs?: number;
+}
+
+/** `PreCopyResult` message. */
+export interface PreCopyResultMsg {
+  image?: { reference: string; digest: string; tag?: string } | null;
+  rounds: {
+    round: number;
+    pages: number;
+    dirtyPages: number;
+    dirtyBytes: number;
+    dumpMs: number;
+  }[];
+  layerDigest: string;
+  layerSize: number;
 }
 
 /** `FreezePodRequest` message. */
@@ -130,6 +156,7 @@ export interface OperationMsg {
     volumes?: { names: string[]; image: string; size: number } | null;
   } | null;
   restore?: { containerId: string; image: string } | null;
+  preCopy?: PreCopyResultMsg | null;
   created: string;
   updated: string;
 }

@@ -137,6 +137,7 @@ async function start(
       leaveRunning: true,
       podJson: JSON.stringify({ metadata: pod.metadata, spec: pod.spec }),
       freezeKey: cc.spec.freezeKey,
+      preCopyOperationId: cc.spec.preCopyOperationId,
     });
   } catch (err) {
     // A final checkpoint of a pod that is not frozen (any more) must not be retried.

@@ -83,6 +83,7 @@ export class MigrationSlots {
 
 /** Phases in which a migration holds a slot under the limits. */
 export const SLOT_PHASES: ReadonlySet<string> = new Set([
+  "PreCopying",
   "Checkpointing",
   "Transferring",
   "Restoring",

@@ -231,6 +231,9 @@ async function ensureContainerCheckpoints(c: PcContext): Promise<typeof NEXT> {
           containerName: container,
           storageClassName: className,
           ...(c.freezing ? { freezeKey: c.ref.key } : {}),
+          ...(pc.spec.preCopyOperations?.[container]
+            ? { preCopyOperationId: pc.spec.preCopyOperations[container] }
+            : {}),
         },
       } as ContainerCheckpoint);
       deps.events.normal(

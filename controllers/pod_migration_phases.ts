@@ -41,10 +41,11 @@ import { defaultClasses } from "./default_class.ts";
 import { agentHealthWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 import { SLOT_PHASES } from "./migration_limits.ts";
-import { registryAccess, RegistryCredentialsError } from "./checkpoint_data.ts";
 import { chooseTargetNode } from "./target_node.ts";
 import { operationPollMs } from "./frozen_poll.ts";
 import { warmBaseImages } from "./warm_images.ts";
+import { pullCredentials } from "./migration_pull_credentials.ts";
+import { preCopyClassProblem, stepPreCopying } from "./pod_migration_pre_copy.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -70,8 +71,8 @@ export async function runPhase(
     // A step that moves the phase on is followed at once by the next phase's
     // step in this reconcile, so one status patch carries both (Pending ->
     // Checkpointing with its PodCheckpoint, Transferring -> Restoring with its
-    // pod): two patches fewer per migration. Bounded: four phases at most.
-    for (let i = 0; i < 4; i++) {
+    // pod): two patches fewer per migration. Bounded: five phases at most.
+    for (let i = 0; i < 5; i++) {
       const phase: string | undefined = status.phase;
       const result = await stepOf(deps, pm, status, log);
       if (status.phase === phase || isTerminal(status.phase)) return result;
@@ -92,6 +93,8 @@ function stepOf(
   switch (status.phase) {
     case "Pending":
       return stepPending(deps, pm, status);
+    case "PreCopying":
+      return stepPreCopying(deps, pm, status);
     case "Checkpointing":
       return stepCheckpointing(deps, pm, status);
     case "Transferring":
@@ -251,16 +254,6 @@ async function stepPending(
     );
   }
   // Reserved fields are refused rather than silently ignored.
-  if ((pm.spec.preCopy?.rounds ?? 0) > 0) {
-    // docs/pre-copy.md: CRIU's pre-dump needs soft-dirty tracking, which the kernel lpm is
-    // tested on lacks; the restore of incremental images is proven, the rounds are not built.
-    throw new MigrationFailure(
-      "NotImplemented",
-      `spec.preCopy.rounds is ${pm.spec.preCopy!.rounds}: pre-copy is not implemented (CRIU's ` +
-        "pre-dump needs the kernel's soft-dirty memory tracking, CONFIG_MEM_SOFT_DIRTY, and the " +
-        "rounds are not built; see docs/pre-copy.md): set 0 or leave it out",
-    );
-  }
   if (pm.spec.bandwidthLimit) {
     throw new MigrationFailure(
       "NotImplemented",
@@ -290,6 +283,9 @@ async function stepPending(
   await checkNodeCriu(deps, [["Source", source], ["Target", target]]);
   const cls = await resolveStorageClass(deps, pm);
   const clsName = cls.metadata!.name!;
+  // What the spec asks of the class is known before the class is validated.
+  const preCopyProblem = preCopies(pm) ? preCopyClassProblem(cls) : undefined;
+  if (preCopyProblem) throw new MigrationFailure("PreCopyUnsupported", preCopyProblem);
   if (cls.status?.phase === "Unavailable") {
     throw new MigrationFailure(
       "StorageClassUnavailable",
@@ -324,7 +320,12 @@ async function stepPending(
   });
   // The base images onto the target while the source still runs (warm_images.ts).
   warmBaseImages(deps.agents, pm, pod, { targetNode });
-  setPhase(status, "Checkpointing", now);
+  setPhase(status, preCopies(pm) ? "PreCopying" : "Checkpointing", now);
+}
+
+/** True when the migration pre-copies (spec.preCopy.rounds above 0). */
+function preCopies(pm: PodMigration): boolean {
+  return (pm.spec.preCopy?.rounds ?? 0) > 0;
 }
 
 /**
@@ -486,6 +487,14 @@ async function stepCheckpointing(
         // Frozen from the final checkpoint on: the source never runs past it.
         leaveRunning: false,
         freezeDeadlineSeconds: pm.spec.freezeDeadlineSeconds ?? DEFAULT_FREEZE_DEADLINE_S,
+        // Pre-copied: each container's final archive is made incremental against its round.
+        ...(status.preCopy?.containers.length
+          ? {
+            preCopyOperations: Object.fromEntries(
+              status.preCopy.containers.map((c) => [c.name, c.operationId]),
+            ),
+          }
+          : {}),
       },
     } as PodCheckpoint);
   }
@@ -610,28 +619,6 @@ async function stepTransferring(
     message: `Checkpoint images are on node "${targetNodeOf(pm, status)}"`,
   });
   setPhase(status, "Restoring", now);
-}
-
-/**
- * The credentials the target's pre-pull needs (the class's
- * `registry.credentialsSecretRef`); a Secret that is missing or empty fails
- * the migration, other read errors are retried.
- */
-async function pullCredentials(
-  deps: ReconcilerDeps,
-  cls: CheckpointStorageClass,
-): Promise<{ username: string; password: string } | undefined> {
-  try {
-    const c = (await registryAccess(deps, cls)).credentials;
-    return c?.username !== undefined
-      ? { username: c.username, password: c.password ?? "" }
-      : undefined;
-  } catch (err) {
-    if (err instanceof RegistryCredentialsError && err.missing) {
-      throw new MigrationFailure("RegistryCredentials", err.message);
-    }
-    throw err;
-  }
 }
 
 /** Dump and upload figures from the ContainerCheckpoints of a frozen checkpoint. */

@@ -13,7 +13,7 @@ import { freePort, tcpOpen, waitFor } from "./_wait.ts";
 import { Pki } from "./pki.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { kubectl } from "./control_plane.ts";
-import { toolPath } from "./tools.ts";
+import { tool, toolPath } from "./tools.ts";
 import type { EnvironmentInfo, LpmInfo } from "./info.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -119,6 +119,8 @@ async function startAgent(
     `--kubelet-token-file=${creds.tokenFile}`,
     `--runtime-endpoint=unix://${node.containerdSocket}`,
     `--criu-log-dir=${node.containerdState}`,
+    `--runc=${tool("runc")}`,
+    `--runc-root=${node.containerdState}/runc/k8s.io`,
   ], {
     logPath: `${opts.logDir}/agent-${node.name}.log`,
     cwd: REPO_ROOT,

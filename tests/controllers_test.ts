@@ -334,6 +334,39 @@ envTest({ starts: ["kube"] }, {
     }),
 });
 
+/** Two classes a migration must refuse: one Unavailable, one that encrypts (no pre-copy). */
+async function badClasses(w: World): Promise<{ broken: string; sealed: string }> {
+  // A class whose directory cannot be created: validation marks it Unavailable.
+  const broken = `broken-${w.cls}`;
+  await w.lpm.create("checkpointstorageclasses", "", {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "CheckpointStorageClass",
+    metadata: { name: broken },
+    spec: {
+      provider: "local",
+      local: { path: "/proc/lpm-cannot-exist" },
+      registry: { repository: "127.0.0.1:5000/x" },
+    },
+  });
+  // An encrypting class: pre-copy images are plain, so pre-copy is refused with it.
+  const sealed = `sealed-${w.cls}`;
+  await w.lpm.create("checkpointstorageclasses", "", {
+    apiVersion: "lpm.my.domain/v1",
+    kind: "CheckpointStorageClass",
+    metadata: { name: sealed },
+    spec: {
+      provider: "local",
+      local: { path: "/proc/lpm-cannot-exist" },
+      registry: { repository: "127.0.0.1:5000/x" },
+      encryption: {
+        secretRef: { name: "no-such-keys", namespace: "default" },
+        keys: [{ id: "k1", secretKey: "k1" }],
+      },
+    },
+  });
+  return { broken, sealed };
+}
+
 envTest({ starts: ["kube"] }, {
   name:
     "controllers: bad input fails with a condition that names the problem, and nothing is touched",
@@ -356,18 +389,7 @@ envTest({ starts: ["kube"] }, {
         await counterPod(w, "hostpath", {
           spec: { containers: [], volumes: [{ name: "data", hostPath: { path: "/srv" } }] },
         });
-        // A class whose directory cannot be created: validation marks it Unavailable.
-        const broken = `broken-${w.cls}`;
-        await w.lpm.create("checkpointstorageclasses", "", {
-          apiVersion: "lpm.my.domain/v1",
-          kind: "CheckpointStorageClass",
-          metadata: { name: broken },
-          spec: {
-            provider: "local",
-            local: { path: "/proc/lpm-cannot-exist" },
-            registry: { repository: "127.0.0.1:5000/x" },
-          },
-        });
+        const { broken, sealed } = await badClasses(w);
         const cases: [string, Record<string, unknown>, string, string][] = [
           [
             "class-unavailable",
@@ -419,10 +441,15 @@ envTest({ starts: ["kube"] }, {
             'Volume "data" is a hostPath',
           ],
           [
-            "pre-copy",
-            { podName: "ok", targetNode: w.nodeB, preCopy: { rounds: 2 } },
-            "NotImplemented",
-            "spec.preCopy.rounds is 2",
+            "pre-copy-encrypted",
+            {
+              podName: "ok",
+              targetNode: w.nodeB,
+              storageClassName: sealed,
+              preCopy: { rounds: 2 },
+            },
+            "PreCopyUnsupported",
+            `"${sealed}" encrypts`,
           ],
           [
             "bandwidth",
@@ -442,6 +469,7 @@ envTest({ starts: ["kube"] }, {
         assertEquals(w.agents.callsOf("checkpoint").length, 0, "no agent was asked to checkpoint");
         assert(await podExists(w, "ok"), "the pods are untouched");
         await w.lpm.delete("checkpointstorageclasses", "", broken);
+        await w.lpm.delete("checkpointstorageclasses", "", sealed);
         await core.deleteNode({ name: `${w.nodeB}-nr` });
         await core.deleteNode({ name: `${w.nodeB}-old` });
       } finally {

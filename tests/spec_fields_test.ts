@@ -17,6 +17,7 @@ type Untested = { untested: string };
 
 const E2E = "e2e: a counter pod moves node-a -> node-b and keeps counting";
 const FREEZE_E2E = "freeze e2e: a 10 Hz counter moves node-a -> node-b";
+const PRE_COPY_E2E = "pre-copy migration: spec.preCopy moves a counter and a 64 MiB memory toucher";
 const S3_MINIO = "s3 and minio providers read each other's objects with the same digest";
 const ORIGINAL = "original manifests: the prototype's PodCheckpoint, ContainerCheckpoint";
 const CROSS = "cross-cluster: a checkpoint from cluster A (torn down) runs in cluster B";
@@ -139,8 +140,8 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "PodMigration.spec.freezeDeadlineSeconds": [
     { file: "tests/e2e_freeze_test.ts", test: "freeze e2e: the controller killed while" },
   ],
-  // Refused as NotImplemented, and the test checks exactly that refusal.
   "PodMigration.spec.preCopy.rounds": [
+    { file: "tests/e2e_pre_copy_migration_test.ts", test: PRE_COPY_E2E },
     { file: "tests/controllers_test.ts", test: "controllers: bad input fails with a condition" },
   ],
   "PodMigration.spec.bandwidthLimit": [
@@ -171,6 +172,13 @@ const FIELDS: Record<string, Exercised | Untested> = {
   "ContainerCheckpoint.spec.storageClassName": [original],
   // Set by the PodCheckpoint controller on every frozen (migration) checkpoint.
   "ContainerCheckpoint.spec.freezeKey": [{ file: "tests/e2e_freeze_test.ts", test: FREEZE_E2E }],
+  // Set by a PodMigration with spec.preCopy (and passed on): the test reads both back.
+  "PodCheckpoint.spec.preCopyOperations": [
+    { file: "tests/e2e_pre_copy_migration_test.ts", test: PRE_COPY_E2E },
+  ],
+  "ContainerCheckpoint.spec.preCopyOperationId": [
+    { file: "tests/e2e_pre_copy_migration_test.ts", test: PRE_COPY_E2E },
+  ],
   "PodRestore.spec.source.image.references[].containerName": [cross],
   "PodRestore.spec.source.image.references[].image": [cross],
   "PodRestore.spec.source.storage.storageClassName": [cross],

@@ -36,6 +36,7 @@ export interface JsonSchema {
   maximum?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   default?: unknown;
   "x-kubernetes-validations"?: CelRule[];
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";
@@ -111,8 +112,14 @@ export function obj(
 }
 
 /** A map from string keys to `values`. */
-export function map(description: string, values: JsonSchema, o: Common = {}): JsonSchema {
-  return finish({ type: "object", description, additionalProperties: values }, o);
+export function map(
+  description: string,
+  values: JsonSchema,
+  o: Common & { maxProperties?: number } = {},
+): JsonSchema {
+  const s: JsonSchema = { type: "object", description, additionalProperties: values };
+  if (o.maxProperties !== undefined) s.maxProperties = o.maxProperties;
+  return finish(s, o);
 }
 
 /** An array; `mapKeys` makes it a list-map merged by those keys. */

@@ -23,6 +23,10 @@ const specSchema: JsonSchema = obj("The container to checkpoint.", {
     "Set by a PodCheckpoint with leaveRunning false: the freeze its node's agent holds; the container is dumped frozen and stays frozen.",
     { maxLength: 253 },
   ),
+  preCopyOperationId: str(
+    "Set by a PodCheckpoint with preCopyOperations: the source agent's pre-copy of this container; the archive is made incremental against its last round.",
+    { maxLength: 128 },
+  ),
 }, { required: ["podName", "containerName"] });
 
 const statusSchema: JsonSchema = obj("Progress and the stored result.", {

@@ -10,8 +10,10 @@ import {
   int,
   type JsonSchema,
   labelName,
+  map,
   obj,
   oneOf,
+  rule,
   str,
   subdomainName,
 } from "./_helpers.ts";
@@ -43,6 +45,19 @@ const specSchema: JsonSchema = obj("The pod to checkpoint.", {
   freezeDeadlineSeconds: int(
     "With leaveRunning false: the node's agent thaws the pod by itself when the freeze is not renewed for this many seconds.",
     { minimum: 10, maximum: 3600, default: 120 },
+  ),
+  preCopyOperations: map(
+    "Set by a PodMigration with spec.preCopy: container name -> the source agent's pre-copy operation, whose last round the final checkpoint is made incremental against.",
+    str("Operation id.", { maxLength: 128 }),
+    {
+      maxProperties: 64,
+      rules: [
+        rule(
+          "self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 63)",
+          "keys must be container names",
+        ),
+      ],
+    },
   ),
 }, { required: ["podName"] });
 

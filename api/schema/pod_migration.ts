@@ -4,6 +4,7 @@
  */
 import { KINDS, MIGRATION_PHASES } from "../types.ts";
 import {
+  arr,
   dateTime,
   int,
   type JsonSchema,
@@ -60,9 +61,12 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     { minimum: 0, maximum: 31536000 },
   ),
   preCopy: obj(
-    "Reserved: iterative pre-copy; not implemented (docs/pre-copy.md): rounds above 0 fail the migration.",
+    "Pre-copy (docs/pre-copy.md): memory copied while the source runs, so the frozen transfer carries only the pages dirtied since. Containerd nodes, classes without encryption.",
     {
-      rounds: int("Pre-copy rounds before the final dump.", { minimum: 0, maximum: 16 }),
+      rounds: int(
+        "At most this many full dumps while the source runs (each stops it for the dump's length); they stop early when the dirty set stops shrinking. 0: off.",
+        { minimum: 0, maximum: 16 },
+      ),
     },
   ),
   bandwidthLimit: str(
@@ -115,7 +119,35 @@ const statusSchema: JsonSchema = obj("Progress and outcome of the migration.", {
   restoredRunningAt: dateTime(
     "When the restored pod's last container started running (as the target node's runtime reports it).",
   ),
+  preCopy: obj("With spec.preCopy: each container's rounds and parent image.", {
+    containers: arr(
+      "One entry per container.",
+      obj("A container's pre-copy.", {
+        name: str("Container name.", { maxLength: 63 }),
+        operationId: str("The source agent's pre-copy operation.", { maxLength: 253 }),
+        image: str(
+          "The parent-only image (the last round), pulled on the target before the freeze.",
+          {
+            maxLength: 1024,
+          },
+        ),
+        rounds: arr(
+          "The rounds, in order.",
+          obj("One round.", {
+            round: int("1-based.", { minimum: 1 }),
+            pages: int("Pages in the round's dump.", { minimum: 0 }),
+            dirtyPages: int("Pages changed since the round before (round 1: all).", { minimum: 0 }),
+            dirtyBytes: int("Bytes of those pages.", { minimum: 0 }),
+            dumpMs: int("How long the dump stopped the source, in milliseconds.", { minimum: 0 }),
+          }),
+          { maxItems: 16 },
+        ),
+      }, { required: ["name", "operationId"] }),
+      { maxItems: 64 },
+    ),
+  }),
   timings: obj("Measured durations; docs/api.md says what each measures.", {
+    preCopyMs: ms("The PreCopying phase: rounds and the target's pull of the parent images"),
     checkpointMs: ms("The Checkpointing phase: freeze, dump and upload of every container"),
     dumpMs: ms("From the freeze until every container's archive was written on the node"),
     uploadMs: ms("From the archives on the node until stored and pushed (slowest container)"),

@@ -10,6 +10,9 @@ PACKAGES=(
   socat conntrack ethtool kmod util-linux python3
   # libcrypto.so.3 (libssl3) is the agent's AES-GCM (storage/aes_gcm.ts); the images carry openssl.
   openssl libssl3
+  # The memory toucher (testing/memory_toucher.c): a static program built for the pre-copy test
+  # and the migration benchmark.
+  gcc libc6-dev
 )
 
 # add_suite NAME SUITE CODENAME PIN: a Debian suite apt may download from by
