@@ -299,6 +299,17 @@ export function checkStoredMetadata(doc: unknown, mKey: string): CheckpointMetad
       "is not a container name (a DNS label: lowercase letters, digits and '-', at most 63)",
     );
   }
+  if (m.preCopy !== undefined) {
+    // The archive holds only the pages dirtied after the pre-copy round; the round itself is
+    // a layer of the checkpoint image, not in the store.
+    throw new RestoreFailure(
+      "IncrementalArchive",
+      `Checkpoint metadata "${mKey}": the archive is incremental against a pre-copy round ` +
+        `(field "preCopy"), which lives only in its checkpoint image ${
+          JSON.stringify(String(m.image?.reference ?? m.preCopy?.parentImage ?? "").slice(0, 300))
+        }: restore it from that image (spec.source.image)`,
+    );
+  }
   const a = m.archive;
   if (a !== undefined) {
     if (!a || typeof a !== "object" || Array.isArray(a)) {

@@ -738,6 +738,24 @@ Deno.test("hostile PodRestore storage metadata: archive key elsewhere, bad sha25
   }
 });
 
+Deno.test("PodRestore storage metadata of a pre-copy checkpoint (incremental archive) is refused, naming its image", async () => {
+  const image = "registry.example/lpm/c@sha256:" + "a".repeat(64);
+  await storageCase(
+    (s) =>
+      putText(
+        s,
+        "shop/web/cp1/app.checkpoint.json",
+        metadata({ image: { reference: image }, preCopy: { parentImage: "registry.example/p" } }),
+      ),
+    new RegExp(
+      `the archive is incremental against a pre-copy round .*"${
+        image.replace(/[.]/g, "\\.")
+      }": restore it from that image`,
+    ),
+    { reason: "IncrementalArchive" },
+  );
+});
+
 Deno.test("hostile PodRestore storage metadata: a 9 MiB metadata document is refused", async () => {
   await storageCase(
     (s) => putText(s, "shop/web/cp1/app.checkpoint.json", `{"pad":"${"x".repeat(9 << 20)}"}`),
