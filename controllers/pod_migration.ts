@@ -61,7 +61,7 @@ async function reconcileDelete(deps: ReconcilerDeps, pm: PodMigration, log: Logg
   // A migration deleted before it finished must not leave a half-restored pod
   // behind (recorded or not: deleteRestoredPod).
   if (pm.status?.phase !== "Succeeded") {
-    await deleteRestoredPod(deps, pm, pm.status ?? {}, log, "throw");
+    await deleteRestoredPod(deps, pm, pm.status ?? {}, log);
   }
   // ...nor a frozen source: it goes on where it stopped.
   const frozen = pm.status?.conditions?.some((c) =>

@@ -4,7 +4,8 @@
  * renews the freeze at each step, confirms it at hand-over (the agent stops
  * its deadline), deletes the source without grace and kills the frozen
  * processes, so they never run past the checkpoint. On any failure before
- * hand-over the source is thawed and goes on where it stopped.
+ * hand-over the source is thawed and goes on where it stopped, once the
+ * restored pod is deleted (until then its freeze is renewed).
  * @module
  */
 import type { PodCheckpoint, PodMigration } from "../api/mod.ts";

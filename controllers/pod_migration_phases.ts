@@ -3,7 +3,9 @@
  * Checkpointing (a PodCheckpoint) -> Transferring (pre-pull the checkpoint
  * images on the target) -> Restoring (the restored pod, then the source's
  * hand-over) -> Succeeded | Failed. Every failure before the restored pod
- * runs leaves the source pod running and says why.
+ * runs leaves the source pod running and says why; while a failing
+ * migration's restored pod cannot be deleted, the source stays frozen and
+ * the migration is not Failed yet (failMigration).
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
@@ -60,6 +62,9 @@ export async function runPhase(
   if (!status.phase) setPhase(status, "Pending", now);
   if (status.phase === "Succeeded" || status.phase === "Failed") return;
   try {
+    // A failure whose restored pod is not deleted yet goes on failing as it began (failMigration).
+    const pending = pendingFailure(status);
+    if (pending) throw pending;
     const timeoutS = pm.spec.timeoutSeconds ?? DEFAULT_TIMEOUT_S;
     const started = status.startTime ? new Date(status.startTime) : undefined;
     if (started && now.getTime() - started.getTime() > timeoutS * 1000) {
@@ -111,20 +116,26 @@ function stepOf(
  * creating it and recording `status.restoredPodName` left it unrecorded (a
  * clean-clone CI run found one left behind): without a recorded name, the
  * derived one is deleted when the pod there carries this migration's label.
+ * Throws when the pod may still be there (a read or DELETE that failed, not
+ * with 404): the caller's reconcile retries, and the source stays frozen
+ * (failMigration) or the deleted migration's finalizer waits.
  */
 export async function deleteRestoredPod(
   deps: ReconcilerDeps,
   pm: PodMigration,
   status: MigrationStatus,
   log: Logger,
-  /** "throw": a failed DELETE is retried by the caller's reconcile (a deleted migration's finalizer waits). */
-  onError: "log" | "throw" = "log",
 ): Promise<void> {
   const ns = pm.metadata!.namespace!;
   let name = status.restoredPodName;
   if (!name && pm.metadata?.uid) {
     const derived = restoredPodName(pm.spec.podName, pm.metadata.uid);
-    const pod = await deps.cache.pod(ns, derived).catch(() => undefined);
+    const pod = await deps.cache.pod(ns, derived).catch((err) => {
+      throw new Error(
+        `Cannot read pod "${ns}/${derived}" (the restored pod's name): ${apiMessage(err)}`,
+        { cause: err },
+      );
+    });
     if (pod?.metadata?.labels?.[MIGRATION_LABEL] === pm.metadata.name) name = derived;
   }
   if (!name) return;
@@ -134,12 +145,76 @@ export async function deleteRestoredPod(
     log.info("deleted the restored pod of an unfinished migration", { pod: name });
   } catch (err) {
     if (apiStatus(err) === 404) return;
-    if (onError === "throw") throw err;
-    log.warn("could not delete the restored pod", { err });
+    throw new Error(`Cannot delete the restored pod "${ns}/${name}": ${apiMessage(err)}`, {
+      cause: err,
+    });
   }
 }
 
-/** Marks the migration Failed, removing a restored pod that is not serving. */
+/**
+ * The failure a migration is still finishing: Succeeded=False while the
+ * phase is not Failed yet (failMigration could not delete the restored pod).
+ * Kept in the condition because its cause (a restored pod that crashed, a
+ * source the deadline thawed) may not show again on the next reconcile.
+ */
+function pendingFailure(status: MigrationStatus): MigrationFailure | undefined {
+  const c = getCondition(status, PM_CONDITIONS.succeeded);
+  return c?.status === "False" ? new MigrationFailure(c.reason, c.message ?? "") : undefined;
+}
+
+/**
+ * A failing migration whose restored pod could not be deleted: that pod may
+ * run, so the source must not. The source stays frozen (its freeze renewed,
+ * not thawed), the migration is not marked Failed, the failure is kept in
+ * the Succeeded condition, and this throws so that the reconcile retries
+ * the DELETE with backoff (at most 5 s apart, within any freeze deadline).
+ */
+async function holdFailure(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  f: MigrationFailure,
+  deleteError: Error,
+  log: Logger,
+): Promise<never> {
+  const now = deps.now();
+  const src = pm.spec.podName;
+  // A source its agent thawed anyway is recorded (DeadlineThawed); nothing more can stop it here.
+  await renewSourceFreeze(deps, pm, status).catch((err) =>
+    log.warn("the source's freeze was not renewed", { error: (err as Error).message })
+  );
+  if (getCondition(status, PM_CONDITIONS.sourceFrozen)?.status === "True") {
+    cond(status, pm, now, {
+      type: PM_CONDITIONS.sourceFrozen,
+      status: "True",
+      reason: "RestoredPodNotDeleted",
+      message: `Source pod "${src}" kept frozen until its restored pod is deleted: ` +
+        deleteError.message,
+    });
+  }
+  status.message = `${f.message}; the source stays frozen until its restored pod is deleted ` +
+    `(retrying): ${deleteError.message}`;
+  cond(status, pm, now, {
+    type: PM_CONDITIONS.succeeded,
+    status: "False",
+    reason: f.reason,
+    message: f.message,
+  });
+  deps.events.warning(
+    pm,
+    "RestoredPodNotDeleted",
+    `${deleteError.message}; source pod "${src}" stays frozen, the DELETE is retried`,
+  );
+  throw new Error(
+    `Cannot finish failing the migration (${f.reason}): ${deleteError.message}; retrying`,
+    { cause: deleteError },
+  );
+}
+
+/**
+ * Marks the migration Failed, removing a restored pod that is not serving,
+ * then thawing the source; while that pod cannot be deleted, holdFailure.
+ */
 export async function failMigration(
   deps: ReconcilerDeps,
   pm: PodMigration,
@@ -148,7 +223,11 @@ export async function failMigration(
   log: Logger,
 ): Promise<void> {
   const now = deps.now();
-  await deleteRestoredPod(deps, pm, status, log);
+  try {
+    await deleteRestoredPod(deps, pm, status, log);
+  } catch (err) {
+    await holdFailure(deps, pm, status, f, err as Error, log);
+  }
   let thawed = "";
   const frozen = getCondition(status, PM_CONDITIONS.sourceFrozen)?.status === "True";
   const freeze = frozen ? await sourceFreeze(deps, pm, status).catch(() => undefined) : undefined;

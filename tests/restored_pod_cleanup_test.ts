@@ -58,18 +58,18 @@ envTest({ uses: ["kube"] }, {
 
       // Not this migration's pod (no label): kept.
       await pod({ app: "other" });
-      await deleteRestoredPod(deps, pm, {}, log, "throw");
+      await deleteRestoredPod(deps, pm, {}, log);
       assertEquals(await exists(), true, "a pod without the migration's label is not touched");
       await core.deleteNamespacedPod({ name: derived, namespace: ns, gracePeriodSeconds: 0 });
       await waitFor(async () => !(await exists()), { what: "the other pod to go" });
 
       // This migration's pod, its name never recorded: deleted.
       await pod({ [MIGRATION_LABEL]: "move" });
-      await deleteRestoredPod(deps, pm, {}, log, "throw");
+      await deleteRestoredPod(deps, pm, {}, log);
       await waitFor(async () => !(await exists()), { what: "the unrecorded restored pod to go" });
 
       // Nothing there: nothing to do, no error.
-      await deleteRestoredPod(deps, pm, {}, log, "throw");
+      await deleteRestoredPod(deps, pm, {}, log);
     } finally {
       await core.deleteNamespace({ name: ns }).catch(() => {});
     }
