@@ -15,7 +15,7 @@ import { keyOf, type Reconcile, splitKey } from "./runtime/controller.ts";
 import { objectReconciler } from "./_reconcile.ts";
 import type { Logger } from "../base/log.ts";
 import { isTerminal } from "./_status.ts";
-import { deleteRestoredPod, runPhase } from "./pod_migration_phases.ts";
+import { deleteRestoredPod, restoredStillRuns, runPhase } from "./pod_migration_phases.ts";
 import { expireFinished } from "./pod_migration_ttl.ts";
 
 /** Finalizer that lets an interrupted migration clean up its restored pod. */
@@ -60,14 +60,17 @@ export function podMigrationReconciler(deps: ReconcilerDeps): Reconcile {
 async function reconcileDelete(deps: ReconcilerDeps, pm: PodMigration, log: Logger): Promise<void> {
   // A migration deleted before it finished must not leave a half-restored pod
   // behind (recorded or not: deleteRestoredPod).
+  let restored: string | undefined;
   if (pm.status?.phase !== "Succeeded") {
-    await deleteRestoredPod(deps, pm, pm.status ?? {}, log);
+    restored = await deleteRestoredPod(deps, pm, pm.status ?? {}, log);
   }
-  // ...nor a frozen source: it goes on where it stopped.
+  // ...nor a frozen source: it goes on where it stopped, once the restored copy has stopped.
   const frozen = pm.status?.conditions?.some((c) =>
     c.type === "SourceFrozen" && c.status === "True"
   );
   if (frozen && !isTerminal(pm.status?.phase)) {
+    const stillRuns = restored ? await restoredStillRuns(deps, pm, pm.status!, restored) : "";
+    if (stillRuns) throw new Error(`${stillRuns}; the source stays frozen until then`);
     const freeze = await sourceFreeze(deps, pm, pm.status!).catch(() => undefined);
     if (freeze) {
       await sourceFreezeAction(deps, freeze, "THAW").then(

@@ -40,7 +40,7 @@ import {
 } from "./pod_migration_status.ts";
 import { DEFAULT_FREEZE_DEADLINE_S } from "./pod_freeze.ts";
 import { defaultClasses } from "./default_class.ts";
-import { agentHealthWithin } from "../contract/agent.ts";
+import { agentHealthWithin, askAgentWithin } from "../contract/agent.ts";
 import { criuKernelProblem } from "./criu_kernel.ts";
 import { SLOT_PHASES } from "./migration_limits.ts";
 import { chooseTargetNode } from "./target_node.ts";
@@ -118,14 +118,15 @@ function stepOf(
  * derived one is deleted when the pod there carries this migration's label.
  * Throws when the pod may still be there (a read or DELETE that failed, not
  * with 404): the caller's reconcile retries, and the source stays frozen
- * (failMigration) or the deleted migration's finalizer waits.
+ * (failMigration) or the deleted migration's finalizer waits. Returns the
+ * name of the pod deleted (or already gone), recorded in the status.
  */
 export async function deleteRestoredPod(
   deps: ReconcilerDeps,
   pm: PodMigration,
   status: MigrationStatus,
   log: Logger,
-): Promise<void> {
+): Promise<string | undefined> {
   const ns = pm.metadata!.namespace!;
   let name = status.restoredPodName;
   if (!name && pm.metadata?.uid) {
@@ -138,13 +139,16 @@ export async function deleteRestoredPod(
     });
     if (pod?.metadata?.labels?.[MIGRATION_LABEL] === pm.metadata.name) name = derived;
   }
-  if (!name) return;
+  if (!name) return undefined;
+  // Recorded: a retry checks this pod's containers on its node even once the object is gone.
+  status.restoredPodName = name;
   try {
     // No grace: the source is about to run again, and only one copy may.
     await deps.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0 });
     log.info("deleted the restored pod of an unfinished migration", { pod: name });
+    return name;
   } catch (err) {
-    if (apiStatus(err) === 404) return;
+    if (apiStatus(err) === 404) return name;
     throw new Error(`Cannot delete the restored pod "${ns}/${name}": ${apiMessage(err)}`, {
       cause: err,
     });
@@ -211,6 +215,36 @@ async function holdFailure(
   );
 }
 
+/** How long failMigration asks the target's agent whether the restored pod's containers run. */
+const STILL_RUNS_TIMEOUT_MS = 3000;
+
+/**
+ * Why the source cannot be thawed yet: the deleted restored pod still has
+ * running containers on the target node, as its agent reports them; "" when
+ * none run, or when the agent cannot say (no agent, no answer in time: a
+ * node that does not answer cannot be waited for forever).
+ */
+export async function restoredStillRuns(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  pod: string,
+): Promise<string> {
+  const node = status.targetNode ?? pm.spec.targetNode;
+  if (!node) return "";
+  const ns = pm.metadata!.namespace!;
+  const running = await askAgentWithin(
+    deps.agents,
+    node,
+    (a) => a.containerStarts?.(ns, pod),
+    { timeoutMs: STILL_RUNS_TIMEOUT_MS },
+  );
+  if (!running?.length) return "";
+  return `The restored pod "${ns}/${pod}" is deleted but its containers ` +
+    `${running.map((c) => `"${c.name}"`).join(", ")} still run on node "${node}": ` +
+    "waiting for its kubelet to stop them";
+}
+
 /**
  * Marks the migration Failed, removing a restored pod that is not serving,
  * then thawing the source; while that pod cannot be deleted, holdFailure.
@@ -223,13 +257,17 @@ export async function failMigration(
   log: Logger,
 ): Promise<void> {
   const now = deps.now();
+  let restored: string | undefined;
   try {
-    await deleteRestoredPod(deps, pm, status, log);
+    restored = await deleteRestoredPod(deps, pm, status, log);
   } catch (err) {
     await holdFailure(deps, pm, status, f, err as Error, log);
   }
   let thawed = "";
   const frozen = getCondition(status, PM_CONDITIONS.sourceFrozen)?.status === "True";
+  // A DELETE without grace removes the object at once; the kubelet stops the containers after.
+  const stillRuns = frozen && restored ? await restoredStillRuns(deps, pm, status, restored) : "";
+  if (stillRuns) await holdFailure(deps, pm, status, f, new Error(stillRuns), log);
   const freeze = frozen ? await sourceFreeze(deps, pm, status).catch(() => undefined) : undefined;
   if (freeze) {
     try {

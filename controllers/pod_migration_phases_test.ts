@@ -64,6 +64,8 @@ function world(status: Partial<NonNullable<PodMigration["status"]>>, restored: k
   const w = {
     refuseDelete: true,
     restored: restored as k8s.V1Pod | undefined,
+    /** Containers of the restored pod the target's agent reports running (after its DELETE too). */
+    targetRunning: [] as { name: string; startedAtMs: number }[],
     /** Freeze actions sent to the source's agent, in order. */
     freezeActions: [] as string[],
     deletes: [] as string[],
@@ -113,6 +115,7 @@ function world(status: Partial<NonNullable<PodMigration["status"]>>, restored: k
       forNode: () =>
         Promise.resolve({
           freezePod: () => Promise.reject(new Error("not here")),
+          containerStarts: () => Promise.resolve(w.targetRunning),
           controlFreeze(req: { key: string; action: string }): Promise<FreezeStatus> {
             w.freezeActions.push(req.action);
             return Promise.resolve({
@@ -205,5 +208,27 @@ Deno.test(
     assertEquals(w.pm.status?.phase, "Failed");
     assertEquals(getCondition(w.pm.status!, "Succeeded")?.reason, "RestoreFailed");
     assertStringIncludes(w.pm.status?.message ?? "", "did not start");
+  },
+);
+
+Deno.test(
+  "fail: a deleted restored pod whose container still runs on the target keeps the source " +
+    "frozen until the target's agent reports it stopped",
+  async () => {
+    const { w, reconcile } = world({ startTime: new Date(T - 700_000).toISOString() }, running);
+    w.refuseDelete = false;
+    // The DELETE (no grace) removed the object; the kubelet has not stopped the container yet.
+    w.targetRunning = [{ name: "c", startedAtMs: T - 3000 }];
+    await assertRejects(() => reconcile("ns/m", log), Error, "still run on node");
+    assertEquals(w.deletes, [RESTORED]);
+    assertEquals(w.freezeActions.includes("THAW"), false, "never thawed while the copy runs");
+    assertEquals(w.pm.status?.phase, "Restoring");
+    assertEquals(getCondition(w.pm.status!, "SourceFrozen")?.status, "True");
+
+    w.targetRunning = [];
+    await reconcile("ns/m", log);
+    assertEquals(w.freezeActions.at(-1), "THAW");
+    assertEquals(w.pm.status?.phase, "Failed");
+    assertEquals(getCondition(w.pm.status!, "Succeeded")?.reason, "Timeout");
   },
 );
