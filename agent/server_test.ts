@@ -398,3 +398,88 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "agent pre-copy: refused without the node's runc, with bad rounds, and a Checkpoint " +
+    "naming an unknown or foreign pre-copy is refused by field, before anything is dumped",
+  ...opts,
+  fn: async () => {
+    const req = {
+      operationId: "pc-1",
+      namespace: "default",
+      pod: "counter",
+      container: "app",
+      storageClass: { name: "local-test" },
+      rounds: 2,
+      intervalMs: 0,
+    };
+    // No --runtime-endpoint (no containerd): no pre-copy at all.
+    await withAgent({}, async ({ address, certs }) => {
+      const c = await clientWith(address, certs.controller);
+      try {
+        const e = await assertRejects(() => c.preCopy(req));
+        assertMatch((e as Error).message, /cannot pre-copy/);
+      } finally {
+        c.close();
+      }
+    });
+    const certs = await makeTestCerts();
+    const driver = new FakeDriver();
+    const stateDir0 = await Deno.makeTempDir({ prefix: "lpm-agent-store-" });
+    const { server, stateDir, address } = await startTestServer(certs, {
+      driver,
+      resolveClass: localClass(stateDir0),
+      preCopy: {
+        runc: "/nonexistent/runc",
+        runcRoot: "/nonexistent",
+        pushParent: () => Promise.reject(new Error("not reached")),
+        containerId: () => Promise.resolve("abc"),
+      },
+    });
+    const c = await clientWith(address, certs.controller);
+    try {
+      for (
+        const [over, want] of [
+          [{ rounds: 0 }, /Field "rounds" is 0: it must be 1 to 16/],
+          [{ rounds: 17 }, /Field "rounds" is 17/],
+          [{ intervalMs: 60_001 }, /Field "interval_ms" is 60001/],
+        ] as const
+      ) {
+        const e = await assertRejects(() => c.preCopy({ ...req, ...over }));
+        assertMatch((e as Error).message, want);
+      }
+      // A class without a registry fails the operation (the container is never dumped).
+      await c.preCopy(req);
+      let last;
+      for await (const op of c.watchOperation("pc-1")) last = op;
+      assertEquals(last?.phase, "Failed");
+      assertMatch(last?.message ?? "", /class "local-test" has no registry/);
+      const checkpoint = {
+        operationId: "cp-1",
+        namespace: "default",
+        pod: "counter",
+        container: "app",
+        storageClass: { name: "local-test" },
+        leaveRunning: true,
+      };
+      for (
+        const [id, want] of [
+          ["no-such-op", /"pre_copy_operation_id" "no-such-op": no pre-copy operation/],
+          ["pc-1", /"pre_copy_operation_id" "pc-1": the pre-copy is Failed/],
+        ]
+      ) {
+        const e = await assertRejects(() =>
+          c.checkpoint({ ...checkpoint, preCopyOperationId: id as string })
+        );
+        assertMatch((e as Error).message, want as RegExp);
+      }
+      assertEquals(driver.calls.length, 0, "nothing was dumped");
+    } finally {
+      c.close();
+      await server.close();
+      for (const d of [certs.dir, stateDir, stateDir0]) {
+        await Deno.remove(d, { recursive: true }).catch(() => {});
+      }
+    }
+  },
+});
