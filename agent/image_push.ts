@@ -53,10 +53,12 @@ async function baseLayers(
 }
 
 /**
- * Pushes pre-copy's parent-only image: the tar `layerPath` (the last round's
- * CRIU images as `checkpoint/parent/...`) as its one uncompressed layer,
- * the manifest by digest (no tag: the final image, which references the
- * layer, is the one people find). The target pulls it before the freeze.
+ * Pushes a pre-copy round's image: the earlier rounds' layers (`baseLayers`,
+ * already in the repository: checked, not sent) and the tar `layerPath`
+ * (this round's CRIU images as `checkpoint/.lpm-round-<n>/...`) as an
+ * uncompressed layer on top, the manifest by digest (no tag: the final
+ * image, which references the layers, is the one people find). The target
+ * pulls it before the next round or the freeze.
  */
 export async function pushParentImage(
   layerPath: string,
@@ -64,6 +66,7 @@ export async function pushParentImage(
     registry: RegistrySettings;
     tag: string;
     annotations: Record<string, string>;
+    baseLayers?: { digest: string; size: number }[];
     signal?: AbortSignal;
     onProgress?: (bytes: number) => void;
   },
@@ -86,8 +89,9 @@ export async function pushParentImage(
     await client.streamBlob(repo, { stream, digest: Promise.resolve(layerDigest) }, {
       signal: opts.signal,
     });
+    const base = await baseLayers(client, repo, opts.baseLayers ?? [], false);
     const { digest } = await client.putImage(repo, {
-      layers: [{ mediaType: layerMediaType("none"), digest: layerDigest, size }],
+      layers: [...base, { mediaType: layerMediaType("none"), digest: layerDigest, size }],
       annotations: opts.annotations,
     }, { signal: opts.signal });
     return {

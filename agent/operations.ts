@@ -45,6 +45,8 @@ export interface Operation {
   preCopy?: PreCopyResult;
   /** What the operation is about, `<namespace>/<pod>/<container>` (pre-copy: checked by the final checkpoint). */
   subject?: string;
+  /** Pre-copy: the most rounds of its chain (fixes where its images sit in the image). */
+  maxRounds?: number;
   /** RFC 3339 creation time. */
   created: string;
   /** RFC 3339 time of the last change. */
@@ -104,6 +106,7 @@ export type OperationPatch = Partial<
     | "restore"
     | "preCopy"
     | "subject"
+    | "maxRounds"
     | "localPaths"
   >
 >;

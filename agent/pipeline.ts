@@ -147,7 +147,16 @@ export interface CheckpointJob {
    * their layer, already in the registry. The archive is made incremental
    * against them and the image gets that layer below the archive's.
    */
-  preCopy?: { parentDir: string; layer: { digest: string; size: number }; image: string };
+  preCopy?: {
+    /** The last round's full dump. */
+    parentDir: string;
+    /** Pass-through levels above it (the rounds stopped before their limit). */
+    passThrough: number;
+    /** Every round's layer, first round first. */
+    layers: { digest: string; size: number }[];
+    /** The last round's image. */
+    image: string;
+  };
 }
 
 /** What the pipeline is given. */
@@ -234,7 +243,7 @@ interface TakenCheckpoint {
     fromParent: number;
     fullSize: number;
     parentImage: string;
-    parentLayer: { digest: string; size: number };
+    parentLayers: { digest: string; size: number }[];
   };
 }
 
@@ -383,13 +392,14 @@ async function makeIncrementalArchive(
   const r = await makeIncremental(taken.archivePath, preCopy.parentDir, {
     outPath,
     workDir: deps.workDir,
+    passThrough: preCopy.passThrough,
   });
   // The runtime's full archive is of no more use (as at the end of the pipeline).
   await removeQuietly(taken.archivePath);
   const fullSize = taken.size;
   taken.archivePath = outPath;
   taken.size = (await Deno.stat(outPath)).size;
-  taken.incremental = { ...r, fullSize, parentImage: preCopy.image, parentLayer: preCopy.layer };
+  taken.incremental = { ...r, fullSize, parentImage: preCopy.image, parentLayers: preCopy.layers };
   await deps.report({ localPaths: [outPath] });
   log("archive made incremental against the pre-copy round", {
     pages: r.pages,
@@ -479,7 +489,7 @@ async function publish(
       ? {
         preCopy: {
           parentImage: taken.incremental.parentImage,
-          parentLayer: taken.incremental.parentLayer,
+          parentLayers: taken.incremental.parentLayers,
           pages: taken.incremental.pages,
           pagesFromParent: taken.incremental.fromParent,
           fullArchiveSize: taken.incremental.fullSize,
@@ -650,7 +660,7 @@ function pushImage(
     encryption: taken.sealed
       ? { keyId: taken.sealed.keyId, plainSha256: taken.sealed.plainSha256 }
       : undefined,
-    baseLayers: taken.incremental ? [taken.incremental.parentLayer] : undefined,
+    baseLayers: taken.incremental?.parentLayers,
     signal: t.both.signal,
     annotations: checkpointAnnotations({
       containerName: job.container,

@@ -1,20 +1,25 @@
 /**
- * Pre-copy of one running container (docs/pre-copy.md): the memory travels
- * while the workload still runs, so the frozen transfer carries only the
- * pages dirtied since.
+ * Pre-copy of one running container, one round per operation
+ * (docs/pre-copy.md): the memory travels while the workload still runs, so
+ * the frozen transfer carries only the pages dirtied since the last round.
  *
  * This kernel class has no soft-dirty tracking (CRIU's pre-dump refuses), so
  * a round is a full `runc checkpoint --leave-running` (through the node's
  * runc, on the state root containerd gives it; the container is stopped for
- * the dump's length and then runs on), and each round after the first is
- * compared page by page with the one before to find its dirty set. Rounds
- * stop when the dirty set stops shrinking or at the limit (KubeVirt's
- * convergence rule); only the last round is kept. It is packed as an image
- * layer of its own (`checkpoint/parent/...`) and pushed as a parent-only
- * image, which the target node pulls before the freeze. The final checkpoint
- * (pipeline.ts, `preCopy`) is then made incremental against that round and
- * pushed as a second layer above it: containerd merges the layers, and CRIU
- * reads the unchanged pages from `checkpoint/parent/`.
+ * the dump's length and then runs on). Round 1's images are its layer as
+ * they are; round k's are compared page by page with round k-1's full dump
+ * (kept on the node) and only the pages that changed go into its layer,
+ * the rest marked as in the parent. Each round's images sit in its layer at
+ * `checkpoint/parent/.../parent/`, round k of at most L rounds L - k + 1
+ * levels deep, so each round is the `parent` of the next and CRIU follows
+ * the chain (containerd refuses symbolic links in a checkpoint, so the
+ * depths are fixed when a round is taken). The round's image is the
+ * previous round's layers plus this one, pushed by digest; the target pulls
+ * it (only the new layer crosses) before the next round or the freeze, as
+ * the controller decides (KubeVirt's convergence idea: another round while
+ * the dirty set shrinks). The final checkpoint (pipeline.ts, `preCopy`) is
+ * made incremental against the last round's full dump, with pass-through
+ * levels down to that round when the rounds stopped before their limit.
  * @module
  */
 import { dedupAgainstParent, packParentLayer } from "../archive/mod.ts";
@@ -23,10 +28,10 @@ import { LPM } from "../oci/mod.ts";
 import type { OperationPatch } from "./operations.ts";
 import type { RegistrySettings, ResolvedClass } from "./pipeline.ts";
 
-/** Round limits a request may ask for. */
-export const PRE_COPY_LIMITS = { maxRounds: 16, maxIntervalMs: 60_000 } as const;
+/** Rounds one chain may have (round directory names are bounded). */
+export const MAX_PRE_COPY_ROUNDS = 16;
 
-/** One pre-copy job. */
+/** One pre-copy round. */
 export interface PreCopyJob {
   /** Operation id. */
   operationId: string;
@@ -36,13 +41,20 @@ export interface PreCopyJob {
   pod: string;
   /** Container name. */
   container: string;
-  /** At most this many rounds (1..16). */
-  rounds: number;
-  /** Milliseconds between rounds. */
-  intervalMs: number;
+  /** The most rounds of the chain (1..16): round n goes `maxRounds - n + 1` parents deep. */
+  maxRounds: number;
+  /** The previous round of the same container (its full dump and its layers), or none. */
+  previous?: {
+    /** Its round number. */
+    round: number;
+    /** Its full dump on this node. */
+    dumpDir: string;
+    /** Every layer so far. */
+    layers: { digest: string; size: number }[];
+  };
 }
 
-/** What a pre-copy needs from the agent. */
+/** What a pre-copy round needs from the agent. */
 export interface PreCopyDeps {
   /** The runc binary the node's containerd runs (`--runc`). */
   runc: string;
@@ -52,15 +64,16 @@ export interface PreCopyDeps {
   containerId: () => Promise<string>;
   /** The storage class (its registry receives the parent image). */
   resolveClass: () => Promise<ResolvedClass>;
-  /** Pushes the parent-only image (`image_push.ts` `pushParentImage`). */
+  /** Pushes the round's layer and the image of all rounds (`image_push.ts` `pushParentImage`). */
   pushParent: (layerPath: string, opts: {
     registry: RegistrySettings;
     tag: string;
     annotations: Record<string, string>;
+    baseLayers: { digest: string; size: number }[];
     signal?: AbortSignal;
     onProgress?: (bytes: number) => void;
   }) => Promise<{ reference: string; digest: string; layer: { digest: string; size: number } }>;
-  /** The operation's work directory (the last round stays there as `parent/`). */
+  /** The operation's work directory (its full dump stays there as `dump/`). */
   workDir: string;
   /** Records progress. */
   report: (patch: OperationPatch) => Promise<unknown>;
@@ -70,28 +83,21 @@ export interface PreCopyDeps {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Where a Succeeded pre-copy keeps its last round (the parent of the final dump). */
-export function preCopyParentDir(workDir: string): string {
-  return `${workDir}/parent`;
-}
-
-/** Checks a job's numbers; returns the message naming the field, or undefined. */
-export function preCopyJobProblem(
-  job: Pick<PreCopyJob, "rounds" | "intervalMs">,
-): string | undefined {
-  if (!Number.isInteger(job.rounds) || job.rounds < 1 || job.rounds > PRE_COPY_LIMITS.maxRounds) {
-    return `Field "rounds" is ${job.rounds}: it must be 1 to ${PRE_COPY_LIMITS.maxRounds}`;
+/** Why round `n` of a chain of at most `maxRounds` cannot be taken, or undefined. */
+export function preCopyRoundProblem(n: number, maxRounds: number): string | undefined {
+  if (!Number.isInteger(maxRounds) || maxRounds < 1 || maxRounds > MAX_PRE_COPY_ROUNDS) {
+    return `Field "max_rounds" is ${maxRounds}: it must be 1 to ${MAX_PRE_COPY_ROUNDS}`;
   }
-  if (
-    !Number.isInteger(job.intervalMs) || job.intervalMs < 0 ||
-    job.intervalMs > PRE_COPY_LIMITS.maxIntervalMs
-  ) {
-    return `Field "interval_ms" is ${job.intervalMs}: it must be 0 to ${PRE_COPY_LIMITS.maxIntervalMs}`;
-  }
+  if (n > maxRounds) return `round ${n} is past the chain's max_rounds ${maxRounds}`;
   return undefined;
 }
 
-/** Bytes and pages of the `pages-*.img` files of a dump. */
+/** Where a Succeeded round keeps its full dump (the comparison base of what follows). */
+export function preCopyDumpDir(workDir: string): string {
+  return `${workDir}/dump`;
+}
+
+/** Pages in the `pages-*.img` files of a dump. */
 async function pagesOf(dir: string): Promise<number> {
   let total = 0;
   for await (const e of Deno.readDir(dir)) {
@@ -103,12 +109,8 @@ async function pagesOf(dir: string): Promise<number> {
 }
 
 /** One full dump that leaves the container running; the milliseconds it stopped it. */
-async function dumpRound(
-  deps: PreCopyDeps,
-  id: string,
-  dir: string,
-  work: string,
-): Promise<number> {
+async function dumpRound(deps: PreCopyDeps, id: string, dir: string): Promise<number> {
+  const work = `${deps.workDir}/runc-work`;
   await Deno.mkdir(dir, { recursive: true });
   await Deno.mkdir(work, { recursive: true });
   const t0 = performance.now();
@@ -130,6 +132,7 @@ async function dumpRound(
   }).output().catch((err) => {
     throw new Error(`Cannot run "${deps.runc}" for a pre-copy round: ${(err as Error).message}`);
   });
+  const ms = Math.round(performance.now() - t0);
   if (!out.success) {
     const err = new TextDecoder().decode(out.stderr).trim().slice(-2000);
     const log = await Deno.readTextFile(`${work}/dump.log`).then(
@@ -138,17 +141,19 @@ async function dumpRound(
     );
     throw new Error(`runc checkpoint --leave-running failed: ${err}${log}`);
   }
-  return Math.round(performance.now() - t0);
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+  return ms;
 }
 
 /**
- * Runs the rounds, keeps the last as `parent/`, pushes it as the
- * parent-only image; the container runs on throughout (stopped only for
- * each dump).
+ * Runs one round: the dump, its layer (incremental against the previous
+ * round's dump), the image of all rounds so far pushed by digest. The
+ * container runs on throughout (stopped only for the dump).
  */
 export async function runPreCopy(job: PreCopyJob, deps: PreCopyDeps): Promise<PreCopyResult> {
   const what = `container "${job.container}" of pod "${job.namespace}/${job.pod}"`;
-  const problem = preCopyJobProblem(job);
+  const n = (job.previous?.round ?? 0) + 1;
+  const problem = preCopyRoundProblem(n, job.maxRounds);
   if (problem) throw new Error(`Cannot pre-copy ${what}: ${problem}`);
   const log = deps.log ?? (() => {});
   await Deno.mkdir(deps.workDir, { recursive: true });
@@ -165,40 +170,37 @@ export async function runPreCopy(job: PreCopyJob, deps: PreCopyDeps): Promise<Pr
       );
     }
     const id = await deps.containerId();
-    const rounds: PreCopyRound[] = [];
-    let last = "";
-    for (let i = 1; i <= job.rounds; i++) {
-      if (i > 1 && job.intervalMs) await new Promise((r) => setTimeout(r, job.intervalMs));
-      deps.signal?.throwIfAborted();
-      await deps.report({ step: `pre-copy round ${i}` });
-      const dir = `${deps.workDir}/round-${i}`;
-      const dumpMs = await dumpRound(deps, id, dir, `${deps.workDir}/work-${i}`);
-      await Deno.remove(`${deps.workDir}/work-${i}`, { recursive: true }).catch(() => {});
-      const pages = await pagesOf(dir);
-      const dirty = last
-        ? await dedupAgainstParent(dir, last, { countOnly: true })
-        : { pages, fromParent: 0, bytes: pages * 4096 };
-      const round = {
-        round: i,
-        pages,
-        dirtyPages: dirty.pages - dirty.fromParent,
-        dirtyBytes: dirty.bytes,
-        dumpMs,
-      };
-      rounds.push(round);
-      log("pre-copy round", { ...round });
-      if (last) await Deno.remove(last, { recursive: true });
-      last = dir;
-      // Converged: this round dirtied no fewer bytes than the one before.
-      if (rounds.length >= 2 && round.dirtyBytes >= rounds[rounds.length - 2].dirtyBytes) break;
+    await deps.report({ step: `pre-copy round ${n}: dumping` });
+    const dump = preCopyDumpDir(deps.workDir);
+    const dumpMs = await dumpRound(deps, id, dump);
+    const pages = await pagesOf(dump);
+    // Round 1 goes as it is; a later round only with the pages changed since the one before.
+    let images = dump;
+    let dirty = { pages, fromParent: 0, bytes: pages * 4096 };
+    if (job.previous) {
+      await deps.report({ step: `pre-copy round ${n}: comparing with round ${n - 1}` });
+      images = `${deps.workDir}/incremental`;
+      await Deno.mkdir(images, { recursive: true });
+      dirty = await dedupAgainstParent(dump, job.previous.dumpDir, { outDir: images });
     }
-    const parent = preCopyParentDir(deps.workDir);
-    await Deno.rename(last, parent);
-    await deps.report({ step: "packing the parent layer" });
-    const layerPath = `${deps.workDir}/parent-layer.tar`;
-    await packParentLayer(parent, { outPath: layerPath, workDir: deps.workDir });
+    const round: PreCopyRound = {
+      round: n,
+      pages,
+      dirtyPages: dirty.pages - dirty.fromParent,
+      dirtyBytes: dirty.bytes,
+      dumpMs,
+    };
+    log("pre-copy round", { ...round });
+    const layerPath = `${deps.workDir}/layer.tar`;
+    await packParentLayer(images, {
+      outPath: layerPath,
+      workDir: deps.workDir,
+      depth: job.maxRounds - n + 1,
+    });
+    if (images !== dump) await Deno.remove(images, { recursive: true });
     const size = (await Deno.stat(layerPath)).size;
-    await deps.report({ step: "pushing the parent image", bytesDone: 0, bytesTotal: size });
+    await deps.report({ step: `pre-copy round ${n}: pushing`, bytesDone: 0, bytesTotal: size });
+    const base = job.previous?.layers ?? [];
     const pushed = await deps.pushParent(layerPath, {
       registry: cls.registry,
       tag: `${job.pod}-${job.container}-${job.operationId}`.replace(/[^A-Za-z0-9._-]/g, "-")
@@ -208,14 +210,15 @@ export async function runPreCopy(job: PreCopyJob, deps: PreCopyDeps): Promise<Pr
         [LPM.sourceNamespace]: job.namespace,
         [LPM.operation]: job.operationId,
       },
+      baseLayers: base,
       signal: deps.signal,
       onProgress: (b) => void deps.report({ bytesDone: b }),
     });
     await Deno.remove(layerPath).catch(() => {});
     return {
       image: { reference: pushed.reference, digest: pushed.digest },
-      rounds,
-      layer: pushed.layer,
+      round,
+      layers: [...base, pushed.layer],
     };
   } finally {
     cls.store.close?.();

@@ -35,7 +35,7 @@ import {
   type VolumeCarrier,
 } from "./pipeline.ts";
 import type { FreezeAction, Freezes } from "./freezes.ts";
-import { type PreCopyDeps, preCopyJobProblem, preCopyParentDir, runPreCopy } from "./pre_copy.ts";
+import { type PreCopyDeps, preCopyDumpDir, preCopyRoundProblem, runPreCopy } from "./pre_copy.ts";
 import type { RuntimeDriver } from "./runtime/driver.ts";
 import { criuVersion } from "./runtime/criu_version.ts";
 import { type CriuLog, criuLogOf } from "./runtime/criu_log.ts";
@@ -159,9 +159,8 @@ function toMsg(op: Operation): OperationMsg {
     preCopy: op.preCopy
       ? {
         image: { ...op.preCopy.image, tag: "" },
-        rounds: op.preCopy.rounds,
-        layerDigest: op.preCopy.layer.digest,
-        layerSize: op.preCopy.layer.size,
+        round: op.preCopy.round,
+        layers: op.preCopy.layers,
       }
       : null,
     created: op.created,
@@ -481,27 +480,39 @@ async function checkpoint(ctx: AgentContext, req: CheckpointRequestMsg): Promise
 }
 
 /**
- * The pre-copy a checkpoint names: a Succeeded PreCopy operation of the same
- * container whose last round is still on this node; refused by name otherwise.
+ * A pre-copy round a request names (`field`): a Succeeded PreCopy operation
+ * of the same container whose dump is still on this node; refused by name
+ * otherwise.
  */
-function preCopyOf(
+function preCopyRound(
   { operations }: AgentContext,
+  field: string,
+  id: string,
+  subject: string,
+): Operation & { preCopy: NonNullable<Operation["preCopy"]> } {
+  const op = operations.get(id);
+  const refuse = (why: string) =>
+    grpcError(grpc.status.FAILED_PRECONDITION, `Field "${field}" "${id}": ${why}`);
+  if (!op || op.kind !== "preCopy") throw refuse("no pre-copy operation with this id on this node");
+  if (op.phase !== "Succeeded" || !op.preCopy) throw refuse(`the pre-copy is ${op.phase}`);
+  if (op.subject !== subject) throw refuse(`it pre-copied "${op.subject}", not "${subject}"`);
+  if (!op.localPaths?.length) throw refuse("its dump is no longer on this node (used or deleted)");
+  return op as Operation & { preCopy: NonNullable<Operation["preCopy"]> };
+}
+
+/** The last pre-copy round a checkpoint names, as the pipeline takes it. */
+function preCopyOf(
+  ctx: AgentContext,
   req: CheckpointRequestMsg,
 ): NonNullable<CheckpointJob["preCopy"]> & { operationId: string } {
   const id = req.preCopyOperationId!;
-  const op = operations.get(id);
-  const refuse = (why: string) =>
-    grpcError(grpc.status.FAILED_PRECONDITION, `Field "pre_copy_operation_id" "${id}": ${why}`);
-  if (!op || op.kind !== "preCopy") throw refuse("no pre-copy operation with this id on this node");
-  if (op.phase !== "Succeeded" || !op.preCopy) throw refuse(`the pre-copy is ${op.phase}`);
   const subject = `${req.namespace}/${req.pod}/${req.container}`;
-  if (op.subject !== subject) {
-    throw refuse(`it pre-copied "${op.subject}", not "${subject}"`);
-  }
+  const op = preCopyRound(ctx, "pre_copy_operation_id", id, subject);
   return {
     operationId: id,
-    parentDir: preCopyParentDir(operations.workDir(id)),
-    layer: op.preCopy.layer,
+    parentDir: preCopyDumpDir(ctx.operations.workDir(id)),
+    passThrough: (op.maxRounds ?? op.preCopy.round.round) - op.preCopy.round.round,
+    layers: op.preCopy.layers,
     image: op.preCopy.image.reference,
   };
 }
@@ -553,11 +564,7 @@ async function runCheckpointOperation(
     await runCheckpointPipeline({ opts, log, operations }, req, id, driver, signal, preCopied);
   } finally {
     // The round served this final checkpoint (or its migration failed): the node's copy goes.
-    if (preCopied) {
-      await Deno.remove(operations.workDir(preCopied.operationId), { recursive: true })
-        .catch(() => {});
-      await operations.update(preCopied.operationId, { localPaths: [] }).catch(() => {});
-    }
+    if (preCopied) await releaseRound({ operations } as AgentContext, preCopied.operationId);
   }
 }
 
@@ -664,27 +671,41 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
       "This agent cannot pre-copy (it needs the node's containerd: --runtime-endpoint)",
     );
   }
+  const subject = `${req.namespace}/${req.pod}/${req.container}`;
+  const prevId = req.previousOperationId || undefined;
+  const prev = prevId ? preCopyRound(ctx, "previous_operation_id", prevId, subject) : undefined;
+  const maxRounds = req.maxRounds ?? 0;
+  if (prev && prev.maxRounds !== maxRounds) {
+    throw grpcError(
+      grpc.status.INVALID_ARGUMENT,
+      `Field "max_rounds" is ${maxRounds} but round ${prev.preCopy.round.round} ("${prev.id}") ` +
+        `was taken with ${prev.maxRounds}: a chain keeps one limit`,
+    );
+  }
+  const problem = preCopyRoundProblem((prev?.preCopy.round.round ?? 0) + 1, maxRounds);
+  if (problem) throw grpcError(grpc.status.INVALID_ARGUMENT, problem);
   const job = {
     operationId: req.operationId,
     namespace: req.namespace,
     pod: req.pod,
     container: req.container,
-    rounds: req.rounds,
-    intervalMs: req.intervalMs ?? 0,
+    maxRounds,
+    previous: prev
+      ? {
+        round: prev.preCopy.round.round,
+        dumpDir: preCopyDumpDir(operations.workDir(prev.id)),
+        layers: prev.preCopy.layers,
+      }
+      : undefined,
   };
-  const problem = preCopyJobProblem(job);
-  if (problem) throw grpcError(grpc.status.INVALID_ARGUMENT, problem);
-  const fp = fingerprint({ ...job, cls: req.storageClass?.name });
+  const fp = fingerprint({ subject, prev: prevId ?? "", cls: req.storageClass?.name, maxRounds });
   const { op, created } = await operations.begin(req.operationId, "preCopy", fp);
   if (!created) return toMsg(op);
-  log.info("pre-copy started", { operation: op.id, pod: `${req.namespace}/${req.pod}` });
+  log.info("pre-copy round started", { operation: op.id, pod: `${req.namespace}/${req.pod}` });
   start(ctx, op.id, "preCopy", async (signal) => {
     const workDir = operations.workDir(op.id);
-    // The last round stays on the node for the final checkpoint: DeleteCheckpoint removes it.
-    await operations.update(op.id, {
-      localPaths: [workDir],
-      subject: `${req.namespace}/${req.pod}/${req.container}`,
-    });
+    // The dump stays on the node for the next round or the final checkpoint (which remove it).
+    await operations.update(op.id, { localPaths: [workDir], subject, maxRounds });
     try {
       const result = await runPreCopy(job, {
         runc: pc.runc,
@@ -697,23 +718,29 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
         signal,
         log: (msg, fields) => log.info(msg, { operation: op.id, ...fields }),
       });
-      const r = result.rounds;
+      const r = result.round;
       await operations.update(op.id, {
         phase: "Succeeded",
         step: "done",
         preCopy: result,
-        message: `${r.length} round(s); the last dumped ${r.at(-1)!.pages} pages, ` +
-          `${
-            r.at(-1)!.dirtyPages
-          } dirty since the round before; parent image ${result.image.reference}`,
+        message: `Round ${r.round}: ${r.pages} pages, ${r.dirtyPages} changed since the round ` +
+          `before (the dump stopped it ${r.dumpMs} ms); image ${result.image.reference}`,
       });
     } catch (err) {
       await Deno.remove(workDir, { recursive: true }).catch(() => {});
       await operations.update(op.id, { localPaths: [] }).catch(() => {});
       throw err;
     }
+    // The previous round's dump was this round's comparison base only.
+    if (prev) await releaseRound(ctx, prev.id);
   });
   return toMsg(operations.get(op.id)!);
+}
+
+/** Removes a used pre-copy round's dump from the node (its operation stays, for its result). */
+async function releaseRound({ operations }: AgentContext, id: string): Promise<void> {
+  await Deno.remove(operations.workDir(id), { recursive: true }).catch(() => {});
+  await operations.update(id, { localPaths: [] }).catch(() => {});
 }
 
 async function restoreContainer(

@@ -400,8 +400,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "agent pre-copy: refused without the node's runc, with bad rounds, and a Checkpoint " +
-    "naming an unknown or foreign pre-copy is refused by field, before anything is dumped",
+  name: "agent pre-copy: refused without the node's runc; a round or a Checkpoint naming an " +
+    "unknown or failed pre-copy is refused by field, before anything is dumped",
   ...opts,
   fn: async () => {
     const req = {
@@ -410,8 +410,7 @@ Deno.test({
       pod: "counter",
       container: "app",
       storageClass: { name: "local-test" },
-      rounds: 2,
-      intervalMs: 0,
+      maxRounds: 3,
     };
     // No --runtime-endpoint (no containerd): no pre-copy at all.
     await withAgent({}, async ({ address, certs }) => {
@@ -438,16 +437,15 @@ Deno.test({
     });
     const c = await clientWith(address, certs.controller);
     try {
-      for (
-        const [over, want] of [
-          [{ rounds: 0 }, /Field "rounds" is 0: it must be 1 to 16/],
-          [{ rounds: 17 }, /Field "rounds" is 17/],
-          [{ intervalMs: 60_001 }, /Field "interval_ms" is 60001/],
-        ] as const
-      ) {
-        const e = await assertRejects(() => c.preCopy({ ...req, ...over }));
-        assertMatch((e as Error).message, want);
-      }
+      const limit = await assertRejects(() => c.preCopy({ ...req, maxRounds: 17 }));
+      assertMatch((limit as Error).message, /Field "max_rounds" is 17: it must be 1 to 16/);
+      const unknown = await assertRejects(() =>
+        c.preCopy({ ...req, operationId: "pc-2", previousOperationId: "no-such-round" })
+      );
+      assertMatch(
+        (unknown as Error).message,
+        /Field "previous_operation_id" "no-such-round": no pre-copy operation/,
+      );
       // A class without a registry fails the operation (the container is never dumped).
       await c.preCopy(req);
       let last;
@@ -462,6 +460,13 @@ Deno.test({
         storageClass: { name: "local-test" },
         leaveRunning: true,
       };
+      const failed = await assertRejects(() =>
+        c.preCopy({ ...req, operationId: "pc-3", previousOperationId: "pc-1" })
+      );
+      assertMatch(
+        (failed as Error).message,
+        /"previous_operation_id" "pc-1": the pre-copy is Failed/,
+      );
       for (
         const [id, want] of [
           ["no-such-op", /"pre_copy_operation_id" "no-such-op": no pre-copy operation/],

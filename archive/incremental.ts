@@ -7,7 +7,13 @@
  * as the directory `checkpoint/parent/` next to the incremental images.
  * @module
  */
-import { dedupAgainstParent, type DedupResult } from "./pagemap.ts";
+import {
+  dedupAgainstParent,
+  type DedupResult,
+  encodePagemap,
+  parsePagemap,
+  PE_PARENT,
+} from "./pagemap.ts";
 import { ARCHIVE_FILES } from "./format.ts";
 import { packArchive, unpackArchive } from "./write.ts";
 
@@ -15,6 +21,55 @@ async function runTar(args: string[], what: string): Promise<void> {
   const out = await new Deno.Command("tar", { args, stdout: "null", stderr: "piped" }).output();
   if (!out.success) {
     throw new Error(`Cannot ${what}: tar failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+/** `parent/parent/...`: the image directory `depth` parents below `checkpoint/`. */
+export function parentPath(depth: number): string {
+  if (!Number.isInteger(depth) || depth < 1 || depth > MAX_DEPTH) {
+    throw new Error(`Bad parent depth ${depth} (1 to ${MAX_DEPTH})`);
+  }
+  return Array(depth).fill("parent").join("/");
+}
+
+/** Deepest parent chain an image may hold (pre-copy rounds). */
+const MAX_DEPTH = 16;
+
+/**
+ * Writes `levels` pass-through image directories under `imagesDir`
+ * (`parent/`, `parent/parent/`, ...): each holds `roundDir`'s images with
+ * every page marked as in the parent and no pages of its own, so that CRIU,
+ * following `parent` links, goes through them to the round `levels + 1`
+ * deep. Pre-copy places each round at a depth fixed when it is taken (the
+ * round limit minus its number); when rounds stop early, these fill the gap.
+ * containerd refuses symbolic links in a checkpoint, so levels are real
+ * directories.
+ */
+export async function writePassThrough(
+  roundDir: string,
+  imagesDir: string,
+  levels: number,
+): Promise<void> {
+  for (let j = 1; j <= levels; j++) {
+    const dir = `${imagesDir}/${parentPath(j)}`;
+    await Deno.mkdir(dir, { recursive: true });
+    const pagesFiles = new Set<string>();
+    for await (const e of Deno.readDir(roundDir)) {
+      if (!e.isFile || !/^pagemap-.*\.img$/.test(e.name)) continue;
+      const pm = parsePagemap(await Deno.readFile(`${roundDir}/${e.name}`));
+      const entries = pm.entries.map((x) => ({
+        vaddr: x.vaddr,
+        nrPages: x.nrPages,
+        flags: PE_PARENT,
+      }));
+      await Deno.writeFile(`${dir}/${e.name}`, encodePagemap({ ...pm, entries }));
+      pagesFiles.add(`pages-${pm.pagesId}.img`);
+    }
+    for await (const e of Deno.readDir(roundDir)) {
+      if (!e.isFile || /^pagemap-.*\.img$/.test(e.name)) continue;
+      if (pagesFiles.has(e.name)) await Deno.writeFile(`${dir}/${e.name}`, new Uint8Array());
+      else await Deno.copyFile(`${roundDir}/${e.name}`, `${dir}/${e.name}`);
+    }
   }
 }
 
@@ -28,13 +83,23 @@ async function runTar(args: string[], what: string): Promise<void> {
 export async function makeIncremental(
   archivePath: string,
   parentDir: string,
-  opts: { outPath: string; workDir: string },
+  opts: {
+    outPath: string;
+    workDir: string;
+    /**
+     * The parent is deeper than `checkpoint/parent/` (pre-copy rounds that
+     * stopped before their limit): this many pass-through levels go into the
+     * archive first ({@linkcode writePassThrough}).
+     */
+    passThrough?: number;
+  },
 ): Promise<DedupResult> {
   const stage = `${opts.workDir}/incremental-stage`;
   try {
     await unpackArchive(archivePath, stage);
     const images = `${stage}/${ARCHIVE_FILES.checkpointDir}`;
     const result = await dedupAgainstParent(images, parentDir);
+    if (opts.passThrough) await writePassThrough(parentDir, images, opts.passThrough);
     await packArchive(stage, opts.outPath);
     return result;
   } finally {
@@ -46,10 +111,12 @@ export async function makeIncremental(
  * Writes the tar layer `outPath` holding the CRIU images of `parentDir` as
  * `checkpoint/parent/<file>` (regular files only; numeric owners), staged
  * in `workDir` (created, removed) with hard links where the filesystem allows.
+ * With `depth`, the directory is `checkpoint/parent/.../parent/` that
+ * many levels down (pre-copy round k of at most L: depth L - k + 1).
  */
 export async function packParentLayer(
   parentDir: string,
-  opts: { outPath: string; workDir: string },
+  opts: { outPath: string; workDir: string; depth?: number },
 ): Promise<void> {
   const files: string[] = [];
   for await (const e of Deno.readDir(parentDir)) {
@@ -62,7 +129,7 @@ export async function packParentLayer(
     throw new Error(`Cannot pack parent layer: "${parentDir}" holds no CRIU pagemap image`);
   }
   const stage = `${opts.workDir}/parent-layer-stage`;
-  const dir = `${stage}/${ARCHIVE_FILES.checkpointDir}/parent`;
+  const dir = `${stage}/${ARCHIVE_FILES.checkpointDir}/${parentPath(opts.depth ?? 1)}`;
   try {
     await Deno.mkdir(dir, { recursive: true });
     for (const f of files) {

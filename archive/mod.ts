@@ -27,6 +27,6 @@ export {
   PE_PRESENT,
 } from "./pagemap.ts";
 export type { DedupResult, Pagemap, PagemapEntry } from "./pagemap.ts";
-export { makeIncremental, packParentLayer } from "./incremental.ts";
+export { makeIncremental, packParentLayer, parentPath, writePassThrough } from "./incremental.ts";
 export { tarEntries, tarFileEntries } from "./_tar.ts";
 export type { TarEntry, TarReadOptions } from "./_tar.ts";

@@ -277,8 +277,9 @@ async function dedupOne(
   dir: string,
   parentDir: string,
   name: string,
-  countOnly: boolean,
-): Promise<DedupResult> {
+  opts: { countOnly?: boolean; outDir?: string },
+): Promise<DedupResult & { pagesId: number }> {
+  const countOnly = !!opts.countOnly;
   const pm = parsePagemap(await Deno.readFile(`${dir}/${name}`));
   if (pm.entries.some((e) => e.flags & PE_PARENT)) {
     throw new Error(`"${dir}/${name}" is already incremental (it has pages in a parent)`);
@@ -286,9 +287,10 @@ async function dedupOne(
   const pagesPath = `${dir}/pages-${pm.pagesId}.img`;
   const parent = await openParent(parentDir, name);
   const src = await Deno.open(pagesPath);
+  const outPages = opts.outDir ? `${opts.outDir}/pages-${pm.pagesId}.img` : `${pagesPath}.dedup`;
   const dst = countOnly
     ? undefined
-    : await Deno.open(`${pagesPath}.dedup`, { write: true, create: true, truncate: true });
+    : await Deno.open(outPages, { write: true, create: true, truncate: true });
   const out = { runs: [] as PagemapEntry[], res: { pages: 0, fromParent: 0, bytes: 0 } };
   const size = CHUNK_PAGES * PAGE;
   const b = {
@@ -313,10 +315,14 @@ async function dedupOne(
     dst?.close();
     parent?.file.close();
   }
-  if (countOnly) return out.res;
+  if (countOnly) return { ...out.res, pagesId: pm.pagesId };
+  if (opts.outDir) {
+    await Deno.writeFile(`${opts.outDir}/${name}`, encodePagemap({ ...pm, entries: out.runs }));
+    return { ...out.res, pagesId: pm.pagesId };
+  }
   await Deno.rename(`${pagesPath}.dedup`, pagesPath);
   await Deno.writeFile(`${dir}/${name}`, encodePagemap({ ...pm, entries: out.runs }));
-  return out.res;
+  return { ...out.res, pagesId: pm.pagesId };
 }
 
 async function writeAll(f: Deno.FsFile, buf: Uint8Array): Promise<void> {
@@ -330,20 +336,32 @@ async function writeAll(f: Deno.FsFile, buf: Uint8Array): Promise<void> {
  * the parent become `PE_PARENT` holes and leave the pages images. The caller
  * puts `parentDir`'s images at `dir/parent/` before a restore. With
  * `countOnly`, nothing is written: the result says what it would do (the
- * dirty set of `dir` against `parentDir`).
+ * dirty set of `dir` against `parentDir`). With `outDir` (an existing
+ * directory), `dir` stays as it is and the incremental image set is written
+ * there: its pagemaps and pages images, and every other file of `dir`
+ * (hard links where the filesystem allows).
  */
 export async function dedupAgainstParent(
   dir: string,
   parentDir: string,
-  opts: { countOnly?: boolean } = {},
+  opts: { countOnly?: boolean; outDir?: string } = {},
 ): Promise<DedupResult> {
   const total: DedupResult = { pages: 0, fromParent: 0, bytes: 0 };
+  const written = new Set<string>();
   for await (const e of Deno.readDir(dir)) {
     if (!e.isFile || !/^pagemap-\d+\.img$/.test(e.name)) continue;
-    const r = await dedupOne(dir, parentDir, e.name, !!opts.countOnly);
+    const r = await dedupOne(dir, parentDir, e.name, opts);
+    written.add(e.name).add(`pages-${r.pagesId}.img`);
     total.pages += r.pages;
     total.fromParent += r.fromParent;
     total.bytes += r.bytes;
+  }
+  if (opts.outDir && !opts.countOnly) {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || written.has(e.name)) continue;
+      await Deno.link(`${dir}/${e.name}`, `${opts.outDir}/${e.name}`)
+        .catch(() => Deno.copyFile(`${dir}/${e.name}`, `${opts.outDir}/${e.name}`));
+    }
   }
   return total;
 }

@@ -58,14 +58,14 @@ export interface PreCopyRound {
   dumpMs: number;
 }
 
-/** The outcome of a pre-copy. */
+/** The outcome of a pre-copy round. */
 export interface PreCopyResult {
-  /** The parent-only image (its one layer holds the last round as `checkpoint/parent/`). */
+  /** The parent-only image: every round so far, a layer each. */
   image: { reference: string; digest: string };
-  /** Every round, in order. */
-  rounds: PreCopyRound[];
-  /** The layer (an uncompressed tar: its digest is also its diff_id). */
-  layer: { digest: string; size: number };
+  /** This round. */
+  round: PreCopyRound;
+  /** Every round's layer, first round first (uncompressed tars: digest = diff_id). */
+  layers: { digest: string; size: number }[];
 }
 
 /** A request to pre-copy a running container's memory (see {@linkcode NodeAgent.preCopy}). */
@@ -80,10 +80,10 @@ export interface PreCopyRequest {
   container: string;
   /** The class whose registry receives the parent image. */
   storageClassName: string;
-  /** At most this many rounds (1..16). */
-  rounds: number;
-  /** Milliseconds between rounds. */
-  intervalMs?: number;
+  /** The previous round's operation (a Succeeded pre-copy of this container); unset: round 1. */
+  previousOperationId?: string;
+  /** The most rounds of this chain (1..16; the same in every round: it fixes each round's depth). */
+  maxRounds: number;
 }
 
 /** A request to checkpoint one container. */
@@ -157,9 +157,9 @@ export interface NodeAgent {
   /** Reads an operation; rejects with an error whose message says "not found" for an unknown id. */
   getOperation(id: string): Promise<OperationStatus>;
   /**
-   * Starts pre-copying a running container (containerd nodes): full dumps
-   * compared page by page, the last round pushed as a parent-only image;
-   * returns at once. Optional: agents that cannot say so are refused by name.
+   * Starts one pre-copy round of a running container (containerd nodes): a
+   * full dump made incremental against the previous round's, pushed as a
+   * layer above the previous rounds' (a parent-only image); returns at once.
    */
   preCopy?(req: PreCopyRequest): Promise<OperationStatus>;
   /** Starts pre-pulling a checkpoint image on this node; returns at once. */

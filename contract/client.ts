@@ -80,17 +80,17 @@ export function toOperationStatus(m: OperationMsg): OperationStatus {
           : undefined,
       }
       : undefined,
-    preCopy: m.preCopy?.image?.reference
+    preCopy: m.preCopy?.image?.reference && m.preCopy.round
       ? {
         image: { reference: m.preCopy.image.reference, digest: m.preCopy.image.digest },
-        rounds: (m.preCopy.rounds ?? []).map((x) => ({
-          round: x.round,
-          pages: Number(x.pages),
-          dirtyPages: Number(x.dirtyPages),
-          dirtyBytes: Number(x.dirtyBytes),
-          dumpMs: x.dumpMs,
-        })),
-        layer: { digest: m.preCopy.layerDigest, size: Number(m.preCopy.layerSize) },
+        round: {
+          round: m.preCopy.round.round,
+          pages: Number(m.preCopy.round.pages),
+          dirtyPages: Number(m.preCopy.round.dirtyPages),
+          dirtyBytes: Number(m.preCopy.round.dirtyBytes),
+          dumpMs: m.preCopy.round.dumpMs,
+        },
+        layers: (m.preCopy.layers ?? []).map((l) => ({ digest: l.digest, size: Number(l.size) })),
       }
       : undefined,
   };
@@ -302,8 +302,8 @@ export class GrpcAgentConnector implements AgentConnector {
             pod: req.pod,
             container: req.container,
             storageClass: { name: req.storageClassName },
-            rounds: req.rounds,
-            intervalMs: req.intervalMs ?? 0,
+            previousOperationId: req.previousOperationId ?? "",
+            maxRounds: req.maxRounds,
           }),
         ),
       containerStarts: async (namespace, pod) =>

@@ -61,22 +61,17 @@ export interface PreCopyRequestMsg {
   pod: string;
   container: string;
   storageClass?: StorageClassRefMsg | null;
-  rounds: number;
-  intervalMs?: number;
+  previousOperationId?: string;
+  maxRounds: number;
 }
 
 /** `PreCopyResult` message. */
 export interface PreCopyResultMsg {
   image?: { reference: string; digest: string; tag?: string } | null;
-  rounds: {
-    round: number;
-    pages: number;
-    dirtyPages: number;
-    dirtyBytes: number;
-    dumpMs: number;
-  }[];
-  layerDigest: string;
-  layerSize: number;
+  round?:
+    | { round: number; pages: number; dirtyPages: number; dirtyBytes: number; dumpMs: number }
+    | null;
+  layers: { digest: string; size: number }[];
 }
 
 /** `FreezePodRequest` message. */

@@ -10,7 +10,7 @@
  * @module
  */
 import type * as k8s from "@kubernetes/client-node";
-import type { CheckpointStorageClass, PodMigration } from "../api/mod.ts";
+import type { CheckpointStorageClass, PodMigration, PreCopyRoundStatus } from "../api/mod.ts";
 import type { NodeAgent, OperationStatus } from "../contract/agent.ts";
 import { apiMessage } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
@@ -19,12 +19,27 @@ import { phaseTime, setPhase } from "./_status.ts";
 import { MigrationFailure, type MigrationStatus } from "./pod_migration_status.ts";
 import { pullCredentials } from "./migration_pull_credentials.ts";
 
-/** Milliseconds between pre-copy rounds (the dirty set is measured over this much run time). */
-export const PRE_COPY_INTERVAL_MS = 1000;
+/**
+ * The source agent's operation of pre-copy round `round` of a container (the
+ * migration's uid makes it unique).
+ */
+export function preCopyOperationId(pm: PodMigration, container: string, round: number): string {
+  return `${pm.metadata!.uid}-pc${round}-${container}`;
+}
 
-/** The source agent's pre-copy operation of a container (the migration's uid makes it unique). */
-export function preCopyOperationId(pm: PodMigration, container: string): string {
-  return `${pm.metadata!.uid}-pc-${container}`;
+/**
+ * True when no further round is worth it: the limit is reached, or the last
+ * round's dirty set did not shrink (the workload dirties pages as fast as
+ * they travel) or is small (under 1/32 of its pages: what is left costs
+ * little while frozen). KubeVirt's convergence rule, in rounds.
+ */
+export function preCopyConverged(rounds: PreCopyRoundStatus[], limit: number): boolean {
+  const last = rounds.at(-1);
+  if (!last) return false;
+  if (rounds.length >= limit) return true;
+  const before = rounds.at(-2);
+  if (!before) return false;
+  return last.dirtyBytes >= before.dirtyBytes || last.dirtyPages * 32 <= last.pages;
 }
 
 /** The refusal of a pre-copy a class cannot carry, or undefined. */
@@ -44,7 +59,61 @@ async function agentOf(deps: ReconcilerDeps, node: string, role: string): Promis
   }
 }
 
-/** One container: its pre-copy on the source, then the target's pull of the parent image. */
+/** A container's pre-copy entry in the status. */
+type Entry = NonNullable<NonNullable<PodMigration["status"]>["preCopy"]>["containers"][number];
+
+/** Starts or reads round `round` on the source; records it once it Succeeded. */
+async function round(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  entry: Entry,
+  source: NodeAgent,
+  n: number,
+): Promise<boolean> {
+  if (!source.preCopy) {
+    throw new MigrationFailure(
+      "PreCopyUnsupported",
+      `The agent of source node "${status.sourceNode}" cannot pre-copy`,
+    );
+  }
+  const operationId = preCopyOperationId(pm, entry.name, n);
+  const op: OperationStatus = await source.preCopy({
+    operationId,
+    namespace: pm.metadata!.namespace!,
+    pod: pm.spec.podName,
+    container: entry.name,
+    storageClassName: status.storageClassName!,
+    previousOperationId: n > 1 ? entry.operationId : undefined,
+    maxRounds: pm.spec.preCopy!.rounds!,
+  });
+  if (op.phase === "Failed") {
+    throw new MigrationFailure(
+      "PreCopyFailed",
+      `Pre-copy round ${n} of container "${entry.name}" failed on node "${status.sourceNode}" ` +
+        `(the source was never frozen and runs on): ${op.message ?? "no message"}`,
+    );
+  }
+  if (op.phase !== "Succeeded" || !op.preCopy) return false;
+  const r = op.preCopy.round;
+  entry.operationId = operationId;
+  entry.image = op.preCopy.image.reference;
+  entry.rounds = [...(entry.rounds ?? []), r];
+  deps.events.normal(
+    pm,
+    "PreCopyRound",
+    `Container "${entry.name}" round ${n}: ${r.pages} pages, ${r.dirtyPages} changed since the ` +
+      `round before (${(r.dirtyBytes / 1048576).toFixed(1)} MiB to send); its dump stopped it ` +
+      `${r.dumpMs} ms`,
+  );
+  return true;
+}
+
+/**
+ * One container, level-based: round 1 on the source, the target's pull of
+ * its image, then another round while the dirty set is worth one; true when
+ * the last round is on the target and no other is due.
+ */
 async function advanceContainer(
   deps: ReconcilerDeps,
   pm: PodMigration,
@@ -53,62 +122,38 @@ async function advanceContainer(
   agents: { source: NodeAgent; target: NodeAgent },
   pull: { cls?: CheckpointStorageClass; credentials?: { username: string; password: string } },
 ): Promise<boolean> {
-  const operationId = preCopyOperationId(pm, name);
   const entries = status.preCopy!.containers;
   let entry = entries.find((c) => c.name === name);
-  if (!entry) entries.push(entry = { name, operationId });
-  if (!agents.source.preCopy) {
-    throw new MigrationFailure(
-      "PreCopyUnsupported",
-      `The agent of source node "${status.sourceNode}" cannot pre-copy`,
-    );
-  }
-  const op: OperationStatus = await agents.source.preCopy({
-    operationId,
-    namespace: pm.metadata!.namespace!,
-    pod: pm.spec.podName,
-    container: name,
-    storageClassName: status.storageClassName!,
-    rounds: pm.spec.preCopy!.rounds!,
-    intervalMs: PRE_COPY_INTERVAL_MS,
-  });
-  if (op.phase === "Failed") {
-    throw new MigrationFailure(
-      "PreCopyFailed",
-      `Pre-copy of container "${name}" failed on node "${status.sourceNode}" (the source was ` +
-        `never frozen and runs on): ${op.message ?? "no message"}`,
-    );
-  }
-  if (op.phase !== "Succeeded" || !op.preCopy) return false;
-  if (!entry.image) {
-    entry.image = op.preCopy.image.reference;
-    entry.rounds = op.preCopy.rounds;
-    const last = op.preCopy.rounds.at(-1)!;
-    deps.events.normal(
-      pm,
-      "PreCopied",
-      `Container "${name}": ${op.preCopy.rounds.length} round(s), the last ${last.pages} pages ` +
-        `(${last.dirtyPages} dirty since the round before, its dump stopped it ${last.dumpMs} ms)`,
-    );
-  }
+  if (!entry) entries.push(entry = { name, operationId: preCopyOperationId(pm, name, 1) });
+  const limit = pm.spec.preCopy!.rounds!;
   const registry = pull.cls?.spec.registry;
-  const pulled = await agents.target.prepareRestore({
-    operationId: `${pm.metadata!.uid}-pcpull-${name}`,
-    image: entry.image,
-    insecure: registry?.insecure,
-    caBundle: registry?.caBundle,
-    credentials: pull.credentials,
-    storageClassName: status.storageClassName,
-  });
-  if (pulled.phase === "Failed") {
-    throw new MigrationFailure(
-      "ImagePullFailed",
-      `Target node "${status.targetNode}" cannot pull the pre-copy image ${entry.image}: ${
-        pulled.message ?? "no message"
-      }`,
-    );
+  while (true) {
+    const done = entry.rounds?.length ?? 0;
+    if (done === 0) {
+      if (!await round(deps, pm, status, entry, agents.source, 1)) return false;
+      continue;
+    }
+    // The round's image on the target: only its newest layer crosses.
+    const pulled = await agents.target.prepareRestore({
+      operationId: `${pm.metadata!.uid}-pcpull${done}-${name}`,
+      image: entry.image!,
+      insecure: registry?.insecure,
+      caBundle: registry?.caBundle,
+      credentials: pull.credentials,
+      storageClassName: status.storageClassName,
+    });
+    if (pulled.phase === "Failed") {
+      throw new MigrationFailure(
+        "ImagePullFailed",
+        `Target node "${status.targetNode}" cannot pull pre-copy round ${done} ${entry.image}: ${
+          pulled.message ?? "no message"
+        }`,
+      );
+    }
+    if (pulled.phase !== "Succeeded") return false;
+    if (preCopyConverged(entry.rounds!, limit)) return true;
+    if (!await round(deps, pm, status, entry, agents.source, done + 1)) return false;
   }
-  return pulled.phase === "Succeeded";
 }
 
 /**

@@ -28,7 +28,7 @@ export interface CheckpointMetadata {
   /** Set when the stored archive is encrypted (class spec.encryption): its sha256 covers that form. */
   encryption?: { format?: string; keyId?: string; plainSize?: number; plainSha256?: string };
   /** Set when the archive is incremental against a pre-copy round (its parent is an image layer). */
-  preCopy?: { parentImage?: string; parentLayer?: { digest?: string; size?: number } };
+  preCopy?: { parentImage?: string; parentLayers?: { digest?: string; size?: number }[] };
 }
 
 /** The architecture a checkpoint was taken on; amd64 when nothing says otherwise. */

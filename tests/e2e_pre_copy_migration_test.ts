@@ -6,13 +6,14 @@
  * `spec.preCopy.rounds: 3`.
  *
  * What must hold: the migration passes through PreCopying before the source
- * is frozen, and records each container's rounds and parent image; both
+ * is frozen, and records each container's rounds (a layer each, round 2
+ * on only with the pages changed since the round before) and parent image; both
  * containers continue on node-b with no gap and no duplicate (the source's
  * log ends at N, the restored one replays it and goes on at N+1, as in the
  * frozen-source tests); the toucher's final archive is incremental (a
- * fraction of its 64 MiB), its checkpoint image's first layer is the parent
- * image's layer (pulled on node-b during pre-copy), and CRIU's restore on
- * node-b read pages from that parent.
+ * fraction of its 64 MiB), its checkpoint image's first layers are the
+ * rounds' (pulled on node-b during pre-copy), and CRIU's restore on node-b
+ * read pages from the parent chain.
  *
  * Cost: about 40 s (a pre-copy of 64 MiB, rounds a second apart).
  *
@@ -159,11 +160,17 @@ envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
       const size = cc!.status!.archive!.size;
       console.error(`[e2e_pre_copy] toucher's final archive: ${size} bytes`);
       assertLess(size, TOUCHER_MIB * 1024 * 1024 / 2, "the final archive is not incremental");
+      // A layer per round (each pulled on node-b before the next round or the freeze), then
+      // the incremental archive's.
       const parentLayers = await layersOf(touch.image!);
       const finalLayers = await layersOf(cc!.status!.image!.reference);
-      assertEquals(parentLayers.length, 1);
-      assertEquals(finalLayers.length, 2);
-      assertEquals(finalLayers[0], parentLayers[0], "the final image's first layer is the parent");
+      assertEquals(parentLayers.length, touch.rounds!.length);
+      assertEquals(finalLayers.length, parentLayers.length + 1);
+      assertEquals(finalLayers.slice(0, -1), parentLayers, "the rounds' layers come first");
+      for (const [i, r] of touch.rounds!.entries()) {
+        assertEquals(r.round, i + 1);
+        if (i > 0) assertLess(r.dirtyPages, r.pages, `round ${r.round} sent every page again`);
+      }
 
       // CRIU on node-b read the unchanged pages from checkpoint/parent/.
       const rp = await core.readNamespacedPod({ name: restored, namespace: ns });
