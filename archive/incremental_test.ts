@@ -1,6 +1,12 @@
-import { assertEquals, assertRejects } from "@std/assert";
-import { makeIncremental, packParentLayer } from "./incremental.ts";
-import { encodePagemap, parsePagemap, PE_PARENT, PE_PRESENT } from "./pagemap.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { makeIncremental, packParentLayer, parentPath, writePassThrough } from "./incremental.ts";
+import {
+  dedupAgainstParent,
+  encodePagemap,
+  parsePagemap,
+  PE_PARENT,
+  PE_PRESENT,
+} from "./pagemap.ts";
 import { packArchive, unpackArchive } from "./write.ts";
 import { tarFileEntries } from "./_tar.ts";
 
@@ -71,6 +77,44 @@ Deno.test("incremental: packParentLayer puts the round under checkpoint/parent/,
       Error,
       "no CRIU pagemap image",
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("incremental: a round chain; an incremental round written beside its full dump, a layer 2 parents deep, pass-through levels down to it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "lpm-incremental-test-" });
+  try {
+    await images(`${root}/r1`, 4, (i) => i + 1);
+    await images(`${root}/r2`, 4, (i) => (i === 2 ? 50 : i + 1));
+    // A pages image no pagemap of a process names (a shared memory's): copied as it is.
+    await Deno.writeFile(`${root}/r2/pages-9.img`, new Uint8Array(PAGE).fill(9));
+    const before = await Deno.readFile(`${root}/r2/pages-1.img`);
+    await Deno.mkdir(`${root}/inc`);
+    const r = await dedupAgainstParent(`${root}/r2`, `${root}/r1`, { outDir: `${root}/inc` });
+    assertEquals(r, { pages: 4, fromParent: 3, bytes: PAGE });
+    assertEquals(await Deno.readFile(`${root}/r2/pages-1.img`), before, "the full dump stays");
+    assertEquals((await Deno.readFile(`${root}/inc/pages-1.img`)).length, PAGE);
+    assertEquals((await Deno.readFile(`${root}/inc/pages-9.img`))[0], 9);
+    assertEquals((await Deno.readFile(`${root}/inc/inventory.img`)).length, 16);
+
+    // Round 2 of at most 3: two parents deep.
+    await packParentLayer(`${root}/inc`, {
+      outPath: `${root}/layer.tar`,
+      workDir: `${root}/w`,
+      depth: 2,
+    });
+    const names: string[] = [];
+    for await (const e of await tarFileEntries(`${root}/layer.tar`)) names.push(e.name);
+    assert(names.includes("checkpoint/parent/parent/pages-1.img"), names.join(", "));
+
+    // The rounds stopped at 2 of 3: one pass-through level, every page in its parent, no pages.
+    await writePassThrough(`${root}/r2`, `${root}/final`, 1);
+    const pm = parsePagemap(await Deno.readFile(`${root}/final/parent/pagemap-1.img`));
+    assertEquals(pm.entries, [{ vaddr: 0x10000, nrPages: 4, flags: PE_PARENT }]);
+    assertEquals((await Deno.readFile(`${root}/final/parent/pages-1.img`)).length, 0);
+    assertEquals((await Deno.readFile(`${root}/final/parent/inventory.img`)).length, 16);
+    assertThrows(() => parentPath(17), Error, "Bad parent depth 17");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -17,6 +17,7 @@ import type { Logger } from "../base/log.ts";
 import { isTerminal } from "./_status.ts";
 import { deleteRestoredPod, restoredStillRuns, runPhase } from "./pod_migration_phases.ts";
 import { expireFinished } from "./pod_migration_ttl.ts";
+import { releasePreCopy } from "./pod_migration_pre_copy.ts";
 
 /** Finalizer that lets an interrupted migration clean up its restored pod. */
 export const PM_FINALIZER = "lpm.my.domain/podmigration";
@@ -42,6 +43,10 @@ export function podMigrationReconciler(deps: ReconcilerDeps): Reconcile {
     },
     async done(pm, status, before, result, log) {
       if (isTerminal(status.phase)) {
+        // Once, as it ends: the rounds served (or the migration failed before they could).
+        if (before.phase !== status.phase && status.preCopy) {
+          void releasePreCopy(deps, pm, status, log);
+        }
         const { namespace, name } = splitKey(keyOf(pm));
         await removeFinalizer(
           deps.lpm,

@@ -11,7 +11,7 @@
  */
 import type * as k8s from "@kubernetes/client-node";
 import type { CheckpointStorageClass, PodMigration, PreCopyRoundStatus } from "../api/mod.ts";
-import type { NodeAgent, OperationStatus } from "../contract/agent.ts";
+import { askAgentWithin, type NodeAgent, type OperationStatus } from "../contract/agent.ts";
 import { apiMessage } from "../kube/lpm_client.ts";
 import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
@@ -196,4 +196,28 @@ export async function stepPreCopying(
   const started = phaseTime(status, "PreCopying") ?? now;
   status.timings = { ...status.timings, preCopyMs: now.getTime() - started.getTime() };
   setPhase(status, "Checkpointing", now);
+}
+
+/**
+ * Forgets a finished migration's pre-copy rounds on the source node: their
+ * operations and any dump still there (a migration that failed before its
+ * final checkpoint used the last one). Best effort, in the background: an
+ * agent that does not answer keeps a few files until its node's cleanup.
+ */
+export async function releasePreCopy(
+  deps: ReconcilerDeps,
+  pm: PodMigration,
+  status: MigrationStatus,
+  log: { warn(msg: string, fields?: Record<string, unknown>): void },
+): Promise<void> {
+  const node = status.sourceNode;
+  if (!node || !status.preCopy?.containers.length) return;
+  for (const c of status.preCopy.containers) {
+    // Rounds recorded, and the one that may have been under way.
+    for (let n = 1; n <= (c.rounds?.length ?? 0) + 1; n++) {
+      const id = preCopyOperationId(pm, c.name, n);
+      await askAgentWithin(deps.agents, node, (a) => a.deleteCheckpoint?.(id), { timeoutMs: 5000 })
+        .catch((err) => log.warn("cannot forget a pre-copy round", { id, error: String(err) }));
+    }
+  }
 }
