@@ -33,9 +33,11 @@
  *   round, in the alternating order: the archive is encrypted on node-a and
  *   decrypted and imported on node-b. Prints its downtime against the plain
  *   stop-and-copy's (median ratio, and per round, side by side).
- * - `--pre-copy` adds a PodMigration with `spec.preCopy: {rounds}` per round;
- *   when the controller fails it as not implemented, the rows are skipped
- *   and the reason printed.
+ * - `--pre-copy` adds a PodMigration with `spec.preCopy: {rounds}` per round
+ *   (docs/pre-copy.md: rounds of leave-running dumps, each pulled on node-b
+ *   while the toucher runs; only the pages dirtied since the last round
+ *   cross while it is frozen). Its downtime counts from the freeze like the
+ *   others'; its total includes the rounds.
  *
  * Prints the table, the breakdown, the agents' and controller's peak RSS
  * (VmHWM of their host processes: the peak since they started) and, with
