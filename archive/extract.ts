@@ -20,6 +20,12 @@ import { tarEntries, type TarEntry, tarFileEntries, type TarReadOptions } from "
 export interface ExtractOptions extends TarReadOptions {
   /** Extract only these members (and what is under them); all when absent. */
   only?: string[];
+  /**
+   * Writes a regular file member itself (after it passed the policy, at
+   * `path`, which does not exist): true when it did, false to have it
+   * extracted as it is. It must create `path` exclusively.
+   */
+  writeFile?: (name: string, entry: TarEntry, path: string) => Promise<boolean>;
 }
 
 /**
@@ -67,6 +73,11 @@ export async function extractTar(
     }
     switch (e.type) {
       case "file": {
+        if (await opts.writeFile?.(name, e, path)) {
+          members++;
+          bytes += e.size;
+          break;
+        }
         const f = await Deno.open(path, {
           write: true,
           createNew: true,

@@ -9,6 +9,7 @@
  */
 import {
   dedupAgainstParent,
+  dedupPagesStream,
   type DedupResult,
   encodePagemap,
   parsePagemap,
@@ -22,6 +23,46 @@ async function runTar(args: string[], what: string): Promise<void> {
   if (!out.success) {
     throw new Error(`Cannot ${what}: tar failed: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
+}
+
+/** Largest pagemap image read into memory (a process's runs, not its pages). */
+const MAX_PAGEMAP_BYTES = 64 << 20;
+
+/**
+ * Unpacks a checkpoint archive, making each `checkpoint/pages-<n>.img` whose
+ * pagemap came before it incremental against `parentDir` on the way (only
+ * the changed pages written). Returns the pagemaps so handled.
+ */
+async function unpackStreamingDedup(
+  archivePath: string,
+  stage: string,
+  parentDir: string,
+): Promise<{ names: Set<string>; result: DedupResult }> {
+  const seen = new Map<number, { name: string; bytes: Uint8Array; path: string }>();
+  const names = new Set<string>();
+  const result: DedupResult = { pages: 0, fromParent: 0, bytes: 0 };
+  await unpackArchive(archivePath, stage, {
+    writeFile: async (member, entry, path) => {
+      const map = /^checkpoint\/(pagemap-\d+\.img)$/.exec(member);
+      if (map) {
+        const bytes = await entry.bytes(MAX_PAGEMAP_BYTES);
+        await Deno.writeFile(path, bytes, { createNew: true, mode: 0o600 });
+        seen.set(parsePagemap(bytes).pagesId, { name: map[1], bytes, path });
+        return true;
+      }
+      const pages = /^checkpoint\/pages-(\d+)\.img$/.exec(member);
+      const pm = pages ? seen.get(Number(pages[1])) : undefined;
+      if (!pm || names.has(pm.name)) return false;
+      const r = await dedupPagesStream(pm.bytes, pm.name, parentDir, entry.chunks(), path);
+      await Deno.writeFile(pm.path, r.pagemap);
+      names.add(pm.name);
+      result.pages += r.result.pages;
+      result.fromParent += r.result.fromParent;
+      result.bytes += r.result.bytes;
+      return true;
+    },
+  });
+  return { names, result };
 }
 
 /** `parent/parent/...`: the image directory `depth` parents below `checkpoint/`. */
@@ -96,9 +137,17 @@ export async function makeIncremental(
 ): Promise<DedupResult> {
   const stage = `${opts.workDir}/incremental-stage`;
   try {
-    await unpackArchive(archivePath, stage);
+    // Each pages image is compared as it is read from the archive (its pagemap comes
+    // before it: CRI-O and containerd write the images sorted by name), so only the
+    // changed pages are ever written; any other order falls back to comparing after.
+    const streamed = await unpackStreamingDedup(archivePath, stage, parentDir);
     const images = `${stage}/${ARCHIVE_FILES.checkpointDir}`;
-    const result = await dedupAgainstParent(images, parentDir);
+    const rest = await dedupAgainstParent(images, parentDir, { skip: streamed.names });
+    const result = {
+      pages: streamed.result.pages + rest.pages,
+      fromParent: streamed.result.fromParent + rest.fromParent,
+      bytes: streamed.result.bytes + rest.bytes,
+    };
     if (opts.passThrough) await writePassThrough(parentDir, images, opts.passThrough);
     await packArchive(stage, opts.outPath);
     return result;

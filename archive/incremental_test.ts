@@ -51,6 +51,24 @@ Deno.test("incremental: makeIncremental keeps the archive's files and only the c
     ]]);
     assertEquals((await Deno.readFile(`${root}/out/checkpoint/pages-1.img`))[0], 77);
     assertEquals([...Deno.readDirSync(`${root}/work`)], [], "the scratch stage is removed");
+
+    // The same archive with the pages image before its pagemap: compared after unpacking.
+    const order = ["config.dump", "spec.dump", "status.dump", "checkpoint/inventory.img"];
+    const tar = await new Deno.Command("tar", {
+      args: ["-C", `${root}/stage`, "-cf", `${root}/reversed.tar`, ...order]
+        .concat(["checkpoint/pages-1.img", "checkpoint/pagemap-1.img"]),
+    }).output();
+    assert(tar.success);
+    const again = await makeIncremental(`${root}/reversed.tar`, `${root}/round`, {
+      outPath: `${root}/incremental2.tar`,
+      workDir: `${root}/work`,
+    });
+    assertEquals(again, r);
+    await unpackArchive(`${root}/incremental2.tar`, `${root}/out2`);
+    assertEquals(
+      await Deno.readFile(`${root}/out2/checkpoint/pagemap-1.img`),
+      await Deno.readFile(`${root}/out/checkpoint/pagemap-1.img`),
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -272,25 +272,17 @@ async function compareChunk(
   return kept;
 }
 
-/** Rewrites one pagemap of `dir` (and its pages image) against the parent's; in place. */
-async function dedupOne(
-  dir: string,
-  parentDir: string,
-  name: string,
-  opts: { countOnly?: boolean; outDir?: string },
-): Promise<DedupResult & { pagesId: number }> {
-  const countOnly = !!opts.countOnly;
-  const pm = parsePagemap(await Deno.readFile(`${dir}/${name}`));
-  if (pm.entries.some((e) => e.flags & PE_PARENT)) {
-    throw new Error(`"${dir}/${name}" is already incremental (it has pages in a parent)`);
-  }
-  const pagesPath = `${dir}/pages-${pm.pagesId}.img`;
-  const parent = await openParent(parentDir, name);
-  const src = await Deno.open(pagesPath);
-  const outPages = opts.outDir ? `${opts.outDir}/pages-${pm.pagesId}.img` : `${pagesPath}.dedup`;
-  const dst = countOnly
-    ? undefined
-    : await Deno.open(outPages, { write: true, create: true, truncate: true });
+/**
+ * The core of a dedup: our pages (read in order by `readOurs`, as the pages
+ * image holds them) against the parent's; kept pages go to `dst`. Returns
+ * the new pagemap runs and the counts.
+ */
+async function dedupPages(
+  pm: Pagemap,
+  parent: ParentPages | undefined,
+  readOurs: (buf: Uint8Array) => Promise<void>,
+  dst: Deno.FsFile | undefined,
+): Promise<{ runs: PagemapEntry[]; res: DedupResult }> {
   const out = { runs: [] as PagemapEntry[], res: { pages: 0, fromParent: 0, bytes: 0 } };
   const size = CHUNK_PAGES * PAGE;
   const b = {
@@ -298,31 +290,110 @@ async function dedupOne(
     theirs: new Uint8Array(size),
     kept: new Uint8Array(size),
   };
-  try {
-    let off = 0;
-    for (const e of pm.entries) {
-      for (let first = 0; first < e.nrPages; first += CHUNK_PAGES) {
-        const n = Math.min(CHUNK_PAGES, e.nrPages - first);
-        await readAt(src, off, b.ours.subarray(0, n * PAGE));
-        off += n * PAGE;
-        const kept = await compareChunk(parent, e, e.vaddr + first * PAGE, n, b, out);
-        if (kept && dst) await writeAll(dst, b.kept.subarray(0, kept));
-        out.res.bytes += kept;
-      }
+  for (const e of pm.entries) {
+    for (let first = 0; first < e.nrPages; first += CHUNK_PAGES) {
+      const n = Math.min(CHUNK_PAGES, e.nrPages - first);
+      await readOurs(b.ours.subarray(0, n * PAGE));
+      const kept = await compareChunk(parent, e, e.vaddr + first * PAGE, n, b, out);
+      if (kept && dst) await writeAll(dst, b.kept.subarray(0, kept));
+      out.res.bytes += kept;
     }
+  }
+  return out;
+}
+
+function refuseIncremental(pm: Pagemap, what: string): void {
+  if (pm.entries.some((e) => e.flags & PE_PARENT)) {
+    throw new Error(`"${what}" is already incremental (it has pages in a parent)`);
+  }
+}
+
+/** Rewrites one pagemap of `dir` (and its pages image) against the parent's; in place. */
+async function dedupOne(
+  dir: string,
+  parentDir: string,
+  name: string,
+  opts: { countOnly?: boolean; outDir?: string },
+): Promise<DedupResult & { pagesId: number }> {
+  const pm = parsePagemap(await Deno.readFile(`${dir}/${name}`));
+  refuseIncremental(pm, `${dir}/${name}`);
+  const pagesPath = `${dir}/pages-${pm.pagesId}.img`;
+  const parent = await openParent(parentDir, name);
+  const src = await Deno.open(pagesPath);
+  const outPages = opts.outDir ? `${opts.outDir}/pages-${pm.pagesId}.img` : `${pagesPath}.dedup`;
+  const dst = opts.countOnly
+    ? undefined
+    : await Deno.open(outPages, { write: true, create: true, truncate: true });
+  let off = 0;
+  let out;
+  try {
+    out = await dedupPages(pm, parent, async (buf) => {
+      await readAt(src, off, buf);
+      off += buf.length;
+    }, dst);
   } finally {
     src.close();
     dst?.close();
     parent?.file.close();
   }
-  if (countOnly) return { ...out.res, pagesId: pm.pagesId };
+  const res = { ...out.res, pagesId: pm.pagesId };
+  if (opts.countOnly) return res;
   if (opts.outDir) {
     await Deno.writeFile(`${opts.outDir}/${name}`, encodePagemap({ ...pm, entries: out.runs }));
-    return { ...out.res, pagesId: pm.pagesId };
+    return res;
   }
   await Deno.rename(`${pagesPath}.dedup`, pagesPath);
   await Deno.writeFile(`${dir}/${name}`, encodePagemap({ ...pm, entries: out.runs }));
-  return { ...out.res, pagesId: pm.pagesId };
+  return res;
+}
+
+/**
+ * The streaming form of one pagemap's dedup, for a pages image read from a
+ * stream (a tar member) rather than a file: `pagemap` is that process's
+ * pagemap image (read before), `name` its file name (the parent's pagemap
+ * of the same name is the comparison base), `pages` the pages image's
+ * bytes in order. Writes the kept pages to `outPages` and returns the new
+ * pagemap image with the counts. Nothing of the pages image is held in
+ * memory beyond one chunk.
+ */
+export async function dedupPagesStream(
+  pagemap: Uint8Array,
+  name: string,
+  parentDir: string,
+  pages: AsyncIterable<Uint8Array>,
+  outPages: string,
+): Promise<{ pagemap: Uint8Array; result: DedupResult }> {
+  const pm = parsePagemap(pagemap);
+  refuseIncremental(pm, name);
+  const parent = await openParent(parentDir, name);
+  const dst = await Deno.open(outPages, { write: true, createNew: true, mode: 0o600 });
+  const it = pages[Symbol.asyncIterator]();
+  let pending: Uint8Array = new Uint8Array(0);
+  const readOurs = async (buf: Uint8Array) => {
+    let got = 0;
+    while (got < buf.length) {
+      if (!pending.length) {
+        const r = await it.next();
+        if (r.done) throw new Error(`Pages image of "${name}" ends before its pagemap's pages`);
+        pending = r.value;
+        continue;
+      }
+      const k = Math.min(pending.length, buf.length - got);
+      buf.set(pending.subarray(0, k), got);
+      pending = pending.subarray(k);
+      got += k;
+    }
+  };
+  try {
+    const out = await dedupPages(pm, parent, readOurs, dst);
+    if (pending.length || !(await it.next()).done) {
+      throw new Error(`Pages image of "${name}" holds more than its pagemap's pages`);
+    }
+    return { pagemap: encodePagemap({ ...pm, entries: out.runs }), result: out.res };
+  } finally {
+    dst.close();
+    parent?.file.close();
+  }
 }
 
 async function writeAll(f: Deno.FsFile, buf: Uint8Array): Promise<void> {
@@ -339,17 +410,18 @@ async function writeAll(f: Deno.FsFile, buf: Uint8Array): Promise<void> {
  * dirty set of `dir` against `parentDir`). With `outDir` (an existing
  * directory), `dir` stays as it is and the incremental image set is written
  * there: its pagemaps and pages images, and every other file of `dir`
- * (hard links where the filesystem allows).
+ * (hard links where the filesystem allows). Pagemaps named in `skip` are
+ * left alone (already made incremental).
  */
 export async function dedupAgainstParent(
   dir: string,
   parentDir: string,
-  opts: { countOnly?: boolean; outDir?: string } = {},
+  opts: { countOnly?: boolean; outDir?: string; skip?: ReadonlySet<string> } = {},
 ): Promise<DedupResult> {
   const total: DedupResult = { pages: 0, fromParent: 0, bytes: 0 };
   const written = new Set<string>();
   for await (const e of Deno.readDir(dir)) {
-    if (!e.isFile || !/^pagemap-\d+\.img$/.test(e.name)) continue;
+    if (!e.isFile || !/^pagemap-\d+\.img$/.test(e.name) || opts.skip?.has(e.name)) continue;
     const r = await dedupOne(dir, parentDir, e.name, opts);
     written.add(e.name).add(`pages-${r.pagesId}.img`);
     total.pages += r.pages;

@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfinementError } from "../confine/mod.ts";
-import { extractTar } from "./extract.ts";
+import { type ExtractOptions, extractTar } from "./extract.ts";
 import { ARCHIVE_FILES, CheckpointArchiveError, checkpointArchivePolicy } from "./format.ts";
 
 async function runTar(args: string[], what: string): Promise<void> {
@@ -60,7 +60,7 @@ export async function packArchive(dir: string, outPath: string): Promise<void> {
 export async function unpackArchive(
   path: string,
   dir: string,
-  opts: { only?: string[] } = {},
+  opts: Pick<ExtractOptions, "only" | "writeFile"> = {},
 ): Promise<void> {
   try {
     await extractTar(path, dir, checkpointArchivePolicy(`checkpoint archive "${path}"`), opts);
