@@ -8,7 +8,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import type { LpmClient } from "../kube/lpm_client.ts";
 import type { ContainerCheckpoint, PodCheckpoint, PodMigration } from "../api/mod.ts";
-import { type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
+import { ctr, type EnvironmentInfo, waitFor } from "../localenv/mod.ts";
 import { createMigration } from "../testing/e2e.ts";
 import { memoryToucherCommand, toucherReady } from "../testing/memory_toucher.ts";
 import { criuLogSpan, downtimeBreakdown, type MigrationTimes } from "./_breakdown.ts";
@@ -183,6 +183,20 @@ async function cleanUp(ctx: BenchCtx, name: string): Promise<void> {
     const left = await ctx.core.listNamespacedPod({ namespace: ctx.ns });
     return left.items.length === 0;
   }, { what: `the pods of "${name}" to go`, timeoutMs: 120_000 }).catch(() => {});
+  await dropCheckpointImages(ctx);
+}
+
+/**
+ * Removes the checkpoint images the target node pulled (content and
+ * snapshots go with them): a 1 GiB migration leaves ~2 GiB there, and the
+ * kubelet's image GC is off in the local environment, so a long run would
+ * fill the disk the environment shares with the machine.
+ */
+async function dropCheckpointImages(ctx: BenchCtx): Promise<void> {
+  const socket = ctx.env.nodes![1].containerdSocket;
+  const refs = (await ctr(socket, ["images", "ls", "-q"]).catch(() => "")).split("\n")
+    .filter((r) => /\/lpm\/bench(-encrypted)?[@:]/.test(r));
+  if (refs.length) await ctr(socket, ["images", "rm", ...refs]).catch(() => {});
 }
 
 /** Peak RSS (VmHWM) of the agents and the controller, MiB. */

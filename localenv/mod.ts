@@ -13,7 +13,7 @@ export { minioS3Client, minioServer } from "./minio.ts";
 export type { MinioInfo } from "./minio.ts";
 export { startRegistry } from "./registry.ts";
 export type { RegistryInfo, RegistryOptions } from "./registry.ts";
-export { ctrTasks, registryHostsToml } from "./containerd.ts";
+export { ctr, ctrTasks, registryHostsToml } from "./containerd.ts";
 export type { DockerInfo } from "./dockerd.ts";
 export { Pki } from "./pki.ts";
 export { cacheDir, tool, toolPath } from "./tools.ts";
