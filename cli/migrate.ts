@@ -1,5 +1,5 @@
 /**
- * `deno task migrate <pod> --to <node> [-n ns] [--storage-class c] [--wait]`
+ * `deno task migrate <pod> --to <node> [-n ns] [--storage-class c] [--pre-copy N] [--wait]`
  *
  * Creates a PodMigration for a running pod and, with --wait, follows it
  * with live progress (phase, bytes checkpointed, elapsed) until it ends;
@@ -17,7 +17,7 @@ import { Progress } from "./progress.ts";
 const USAGE =
   `usage: deno task migrate <pod> [--to <node>] [-n <namespace>] [--storage-class <class>]
                           [--name <migration name>] [--timeout <seconds>] [--keep-source]
-                          [--wait] [--kubeconfig <path>]
+                          [--pre-copy <rounds>] [--wait] [--kubeconfig <path>]
 
 Creates a PodMigration that moves the running pod <pod> to node <node>.
   --to             target node (default: the controller chooses a node that fits the pod)
@@ -26,6 +26,9 @@ Creates a PodMigration that moves the running pod <pod> to node <node>.
   --name           name of the PodMigration (default: <pod>-<random>)
   --timeout        give up after this many seconds (spec.timeoutSeconds)
   --keep-source    keep the source pod after the restored pod runs
+  --pre-copy       copy memory in up to this many rounds (1-16) while the pod runs, so only
+                   the pages written since travel while it is frozen (spec.preCopy.rounds;
+                   docs/pre-copy.md)
   --wait           follow the migration with live progress until it ends
   --kubeconfig     kubeconfig (default: $KUBECONFIG, .lpm/kubeconfig, ~/.kube/config)`;
 
@@ -53,9 +56,26 @@ export async function followMigration(
       }
     }
     if (phase === "Succeeded" || phase === "Failed") return pm;
-    progress.update({ phase, bytesDone, bytesTotal, detail: pm.status?.message });
+    progress.update({
+      phase,
+      bytesDone,
+      bytesTotal,
+      detail: phase === "PreCopying" ? preCopyDetail(pm) : pm.status?.message,
+    });
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
   }
+}
+
+/** Where pre-copy is: each container's last round and how much it had left to send. */
+export function preCopyDetail(pm: PodMigration): string {
+  const cs = pm.status?.preCopy?.containers ?? [];
+  if (!cs.length) return "first round";
+  return cs.map((c) => {
+    const r = c.rounds?.at(-1);
+    return r
+      ? `${c.name}: round ${r.round}, ${(r.dirtyBytes / 1048576).toFixed(1)} MiB changed`
+      : `${c.name}: round 1`;
+  }).join("; ");
 }
 
 /**
@@ -66,7 +86,8 @@ export async function followMigration(
 export function timingSummary(pm: PodMigration): string {
   const t = pm.status?.timings ?? {};
   const s = (ms?: number) => (ms === undefined ? "-" : `${(ms / 1000).toFixed(2)}s`);
-  return `dump ${s(t.dumpMs)}, upload ${s(t.uploadMs)}, pre-pull ${
+  const pre = t.preCopyMs !== undefined ? `pre-copy ${s(t.preCopyMs)} (source running), ` : "";
+  return `${pre}dump ${s(t.dumpMs)}, upload ${s(t.uploadMs)}, pre-pull ${
     s(t.prePullMs ?? t.transferMs)
   }, ` +
     `restore ${s(t.restoreMs)}; downtime ${s(t.downtimeMs)} (frozen -> running), ` +
@@ -83,6 +104,7 @@ export async function main(args: string[]): Promise<number> {
       "name",
       "timeout",
       "keep-source",
+      "pre-copy",
       "wait",
       "kubeconfig",
       "help",
@@ -99,6 +121,13 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const ns = a.flags.namespace ?? "default";
+  const rounds = a.flags["pre-copy"] !== undefined ? Number(a.flags["pre-copy"]) : undefined;
+  if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 16)) {
+    console.error(
+      `--pre-copy must be a number of rounds from 1 to 16, not "${a.flags["pre-copy"]}"`,
+    );
+    return 2;
+  }
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
   const lpm = new LpmClient(kc);
@@ -118,6 +147,7 @@ export async function main(args: string[]): Promise<number> {
       ...(a.flags["storage-class"] ? { storageClassName: a.flags["storage-class"] } : {}),
       ...(timeout ? { timeoutSeconds: timeout } : {}),
       ...(a.flags["keep-source"] ? { sourcePodPolicy: "Keep" as const } : {}),
+      ...(rounds ? { preCopy: { rounds } } : {}),
     },
   } as PodMigration;
   try {
