@@ -246,6 +246,20 @@ export class OperationStore {
   }
 
   /** Applies `patch`, notifies watchers, persists (progress-only updates are throttled). */
+  /**
+   * Records that a finished operation's node-local files are gone (a
+   * pre-copy round whose dump served the next round or the final
+   * checkpoint): the one change a final operation takes.
+   */
+  async clearLocalPaths(id: string): Promise<void> {
+    const op = this.#ops.get(id);
+    if (!op?.localPaths?.length) return;
+    await this.#writing.get(id);
+    const next: Operation = { ...op, localPaths: [], updated: new Date().toISOString() };
+    await this.#write(next);
+    Object.assign(op, next);
+  }
+
   async update(id: string, patch: OperationPatch): Promise<Operation> {
     const op = this.#ops.get(id);
     if (!op) throw new Error(`Operation "${id}" not found`);

@@ -462,7 +462,9 @@ async function checkpoint(ctx: AgentContext, req: CheckpointRequestMsg): Promise
   });
   // A final checkpoint is taken only of a pod this agent holds frozen.
   const driver = req.freezeKey ? frozenDriver(ctx, req, req.freezeKey) : ctx.opts.driver;
-  const preCopied = req.preCopyOperationId ? preCopyOf(ctx, req) : undefined;
+  // A retry of a checkpoint finds it; its round may be released by now.
+  const retry = operations.get(req.operationId) !== undefined;
+  const preCopied = req.preCopyOperationId && !retry ? preCopyOf(ctx, req) : undefined;
   const { op, created } = await operations.begin(req.operationId, "checkpoint", fp);
   if (!created) return toMsg(op);
   log.info("checkpoint started", {
@@ -673,8 +675,13 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
   }
   const subject = `${req.namespace}/${req.pod}/${req.container}`;
   const prevId = req.previousOperationId || undefined;
-  const prev = prevId ? preCopyRound(ctx, "previous_operation_id", prevId, subject) : undefined;
   const maxRounds = req.maxRounds ?? 0;
+  const fp = fingerprint({ subject, prev: prevId ?? "", cls: req.storageClass?.name, maxRounds });
+  // A retry finds its round (whose previous round may be released by now).
+  if (operations.get(req.operationId)) {
+    return toMsg((await operations.begin(req.operationId, "preCopy", fp)).op);
+  }
+  const prev = prevId ? preCopyRound(ctx, "previous_operation_id", prevId, subject) : undefined;
   if (prev && prev.maxRounds !== maxRounds) {
     throw grpcError(
       grpc.status.INVALID_ARGUMENT,
@@ -698,7 +705,6 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
       }
       : undefined,
   };
-  const fp = fingerprint({ subject, prev: prevId ?? "", cls: req.storageClass?.name, maxRounds });
   const { op, created } = await operations.begin(req.operationId, "preCopy", fp);
   if (!created) return toMsg(op);
   log.info("pre-copy round started", { operation: op.id, pod: `${req.namespace}/${req.pod}` });
@@ -719,6 +725,9 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
         log: (msg, fields) => log.info(msg, { operation: op.id, ...fields }),
       });
       const r = result.round;
+      // The previous round's dump was this round's comparison base only (released before
+      // this round says it succeeded: whoever reads that finds the previous one released).
+      if (prev) await releaseRound(ctx, prev.id);
       await operations.update(op.id, {
         phase: "Succeeded",
         step: "done",
@@ -731,8 +740,6 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
       await operations.update(op.id, { localPaths: [] }).catch(() => {});
       throw err;
     }
-    // The previous round's dump was this round's comparison base only.
-    if (prev) await releaseRound(ctx, prev.id);
   });
   return toMsg(operations.get(op.id)!);
 }
@@ -740,7 +747,7 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
 /** Removes a used pre-copy round's dump from the node (its operation stays, for its result). */
 async function releaseRound({ operations }: AgentContext, id: string): Promise<void> {
   await Deno.remove(operations.workDir(id), { recursive: true }).catch(() => {});
-  await operations.update(id, { localPaths: [] }).catch(() => {});
+  await operations.clearLocalPaths(id);
 }
 
 async function restoreContainer(

@@ -16,6 +16,7 @@ import type { ResolvedClass } from "./pipeline.ts";
 import { CriuFailureError } from "./runtime/criu_log.ts";
 import type { ContainerRef } from "./runtime/driver.ts";
 import { Logger } from "../base/log.ts";
+import { encodePagemap, tarFileEntries } from "../archive/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -483,6 +484,111 @@ Deno.test({
       c.close();
       await server.close();
       for (const d of [certs.dir, stateDir, stateDir0]) {
+        await Deno.remove(d, { recursive: true }).catch(() => {});
+      }
+    }
+  },
+});
+
+/** A fake runc: `checkpoint ... --image-path DIR ...` copies the dump named by `$dir/next` into DIR. */
+async function fakeRunc(dir: string): Promise<string> {
+  const path = `${dir}/runc`;
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh
+while [ "$#" -gt 0 ]; do [ "$1" = "--image-path" ] && out="$2"; shift; done
+cp "${dir}/$(cat "${dir}/next")"/* "$out"/
+`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+/** A CRIU dump of one process: 4 pages at 0x10000, page i filled with fill(i). */
+async function fakeDump(dir: string, fill: (i: number) => number): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const magic = new Uint8Array([0x19, 0x43, 0x56, 0x54, 0x25, 0x40, 0x08, 0x56]);
+  const pm = { magic, pagesId: 1, entries: [{ vaddr: 0x10000, nrPages: 4, flags: 4 }] };
+  await Deno.writeFile(`${dir}/pagemap-1.img`, encodePagemap(pm));
+  const pages = new Uint8Array(4 * 4096);
+  for (let i = 0; i < 4; i++) pages.fill(fill(i), i * 4096, (i + 1) * 4096);
+  await Deno.writeFile(`${dir}/pages-1.img`, pages);
+  await Deno.writeFile(`${dir}/inventory.img`, new Uint8Array(8));
+}
+
+Deno.test({
+  name: "agent pre-copy: round 2 sends only the changed pages above round 1's layer, releases " +
+    "round 1's dump, and a retry of round 2 finds it",
+  ...opts,
+  fn: async () => {
+    const certs = await makeTestCerts();
+    const work = await Deno.makeTempDir({ prefix: "lpm-agent-pc-" });
+    await fakeDump(`${work}/d1`, (i) => i + 1);
+    await fakeDump(`${work}/d2`, (i) => (i === 3 ? 99 : i + 1));
+    const pushed: { layer: string; base: number }[] = [];
+    const { server, stateDir, address } = await startTestServer(certs, {
+      driver: new FakeDriver(),
+      resolveClass: () =>
+        Promise.resolve({
+          name: "c",
+          store: createLocalStore({ path: `${work}/store` }),
+          registry: { repository: "registry.test/lpm/x" },
+        }),
+      preCopy: {
+        runc: await fakeRunc(work),
+        runcRoot: "/nonexistent",
+        containerId: () => Promise.resolve("abc"),
+        pushParent: async (layerPath, o) => {
+          const names: string[] = [];
+          for await (const e of await tarFileEntries(layerPath)) names.push(e.name);
+          pushed.push({ layer: names.join(","), base: o.baseLayers.length });
+          const digest = `sha256:${String(pushed.length).padStart(64, "0")}`;
+          return { reference: `registry.test/lpm/x@${digest}`, digest, layer: { digest, size: 1 } };
+        },
+      },
+    });
+    const c = await clientWith(address, certs.controller);
+    const req = {
+      namespace: "default",
+      pod: "p",
+      container: "app",
+      storageClass: { name: "c" },
+      maxRounds: 3,
+    };
+    const finish = async (id: string) => {
+      let last;
+      for await (const op of c.watchOperation(id)) last = op;
+      assertEquals(last?.phase, "Succeeded", last?.message);
+      return last!;
+    };
+    try {
+      await Deno.writeTextFile(`${work}/next`, "d1");
+      await c.preCopy({ ...req, operationId: "r1" });
+      const r1 = await finish("r1");
+      assertEquals([r1.preCopy?.round?.round, r1.preCopy?.round?.dirtyPages], [1, 4]);
+      await Deno.writeTextFile(`${work}/next`, "d2");
+      await c.preCopy({ ...req, operationId: "r2", previousOperationId: "r1" });
+      const r2 = await finish("r2");
+      assertEquals([r2.preCopy?.round?.round, r2.preCopy?.round?.dirtyPages], [2, 1]);
+      assertEquals(r2.preCopy?.layers?.length, 2);
+      // Round 1 of at most 3 sits 3 parents deep, round 2 two; round 2 above round 1's layer.
+      assertMatch(pushed[0].layer, /checkpoint\/parent\/parent\/parent\/pages-1\.img/);
+      assertMatch(pushed[1].layer, /checkpoint\/parent\/parent\/pages-1\.img/);
+      assertEquals(pushed.map((p) => p.base), [0, 1]);
+      const r1Dir = `${stateDir}/work/r1`;
+      assertEquals(await Deno.stat(r1Dir).then(() => true, () => false), false, "round 1 released");
+      // A retry of round 2 (its reply lost) finds it, though round 1's dump is gone.
+      const again = await c.preCopy({ ...req, operationId: "r2", previousOperationId: "r1" });
+      assertEquals(again.phase, "Succeeded");
+      // A new round on the released round 1 is refused by name.
+      const e = await assertRejects(() =>
+        c.preCopy({ ...req, operationId: "r2b", previousOperationId: "r1" })
+      );
+      assertMatch((e as Error).message, /"previous_operation_id" "r1": its dump is no longer/);
+    } finally {
+      c.close();
+      await server.close();
+      for (const d of [certs.dir, stateDir, work]) {
         await Deno.remove(d, { recursive: true }).catch(() => {});
       }
     }
