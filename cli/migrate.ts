@@ -17,7 +17,7 @@ import { Progress } from "./progress.ts";
 const USAGE =
   `usage: deno task migrate <pod> [--to <node>] [-n <namespace>] [--storage-class <class>]
                           [--name <migration name>] [--timeout <seconds>] [--keep-source]
-                          [--pre-copy <rounds>] [--wait] [--kubeconfig <path>]
+                          [--pre-copy <rounds>] [--ttl <seconds>] [--wait] [--kubeconfig <path>]
 
 Creates a PodMigration that moves the running pod <pod> to node <node>.
   --to             target node (default: the controller chooses a node that fits the pod)
@@ -29,6 +29,9 @@ Creates a PodMigration that moves the running pod <pod> to node <node>.
   --pre-copy       copy memory in up to this many rounds (1-16) while the pod runs, so only
                    the pages written since travel while it is frozen (spec.preCopy.rounds;
                    docs/pre-copy.md)
+  --ttl            delete the PodMigration (and its checkpoint's data) this many seconds after it
+                   ends (spec.ttlSecondsAfterFinished; the restored pod stays); with --wait at
+                   least 5, so that the outcome is seen first
   --wait           follow the migration with live progress until it ends
   --kubeconfig     kubeconfig (default: $KUBECONFIG, .lpm/kubeconfig, ~/.kube/config)`;
 
@@ -40,10 +43,21 @@ export async function followMigration(
   progress: Progress,
   opts: { pollMs?: number; signal?: AbortSignal } = {},
 ): Promise<PodMigration> {
+  let seen: PodMigration | undefined;
   while (true) {
     opts.signal?.throwIfAborted();
     const pm = await lpm.get<PodMigration>("podmigrations", namespace, name);
-    if (!pm) throw new Error(`PodMigration "${namespace}/${name}" was deleted`);
+    if (!pm) {
+      const was = seen?.status?.phase;
+      throw new Error(
+        `PodMigration "${namespace}/${name}" was deleted` +
+          (was
+            ? ` while ${was} (its outcome is not known here: with a short ` +
+              "spec.ttlSecondsAfterFinished it can go before it is seen finished)"
+            : ""),
+      );
+    }
+    seen = pm;
     const phase = pm.status?.phase ?? "Pending";
     let bytesDone = 0;
     let bytesTotal = 0;
@@ -105,6 +119,7 @@ export async function main(args: string[]): Promise<number> {
       "timeout",
       "keep-source",
       "pre-copy",
+      "ttl",
       "wait",
       "kubeconfig",
       "help",
@@ -128,6 +143,15 @@ export async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
+  const ttl = a.flags.ttl !== undefined ? Number(a.flags.ttl) : undefined;
+  const minTtl = a.flags.wait ? 5 : 0;
+  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= minTtl && ttl <= 31536000)) {
+    console.error(
+      `--ttl must be whole seconds from ${minTtl}${a.flags.wait ? " (with --wait)" : ""} ` +
+        `to 31536000, not "${a.flags.ttl}"`,
+    );
+    return 2;
+  }
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath(a.flags.kubeconfig));
   const lpm = new LpmClient(kc);
@@ -148,6 +172,7 @@ export async function main(args: string[]): Promise<number> {
       ...(timeout ? { timeoutSeconds: timeout } : {}),
       ...(a.flags["keep-source"] ? { sourcePodPolicy: "Keep" as const } : {}),
       ...(rounds ? { preCopy: { rounds } } : {}),
+      ...(ttl !== undefined ? { ttlSecondsAfterFinished: ttl } : {}),
     },
   } as PodMigration;
   try {

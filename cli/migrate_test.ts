@@ -34,3 +34,9 @@ Deno.test("migrate: pre-copy progress names each container's last round; the sum
   assertStringIncludes(timingSummary(pm), "pre-copy 4.20s (source running), dump 0.50s");
   assertEquals(preCopyDetail({ ...pm, status: {} } as PodMigration), "first round");
 });
+
+Deno.test("migrate: --ttl takes whole seconds, at least 5 with --wait, refused otherwise", async () => {
+  for (const args of [["--ttl", "-1"], ["--ttl", "x"], ["--ttl", "2", "--wait"]]) {
+    assertEquals(await main(["app", ...args, "--kubeconfig", "/nonexistent"]), 2, args.join(" "));
+  }
+});
