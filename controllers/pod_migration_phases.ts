@@ -46,7 +46,7 @@ import { SLOT_PHASES } from "./migration_limits.ts";
 import { chooseTargetNode } from "./target_node.ts";
 import { operationPollMs } from "./frozen_poll.ts";
 import { warmBaseImages } from "./warm_images.ts";
-import { pullCredentials } from "./migration_pull_credentials.ts";
+import { pullOnTarget, targetPull } from "./migration_pull.ts";
 import { preCopyClassProblem, stepPreCopying } from "./pod_migration_pre_copy.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
@@ -683,21 +683,7 @@ async function stepTransferring(
     );
   }
   await renewSourceFreeze(deps, pm, status);
-  let agent;
-  try {
-    agent = await deps.agents.forNode(targetNodeOf(pm, status));
-  } catch (err) {
-    throw new Error(
-      `Cannot reach the agent of target node "${targetNodeOf(pm, status)}": ${apiMessage(err)}`,
-    );
-  }
-  const cls = await deps.cache.get<CheckpointStorageClass>(
-    "checkpointstorageclasses",
-    "",
-    status.storageClassName ?? "",
-  );
-  const registry = cls?.spec.registry;
-  const credentials = registry?.repository && cls ? await pullCredentials(deps, cls) : undefined;
+  const pull = await targetPull(deps, status, targetNodeOf(pm, status));
   let pending = 0;
   for (const c of pc.status?.containers ?? []) {
     if (!c.image) {
@@ -706,23 +692,7 @@ async function stepTransferring(
         `Container "${c.name}" has no checkpoint image`,
       );
     }
-    const op = await agent.prepareRestore({
-      operationId: `${pm.metadata!.uid}-${c.name}`,
-      image: c.image,
-      insecure: registry?.insecure,
-      caBundle: registry?.caBundle,
-      credentials,
-      storageClassName: status.storageClassName,
-    });
-    if (op.phase === "Failed") {
-      throw new MigrationFailure(
-        "ImagePullFailed",
-        `Target node "${targetNodeOf(pm, status)}" cannot pull ${c.image}: ${
-          op.message ?? "no message"
-        }`,
-      );
-    }
-    if (op.phase !== "Succeeded") pending++;
+    if (!await pullOnTarget(pull, `${pm.metadata!.uid}-${c.name}`, c.image)) pending++;
   }
   // The source is frozen all along: poll the pre-pulls fast (frozen_poll.ts).
   if (pending > 0) return { requeueAfterMs: operationPollMs(deps.pollMs, true) };

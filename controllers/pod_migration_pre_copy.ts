@@ -17,7 +17,7 @@ import type { ReconcilerDeps } from "./deps.ts";
 import type { ReconcileResult } from "./runtime/controller.ts";
 import { phaseTime, setPhase } from "./_status.ts";
 import { MigrationFailure, type MigrationStatus } from "./pod_migration_status.ts";
-import { pullCredentials } from "./migration_pull_credentials.ts";
+import { pullOnTarget, type TargetPull, targetPull } from "./migration_pull.ts";
 
 /**
  * The source agent's operation of pre-copy round `round` of a container (the
@@ -51,11 +51,11 @@ export function preCopyClassProblem(cls: CheckpointStorageClass): string | undef
   return undefined;
 }
 
-async function agentOf(deps: ReconcilerDeps, node: string, role: string): Promise<NodeAgent> {
+async function sourceAgent(deps: ReconcilerDeps, node: string): Promise<NodeAgent> {
   try {
     return await deps.agents.forNode(node);
   } catch (err) {
-    throw new Error(`Cannot reach the agent of ${role} node "${node}": ${apiMessage(err)}`);
+    throw new Error(`Cannot reach the agent of source node "${node}": ${apiMessage(err)}`);
   }
 }
 
@@ -119,40 +119,24 @@ async function advanceContainer(
   pm: PodMigration,
   status: MigrationStatus,
   name: string,
-  agents: { source: NodeAgent; target: NodeAgent },
-  pull: { cls?: CheckpointStorageClass; credentials?: { username: string; password: string } },
+  source: NodeAgent,
+  pull: TargetPull,
 ): Promise<boolean> {
   const entries = status.preCopy!.containers;
   let entry = entries.find((c) => c.name === name);
   if (!entry) entries.push(entry = { name, operationId: preCopyOperationId(pm, name, 1) });
   const limit = pm.spec.preCopy!.rounds!;
-  const registry = pull.cls?.spec.registry;
   while (true) {
     const done = entry.rounds?.length ?? 0;
     if (done === 0) {
-      if (!await round(deps, pm, status, entry, agents.source, 1)) return false;
+      if (!await round(deps, pm, status, entry, source, 1)) return false;
       continue;
     }
     // The round's image on the target: only its newest layer crosses.
-    const pulled = await agents.target.prepareRestore({
-      operationId: `${pm.metadata!.uid}-pcpull${done}-${name}`,
-      image: entry.image!,
-      insecure: registry?.insecure,
-      caBundle: registry?.caBundle,
-      credentials: pull.credentials,
-      storageClassName: status.storageClassName,
-    });
-    if (pulled.phase === "Failed") {
-      throw new MigrationFailure(
-        "ImagePullFailed",
-        `Target node "${status.targetNode}" cannot pull pre-copy round ${done} ${entry.image}: ${
-          pulled.message ?? "no message"
-        }`,
-      );
-    }
-    if (pulled.phase !== "Succeeded") return false;
+    const id = `${pm.metadata!.uid}-pcpull${done}-${name}`;
+    if (!await pullOnTarget(pull, id, entry.image!)) return false;
     if (preCopyConverged(entry.rounds!, limit)) return true;
-    if (!await round(deps, pm, status, entry, agents.source, done + 1)) return false;
+    if (!await round(deps, pm, status, entry, source, done + 1)) return false;
   }
 }
 
@@ -177,20 +161,12 @@ export async function stepPreCopying(
       }: it stopped during pre-copy`,
     );
   }
-  const cls = await deps.cache.get<CheckpointStorageClass>(
-    "checkpointstorageclasses",
-    "",
-    status.storageClassName ?? "",
-  );
-  const credentials = cls?.spec.registry?.repository ? await pullCredentials(deps, cls) : undefined;
-  const agents = {
-    source: await agentOf(deps, status.sourceNode!, "source"),
-    target: await agentOf(deps, status.targetNode!, "target"),
-  };
+  const source = await sourceAgent(deps, status.sourceNode!);
+  const pull = await targetPull(deps, status, status.targetNode!);
   status.preCopy ??= { containers: [] };
   let pending = 0;
   for (const c of pod.spec?.containers ?? []) {
-    if (!await advanceContainer(deps, pm, status, c.name, agents, { cls, credentials })) pending++;
+    if (!await advanceContainer(deps, pm, status, c.name, source, pull)) pending++;
   }
   if (pending > 0) return { requeueAfterMs: Math.max(deps.pollMs, 500) };
   const started = phaseTime(status, "PreCopying") ?? now;
