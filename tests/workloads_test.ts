@@ -195,14 +195,19 @@ async function rssKiB(c: Ctx, ns: string, pod: string): Promise<number> {
   return Number(out);
 }
 
-/** Migrates `pod` to node-b through the MinIO class and waits for the end. */
-async function migrate(c: Ctx, ns: string, pod: string): Promise<PodMigration> {
+/** Migrates `pod` to node-b through the MinIO class (more spec in `extra`) and waits for the end. */
+async function migrate(
+  c: Ctx,
+  ns: string,
+  pod: string,
+  extra: Record<string, unknown> = {},
+): Promise<PodMigration> {
   const name = `move-${pod}`;
   await c.lpm.create("podmigrations", ns, {
     apiVersion: "lpm.my.domain/v1",
     kind: "PodMigration",
     metadata: { name, namespace: ns },
-    spec: { podName: pod, targetNode: c.nodeB, storageClassName: CLASS },
+    spec: { podName: pod, targetNode: c.nodeB, storageClassName: CLASS, ...extra },
   });
   const pm = await waitFor(async () => {
     const pm = await c.lpm.get<PodMigration>("podmigrations", ns, name);
@@ -370,38 +375,56 @@ interface HeapState {
   threads: number;
 }
 
-envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
-  name: "workloads: a Python runtime with ~200 MiB of heap and 3 counting threads",
-  ...opts,
-  async fn() {
-    await withNamespace(async (c, ns) => {
-      await startPod(c, ns, "python", ["python3", "-u", "/etc/lpm/heap.py"], {
-        HEAP_MIB: "200",
-        THREADS: "3",
+/**
+ * A Python runtime with ~200 MiB of heap (its digest asked over a unix
+ * socket) and 3 counting threads, migrated stop-and-copy or with pre-copy
+ * rounds (leave-running dumps of a threaded process serving a socket).
+ */
+function pythonHeap(preCopy?: { rounds: number }): void {
+  envTest({ uses: ["kube", "minio", "registry", "nodes", "lpm"] }, {
+    name: "workloads: a Python runtime with ~200 MiB of heap and 3 counting threads" +
+      (preCopy ? `, migrated with spec.preCopy (${preCopy.rounds} rounds)` : ""),
+    ...opts,
+    async fn() {
+      await withNamespace(async (c, ns) => {
+        await startPod(c, ns, "python", ["python3", "-u", "/etc/lpm/heap.py"], {
+          HEAP_MIB: "200",
+          THREADS: "3",
+        });
+        await waitFor(async () => {
+          const log = await c.core.readNamespacedPodLog({ name: "python", namespace: ns });
+          return String(log).includes("ready");
+        }, { what: `"${ns}/python" to build its heap`, timeoutMs: 90_000 });
+        const before = await askSocket<HeapState>(c, ns, "python", "/tmp/heap.sock");
+        const rss = await rssKiB(c, ns, "python");
+        assertGreater(rss, 200 * 1024, `the heap is in memory (RSS ${rss} KiB)`);
+        assertEquals(before.threads, 4);
+        const pm = await migrate(c, ns, "python", preCopy ? { preCopy } : {});
+        if (preCopy) {
+          const rounds = pm.status?.preCopy?.containers[0]?.rounds ?? [];
+          assertGreaterOrEqual(rounds.length, 1, "pre-copy rounds ran");
+          assertGreater(rounds[0].pages, 200 * 256, "round 1 dumped the heap");
+          const phases = (pm.status?.phaseTransitionTimestamps ?? []).map((p) => p.phase);
+          assert(phases.includes("PreCopying"), `phases ${phases.join(" -> ")}`);
+        }
+        const restored = pm.status!.restoredPodName!;
+        const after = await askSocket<HeapState>(c, ns, restored, "/tmp/heap.sock");
+        await new Promise((r) => setTimeout(r, 500));
+        const later = await askSocket<HeapState>(c, ns, restored, "/tmp/heap.sock");
+        assertEquals(after.digest, before.digest, "SHA-256 of the heap data");
+        assertEquals(after.threads, 4, "the main thread and the 3 counters");
+        for (let i = 0; i < 3; i++) {
+          assertGreaterOrEqual(after.counters[i], before.counters[i], `counter ${i} not reset`);
+          assertGreater(later.counters[i], after.counters[i], `thread ${i} keeps counting`);
+        }
+        await report(c, ns, preCopy ? "python heap, pre-copy" : "python heap", rss, pm);
       });
-      await waitFor(async () => {
-        const log = await c.core.readNamespacedPodLog({ name: "python", namespace: ns });
-        return String(log).includes("ready");
-      }, { what: `"${ns}/python" to build its heap`, timeoutMs: 90_000 });
-      const before = await askSocket<HeapState>(c, ns, "python", "/tmp/heap.sock");
-      const rss = await rssKiB(c, ns, "python");
-      assertGreater(rss, 200 * 1024, `the heap is in memory (RSS ${rss} KiB)`);
-      assertEquals(before.threads, 4);
-      const pm = await migrate(c, ns, "python");
-      const restored = pm.status!.restoredPodName!;
-      const after = await askSocket<HeapState>(c, ns, restored, "/tmp/heap.sock");
-      await new Promise((r) => setTimeout(r, 500));
-      const later = await askSocket<HeapState>(c, ns, restored, "/tmp/heap.sock");
-      assertEquals(after.digest, before.digest, "SHA-256 of the heap data");
-      assertEquals(after.threads, 4, "the main thread and the 3 counters");
-      for (let i = 0; i < 3; i++) {
-        assertGreaterOrEqual(after.counters[i], before.counters[i], `counter ${i} not reset`);
-        assertGreater(later.counters[i], after.counters[i], `thread ${i} keeps counting`);
-      }
-      await report(c, ns, "python heap", rss, pm);
-    });
-  },
-});
+    },
+  });
+}
+
+pythonHeap();
+pythonHeap({ rounds: 2 });
 
 interface PipelineState {
   produced: number;
