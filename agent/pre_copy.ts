@@ -108,7 +108,10 @@ async function pagesOf(dir: string): Promise<number> {
   return total / 4096;
 }
 
-/** One full dump that leaves the container running; the milliseconds it stopped it. */
+/**
+ * One full dump that leaves the container running; the milliseconds the
+ * runc command took (CRIU stops the container for part of it: an upper bound).
+ */
 async function dumpRound(deps: PreCopyDeps, id: string, dir: string): Promise<number> {
   const work = `${deps.workDir}/runc-work`;
   await Deno.mkdir(dir, { recursive: true });

@@ -733,7 +733,7 @@ async function preCopy(ctx: AgentContext, req: PreCopyRequestMsg): Promise<Opera
         step: "done",
         preCopy: result,
         message: `Round ${r.round}: ${r.pages} pages, ${r.dirtyPages} changed since the round ` +
-          `before (the dump stopped it ${r.dumpMs} ms); image ${result.image.reference}`,
+          `before (the dump took ${r.dumpMs} ms); image ${result.image.reference}`,
       });
     } catch (err) {
       await Deno.remove(workDir, { recursive: true }).catch(() => {});

@@ -218,7 +218,7 @@ export interface PreCopyRoundStatus {
   dirtyPages: number;
   /** Bytes of those pages. */
   dirtyBytes: number;
-  /** How long the dump stopped the source. */
+  /** How long the round's dump took: the source was stopped for at most this long. */
   dumpMs: number;
 }
 

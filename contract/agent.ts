@@ -54,7 +54,7 @@ export interface PreCopyRound {
   dirtyPages: number;
   /** Bytes of those pages. */
   dirtyBytes: number;
-  /** How long the dump stopped the container. */
+  /** How long the dump (the runc command) took: the container was stopped for at most this long. */
   dumpMs: number;
 }
 

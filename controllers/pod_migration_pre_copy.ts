@@ -103,8 +103,8 @@ async function round(
     pm,
     "PreCopyRound",
     `Container "${entry.name}" round ${n}: ${r.pages} pages, ${r.dirtyPages} changed since the ` +
-      `round before (${(r.dirtyBytes / 1048576).toFixed(1)} MiB to send); its dump stopped it ` +
-      `${r.dumpMs} ms`,
+      `round before (${(r.dirtyBytes / 1048576).toFixed(1)} MiB to send); its dump took ` +
+      `${r.dumpMs} ms (the source is stopped for at most that long)`,
   );
   return true;
 }

@@ -64,7 +64,7 @@ const specSchema: JsonSchema = obj("The pod to move and where.", {
     "Pre-copy (docs/pre-copy.md): memory copied while the source runs, so the frozen transfer carries only the pages dirtied since. Containerd nodes, classes without encryption.",
     {
       rounds: int(
-        "At most this many full dumps while the source runs (each stops it for the dump's length); they stop early when the dirty set stops shrinking. 0: off.",
+        "At most this many full dumps while the source runs (each stops it for part of the dump's length); they stop early when the dirty set stops shrinking. 0: off.",
         { minimum: 0, maximum: 16 },
       ),
     },
@@ -138,7 +138,10 @@ const statusSchema: JsonSchema = obj("Progress and outcome of the migration.", {
             pages: int("Pages in the round's dump.", { minimum: 0 }),
             dirtyPages: int("Pages changed since the round before (round 1: all).", { minimum: 0 }),
             dirtyBytes: int("Bytes of those pages.", { minimum: 0 }),
-            dumpMs: int("How long the dump stopped the source, in milliseconds.", { minimum: 0 }),
+            dumpMs: int(
+              "How long the round's dump took (runc checkpoint --leave-running), in milliseconds: the source was stopped for at most this long.",
+              { minimum: 0 },
+            ),
           }),
           { maxItems: 16 },
         ),
